@@ -1,0 +1,14 @@
+# Debian packages only (scripts/install-deps.sh installs them).
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED)
+find_package(OpenBLAS CONFIG REQUIRED)  # libopenblas-dev (pthreads variant)
+find_package(CLI11 QUIET)
+if(NOT CLI11_FOUND)
+  find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+endif()
+find_package(nlohmann_json 3 REQUIRED)
+
+# OpenBLAS's config names its include dir and library.
+add_library(gmmav_openblas INTERFACE)
+target_include_directories(gmmav_openblas INTERFACE ${OpenBLAS_INCLUDE_DIRS})
+target_link_libraries(gmmav_openblas INTERFACE ${OpenBLAS_LIBRARIES})

@@ -1,0 +1,10 @@
+# GMMAV_SANITIZE=address -> ASan + UBSan; thread -> TSan. Applied to every target.
+if(GMMAV_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(GMMAV_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT GMMAV_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "GMMAV_SANITIZE must be empty, 'address' or 'thread' (got '${GMMAV_SANITIZE}')")
+endif()

@@ -1,0 +1,98 @@
+// gmmav native API: the problem description and the Plan built from it.
+//
+// A Plan is the validated, immutable layout of one rank's call (oneDNN's
+// "primitive descriptor" idea): built once from counts and shapes, reusable by
+// every call with the same counts, cheap to copy (shared, immutable data).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "gmmav/types.hpp"
+
+namespace gmmav {
+
+/// The optional shared expert: mmY(BS, N2) = mmX(BS, H2) @ mmWeight(H2, N2).
+struct SharedExpertDesc {
+  std::int64_t bs = 0;
+  std::int64_t h2 = 0;
+  std::int64_t n2 = 0;
+  bool trans_mm_weight = false;  ///< mmWeight is stored (N2, H2)
+};
+
+/// Everything a rank's call depends on except the data pointers.
+struct ProblemDesc {
+  int world_size = 1;   ///< W = epWorldSize
+  int rank = 0;         ///< this rank, in [0, W)
+  int local_experts = 1;  ///< e
+  std::vector<std::int64_t> send_counts;  ///< length e*W, [d*e + j]
+  std::vector<std::int64_t> recv_counts;  ///< length e*W, [s*e + j]
+  std::int64_t h1 = 0;  ///< gmmX columns (K of the routed GEMM)
+  std::int64_t n1 = 0;  ///< y columns
+  DType dtype = DType::f16;
+  bool trans_gmm_weight = false;  ///< gmmWeight is stored (e, N1, H1)
+  std::optional<SharedExpertDesc> shared;
+};
+
+/// Which limits apply. `native` lifts the hardware limits (SPEC §5, last
+/// paragraph); `aclnn` applies them; `strict_a3` adds the A3 envelope.
+enum class Envelope : std::uint8_t { native, aclnn, strict_a3 };
+
+/// The tensors of one call, as views of caller memory.
+struct OpTensors {
+  ConstTensorView gmm_x;       ///< (A, H1)
+  ConstTensorView gmm_weight;  ///< (e, H1, N1) or (e, N1, H1)
+  TensorView y;                ///< (BSK, N1)
+  std::optional<ConstTensorView> mm_x;       ///< (BS, H2)
+  std::optional<ConstTensorView> mm_weight;  ///< (H2, N2) or (N2, H2)
+  std::optional<TensorView> mm_y;            ///< (BS, N2)
+};
+
+namespace detail {
+struct PlanData;
+}
+
+class Plan {
+ public:
+  /// Validates `desc` (throws gmmav::Error naming the parameter) and computes the layout.
+  static Plan create(const ProblemDesc& desc, Envelope envelope = Envelope::native);
+
+  /// Derives the description from the tensors' shapes (e, H1, N1, BS, H2, N2),
+  /// validates it and checks the tensors against it.
+  static Plan from_tensors(int world_size, int rank, std::span<const std::int64_t> send_counts,
+                           std::span<const std::int64_t> recv_counts, const OpTensors& tensors,
+                           bool trans_gmm_weight, bool trans_mm_weight,
+                           Envelope envelope = Envelope::native);
+
+  /// Checks that `t` matches this plan: presence, rank, shape, dtype,
+  /// contiguity and that no output overlaps an input. Throws gmmav::Error.
+  void check(const OpTensors& t) const;
+
+  const ProblemDesc& desc() const noexcept;
+  int world_size() const noexcept { return desc().world_size; }
+  int rank() const noexcept { return desc().rank; }
+  int local_experts() const noexcept { return desc().local_experts; }
+  bool has_shared_expert() const noexcept { return desc().shared.has_value(); }
+
+  std::int64_t rows_in() const noexcept;   ///< A = sum(sendCounts)
+  std::int64_t rows_out() const noexcept;  ///< BSK = sum(recvCounts)
+  std::int64_t group_rows(int j) const;    ///< G_j
+  /// First gmmX row of block (expert j, destination d).
+  std::int64_t send_block_offset(int j, int d) const;
+  std::int64_t send_block_rows(int j, int d) const;
+  /// First y row of block g = s*e + j (rows from rank s's expert j).
+  std::int64_t recv_block_offset(int s, int j) const;
+  std::int64_t recv_block_rows(int s, int j) const;
+  std::int64_t rows_to(int d) const;    ///< rows this rank sends to d
+  std::int64_t rows_from(int s) const;  ///< rows this rank receives from s
+  std::int64_t flops() const noexcept;  ///< 2*A*H1*N1 (+ 2*BS*H2*N2)
+
+ private:
+  explicit Plan(std::shared_ptr<const detail::PlanData> d) : d_(std::move(d)) {}
+  std::shared_ptr<const detail::PlanData> d_;
+};
+
+}  // namespace gmmav

@@ -1,0 +1,77 @@
+// The communicator interface every backend implements (in-process threads, MPI).
+//
+// Shaped by what the fused operator needs, not by a general collective library
+// (see docs/architecture.md): one collective "meet" per call that exchanges the
+// call's description, checks the cross-rank contract identically on every rank
+// and hands back an Exchange; the Exchange then takes row tiles as the engine
+// produces them, wherever they must go, and completes the call. Every wait has
+// a timeout; a failure on one rank is made visible to the others.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gmmav/plan.hpp"
+#include "gmmav/types.hpp"
+
+namespace gmmav::comm {
+
+/// What one rank brings to a call's meeting. Copied by the backend.
+struct CallInfo {
+  int local_experts = 0;
+  DType dtype = DType::f16;
+  std::int64_t n1 = 0;
+  std::vector<std::int64_t> send_counts;  // [d*e + j]
+  std::vector<std::int64_t> recv_counts;  // [s*e + j]
+  void* y = nullptr;                      // this rank's output, (sum(recv_counts), n1)
+};
+
+/// One call's data movement as one rank sees it. Used by one thread (the
+/// rank's orchestrating thread) except rows_for/rows_done/progress, which the
+/// compute pool's workers call concurrently.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  /// Where to write `rows` rows of block (local expert j -> rank `dest`),
+  /// starting at row `first` of that block: the peer's y itself where it is
+  /// addressable, staging memory otherwise. Rows are n1 wide, contiguous.
+  virtual void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) = 0;
+  /// Those rows are written: move them on (nothing to do where written in place).
+  virtual void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) = 0;
+  /// Some work finished on this rank (keeps progress-aware waits of peers alive).
+  virtual void progress() noexcept = 0;
+  /// Waits until every row this rank sends has left and every row it receives
+  /// has arrived. Throws gmmav::Error (timeout, peer failure).
+  virtual void finish() = 0;
+  /// This rank failed mid-call: make the peers fail instead of waiting.
+  virtual void abort(const std::string& reason) noexcept = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const std::string& name() const = 0;
+  virtual std::chrono::milliseconds timeout() const = 0;
+  /// Workspace bytes a call with this plan needs on this backend.
+  virtual std::size_t workspace_bytes(const Plan& plan) const = 0;
+  /// Collective, once per call on every rank. Exchanges CallInfo, checks the
+  /// cross-rank contract (same verdict and message on every rank, before any
+  /// byte moves), then returns the call's Exchange. Throws gmmav::Error.
+  virtual std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) = 0;
+};
+
+/// Checks the cross-rank contract of SPEC §2 over every rank's CallInfo
+/// (indexed by rank): same e, dtype and N1 everywhere, and
+/// recv@d[s*e + j] == send@s[d*e + j]. Throws Errc::count_mismatch naming the
+/// first mismatching (source, destination, expert). Deterministic, so every
+/// rank that runs it on the same data throws the same error.
+void check_contract(std::span<const CallInfo> all);
+
+}  // namespace gmmav::comm

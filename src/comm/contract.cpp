@@ -1,0 +1,44 @@
+// The cross-rank contract check (SPEC §2), shared by every backend.
+#include "common/fail.hpp"
+#include "comm/communicator.hpp"
+
+namespace gmmav::comm {
+
+void check_contract(std::span<const CallInfo> all) {
+  const int W = static_cast<int>(all.size());
+  const CallInfo& r0 = all[0];
+  for (int s = 1; s < W; ++s) {
+    const CallInfo& c = all[static_cast<std::size_t>(s)];
+    if (c.local_experts != r0.local_experts)
+      fail(Errc::count_mismatch, "gmmWeight", "ranks disagree on the number of local experts: rank 0 has {}, rank {} has {}",
+           r0.local_experts, s, c.local_experts);
+    if (c.dtype != r0.dtype)
+      fail(Errc::count_mismatch, "gmmX", "ranks disagree on the dtype: rank 0 has {}, rank {} has {}", to_string(r0.dtype),
+           s, to_string(c.dtype));
+    if (c.n1 != r0.n1)
+      fail(Errc::count_mismatch, "y", "ranks disagree on N1: rank 0 has {}, rank {} has {}", r0.n1, s, c.n1);
+  }
+  const int e = r0.local_experts;
+  const std::size_t n = static_cast<std::size_t>(e) * static_cast<std::size_t>(W);
+  for (int s = 0; s < W; ++s) {
+    const CallInfo& c = all[static_cast<std::size_t>(s)];
+    if (c.send_counts.size() != n || c.recv_counts.size() != n)
+      fail(Errc::count_mismatch, "sendCounts", "rank {} has count lists of length {} and {}, expected e * W = {}", s,
+           c.send_counts.size(), c.recv_counts.size(), n);
+  }
+  for (int s = 0; s < W; ++s) {
+    for (int d = 0; d < W; ++d) {
+      for (int j = 0; j < e; ++j) {
+        const std::int64_t sent = all[static_cast<std::size_t>(s)].send_counts[static_cast<std::size_t>(d * e + j)];
+        const std::int64_t recv = all[static_cast<std::size_t>(d)].recv_counts[static_cast<std::size_t>(s * e + j)];
+        if (sent != recv)
+          fail(Errc::count_mismatch, "recvCounts",
+               "cross-rank count mismatch at (source {}, destination {}, expert {}): rank {} sendCounts[{}] = {} but rank {} "
+               "recvCounts[{}] = {}",
+               s, d, j, s, d * e + j, sent, d, s * e + j, recv);
+      }
+    }
+  }
+}
+
+}  // namespace gmmav::comm

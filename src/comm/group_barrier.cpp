@@ -1,0 +1,56 @@
+#include "comm/group_barrier.hpp"
+
+#include <fmt/format.h>
+
+namespace gmmav::comm {
+
+void GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_aware) {
+  std::unique_lock lk(mu_);
+  if (broken_) throw Error(Errc::group_broken, "group", reason_);
+  const std::uint64_t gen = generation_;
+  here_[static_cast<std::size_t>(rank)] = true;
+  if (++arrived_ == size_) {
+    arrived_ = 0;
+    here_.assign(here_.size(), false);
+    ++generation_;
+    cv_.notify_all();
+    return;
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  std::uint64_t seen = progress_.load(std::memory_order_relaxed);
+  while (generation_ == gen && !broken_) {
+    if (cv_.wait_until(lk, deadline) != std::cv_status::timeout) continue;
+    if (generation_ != gen || broken_) break;
+    const std::uint64_t now_progress = progress_.load(std::memory_order_relaxed);
+    if (progress_aware && now_progress != seen) {
+      seen = now_progress;
+      deadline = std::chrono::steady_clock::now() + timeout_;
+      continue;
+    }
+    std::string missing;
+    for (int r = 0; r < size_; ++r)
+      if (!here_[static_cast<std::size_t>(r)]) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+    broken_ = true;
+    reason_ = fmt::format("group: rank {} timed out after {} ms at {} waiting for rank(s) {}; the group is broken, recreate it",
+                          rank, timeout_.count(), what, missing);
+    cv_.notify_all();
+    throw Error(Errc::timeout, "group", reason_);
+  }
+  if (generation_ == gen) throw Error(Errc::group_broken, "group", reason_);
+}
+
+void GroupBarrier::break_group(const std::string& reason) noexcept {
+  std::lock_guard lk(mu_);
+  if (!broken_) {
+    broken_ = true;
+    reason_ = reason;
+  }
+  cv_.notify_all();
+}
+
+void GroupBarrier::throw_if_broken() {
+  std::lock_guard lk(mu_);
+  if (broken_) throw Error(Errc::group_broken, "group", reason_);
+}
+
+}  // namespace gmmav::comm

@@ -1,0 +1,121 @@
+#include "engine/compute_pool.hpp"
+
+#include <sched.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gemm/library_threads.hpp"
+
+namespace gmmav::engine {
+
+int available_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+namespace {
+int default_threads() {
+  if (const char* v = std::getenv("GMMAV_NUM_THREADS"); v != nullptr && *v != '\0') {
+    const int n = std::atoi(v);
+    if (n > 0) return n;
+  }
+  return available_cores();
+}
+
+struct Job {
+  const std::function<void(std::size_t)>* fn = nullptr;
+  std::size_t n = 0;
+  std::size_t next = 0;  // next index to hand out
+  std::size_t done = 0;
+  std::exception_ptr error;
+  std::condition_variable finished;
+};
+}  // namespace
+
+struct ComputePool::Impl {
+  std::mutex mu;
+  std::condition_variable work;
+  std::deque<Job*> queue;
+  std::vector<std::thread> workers;
+  bool stop = false;
+  std::mutex resize_mu;  // serializes set_threads
+
+  void start(int n) {
+    stop = false;
+    for (int i = 0; i < n; ++i) workers.emplace_back([this] { loop(); });
+  }
+  void join() {
+    {
+      std::lock_guard lk(mu);
+      stop = true;
+    }
+    work.notify_all();
+    for (auto& t : workers) t.join();
+    workers.clear();
+  }
+  void loop() {
+    gemm::make_library_single_threaded();
+    std::unique_lock lk(mu);
+    for (;;) {
+      work.wait(lk, [&] { return stop || !queue.empty(); });
+      if (queue.empty()) return;  // stop requested and nothing left
+      Job* job = queue.front();
+      const std::size_t i = job->next++;
+      if (job->next >= job->n) queue.pop_front();  // all handed out
+      lk.unlock();
+      std::exception_ptr err;
+      try {
+        (*job->fn)(i);
+      } catch (...) {
+        err = std::current_exception();
+      }
+      lk.lock();
+      if (err && !job->error) job->error = err;
+      if (++job->done == job->n) job->finished.notify_all();
+    }
+  }
+};
+
+ComputePool::ComputePool() : impl_(new Impl) { impl_->start(default_threads()); }
+ComputePool::~ComputePool() {
+  impl_->join();
+  delete impl_;
+}
+
+ComputePool& ComputePool::instance() {
+  static ComputePool pool;
+  return pool;
+}
+
+int ComputePool::threads() const {
+  std::lock_guard lk(impl_->mu);
+  return static_cast<int>(impl_->workers.size());
+}
+
+void ComputePool::set_threads(int n) {
+  if (n < 1) n = 1;
+  std::lock_guard rl(impl_->resize_mu);
+  impl_->join();  // workers drain the queue before they exit
+  impl_->start(n);
+}
+
+void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  if (n == 0) return;
+  Job job;
+  job.fn = &fn;
+  job.n = n;
+  std::unique_lock lk(impl_->mu);
+  impl_->queue.push_back(&job);
+  impl_->work.notify_all();
+  job.finished.wait(lk, [&] { return job.done == job.n; });
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+}  // namespace gmmav::engine

@@ -1,0 +1,61 @@
+// Bulk conversions: F16C when available (run-time check), portable loops otherwise.
+#include "numeric/convert.hpp"
+
+#include <immintrin.h>
+
+#include "numeric/half.hpp"
+
+namespace gmmav::numeric {
+namespace {
+
+__attribute__((target("avx2,f16c"))) void half_to_float_f16c(const std::uint16_t* src, float* dst, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) dst[i] = half_to_float(src[i]);
+}
+
+__attribute__((target("avx2,f16c"))) void float_to_half_f16c(const float* src, std::uint16_t* dst, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 f = _mm256_loadu_ps(src + i);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  for (; i < n; ++i) dst[i] = float_to_half(src[i]);
+}
+
+bool detect_f16c() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+}
+
+}  // namespace
+
+bool has_f16c() {
+  static const bool yes = detect_f16c();
+  return yes;
+}
+
+void to_float(DType t, const std::uint16_t* src, float* dst, std::size_t n) {
+  if (t == DType::bf16) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = float_of(static_cast<std::uint32_t>(src[i]) << 16);
+  } else if (has_f16c()) {
+    half_to_float_f16c(src, dst, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = half_to_float(src[i]);
+  }
+}
+
+void from_float(DType t, const float* src, std::uint16_t* dst, std::size_t n) {
+  if (t == DType::bf16) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
+  } else if (has_f16c()) {
+    float_to_half_f16c(src, dst, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = float_to_half(src[i]);
+  }
+}
+
+}  // namespace gmmav::numeric

@@ -1,0 +1,130 @@
+// Plan: validation entry points and the row layout of SPEC §3, computed once.
+#include "gmmav/plan.hpp"
+
+#include "common/fail.hpp"
+#include "plan/plan_data.hpp"
+
+namespace gmmav {
+
+const char* to_string(DType t) noexcept { return t == DType::f16 ? "float16" : "bfloat16"; }
+
+const char* to_string(Errc c) noexcept {
+  switch (c) {
+    case Errc::null_argument: return "null argument";
+    case Errc::invalid_argument: return "invalid argument";
+    case Errc::count_mismatch: return "count mismatch across ranks";
+    case Errc::timeout: return "timeout";
+    case Errc::group_broken: return "group broken";
+    case Errc::internal: return "internal error";
+  }
+  return "unknown";
+}
+
+Plan Plan::create(const ProblemDesc& desc, Envelope envelope) {
+  detail::validate_problem(desc, envelope);
+  auto p = std::make_shared<detail::PlanData>();
+  p->desc = desc;
+  const int W = desc.world_size, e = desc.local_experts;
+  const auto& sc = desc.send_counts;
+  const auto& rc = desc.recv_counts;
+  p->group_rows.assign(static_cast<std::size_t>(e), 0);
+  p->rows_to.assign(static_cast<std::size_t>(W), 0);
+  p->rows_from.assign(static_cast<std::size_t>(W), 0);
+  for (int d = 0; d < W; ++d) {
+    for (int j = 0; j < e; ++j) {
+      const std::int64_t n = sc[static_cast<std::size_t>(d * e + j)];
+      p->group_rows[static_cast<std::size_t>(j)] += n;
+      p->rows_to[static_cast<std::size_t>(d)] += n;
+      p->rows_from[static_cast<std::size_t>(d)] += rc[static_cast<std::size_t>(d * e + j)];
+    }
+  }
+  // gmmX: expert-major, then destination.
+  p->send_offset.resize(static_cast<std::size_t>(e) * W);
+  std::int64_t row = 0;
+  for (int j = 0; j < e; ++j) {
+    for (int d = 0; d < W; ++d) {
+      p->send_offset[static_cast<std::size_t>(j * W + d)] = row;
+      row += sc[static_cast<std::size_t>(d * e + j)];
+    }
+  }
+  p->rows_in = row;
+  // y: by global expert g = s*e + j.
+  p->recv_offset.resize(rc.size());
+  row = 0;
+  for (std::size_t g = 0; g < rc.size(); ++g) {
+    p->recv_offset[g] = row;
+    row += rc[g];
+  }
+  p->rows_out = row;
+  return Plan(std::move(p));
+}
+
+Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> send_counts,
+                        std::span<const std::int64_t> recv_counts, const OpTensors& t, bool trans_gmm_weight,
+                        bool trans_mm_weight, Envelope envelope) {
+  if (t.gmm_x.data == nullptr && t.gmm_x.rank == 0) fail(Errc::null_argument, "gmmX", "expected a tensor, got null");
+  if (t.gmm_weight.rank != 3)
+    fail(Errc::invalid_argument, "gmmWeight", "expected a 3-D tensor, got {}-D", t.gmm_weight.rank);
+  if (t.gmm_x.rank != 2) fail(Errc::invalid_argument, "gmmX", "expected a 2-D tensor, got {}-D", t.gmm_x.rank);
+  ProblemDesc d;
+  d.world_size = world_size;
+  d.rank = rank;
+  d.dtype = t.gmm_x.dtype;
+  d.local_experts = static_cast<int>(std::min<std::int64_t>(t.gmm_weight.dims[0], 1 << 30));
+  d.h1 = trans_gmm_weight ? t.gmm_weight.dims[2] : t.gmm_weight.dims[1];
+  d.n1 = trans_gmm_weight ? t.gmm_weight.dims[1] : t.gmm_weight.dims[2];
+  d.trans_gmm_weight = trans_gmm_weight;
+  d.send_counts.assign(send_counts.begin(), send_counts.end());
+  d.recv_counts.assign(recv_counts.begin(), recv_counts.end());
+  const int present = int(t.mm_x.has_value()) + int(t.mm_weight.has_value()) + int(t.mm_y.has_value());
+  if (present != 0 && present != 3)
+    fail(Errc::null_argument, !t.mm_x ? "mmXOptional" : !t.mm_weight ? "mmWeightOptional" : "mmYOptional",
+         "expected mmXOptional, mmWeightOptional and mmYOptional all given or all null, got {} of 3", present);
+  if (present == 0 && trans_mm_weight)
+    fail(Errc::invalid_argument, "transMmWeight", "expected false without the shared expert, got true");
+  if (present == 3) {
+    if (t.mm_x->rank != 2) fail(Errc::invalid_argument, "mmXOptional", "expected a 2-D tensor, got {}-D", t.mm_x->rank);
+    if (t.mm_weight->rank != 2)
+      fail(Errc::invalid_argument, "mmWeightOptional", "expected a 2-D tensor, got {}-D", t.mm_weight->rank);
+    SharedExpertDesc s;
+    s.bs = t.mm_x->dims[0];
+    s.h2 = trans_mm_weight ? t.mm_weight->dims[1] : t.mm_weight->dims[0];
+    s.n2 = trans_mm_weight ? t.mm_weight->dims[0] : t.mm_weight->dims[1];
+    s.trans_mm_weight = trans_mm_weight;
+    d.shared = s;
+  }
+  if (t.gmm_weight.dims[0] > (1 << 30))
+    fail(Errc::invalid_argument, "gmmWeight", "expected e (dim 0) <= 2^30, got {}", t.gmm_weight.dims[0]);
+  Plan plan = create(d, envelope);
+  plan.check(t);
+  return plan;
+}
+
+void Plan::check(const OpTensors& t) const { detail::validate_tensors(d_->desc, d_->rows_in, d_->rows_out, t); }
+
+const ProblemDesc& Plan::desc() const noexcept { return d_->desc; }
+std::int64_t Plan::rows_in() const noexcept { return d_->rows_in; }
+std::int64_t Plan::rows_out() const noexcept { return d_->rows_out; }
+std::int64_t Plan::group_rows(int j) const { return d_->group_rows.at(static_cast<std::size_t>(j)); }
+std::int64_t Plan::send_block_offset(int j, int d) const {
+  return d_->send_offset.at(static_cast<std::size_t>(j * world_size() + d));
+}
+std::int64_t Plan::send_block_rows(int j, int d) const {
+  return d_->desc.send_counts.at(static_cast<std::size_t>(d * local_experts() + j));
+}
+std::int64_t Plan::recv_block_offset(int s, int j) const {
+  return d_->recv_offset.at(static_cast<std::size_t>(s * local_experts() + j));
+}
+std::int64_t Plan::recv_block_rows(int s, int j) const {
+  return d_->desc.recv_counts.at(static_cast<std::size_t>(s * local_experts() + j));
+}
+std::int64_t Plan::rows_to(int d) const { return d_->rows_to.at(static_cast<std::size_t>(d)); }
+std::int64_t Plan::rows_from(int s) const { return d_->rows_from.at(static_cast<std::size_t>(s)); }
+std::int64_t Plan::flops() const noexcept {
+  const ProblemDesc& d = d_->desc;
+  std::int64_t f = 2 * d_->rows_in * d.h1 * d.n1;
+  if (d.shared) f += 2 * d.shared->bs * d.shared->h2 * d.shared->n2;
+  return f;
+}
+
+}  // namespace gmmav

@@ -1,0 +1,106 @@
+// The validation rules of SPEC §5 that concern counts, sizes and flags (not tensors).
+#include <array>
+#include <limits>
+
+#include "common/fail.hpp"
+#include "plan/plan_data.hpp"
+
+namespace gmmav::detail {
+namespace {
+
+constexpr std::int64_t kMaxI64 = std::numeric_limits<std::int64_t>::max();
+
+void check_range(const char* param, std::int64_t v, std::int64_t lo, std::int64_t hi) {
+  if (v < lo || v > hi) fail(Errc::invalid_argument, param, "expected a value in [{}, {}], got {}", lo, hi, v);
+}
+
+// Sum of a count list; every element non-negative; no int64 overflow.
+std::int64_t checked_sum(const char* param, const std::vector<std::int64_t>& counts) {
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] < 0) fail(Errc::invalid_argument, param, "expected counts >= 0, got {} at index {}", counts[i], i);
+    if (counts[i] > kMaxI64 - sum) fail(Errc::invalid_argument, param, "expected a sum that fits in int64, got an overflow at index {}", i);
+    sum += counts[i];
+  }
+  return sum;
+}
+
+void check_strict_a3(const ProblemDesc& d) {
+  constexpr std::array<int, 5> kWorldSizes = {8, 16, 32, 64, 128};
+  bool ok = false;
+  for (int w : kWorldSizes) ok = ok || d.world_size == w;
+  if (!ok) fail(Errc::invalid_argument, "epWorldSize", "expected one of 8, 16, 32, 64, 128 (GMMAV_STRICT_A3=1), got {}", d.world_size);
+  constexpr std::int64_t kMin = 2LL << 20, kMax = 100LL << 20;
+  const int e = d.local_experts;
+  for (int list = 0; list < 2; ++list) {
+    const auto& counts = list == 0 ? d.send_counts : d.recv_counts;
+    const char* param = list == 0 ? "sendCounts" : "recvCounts";
+    for (int r = 0; r < d.world_size; ++r) {
+      std::int64_t rows = 0;
+      for (int j = 0; j < e; ++j) rows += counts[static_cast<std::size_t>(r * e + j)];
+      const std::int64_t bytes = rows * d.h1 * 2;
+      if (bytes < kMin || bytes > kMax)
+        fail(Errc::invalid_argument, param,
+             "expected the volume of rank block {} (rows * H1 * 2 bytes) in [2 MiB, 100 MiB] (GMMAV_STRICT_A3=1), got {} bytes",
+             r, bytes);
+    }
+  }
+}
+
+}  // namespace
+
+void validate_problem(const ProblemDesc& d, Envelope envelope) {
+  const bool hw = envelope != Envelope::native;  // the hardware limits apply
+  if (d.world_size < 1) fail(Errc::invalid_argument, "epWorldSize", "expected >= 1, got {}", d.world_size);
+  if (d.rank < 0 || d.rank >= d.world_size)
+    fail(Errc::invalid_argument, "rank", "expected a rank in [0, {}), got {}", d.world_size, d.rank);
+  if (d.local_experts < 1) fail(Errc::invalid_argument, "gmmWeight", "expected e (dim 0) >= 1, got {}", d.local_experts);
+  if (hw) check_range("gmmWeight", d.local_experts, 1, 32);
+  const std::int64_t n = static_cast<std::int64_t>(d.local_experts) * d.world_size;
+  if (hw && n > 256)
+    fail(Errc::invalid_argument, "epWorldSize", "expected e * epWorldSize <= 256, got {} * {} = {}", d.local_experts,
+         d.world_size, n);
+  for (int list = 0; list < 2; ++list) {
+    const auto& counts = list == 0 ? d.send_counts : d.recv_counts;
+    const char* param = list == 0 ? "sendCounts" : "recvCounts";
+    if (hw && counts.size() > 256) fail(Errc::invalid_argument, param, "expected length <= 256, got {}", counts.size());
+    if (static_cast<std::int64_t>(counts.size()) != n)
+      fail(Errc::invalid_argument, param, "expected length e * epWorldSize = {} * {} = {}, got {}", d.local_experts,
+           d.world_size, n, counts.size());
+  }
+  const std::int64_t rows_in = checked_sum("sendCounts", d.send_counts);
+  const std::int64_t rows_out = checked_sum("recvCounts", d.recv_counts);
+  if (d.h1 < 1) fail(Errc::invalid_argument, "gmmWeight", "expected H1 >= 1, got {}", d.h1);
+  if (d.n1 < 1) fail(Errc::invalid_argument, "gmmWeight", "expected N1 >= 1, got {}", d.n1);
+  if (hw) {
+    check_range("gmmWeight", d.h1, 1, 65535);
+    check_range("gmmWeight", d.n1, 1, 65535);
+    if (rows_out < 1 || rows_out > 52428799)
+      fail(Errc::invalid_argument, "recvCounts", "expected BSK = sum(recvCounts) in [1, 52428799], got {}", rows_out);
+  }
+  // Element counts must fit comfortably in int64 byte offsets.
+  const auto fits = [](std::int64_t rows, std::int64_t cols) { return rows == 0 || cols <= kMaxI64 / 4 / rows; };
+  if (!fits(rows_in, d.h1)) fail(Errc::invalid_argument, "sendCounts", "expected gmmX to fit in memory offsets, got {} x {} elements", rows_in, d.h1);
+  if (!fits(rows_out, d.n1)) fail(Errc::invalid_argument, "recvCounts", "expected y to fit in memory offsets, got {} x {} elements", rows_out, d.n1);
+
+  if (d.shared) {
+    const SharedExpertDesc& s = *d.shared;
+    if (s.bs < 1) fail(Errc::invalid_argument, "mmXOptional", "expected BS (dim 0) >= 1, got {}", s.bs);
+    if (s.h2 < 1) fail(Errc::invalid_argument, "mmWeightOptional", "expected H2 >= 1, got {}", s.h2);
+    if (s.n2 < 1) fail(Errc::invalid_argument, "mmWeightOptional", "expected N2 >= 1, got {}", s.n2);
+    if (!fits(s.bs, s.h2) || !fits(s.bs, s.n2) || !fits(s.h2, s.n2))
+      fail(Errc::invalid_argument, "mmXOptional", "expected the shared-expert tensors to fit in memory offsets, got BS={} H2={} N2={}", s.bs, s.h2, s.n2);
+    if (hw) {
+      check_range("mmWeightOptional", s.h2, 1, 12288);
+      check_range("mmWeightOptional", s.n2, 1, 65535);
+      if (rows_out % s.bs != 0)
+        fail(Errc::invalid_argument, "mmXOptional", "expected BSK = {} to be a multiple of BS, got BS = {}", rows_out, s.bs);
+      const std::int64_t k = rows_out / s.bs;
+      if (k < 2 || k > 8)
+        fail(Errc::invalid_argument, "mmXOptional", "expected K = BSK / BS in [2, 8], got {} / {} = {}", rows_out, s.bs, k);
+    }
+  }
+  if (envelope == Envelope::strict_a3) check_strict_a3(d);
+}
+
+}  // namespace gmmav::detail

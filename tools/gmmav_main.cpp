@@ -1,0 +1,25 @@
+// gmmav: command-line entry point. Errors go to stderr; exit 0 = success,
+// 1 = a check failed, 2 = bad usage or input.
+#include <cstdio>
+#include <exception>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gmmav - GroupedMatMul + AlltoAllv (aclnnGroupedMatMulAlltoAllv) on CPUs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "gmmav 0.1.0");
+  gmmav::cli::add_run_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a command's own result (1 = a check failed)
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help/version or the usage error
+    return rc == 0 ? 0 : 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gmmav: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,187 @@
+// `gmmav run`: builds a synthetic case, runs the operator on an in-process
+// group (one thread per rank), checks every rank's y and mmY against the FP64
+// reference and prints a summary (or JSON).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "engine/compute_pool.hpp"
+#include "gmmav/gmmav.hpp"
+#include "reference/synthetic_case.hpp"
+
+namespace gmmav::cli {
+namespace {
+
+struct RunOptions {
+  int world_size = 8;
+  int experts = 4;
+  std::int64_t bs = 256;
+  std::int64_t topk = 2;
+  std::int64_t h1 = 512, n1 = 512, h2 = 0, n2 = 512;
+  std::string dtype = "both";
+  bool no_shared = false;
+  bool trans_gmm = false, trans_mm = false;
+  std::string counts = "balanced";
+  std::string values = "random";
+  std::uint64_t seed = 1;
+  int repeat = 3;
+  int threads = 0;
+  bool json = false;
+  bool no_verify = false;
+};
+
+struct Result {
+  std::string dtype;
+  double seconds = 0;
+  double gflops = 0;
+  std::int64_t flops = 0;
+  reference::CaseCheck check;
+  bool verified = false;
+  std::string error;
+  bool pass() const { return error.empty() && (!verified || check.ok); }
+};
+
+Result run_one(const RunOptions& o, DType t) {
+  reference::CaseSpec s;
+  s.world_size = o.world_size;
+  s.local_experts = o.experts;
+  s.rows_per_rank = o.bs * o.topk;
+  s.h1 = o.h1;
+  s.n1 = o.n1;
+  s.dtype = t;
+  s.trans_gmm_weight = o.trans_gmm;
+  s.shared_expert = !o.no_shared;
+  s.bs = o.bs;
+  s.h2 = o.h2 > 0 ? o.h2 : o.h1;
+  s.n2 = o.n2;
+  s.trans_mm_weight = o.trans_mm;
+  s.counts = o.counts == "random" ? reference::CountPattern::random
+             : o.counts == "skewed" ? reference::CountPattern::skewed
+                                    : reference::CountPattern::balanced;
+  s.values = o.values == "exact" ? reference::ValueKind::exact : reference::ValueKind::random;
+  s.seed = o.seed;
+  Result r;
+  r.dtype = t == DType::f16 ? "fp16" : "bf16";
+  reference::Case c = reference::make_case(s);
+  for (int rank = 0; rank < o.world_size; ++rank) r.flops += Plan::create(c.desc(rank)).flops();
+  std::vector<double> times;
+  for (int i = 0; i < std::max(1, o.repeat); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto errors = reference::run_in_process(c);
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (std::size_t k = 0; k < errors.size(); ++k)
+      if (!errors[k].empty() && r.error.empty()) r.error = "rank " + std::to_string(k) + ": " + errors[k];
+    if (!r.error.empty()) return r;
+  }
+  std::sort(times.begin(), times.end());
+  r.seconds = times[times.size() / 2];
+  r.gflops = static_cast<double>(r.flops) / r.seconds * 1e-9;
+  if (!o.no_verify) {
+    r.check = reference::check_case(c, s.values == reference::ValueKind::exact);
+    r.verified = true;
+  }
+  return r;
+}
+
+int run(const RunOptions& o) {
+  if (o.threads > 0) set_compute_threads(o.threads);
+  std::vector<DType> types;
+  if (o.dtype == "fp16" || o.dtype == "both") types.push_back(DType::f16);
+  if (o.dtype == "bf16" || o.dtype == "both") types.push_back(DType::bf16);
+  std::vector<Result> results;
+  for (DType t : types) results.push_back(run_one(o, t));
+  bool pass = true;
+  for (const auto& r : results) pass = pass && r.pass();
+  const std::string shared =
+      o.no_shared ? "no shared expert"
+                  : "shared expert BS=" + std::to_string(o.bs) + " H2=" + std::to_string(o.h2 > 0 ? o.h2 : o.h1) +
+                        " N2=" + std::to_string(o.n2);
+  if (o.json) {
+    nlohmann::json j;
+    j["world_size"] = o.world_size;
+    j["experts"] = o.experts;
+    j["bs"] = o.bs;
+    j["topk"] = o.topk;
+    j["h1"] = o.h1;
+    j["n1"] = o.n1;
+    j["shared_expert"] = !o.no_shared;
+    j["compute_threads"] = compute_threads();
+    j["pass"] = pass;
+    for (const auto& r : results) {
+      nlohmann::json c;
+      c["dtype"] = r.dtype;
+      c["time_s"] = r.seconds;
+      c["gflops"] = r.gflops;
+      c["flops"] = r.flops;
+      c["verified"] = r.verified;
+      c["max_rel_error"] = r.check.max_rel_error;
+      c["mean_rel_error"] = r.check.mean_rel_error;
+      c["elements_differing_from_reference_rounding"] = r.check.bit_differences;
+      c["pass"] = r.pass();
+      if (!r.error.empty()) c["error"] = r.error;
+      if (!r.check.ok) c["first_failure"] = r.check.first_failure;
+      j["cases"].push_back(c);
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("gmmav run: in-process group W=%d, e=%d experts/rank, BS=%lld K=%lld (A=%lld rows/rank), H1=%lld N1=%lld, %s, "
+                "%s counts, %d compute threads\n",
+                o.world_size, o.experts, static_cast<long long>(o.bs), static_cast<long long>(o.topk),
+                static_cast<long long>(o.bs * o.topk), static_cast<long long>(o.h1), static_cast<long long>(o.n1),
+                shared.c_str(), o.counts.c_str(), compute_threads());
+    std::printf("  %-5s %10s %9s %12s %12s %10s  %s\n", "dtype", "time(ms)", "GFLOP/s", "max rel err", "mean rel err",
+                "!=ref bits", "result");
+    for (const auto& r : results) {
+      if (!r.error.empty()) {
+        std::printf("  %-5s FAIL: %s\n", r.dtype.c_str(), r.error.c_str());
+        continue;
+      }
+      std::printf("  %-5s %10.2f %9.1f %12.3g %12.3g %10lld  %s\n", r.dtype.c_str(), r.seconds * 1e3, r.gflops,
+                  r.check.max_rel_error, r.check.mean_rel_error, static_cast<long long>(r.check.bit_differences),
+                  !r.verified ? "not verified" : r.check.ok ? "PASS" : "FAIL");
+      if (r.verified && !r.check.ok) std::printf("        %s\n", r.check.first_failure.c_str());
+    }
+    std::printf("%s\n", pass ? "PASS" : "FAIL");
+  }
+  return pass ? 0 : 1;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("run", "Run the operator on synthetic data on an in-process group and verify it");
+  cmd->add_option("-W,--world-size", o->world_size, "Ranks (threads) in the group")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("-e,--experts", o->experts, "Local experts per rank")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--bs", o->bs, "Tokens per rank (BS); also the shared expert's rows")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("-k,--topk", o->topk, "Experts per token (K): A = BS*K routed rows per rank")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--h1", o->h1, "Hidden size of the routed experts (H1)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--n1", o->n1, "Output size of the routed experts (N1)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--h2", o->h2, "Hidden size of the shared expert (H2; default H1)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--n2", o->n2, "Output size of the shared expert (N2)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--dtype", o->dtype, "fp16, bf16 or both")->capture_default_str()->check(CLI::IsMember({"fp16", "bf16", "both"}));
+  cmd->add_flag("--no-shared", o->no_shared, "Run without the shared expert");
+  cmd->add_flag("--trans-gmm-weight", o->trans_gmm, "Routed weights stored (e, N1, H1)");
+  cmd->add_flag("--trans-mm-weight", o->trans_mm, "Shared weight stored (N2, H2)");
+  cmd->add_option("--counts", o->counts, "Routing: balanced, random or skewed (one hot expert)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"balanced", "random", "skewed"}));
+  cmd->add_option("--values", o->values, "Data: random (checked within SPEC tolerance) or exact (checked bit for bit)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"random", "exact"}));
+  cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--repeat", o->repeat, "Timed runs (the median is reported)")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--threads", o->threads, "Compute threads (default: GMMAV_NUM_THREADS or the cores)")->check(CLI::Range(1, 1024));
+  cmd->add_flag("--json", o->json, "Print JSON instead of the summary");
+  cmd->add_flag("--no-verify", o->no_verify, "Skip the reference check");
+  cmd->callback([o] {
+    const int rc = run(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace gmmav::cli
