@@ -1,6 +1,7 @@
 # Debian packages only (scripts/install-deps.sh installs them).
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
+find_package(MPI REQUIRED COMPONENTS CXX)  # libopenmpi-dev (MPICH works too)
 find_package(OpenBLAS CONFIG REQUIRED)  # libopenblas-dev (pthreads variant)
 find_package(CLI11 QUIET)
 if(NOT CLI11_FOUND)

@@ -45,6 +45,12 @@ class Exchange {
   virtual void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) = 0;
   /// Some work finished on this rank (keeps progress-aware waits of peers alive).
   virtual void progress() noexcept = 0;
+  /// Called repeatedly by the rank's orchestrating thread while the pool
+  /// computes: backends that must drive their transport (MPI's weak progress)
+  /// start queued sends and test requests here. Never blocks.
+  virtual void poll() {}
+  /// True when poll() does something (the engine skips polling otherwise).
+  virtual bool needs_poll() const { return false; }
   /// Waits until every row this rank sends has left and every row it receives
   /// has arrived. Throws gmmav::Error (timeout, peer failure).
   virtual void finish() = 0;

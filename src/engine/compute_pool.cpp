@@ -36,6 +36,7 @@ struct Job {
   std::size_t done = 0;
   std::exception_ptr error;
   std::condition_variable finished;
+  bool notify_each = false;  // wake the waiter after every task (it polls)
 };
 }  // namespace
 
@@ -78,7 +79,7 @@ struct ComputePool::Impl {
       }
       lk.lock();
       if (err && !job->error) job->error = err;
-      if (++job->done == job->n) job->finished.notify_all();
+      if (++job->done == job->n || job->notify_each) job->finished.notify_all();
     }
   }
 };
@@ -107,14 +108,29 @@ void ComputePool::set_threads(int n) {
 }
 
 void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  parallel_for(n, fn, nullptr);
+}
+
+void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn, const std::function<void()>& idle,
+                               std::chrono::microseconds idle_period) {
   if (n == 0) return;
   Job job;
   job.fn = &fn;
   job.n = n;
+  job.notify_each = static_cast<bool>(idle);
   std::unique_lock lk(impl_->mu);
   impl_->queue.push_back(&job);
   impl_->work.notify_all();
-  job.finished.wait(lk, [&] { return job.done == job.n; });
+  if (!idle) {
+    job.finished.wait(lk, [&] { return job.done == job.n; });
+  } else {
+    while (job.done != job.n) {
+      job.finished.wait_for(lk, idle_period);
+      lk.unlock();
+      idle();
+      lk.lock();
+    }
+  }
   if (job.error) std::rethrow_exception(job.error);
 }
 

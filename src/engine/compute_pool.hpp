@@ -4,6 +4,7 @@
 // results never depend on the pool's size.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 
@@ -22,6 +23,10 @@ class ComputePool {
   /// ran. Safe to call from many threads at once; their tasks interleave.
   /// Rethrows the first exception a task threw (the other tasks still run).
   void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
+  /// As above; the calling thread runs `idle()` whenever a task finishes and
+  /// at least every `idle_period` while it waits (progress polling).
+  void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn, const std::function<void()>& idle,
+                    std::chrono::microseconds idle_period = std::chrono::microseconds(200));
 
   ~ComputePool();
   ComputePool(const ComputePool&) = delete;

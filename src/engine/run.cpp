@@ -6,6 +6,7 @@
 // names for it (the peer's y in-process), so the block transpose of SPEC §3 is
 // only an address computation.
 #include <exception>
+#include <functional>
 
 #include "comm/communicator.hpp"
 #include "common/fail.hpp"
@@ -21,15 +22,19 @@ const std::uint16_t* u16(const void* p) { return static_cast<const std::uint16_t
 
 void compute_all(const Plan& plan, const OpTensors& t, comm::Exchange& ex) {
   auto& pool = engine::ComputePool::instance();
+  std::function<void()> poll;
+  if (ex.needs_poll()) poll = [&ex] { ex.poll(); };
+  // Every pool job polls the exchange while it waits (MPI progress between tiles).
+  const auto parallel_for = [&](std::size_t n, const std::function<void(std::size_t)>& fn) { pool.parallel_for(n, fn, poll); };
   const ProblemDesc& d = plan.desc();
   gemm::PreparedWeight w;
   for (int j = 0; j < d.local_experts; ++j) {
     if (plan.group_rows(j) == 0) continue;
     const std::uint16_t* wj = u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1;
     w.reset(d.dtype, d.h1, d.n1, d.trans_gmm_weight);
-    pool.parallel_for(w.chunks(), [&](std::size_t c) { w.prepare_chunk(c, wj); });
+    parallel_for(w.chunks(), [&](std::size_t c) { w.prepare_chunk(c, wj); });
     const auto tiles = engine::routed_tiles(plan, j);
-    pool.parallel_for(tiles.size(), [&](std::size_t i) {
+    parallel_for(tiles.size(), [&](std::size_t i) {
       const engine::RoutedTile& tile = tiles[i];
       void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
       gemm::matmul_rows(w, u16(t.gmm_x.data) + tile.src_row * d.h1, tile.rows, static_cast<std::uint16_t*>(dst));
@@ -39,9 +44,9 @@ void compute_all(const Plan& plan, const OpTensors& t, comm::Exchange& ex) {
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
     w.reset(d.dtype, s.h2, s.n2, s.trans_mm_weight);
-    pool.parallel_for(w.chunks(), [&](std::size_t c) { w.prepare_chunk(c, u16(t.mm_weight->data)); });
+    parallel_for(w.chunks(), [&](std::size_t c) { w.prepare_chunk(c, u16(t.mm_weight->data)); });
     const auto tiles = engine::shared_tiles(plan);
-    pool.parallel_for(tiles.size(), [&](std::size_t i) {
+    parallel_for(tiles.size(), [&](std::size_t i) {
       const engine::SharedTile& tile = tiles[i];
       gemm::matmul_rows(w, u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
                         static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);

@@ -1,0 +1,35 @@
+// MPI process state shared by every MPI group: initialisation, the thread
+// level, error strings, and waiting on a request with a deadline.
+#pragma once
+
+#include <mpi.h>
+
+#include <chrono>
+#include <mutex>
+#include <string>
+
+namespace gmmav::comm::mpi {
+
+/// Initialises MPI unless the program did (asks for MPI_THREAD_MULTIPLE).
+/// Throws gmmav::Error if MPI is finalised or the granted level is below FUNNELED.
+void ensure_initialized();
+
+/// True when several threads may call MPI at once; otherwise calls go through lock().
+bool thread_multiple();
+/// Serialises MPI calls when the thread level is below MULTIPLE (no-op lock otherwise).
+std::unique_lock<std::mutex> lock();
+
+/// Throws gmmav::Error(internal) naming `what` if `rc` is not MPI_SUCCESS.
+void check(int rc, const char* what);
+
+/// Tests `req` until it completes or `timeout` passes (then throws
+/// Errc::timeout with `what`). Sleeps briefly between tests.
+void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string& what);
+
+/// True when a launcher's environment variables are present.
+bool launched();
+
+/// MPI_Finalize if gmmav called MPI_Init.
+void finalize();
+
+}  // namespace gmmav::comm::mpi

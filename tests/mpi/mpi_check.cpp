@@ -1,0 +1,158 @@
+// gmmav_mpi_check: run under an MPI launcher (one process per rank).
+//
+//   --cases N      N seeded random cases: each process computes its rank on the
+//                  MPI backend, and the whole case on the in-process backend
+//                  too; y and mmY must be bit-identical, and match the reference.
+//   --mismatch     counts that break the cross-rank contract: every process
+//                  must get the count-mismatch error naming the same triple.
+//   --absent R     rank R never calls: the others must get a timeout error.
+// Exit 0 only when every process passed (the verdict is reduced over MPI).
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "gmmav/gmmav.hpp"
+#include "gmmav/mpi.hpp"
+#include "reference/synthetic_case.hpp"
+
+namespace {
+
+using namespace gmmav::reference;
+
+CaseSpec spec_for(int index, int W) {
+  std::mt19937_64 rng(0xC0FFEE00ULL + static_cast<unsigned>(index));
+  const int experts[] = {1, 2, 3, 4, 8};
+  CaseSpec s;
+  s.seed = rng();
+  s.world_size = W;
+  s.local_experts = experts[rng() % 5];
+  s.dtype = rng() % 2 ? gmmav::DType::f16 : gmmav::DType::bf16;
+  s.trans_gmm_weight = rng() % 2;
+  s.shared_expert = rng() % 2;
+  s.trans_mm_weight = s.shared_expert && rng() % 2;
+  const CountPattern patterns[] = {CountPattern::random, CountPattern::skewed, CountPattern::balanced};
+  s.counts = patterns[rng() % 3];
+  s.values = index % 3 == 2 ? ValueKind::random : ValueKind::exact;
+  s.rows_per_rank = index % 8 == 0 ? 300 * s.local_experts + 17 : static_cast<std::int64_t>(rng() % 200);
+  s.h1 = 1 + static_cast<std::int64_t>(rng() % 70);
+  s.n1 = 1 + static_cast<std::int64_t>(rng() % 50);
+  s.h2 = 1 + static_cast<std::int64_t>(rng() % 40);
+  s.n2 = 1 + static_cast<std::int64_t>(rng() % 40);
+  s.bs = 1 + static_cast<std::int64_t>(rng() % 90);
+  return s;
+}
+
+// Runs this process's rank of `c` on `comm`.
+std::string run_rank(Case& c, int rank, const gmmav::Comm& comm) {
+  try {
+    const auto plan = gmmav::Plan::create(c.desc(rank));
+    std::vector<std::byte> ws(gmmav::workspace_size(plan, comm));
+    gmmav::run(plan, comm, c.tensors(rank), ws);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+bool cases(int n, const gmmav::Comm& comm) {
+  const int W = comm.size(), me = comm.rank();
+  bool ok = true;
+  for (int i = 0; i < n; ++i) {
+    const CaseSpec spec = spec_for(i, W);
+    Case mpi_case = make_case(spec);
+    const std::string err = run_rank(mpi_case, me, comm);
+    if (!err.empty()) {
+      std::fprintf(stderr, "rank %d case %d: error: %s\n", me, i, err.c_str());
+      ok = false;
+      continue;
+    }
+    Case local = make_case(spec);
+    const auto errors = run_in_process(local);
+    if (!errors[static_cast<std::size_t>(me)].empty()) {
+      std::fprintf(stderr, "rank %d case %d: in-process error: %s\n", me, i, errors[static_cast<std::size_t>(me)].c_str());
+      ok = false;
+      continue;
+    }
+    const RankData& a = mpi_case.ranks[static_cast<std::size_t>(me)];
+    const RankData& b = local.ranks[static_cast<std::size_t>(me)];
+    if (a.y != b.y || a.mm_y != b.mm_y) {
+      std::fprintf(stderr, "rank %d case %d: MPI and in-process results differ\n", me, i);
+      ok = false;
+    }
+    const CaseCheck check = check_case(local, spec.values == ValueKind::exact);
+    if (!check.ok) {
+      std::fprintf(stderr, "rank %d case %d: reference check failed: %s\n", me, i, check.first_failure.c_str());
+      ok = false;
+    }
+  }
+  if (me == 0) std::printf("%d cases on %d MPI ranks: %s\n", n, W, ok ? "bit-identical to in-process, match the reference" : "FAILED");
+  return ok;
+}
+
+bool mismatch(const gmmav::Comm& comm) {
+  const int W = comm.size(), me = comm.rank();
+  CaseSpec s;
+  s.world_size = W;
+  s.local_experts = 2;
+  s.rows_per_rank = 40;
+  s.counts = CountPattern::balanced;
+  Case c = make_case(s);
+  auto& rc = c.ranks[static_cast<std::size_t>(W - 1)].recv_counts;
+  rc[0] += 1;  // (source 0, destination W-1, expert 0) now disagrees
+  rc[1] -= 1;
+  const std::string err = run_rank(c, me, comm);
+  const std::string want = "(source 0, destination " + std::to_string(W - 1) + ", expert 0)";
+  bool untouched = true;
+  for (auto v : c.ranks[static_cast<std::size_t>(me)].y) untouched = untouched && v == 0xA5A5;
+  const bool ok = err.find(want) != std::string::npos && untouched;
+  std::printf("rank %d: %s -> %s\n", me, err.empty() ? "no error" : err.c_str(), ok ? "expected" : "UNEXPECTED");
+  return ok;
+}
+
+bool absent(int who, const gmmav::Comm& comm) {
+  const int me = comm.rank();
+  if (me == who) {
+    std::printf("rank %d: not calling\n", me);
+    return true;
+  }
+  CaseSpec s;
+  s.world_size = comm.size();
+  s.local_experts = 2;
+  s.rows_per_rank = 40;
+  Case c = make_case(s);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string err = run_rank(c, me, comm);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const bool ok = err.find("timed out") != std::string::npos;
+  std::printf("rank %d: after %.2f s: %s -> %s\n", me, secs, err.c_str(), ok ? "expected" : "UNEXPECTED");
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  int ok = 1;
+  {
+    gmmav::GroupOptions opt;
+    std::string mode = argc > 1 ? argv[1] : "--cases";
+    if (mode == "--absent") opt.timeout = std::chrono::milliseconds(1000);
+    const gmmav::Comm comm = gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
+    if (mode == "--cases") ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
+    else if (mode == "--mismatch") ok = mismatch(comm);
+    else if (mode == "--absent") ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);
+    else {
+      std::fprintf(stderr, "usage: gmmav_mpi_check --cases N | --mismatch | --absent R\n");
+      ok = 0;
+    }
+  }
+  int all_ok = 0;
+  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Finalize();
+  return all_ok ? 0 : 1;
+}
