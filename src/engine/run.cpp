@@ -7,6 +7,7 @@
 // only an address computation.
 #include <exception>
 #include <functional>
+#include <vector>
 
 #include "comm/communicator.hpp"
 #include "common/fail.hpp"
@@ -20,38 +21,63 @@ namespace {
 
 const std::uint16_t* u16(const void* p) { return static_cast<const std::uint16_t*>(p); }
 
+// One weight and its row tiles. Stage s+1's weight is prepared by the first
+// task of stage s's job, so packing overlaps the previous stage's GEMMs.
+struct Stage {
+  const std::uint16_t* weight;
+  std::int64_t k, n;
+  bool trans;
+  std::size_t tiles;
+  std::function<void(const gemm::PreparedWeight&, std::size_t)> run_tile;
+};
+
 void compute_all(const Plan& plan, const OpTensors& t, comm::Exchange& ex) {
   auto& pool = engine::ComputePool::instance();
   std::function<void()> poll;
   if (ex.needs_poll()) poll = [&ex] { ex.poll(); };
-  // Every pool job polls the exchange while it waits (MPI progress between tiles).
-  const auto parallel_for = [&](std::size_t n, const std::function<void(std::size_t)>& fn) { pool.parallel_for(n, fn, poll); };
   const ProblemDesc& d = plan.desc();
-  gemm::PreparedWeight w;
+
+  std::vector<Stage> stages;
+  std::vector<std::vector<engine::RoutedTile>> routed(static_cast<std::size_t>(d.local_experts));
   for (int j = 0; j < d.local_experts; ++j) {
     if (plan.group_rows(j) == 0) continue;
-    const std::uint16_t* wj = u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1;
-    w.reset(d.dtype, d.h1, d.n1, d.trans_gmm_weight);
-    parallel_for(w.chunks(), [&](std::size_t c) { w.prepare_chunk(c, wj); });
-    const auto tiles = engine::routed_tiles(plan, j);
-    parallel_for(tiles.size(), [&](std::size_t i) {
-      const engine::RoutedTile& tile = tiles[i];
-      void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
-      gemm::matmul_rows(w, u16(t.gmm_x.data) + tile.src_row * d.h1, tile.rows, static_cast<std::uint16_t*>(dst));
-      ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
-    });
+    auto& tiles = routed[static_cast<std::size_t>(j)] = engine::routed_tiles(plan, j);
+    stages.push_back({u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight,
+                      tiles.size(), [&, j](const gemm::PreparedWeight& w, std::size_t i) {
+                        const engine::RoutedTile& tile = routed[static_cast<std::size_t>(j)][i];
+                        void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
+                        w.matmul_rows(u16(t.gmm_x.data) + tile.src_row * d.h1, tile.rows, static_cast<std::uint16_t*>(dst));
+                        ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
+                      }});
   }
+  const auto shared = engine::shared_tiles(plan);
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
-    w.reset(d.dtype, s.h2, s.n2, s.trans_mm_weight);
-    parallel_for(w.chunks(), [&](std::size_t c) { w.prepare_chunk(c, u16(t.mm_weight->data)); });
-    const auto tiles = engine::shared_tiles(plan);
-    parallel_for(tiles.size(), [&](std::size_t i) {
-      const engine::SharedTile& tile = tiles[i];
-      gemm::matmul_rows(w, u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
-                        static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
-      ex.progress();
-    });
+    stages.push_back({u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
+                      [&](const gemm::PreparedWeight& w, std::size_t i) {
+                        const engine::SharedTile& tile = shared[i];
+                        w.matmul_rows(u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
+                                      static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
+                        ex.progress();
+                      }});
+  }
+  if (stages.empty()) return;
+  gemm::PreparedWeight weights[2];
+  const auto prepare = [&](std::size_t s) {
+    const Stage& st = stages[s];
+    weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans);
+  };
+  pool.parallel_for(1, [&](std::size_t) { prepare(0); }, poll);
+  for (std::size_t s = 0; s < stages.size(); ++s) {
+    const bool next = s + 1 < stages.size();
+    const gemm::PreparedWeight& w = weights[s % 2];
+    pool.parallel_for(
+        stages[s].tiles + (next ? 1 : 0),
+        [&](std::size_t i) {
+          if (next && i == 0) return prepare(s + 1);
+          stages[s].run_tile(w, i - (next ? 1 : 0));
+        },
+        poll);
   }
 }
 

@@ -1,50 +1,218 @@
 #include "gemm/tile_matmul.hpp"
 
-#include <algorithm>
+#include <fmt/format.h>
 
-#include "gemm/sgemm.hpp"
+#include <map>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <tuple>
+#include <vector>
+
+#include "common/fail.hpp"
 #include "numeric/convert.hpp"
 
 namespace gmmav::gemm {
 namespace {
-constexpr std::size_t kChunkElems = std::size_t{1} << 20;  // 4 MiB of FP32 per preparation chunk
 
-// Per-thread scratch that only grows (pool workers live for the process).
-std::vector<float>& scratch(int which) {
-  thread_local std::vector<float> bufs[2];
-  return bufs[which];
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
 }
-float* scratch_of(int which, std::size_t n) {
-  auto& v = scratch(which);
+
+// One stream per thread (oneDNN streams are not shared across threads).
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(cpu_engine());
+  return s;
+}
+
+// Per-thread FP32 scratch for the f32 route (pool workers live for the process).
+float* scratch(int which, std::size_t n) {
+  thread_local std::vector<float> bufs[2];
+  auto& v = bufs[which];
   if (v.size() < n) v.resize(n);
   return v.data();
 }
+
+// Scratchpads are supplied per thread: oneDNN's library-managed scratchpad is
+// not safe when pool workers run the same primitive concurrently (measured:
+// wrong results), docs/gemm-measurements.md.
+dnnl::matmul::primitive_desc make_pd(dt type, std::int64_t m, std::int64_t k, std::int64_t n, const dnnl::memory::desc& w) {
+  const dnnl::memory::desc a({m, k}, type, tag::ab);
+  const dnnl::memory::desc c({m, n}, type, tag::ab);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, w, c), attr, cpu_engine());
+}
+
+struct Matmul {
+  dnnl::matmul prim;
+  dnnl::memory::desc scratchpad;
+};
+
+dnnl::memory thread_scratchpad(const Matmul& mm) {
+  thread_local std::vector<std::uint8_t> buf;
+  if (buf.size() < mm.scratchpad.get_size()) buf.resize(mm.scratchpad.get_size());
+  return dnnl::memory(mm.scratchpad, cpu_engine(), buf.data());
+}
+
+// The packed weight layout oneDNN prefers for this problem (same for every M: measured).
+dnnl::memory::desc packed_desc(dt type, std::int64_t k, std::int64_t n) {
+  const dnnl::memory::desc any({k, n}, type, tag::any);
+  return make_pd(type, 128, k, n, any).weights_desc();
+}
+
+// Primitives by (type, M, K, N, packed layout); created by the pool worker that needs them.
+class PrimitiveCache {
+ public:
+  Matmul get(dt type, std::int64_t m, std::int64_t k, std::int64_t n, const dnnl::memory::desc& w) {
+    std::lock_guard lk(mu_);
+    const auto key = std::make_tuple(static_cast<int>(type), m, k, n, w);
+    for (auto& [kk, mm] : cache_)
+      if (kk == key) return mm;
+    const auto pd = make_pd(type, m, k, n, w);
+    Matmul mm{dnnl::matmul(pd), pd.scratchpad_desc()};
+    cache_.emplace_back(key, mm);
+    if (cache_.size() > 512) cache_.erase(cache_.begin());
+    return mm;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::tuple<int, std::int64_t, std::int64_t, std::int64_t, dnnl::memory::desc>, Matmul>> cache_;
+};
+
+PrimitiveCache& primitives() {
+  static PrimitiveCache c;
+  return c;
+}
+
+std::string impl_of(dt type) {
+  try {
+    const dnnl::memory::desc any({4096, 4096}, type, tag::any);
+    return make_pd(type, 128, 4096, 4096, any).impl_info_str();
+  } catch (const dnnl::error&) {
+    return "unavailable";
+  }
+}
+
+// Native BF16 matmul is worth it only with a real BF16 kernel (not oneDNN's reference code).
+bool native_bf16_available() {
+  static const bool yes = [] {
+    const std::string impl = impl_of(dt::bf16);
+    return impl.find("bf16") != std::string::npos && impl.find("ref") == std::string::npos;
+  }();
+  return yes;
+}
+
+// Reorders a plain weight (k x n, or n x k when trans) into `packed`.
+dnnl::memory pack(dt type, const void* w, std::int64_t k, std::int64_t n, bool trans, const dnnl::memory::desc& packed) {
+  const dnnl::memory::desc plain({k, n}, type, trans ? tag::ba : tag::ab);
+  dnnl::memory src(plain, cpu_engine(), const_cast<void*>(w));
+  dnnl::memory dst(packed, cpu_engine());
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::reorder::primitive_desc pd(src, dst, attr);
+  std::vector<std::uint8_t> pad(pd.scratchpad_desc().get_size());
+  dnnl::memory scratch(pd.scratchpad_desc(), cpu_engine(), pad.data());
+  dnnl::reorder(pd).execute(thread_stream(), {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}, {DNNL_ARG_SCRATCHPAD, scratch}});
+  thread_stream().wait();
+  return dst;
+}
+
 }  // namespace
 
-void PreparedWeight::reset(DType dtype, std::int64_t k, std::int64_t n, bool trans) {
-  dtype_ = dtype;
-  k_ = k;
-  n_ = n;
-  trans_ = trans;
-  f32_.resize(static_cast<std::size_t>(k * n));
+bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
+  // Biased exponent >= 127 - 56 = 71 for every nonzero value (sign and mantissa ignored).
+  bool ok = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned mag = v[i] & 0x7FFFu;
+    ok &= mag == 0 || (mag >> 7) >= 71u;
+  }
+  return ok;
 }
 
-std::size_t PreparedWeight::chunks() const { return (f32_.size() + kChunkElems - 1) / kChunkElems; }
+std::string implementation_info() { return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), impl_of(dt::f32)); }
 
-void PreparedWeight::prepare_chunk(std::size_t c, const std::uint16_t* w) {
-  const std::size_t begin = c * kChunkElems;
-  const std::size_t end = std::min(f32_.size(), begin + kChunkElems);
-  numeric::to_float(dtype_, w + begin, f32_.data() + begin, end - begin);
+struct PreparedWeight::Impl {
+  DType dtype = DType::f16;
+  std::int64_t k = 0, n = 0;
+  bool trans = false;
+  const std::uint16_t* raw = nullptr;
+  bool bf16_route = false;
+  dnnl::memory::desc bf16_desc, f32_desc;
+  dnnl::memory bf16_packed;
+  mutable std::once_flag f32_once;
+  mutable dnnl::memory f32_packed;
+
+  void prepare_f32() const {
+    std::vector<float> plain(static_cast<std::size_t>(k * n));
+    numeric::to_float(dtype, raw, plain.data(), plain.size());
+    f32_packed = pack(dt::f32, plain.data(), k, n, trans, f32_desc);
+  }
+  const dnnl::memory& f32_weight() const {
+    std::call_once(f32_once, [this] { prepare_f32(); });
+    return f32_packed;
+  }
+};
+
+PreparedWeight::PreparedWeight() : impl_(std::make_unique<Impl>()) {}
+PreparedWeight::~PreparedWeight() = default;
+
+bool PreparedWeight::bf16_route() const { return impl_->bf16_route; }
+
+void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans) {
+  impl_ = std::make_unique<Impl>();
+  Impl& p = *impl_;
+  p.dtype = dtype;
+  p.k = k;
+  p.n = n;
+  p.trans = trans;
+  p.raw = w;
+  try {
+    p.f32_desc = packed_desc(dt::f32, k, n);
+    p.bf16_route = dtype == DType::bf16 && native_bf16_available() && bf16_dot_exact(w, static_cast<std::size_t>(k * n));
+    if (p.bf16_route) {
+      p.bf16_desc = packed_desc(dt::bf16, k, n);
+      p.bf16_packed = pack(dt::bf16, w, k, n, trans, p.bf16_desc);
+    } else {
+      p.f32_weight();  // every tile will need it
+    }
+  } catch (const dnnl::error& e) {
+    fail(Errc::internal, "gmmWeight", "oneDNN failed to prepare a {} x {} weight: {}", k, n, e.what());
+  }
 }
 
-void matmul_rows(const PreparedWeight& w, const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) {
+void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const {
   if (rows <= 0) return;
-  const std::int64_t k = w.k(), n = w.n();
-  float* xf = scratch_of(0, static_cast<std::size_t>(rows * k));
-  float* cf = scratch_of(1, static_cast<std::size_t>(rows * n));
-  numeric::to_float(w.dtype(), x, xf, static_cast<std::size_t>(rows * k));
-  sgemm(rows, n, k, xf, k, w.data(), w.trans() ? k : n, w.trans(), cf, n);
-  numeric::from_float(w.dtype(), cf, out, static_cast<std::size_t>(rows * n));
+  const Impl& p = *impl_;
+  const std::int64_t k = p.k, n = p.n;
+  try {
+    dnnl::stream& s = thread_stream();
+    if (p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k))) {
+      const Matmul mm = primitives().get(dt::bf16, rows, k, n, p.bf16_desc);
+      dnnl::memory a({{rows, k}, dt::bf16, tag::ab}, cpu_engine(), const_cast<std::uint16_t*>(x));
+      dnnl::memory c({{rows, n}, dt::bf16, tag::ab}, cpu_engine(), out);
+      mm.prim.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, p.bf16_packed}, {DNNL_ARG_DST, c},
+                       {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
+      s.wait();
+      return;
+    }
+    float* xf = scratch(0, static_cast<std::size_t>(rows * k));
+    float* cf = scratch(1, static_cast<std::size_t>(rows * n));
+    numeric::to_float(p.dtype, x, xf, static_cast<std::size_t>(rows * k));
+    const Matmul mm = primitives().get(dt::f32, rows, k, n, p.f32_desc);
+    dnnl::memory a({{rows, k}, dt::f32, tag::ab}, cpu_engine(), xf);
+    dnnl::memory c({{rows, n}, dt::f32, tag::ab}, cpu_engine(), cf);
+    mm.prim.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, p.f32_weight()}, {DNNL_ARG_DST, c},
+                     {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
+    s.wait();
+    numeric::from_float(p.dtype, cf, out, static_cast<std::size_t>(rows * n));
+  } catch (const dnnl::error& e) {
+    fail(Errc::internal, "gmmWeight", "oneDNN matmul of {} x {} x {} failed: {}", rows, k, n, e.what());
+  }
 }
 
 }  // namespace gmmav::gemm

@@ -1,42 +1,55 @@
-// Row tiles of a 16-bit matmul: out(rows x n) = round(x(rows x k) @ W), with
-// FP32 accumulation over the whole k and one RNE rounding to the 16-bit type.
+// Row tiles of a 16-bit matmul: out(rows x n) = round(x(rows x k) @ W), FP32
+// accumulation over the whole k, one RNE rounding to the 16-bit type.
 //
-// The exact path: FP16/BF16 -> FP32 is exact, FP32 GEMM accumulates in FP32,
-// one rounding back. The weight is converted once per call (PreparedWeight),
-// the x rows once per tile, into per-thread scratch.
+// Two routes, both through oneDNN (docs/gemm-measurements.md, docs/decisions.md D8):
+// - f32 route (FP16 always; BF16 when the fast route is not exact): inputs are
+//   converted to FP32 exactly, oneDNN's FP32 matmul runs on weights packed once
+//   per call, and the FP32 result is rounded once.
+// - bf16 route: oneDNN's BF16 matmul (vdpbf16ps) on packed weights. Those
+//   instructions flush subnormals, so the route is taken only when it is
+//   provably exact: every nonzero input has |v| >= 2^-56, which keeps every
+//   product and partial sum a multiple of 2^-126 (0 or normal). Otherwise the
+//   tile takes the f32 route. The choice depends only on the data.
+// Each call is single-threaded (the compute pool owns the cores), so results
+// never depend on how many threads run.
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <memory>
+#include <string>
 
 #include "gmmav/types.hpp"
 
 namespace gmmav::gemm {
 
-/// One expert's (or the shared expert's) weight in the form the tile kernel uses.
+/// One expert's (or the shared expert's) weight, prepared for row tiles.
 class PreparedWeight {
  public:
-  /// Shapes: w is k x n, or n x k when `trans`.
-  void reset(DType dtype, std::int64_t k, std::int64_t n, bool trans);
-  /// Number of independent preparation chunks (for the pool).
-  std::size_t chunks() const;
-  /// Prepares chunk `c` from the raw 16-bit weight `w`.
-  void prepare_chunk(std::size_t c, const std::uint16_t* w);
+  PreparedWeight();
+  ~PreparedWeight();
+  PreparedWeight(const PreparedWeight&) = delete;
+  PreparedWeight& operator=(const PreparedWeight&) = delete;
 
-  DType dtype() const { return dtype_; }
-  std::int64_t k() const { return k_; }
-  std::int64_t n() const { return n_; }
-  bool trans() const { return trans_; }
-  const float* data() const { return f32_.data(); }
+  /// Packs `w` (k x n, or n x k when `trans`) for the tile kernel. Heavy: run it as one pool task.
+  /// `w` must stay valid until the last matmul_rows call.
+  void prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans);
+
+  /// out = round(x @ W) for `rows` rows; x rows are k wide, out rows n wide, both contiguous.
+  /// Thread-safe; single-threaded.
+  void matmul_rows(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const;
+
+  /// True when BF16 tiles may take the native route (the weight passed the exactness check).
+  bool bf16_route() const;
 
  private:
-  DType dtype_ = DType::f16;
-  std::int64_t k_ = 0, n_ = 0;
-  bool trans_ = false;
-  std::vector<float> f32_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
-/// out = round(x @ W) for `rows` rows; x rows are k wide, out rows n wide, both contiguous.
-void matmul_rows(const PreparedWeight& w, const std::uint16_t* x, std::int64_t rows, std::uint16_t* out);
+/// True when every nonzero BF16 value has |v| >= 2^-56 (no subnormal can occur in a dot product).
+bool bf16_dot_exact(const std::uint16_t* v, std::size_t n);
+
+/// The oneDNN implementations in use, e.g. "bf16: brg:avx512_core_bf16, f32: brg:avx512_core".
+std::string implementation_info();
 
 }  // namespace gmmav::gemm
