@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "gmmav/gmmav.hpp"
+#include "gemm/tile_matmul.hpp"
 #include "numeric/convert.hpp"
 #include "numeric/half.hpp"
 #include "reference/synthetic_case.hpp"
@@ -144,6 +145,57 @@ TEST(OperatorNumerics, Bf16SubnormalsKept) {
   // Subnormal input: 0x0001 (2^-133) * 2^10 = 2^-123 (normal).
   std::vector<std::uint16_t> x2 = {0x0001}, w2 = {double_to_bf16(1024.0)};
   EXPECT_EQ(run_single(DType::bf16, 1, 1, 1, x2, w2)[0], double_to_bf16(std::ldexp(1.0, -123)));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Bf16Route, ExactnessCheck) {
+  using gmmav::gemm::bf16_dot_exact;
+  const std::vector<std::uint16_t> normal = {0x3F80 /*1*/, 0xBF80 /*-1*/, 0x0000, 0x8000, 0x2380 /*2^-56*/};
+  EXPECT_TRUE(bf16_dot_exact(normal.data(), normal.size()));
+  const std::uint16_t tiny[] = {0x2300};  // 2^-57: a product could reach the subnormal range
+  EXPECT_FALSE(bf16_dot_exact(tiny, 1));
+  const std::uint16_t sub[] = {0x0001};  // a subnormal
+  EXPECT_FALSE(bf16_dot_exact(sub, 1));
+}
+
+TEST(Bf16Route, NativeRouteTakenForOrdinaryWeightsAndIsExactOnDyadicData) {
+  // K = 300 with values in multiples of 1/16: FP32 accumulation is exact, so the native
+  // route (if this CPU has one) must give exactly the reference rounding.
+  const std::int64_t k = 300, n = 37, rows = 200;
+  std::mt19937 rng(3);
+  std::vector<std::uint16_t> x(static_cast<std::size_t>(rows * k)), w(static_cast<std::size_t>(k * n));
+  for (auto& v : x) v = double_to_bf16(static_cast<int>(rng() % 33) / 16.0 - 1.0);
+  for (auto& v : w) v = double_to_bf16(static_cast<int>(rng() % 33) / 16.0 - 1.0);
+  gmmav::gemm::PreparedWeight pw;
+  pw.prepare(DType::bf16, w.data(), k, n, false);
+  if (gmmav::gemm::implementation_info().find("avx512_core_bf16") != std::string::npos) {
+    EXPECT_TRUE(pw.bf16_route());
+  }
+  std::vector<std::uint16_t> out(static_cast<std::size_t>(rows * n));
+  pw.matmul_rows(x.data(), rows, out.data());
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c < n; ++c) {
+      double s = 0;
+      for (std::int64_t i = 0; i < k; ++i)
+        s += static_cast<double>(bf16_to_float(x[static_cast<std::size_t>(r * k + i)])) *
+             bf16_to_float(w[static_cast<std::size_t>(i * n + c)]);
+      ASSERT_EQ(out[static_cast<std::size_t>(r * n + c)], double_to_bf16(s)) << r << "," << c;
+    }
+}
+
+TEST(Bf16Route, TinyWeightsTakeTheExactRoute) {
+  // 2^-60 * 2^-70 = 2^-130: an FP32 and BF16 subnormal; the native kernels would flush it.
+  std::vector<std::uint16_t> w = {double_to_bf16(std::ldexp(1.0, -70))}, x = {double_to_bf16(std::ldexp(1.0, -60))};
+  gmmav::gemm::PreparedWeight pw;
+  pw.prepare(DType::bf16, w.data(), 1, 1, false);
+  EXPECT_FALSE(pw.bf16_route());
+  std::uint16_t out = 0xFFFF;
+  pw.matmul_rows(x.data(), 1, &out);
+  EXPECT_EQ(out, double_to_bf16(std::ldexp(1.0, -130)));
+  EXPECT_NE(out, 0);
 }
 
 }  // namespace
