@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sanitizer stage: builds the library and its unit/property tests with
+# ASan+UBSan (build-asan/) and with TSan (build-tsan/), and runs them.
+# Usage: scripts/sanitizers.sh [address|thread|all]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-all}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+run_stage() {  # $1 = address|thread, $2 = build dir, $3 = gtest filter
+  cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGMMAV_SANITIZE="$1" >/dev/null
+  cmake --build "$2" -j "$jobs" --target gmmav_tests
+  echo "== $1 sanitizer: gmmav_tests =="
+  "$2/bin/gmmav_tests" --gtest_brief=1 --gtest_filter="$3"
+}
+
+if [ "$which" = address ] || [ "$which" = all ]; then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_stage address build-asan '*'
+fi
+if [ "$which" = thread ] || [ "$which" = all ]; then
+  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
+  # The threaded parts: groups, barriers, the pool, failures, determinism, a slice of the random cases.
+  run_stage thread build-tsan 'GroupFailures.*:Determinism*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*'
+fi
