@@ -11,6 +11,7 @@
 
 #include "comm/communicator.hpp"
 #include "common/fail.hpp"
+#include "engine/compute.hpp"
 #include "engine/compute_pool.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/tile_matmul.hpp"
@@ -31,7 +32,9 @@ struct Stage {
   std::function<void(const gemm::PreparedWeight&, std::size_t)> run_tile;
 };
 
-void compute_all(const Plan& plan, const OpTensors& t, comm::Exchange& ex) {
+}  // namespace
+
+void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex) {
   auto& pool = engine::ComputePool::instance();
   std::function<void()> poll;
   if (ex.needs_poll()) poll = [&ex] { ex.poll(); };
@@ -81,7 +84,6 @@ void compute_all(const Plan& plan, const OpTensors& t, comm::Exchange& ex) {
   }
 }
 
-}  // namespace
 
 std::size_t workspace_size(const Plan& plan, const Comm& comm) {
   if (!comm) fail(Errc::null_argument, "group", "expected a communicator, got none");
@@ -109,7 +111,7 @@ void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::
   mine.y = t.y.data;
   auto ex = comm.impl().meet(mine, workspace);
   try {
-    compute_all(plan, t, *ex);
+    engine::compute_tiles(plan, t, *ex);
   } catch (const std::exception& e) {
     ex->abort(e.what());
     throw;
