@@ -65,8 +65,10 @@ class Communicator {
   virtual int size() const = 0;
   virtual const std::string& name() const = 0;
   virtual std::chrono::milliseconds timeout() const = 0;
-  /// Workspace bytes a call with this plan needs on this backend.
+  /// Workspace bytes a call with this plan should get on this backend (what
+  /// GetWorkspaceSize reports), and the least it can run with (slower).
   virtual std::size_t workspace_bytes(const Plan& plan) const = 0;
+  virtual std::size_t min_workspace_bytes(const Plan& plan) const { return workspace_bytes(plan); }
   /// Collective, once per call on every rank. Exchanges CallInfo, checks the
   /// cross-rank contract (same verdict and message on every rank, before any
   /// byte moves), then returns the call's Exchange. Throws gmmav::Error.

@@ -3,13 +3,16 @@
 // meet: two non-blocking allgathers (a fixed header, then the count lists)
 // with a deadline, the shared contract check, then receives are posted for
 // every incoming row tile straight into y (the unpermute is only offsets).
-// Tiles for remote ranks are computed into staging memory (the workspace) and
-// sent as soon as each is written; tiles for this rank go straight into y.
+// Tiles for remote ranks are computed into a bounded ring of tile-sized
+// staging slots (the workspace: about a quarter of the send volume for large
+// calls, never the whole gmmY) and sent as soon as each is written; a slot is
+// reused once its send completed. Tiles for this rank go straight into y.
 // MPI's progress is weak, so the orchestrating thread polls (starts queued
 // sends, tests requests) while the pool computes.
 #include "comm/mpi_communicator.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <climits>
 #include <cstring>
 #include <mutex>
@@ -17,6 +20,7 @@
 
 #include "comm/mpi_runtime.hpp"
 #include "common/fail.hpp"
+#include "engine/compute_pool.hpp"
 #include "engine/tile_schedule.hpp"
 
 namespace gmmav::comm {
@@ -31,29 +35,34 @@ struct PendingSend {
   int tag;
   const void* data;
   std::int64_t rows;
+  int slot;
 };
+
+// Staging slots for a call: enough for every pool worker to hold one while
+// sends are in flight, at most a quarter of the remote volume (or all of it
+// when that is smaller than the minimum).
+std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes) {
+  const std::int64_t remote_tiles = (remote_rows + kTileRows - 1) / kTileRows;
+  const std::int64_t quarter = remote_rows * row_bytes / 4 / (kTileRows * row_bytes);
+  const std::int64_t minimum = 4 * engine::ComputePool::instance().threads();
+  return std::min(remote_tiles, std::max(minimum, quarter));
+}
 
 class MpiExchange final : public Exchange {
  public:
-  MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, std::byte* staging, std::int64_t tag_stride,
-              std::chrono::milliseconds timeout, bool* broken)
+  MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, std::byte* staging, std::int64_t staging_slots,
+              std::int64_t tag_stride, std::chrono::milliseconds timeout, bool* broken)
       : comm_(comm), me_(rank), W_(size), e_(mine.local_experts), tag_stride_(tag_stride), timeout_(timeout), broken_(broken) {
     row_bytes_ = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
     y_ = static_cast<std::byte*>(mine.y);
     staging_ = staging;
+    for (std::int64_t i = staging_slots; i-- > 0;) free_slots_.push_back(static_cast<int>(i));
     recv_offset_.resize(mine.recv_counts.size());
     std::int64_t row = 0;
     for (std::size_t g = 0; g < mine.recv_counts.size(); ++g) {
       recv_offset_[g] = row;
       row += mine.recv_counts[g];
     }
-    send_offset_.resize(static_cast<std::size_t>(e_ * W_));
-    row = 0;  // staging rows in gmmY order, skipping blocks that stay on this rank
-    for (int j = 0; j < e_; ++j)
-      for (int d = 0; d < W_; ++d) {
-        send_offset_[static_cast<std::size_t>(j * W_ + d)] = row;
-        if (d != me_) row += mine.send_counts[static_cast<std::size_t>(d * e_ + j)];
-      }
     {
       auto lk = mpi::lock();
       mpi::check(MPI_Type_contiguous(static_cast<int>(row_bytes_), MPI_BYTE, &row_type_), "MPI_Type_contiguous");
@@ -70,6 +79,7 @@ class MpiExchange final : public Exchange {
                                  static_cast<int>(std::min(kTileRows, rows - first)), row_type_, s, tag(j, first), comm_, &req),
                        "MPI_Irecv");
             requests_.push_back(req);
+            slot_of_.push_back(-1);
           }
         }
       }
@@ -82,15 +92,23 @@ class MpiExchange final : public Exchange {
     if (row_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&row_type_);
   }
 
+  // Called by pool workers: a slot of the ring, waiting (while the
+  // orchestrating thread's polling completes sends) when all are in use.
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
     if (dest == me_) return y_ + (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_;
-    return staging_ + (send_offset_[static_cast<std::size_t>(j * W_ + dest)] + first) * row_bytes_;
+    std::unique_lock lk(queue_mu_);
+    slot_freed_.wait(lk, [&] { return !free_slots_.empty() || aborted_; });
+    if (aborted_) fail(Errc::group_broken, "group", "the call was aborted");
+    const int slot = free_slots_.back();
+    free_slots_.pop_back();
+    return staging_ + static_cast<std::int64_t>(slot) * kTileRows * row_bytes_;
   }
 
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
     if (dest == me_) return;
+    const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (kTileRows * row_bytes_));
     std::lock_guard lk(queue_mu_);
-    queue_.push_back({dest, tag(j, first), where, rows});
+    queue_.push_back({dest, tag(j, first), where, rows, slot});
   }
 
   void progress() noexcept override {}
@@ -107,16 +125,36 @@ class MpiExchange final : public Exchange {
       MPI_Request req;
       mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, s.tag, comm_, &req), "MPI_Isend");
       requests_.push_back(req);
+      slot_of_.push_back(s.slot);
     }
     if (requests_.empty()) return;
     int done = 0;
     indices_.resize(requests_.size());
     mpi::check(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE),
                "MPI_Testsome");
-    if (done > 0 && done != MPI_UNDEFINED) {
-      last_progress_ = std::chrono::steady_clock::now();
-      requests_.erase(std::remove(requests_.begin(), requests_.end(), MPI_REQUEST_NULL), requests_.end());
+    if (done <= 0 || done == MPI_UNDEFINED) return;
+    last_progress_ = std::chrono::steady_clock::now();
+    bool freed = false;
+    {
+      std::lock_guard q(queue_mu_);
+      for (int i = 0; i < done; ++i) {
+        const int slot = slot_of_[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
+        if (slot >= 0) {
+          free_slots_.push_back(slot);
+          freed = true;
+        }
+      }
     }
+    if (freed) slot_freed_.notify_all();
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < requests_.size(); ++i) {
+      if (requests_[i] == MPI_REQUEST_NULL) continue;
+      requests_[out] = requests_[i];
+      slot_of_[out] = slot_of_[i];
+      ++out;
+    }
+    requests_.resize(out);
+    slot_of_.resize(out);
   }
 
   void finish() override {
@@ -140,6 +178,11 @@ class MpiExchange final : public Exchange {
   void abort(const std::string&) noexcept override {
     // Peers waiting for this rank's rows will time out; the group cannot be reused.
     *broken_ = true;
+    {
+      std::lock_guard lk(queue_mu_);
+      aborted_ = true;
+    }
+    slot_freed_.notify_all();
   }
 
  private:
@@ -154,12 +197,15 @@ class MpiExchange final : public Exchange {
   std::byte* y_ = nullptr;
   std::byte* staging_ = nullptr;
   std::vector<std::int64_t> recv_offset_;  // [s*e + j] rows into y
-  std::vector<std::int64_t> send_offset_;  // [j*W + d] rows into staging
   MPI_Datatype row_type_ = MPI_DATATYPE_NULL;
-  std::vector<MPI_Request> requests_;
+  std::vector<MPI_Request> requests_;  // receives and sends in flight
+  std::vector<int> slot_of_;           // staging slot of each request (-1: a receive)
   std::vector<int> indices_;
-  std::mutex queue_mu_;
+  std::mutex queue_mu_;  // guards queue_, free_slots_, aborted_
   std::vector<PendingSend> queue_;
+  std::vector<int> free_slots_;
+  std::condition_variable slot_freed_;
+  bool aborted_ = false;
   std::chrono::steady_clock::time_point last_progress_;
 };
 
@@ -190,7 +236,13 @@ class MpiCommunicator final : public Communicator {
 
   std::size_t workspace_bytes(const Plan& plan) const override {
     const std::int64_t remote_rows = plan.rows_in() - plan.rows_to(plan.rank());
-    return static_cast<std::size_t>(remote_rows * plan.desc().n1) * element_size(plan.desc().dtype);
+    const std::int64_t row_bytes = plan.desc().n1 * static_cast<std::int64_t>(element_size(plan.desc().dtype));
+    return static_cast<std::size_t>(staging_slots(remote_rows, row_bytes) * kTileRows * row_bytes);
+  }
+
+  std::size_t min_workspace_bytes(const Plan& plan) const override {
+    const bool remote = plan.rows_in() > plan.rows_to(plan.rank());
+    return remote ? static_cast<std::size_t>(kTileRows * plan.desc().n1) * element_size(plan.desc().dtype) : 0;
   }
 
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) override {
@@ -235,10 +287,15 @@ class MpiCommunicator final : public Communicator {
     for (int d = 0; d < W; ++d)
       if (d != rank_)
         for (int j = 0; j < mine.local_experts; ++j) remote_rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
-    const std::size_t need = static_cast<std::size_t>(remote_rows * mine.n1) * element_size(mine.dtype);
-    if (workspace.size() < need)
-      fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace, got {}", need, workspace.size());
-    return std::make_unique<MpiExchange>(comm_, rank_, W, mine, workspace.data(), max_tiles, timeout_, &broken_);
+    // Any workspace of at least one slot works; more slots keep more sends in flight.
+    const std::int64_t row_bytes = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
+    const std::int64_t slot_bytes = kTileRows * row_bytes;
+    const std::int64_t slots = std::min<std::int64_t>(static_cast<std::int64_t>(workspace.size()) / slot_bytes,
+                                                      (remote_rows + kTileRows - 1) / kTileRows);
+    if (remote_rows > 0 && slots < 1)
+      fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace (one tile), got {}", slot_bytes,
+           workspace.size());
+    return std::make_unique<MpiExchange>(comm_, rank_, W, mine, workspace.data(), slots, max_tiles, timeout_, &broken_);
   }
 
  private:

@@ -97,7 +97,7 @@ void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::
     fail(Errc::invalid_argument, "epWorldSize", "expected the group's size {}, got {}", comm.size(), plan.world_size());
   if (comm.rank() != plan.rank())
     fail(Errc::invalid_argument, "rank", "expected the communicator's rank {}, got a plan for rank {}", comm.rank(), plan.rank());
-  const std::size_t need = comm.impl().workspace_bytes(plan);
+  const std::size_t need = comm.impl().min_workspace_bytes(plan);
   if (workspace.size() < need)
     fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace, got {}", need, workspace.size());
 

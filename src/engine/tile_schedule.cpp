@@ -1,12 +1,22 @@
 #include "engine/tile_schedule.hpp"
 
+#include <algorithm>
+
 namespace gmmav::engine {
 
 std::vector<RoutedTile> routed_tiles(const Plan& plan, int j) {
   std::vector<RoutedTile> tiles;
   const int W = plan.world_size();
-  for (int i = 1; i <= W; ++i) {
-    const int d = (plan.rank() + i) % W;
+  // Remote blocks before the local one, larger blocks first (their transfers
+  // take longest), ties in rotated order so ranks spread over their peers.
+  std::vector<int> dests;
+  for (int i = 1; i <= W; ++i) dests.push_back((plan.rank() + i) % W);
+  std::stable_sort(dests.begin(), dests.end(), [&](int a, int b) {
+    const bool la = a == plan.rank(), lb = b == plan.rank();
+    if (la != lb) return lb;
+    return plan.send_block_rows(j, a) > plan.send_block_rows(j, b);
+  });
+  for (int d : dests) {
     const std::int64_t rows = plan.send_block_rows(j, d);
     const std::int64_t base = plan.send_block_offset(j, d);
     for (std::int64_t first = 0; first < rows; first += kTileRows)

@@ -27,8 +27,8 @@ struct SharedTile {
   std::int64_t rows = 0;
 };
 
-/// Tiles of expert j, destinations in rotated order starting after this rank
-/// (so ranks do not all start writing to the same peer).
+/// Tiles of expert j: remote blocks first, larger blocks first, ties in
+/// rotated order starting after this rank (ranks spread over their peers).
 std::vector<RoutedTile> routed_tiles(const Plan& plan, int j);
 std::vector<SharedTile> shared_tiles(const Plan& plan);
 

@@ -3,6 +3,8 @@
 //   --cases N      N seeded random cases: each process computes its rank on the
 //                  MPI backend, and the whole case on the in-process backend
 //                  too; y and mmY must be bit-identical, and match the reference.
+//   --cases N min  the same with the smallest workspace (one staging tile):
+//                  the staging ring is reused for every tile.
 //   --mismatch     counts that break the cross-rank contract: every process
 //                  must get the count-mismatch error naming the same triple.
 //   --absent R     rank R never calls: the others must get a timeout error.
@@ -15,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "engine/tile_schedule.hpp"
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "reference/synthetic_case.hpp"
@@ -47,10 +50,14 @@ CaseSpec spec_for(int index, int W) {
 }
 
 // Runs this process's rank of `c` on `comm`.
+bool g_min_workspace = false;
+
 std::string run_rank(Case& c, int rank, const gmmav::Comm& comm) {
   try {
     const auto plan = gmmav::Plan::create(c.desc(rank));
-    std::vector<std::byte> ws(gmmav::workspace_size(plan, comm));
+    std::size_t bytes = gmmav::workspace_size(plan, comm);
+    if (g_min_workspace && bytes > 0) bytes = static_cast<std::size_t>(gmmav::engine::kTileRows * plan.desc().n1 * 2);
+    std::vector<std::byte> ws(bytes);
     gmmav::run(plan, comm, c.tensors(rank), ws);
     return "";
   } catch (const std::exception& e) {
@@ -143,6 +150,7 @@ int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "--cases";
     if (mode == "--absent") opt.timeout = std::chrono::milliseconds(1000);
     const gmmav::Comm comm = gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
+    g_min_workspace = argc > 3 && std::string(argv[3]) == "min";
     if (mode == "--cases") ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
     else if (mode == "--mismatch") ok = mismatch(comm);
     else if (mode == "--absent") ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);
