@@ -9,9 +9,11 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 run_stage() {  # $1 = address|thread, $2 = build dir, $3 = gtest filter
   cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGMMAV_SANITIZE="$1" >/dev/null
-  cmake --build "$2" -j "$jobs" --target gmmav_tests
-  echo "== $1 sanitizer: gmmav_tests =="
-  "$2/bin/gmmav_tests" --gtest_brief=1 --gtest_filter="$3"
+  cmake --build "$2" -j "$jobs" --target gmmav_tests gmmav_reliability_tests
+  for t in gmmav_tests gmmav_reliability_tests; do
+    echo "== $1 sanitizer: $t =="
+    "$2/bin/$t" --gtest_brief=1 --gtest_filter="$3"
+  done
 }
 
 if [ "$which" = address ] || [ "$which" = all ]; then
@@ -21,5 +23,5 @@ fi
 if [ "$which" = thread ] || [ "$which" = all ]; then
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
   # The threaded parts: groups, barriers, the pool, failures, determinism, a slice of the random cases.
-  run_stage thread build-tsan 'GroupFailures.*:Determinism*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*'
+  run_stage thread build-tsan 'GroupFailures.*:Determinism*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*:Faults.*:Resources.*:Bounds.*'
 fi

@@ -112,9 +112,12 @@ void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::
   auto ex = comm.impl().meet(mine, workspace);
   try {
     engine::compute_tiles(plan, t, *ex);
-  } catch (const std::exception& e) {
+  } catch (const Error& e) {
     ex->abort(e.what());
     throw;
+  } catch (const std::exception& e) {  // a library or allocation failure: still a gmmav::Error
+    ex->abort(e.what());
+    throw Error(Errc::internal, "", std::string("internal error: ") + e.what());
   }
   ex->finish();
 }

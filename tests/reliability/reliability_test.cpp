@@ -1,0 +1,320 @@
+// Reliability of the native API: property tests at scale, memory bounds
+// (guard pages, read-only inputs), a rank failing mid-call, many calls, several
+// groups at once, and resources returning to their starting counts.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "comm/communicator.hpp"
+#include "comm/in_process.hpp"
+#include "gmmav/gmmav.hpp"
+#include "reference/synthetic_case.hpp"
+
+namespace {
+
+using namespace gmmav::reference;
+using namespace std::chrono_literals;
+
+// ---------- property tests at scale: >= 1000 cases, W up to 16, e up to 64 ----------
+
+CaseSpec scale_spec(int index) {
+  std::mt19937_64 rng(0xA11CE000ULL + static_cast<unsigned>(index));
+  CaseSpec s;
+  s.seed = rng();
+  s.world_size = 1 + static_cast<int>(rng() % 16);
+  s.local_experts = 1 + static_cast<int>(rng() % (rng() % 4 == 0 ? 64 : 8));
+  s.dtype = rng() % 2 ? gmmav::DType::f16 : gmmav::DType::bf16;
+  s.trans_gmm_weight = rng() % 2;
+  s.shared_expert = rng() % 3 == 0;
+  s.trans_mm_weight = s.shared_expert && rng() % 2;
+  const CountPattern patterns[] = {CountPattern::random, CountPattern::skewed, CountPattern::balanced};
+  s.counts = patterns[rng() % 3];
+  s.values = ValueKind::exact;
+  s.rows_per_rank = static_cast<std::int64_t>(rng() % 160);
+  s.h1 = 1 + static_cast<std::int64_t>(rng() % 24);
+  s.n1 = 1 + static_cast<std::int64_t>(rng() % 24);
+  s.h2 = 1 + static_cast<std::int64_t>(rng() % 16);
+  s.n2 = 1 + static_cast<std::int64_t>(rng() % 16);
+  s.bs = 1 + static_cast<std::int64_t>(rng() % 40);
+  return s;
+}
+
+TEST(Scale, ThousandCasesBitExact) {
+  int failures = 0, max_w = 0, max_e = 0;
+  for (int i = 0; i < 1000 && failures < 5; ++i) {
+    const CaseSpec spec = scale_spec(i);
+    max_w = std::max(max_w, spec.world_size);
+    max_e = std::max(max_e, spec.local_experts);
+    Case c = make_case(spec);
+    const auto errors = run_in_process(c);
+    for (const auto& e : errors) {
+      if (!e.empty()) {
+        ADD_FAILURE() << "case " << i << ": " << e;
+        ++failures;
+        break;
+      }
+    }
+    const CaseCheck check = check_case(c, true);
+    if (!check.ok) {
+      ADD_FAILURE() << "case " << i << " (W=" << spec.world_size << " e=" << spec.local_experts << "): " << check.first_failure;
+      ++failures;
+    }
+  }
+  EXPECT_EQ(max_w, 16);
+  EXPECT_GE(max_e, 60);
+}
+
+// ---------- memory bounds ----------
+
+// A buffer whose bytes sit right before (or right after) an inaccessible page.
+class GuardedBuffer {
+ public:
+  GuardedBuffer(std::size_t bytes, bool guard_after) : bytes_(bytes) {
+    page_ = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const std::size_t data_pages = (bytes + page_ - 1) / page_;
+    total_ = (data_pages + 2) * page_;
+    base_ = static_cast<std::byte*>(mmap(nullptr, total_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    mprotect(base_, page_, PROT_NONE);
+    mprotect(base_ + total_ - page_, page_, PROT_NONE);
+    // Flush against the upper guard, or right after the lower one.
+    data_ = guard_after ? base_ + total_ - page_ - bytes : base_ + page_;
+  }
+  ~GuardedBuffer() { munmap(base_, total_); }
+  std::uint16_t* data() { return reinterpret_cast<std::uint16_t*>(data_); }
+  void read_only() { mprotect(base_ + page_, total_ - 2 * page_, PROT_READ); }
+
+ private:
+  std::size_t bytes_, page_ = 4096, total_ = 0;
+  std::byte* base_ = nullptr;
+  std::byte* data_ = nullptr;
+};
+
+std::uint64_t checksum(const std::vector<std::uint16_t>& v) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (auto x : v) h = (h ^ x) * 1099511628211ULL;
+  return h;
+}
+
+// Every tensor of every rank copied next to a guard page (before or after);
+// inputs are made read-only during the call. An out-of-bounds access or a
+// write to an input kills the test with SIGSEGV.
+void run_guarded(bool guard_after) {
+  CaseSpec s;
+  s.world_size = 3;
+  s.local_experts = 2;
+  s.rows_per_rank = 300;
+  s.h1 = 37;
+  s.n1 = 29;
+  s.shared_expert = true;
+  s.bs = 61;
+  s.h2 = 23;
+  s.n2 = 19;
+  s.counts = CountPattern::random;
+  Case c = make_case(s);
+  std::vector<std::unique_ptr<GuardedBuffer>> keep;
+  const auto guard = [&](std::vector<std::uint16_t>& v, bool input) {
+    auto g = std::make_unique<GuardedBuffer>(std::max<std::size_t>(v.size() * 2, 2), guard_after);
+    std::memcpy(g->data(), v.data(), v.size() * 2);
+    if (input) g->read_only();
+    std::uint16_t* p = g->data();
+    keep.push_back(std::move(g));
+    return p;
+  };
+  std::vector<std::uint64_t> input_sums;
+  std::vector<gmmav::OpTensors> tensors;
+  std::vector<std::uint16_t*> y_ptr, mm_y_ptr;
+  for (int r = 0; r < s.world_size; ++r) {
+    auto& rd = c.ranks[static_cast<std::size_t>(r)];
+    input_sums.push_back(checksum(rd.gmm_x) ^ checksum(rd.gmm_weight) ^ checksum(rd.mm_x) ^ checksum(rd.mm_weight));
+    gmmav::OpTensors t = c.tensors(r);
+    t.gmm_x.data = guard(rd.gmm_x, true);
+    t.gmm_weight.data = guard(rd.gmm_weight, true);
+    t.mm_x->data = guard(rd.mm_x, true);
+    t.mm_weight->data = guard(rd.mm_weight, true);
+    y_ptr.push_back(guard(rd.y, false));
+    mm_y_ptr.push_back(guard(rd.mm_y, false));
+    t.y.data = y_ptr.back();
+    t.mm_y->data = mm_y_ptr.back();
+    tensors.push_back(t);
+  }
+  auto comms = gmmav::create_in_process_group(s.world_size);
+  std::vector<std::thread> th;
+  std::vector<std::string> err(static_cast<std::size_t>(s.world_size));
+  for (int r = 0; r < s.world_size; ++r)
+    th.emplace_back([&, r] {
+      try {
+        gmmav::run(gmmav::Plan::create(c.desc(r)), comms[static_cast<std::size_t>(r)], tensors[static_cast<std::size_t>(r)]);
+      } catch (const std::exception& e) {
+        err[static_cast<std::size_t>(r)] = e.what();
+      }
+    });
+  for (auto& t : th) t.join();
+  for (int r = 0; r < s.world_size; ++r) {
+    ASSERT_EQ(err[static_cast<std::size_t>(r)], "");
+    auto& rd = c.ranks[static_cast<std::size_t>(r)];
+    // Inputs: the guarded copies still equal the originals.
+    EXPECT_EQ(std::memcmp(tensors[static_cast<std::size_t>(r)].gmm_x.data, rd.gmm_x.data(), rd.gmm_x.size() * 2), 0);
+    EXPECT_EQ(checksum(rd.gmm_x) ^ checksum(rd.gmm_weight) ^ checksum(rd.mm_x) ^ checksum(rd.mm_weight),
+              input_sums[static_cast<std::size_t>(r)]);
+    std::memcpy(rd.y.data(), y_ptr[static_cast<std::size_t>(r)], rd.y.size() * 2);
+    std::memcpy(rd.mm_y.data(), mm_y_ptr[static_cast<std::size_t>(r)], rd.mm_y.size() * 2);
+  }
+  const CaseCheck check = check_case(c, true);
+  EXPECT_TRUE(check.ok) << check.first_failure;
+}
+
+TEST(Bounds, OutputsAndInputsRightBeforeAGuardPage) { run_guarded(true); }
+TEST(Bounds, OutputsAndInputsRightAfterAGuardPage) { run_guarded(false); }
+
+// ---------- a rank that fails mid-call ----------
+
+// Wraps a communicator so that its exchange throws after `after` tiles.
+class FailingExchange final : public gmmav::comm::Exchange {
+ public:
+  FailingExchange(std::unique_ptr<gmmav::comm::Exchange> inner, int after) : inner_(std::move(inner)), left_(after) {}
+  void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override {
+    if (left_.fetch_sub(1) <= 0) throw std::runtime_error("injected fault");
+    return inner_->rows_for(d, j, f, r);
+  }
+  void rows_done(int d, int j, std::int64_t f, std::int64_t r, void* w) override { inner_->rows_done(d, j, f, r, w); }
+  void progress() noexcept override { inner_->progress(); }
+  void finish() override { inner_->finish(); }
+  void abort(const std::string& why) noexcept override { inner_->abort(why); }
+
+ private:
+  std::unique_ptr<gmmav::comm::Exchange> inner_;
+  std::atomic<int> left_;
+};
+
+class FailingCommunicator final : public gmmav::comm::Communicator {
+ public:
+  explicit FailingCommunicator(std::shared_ptr<gmmav::comm::Communicator> inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  const std::string& name() const override { return inner_->name(); }
+  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
+  std::size_t workspace_bytes(const gmmav::Plan& p) const override { return inner_->workspace_bytes(p); }
+  std::unique_ptr<gmmav::comm::Exchange> meet(const gmmav::comm::CallInfo& mine, std::span<std::byte> ws) override {
+    return std::make_unique<FailingExchange>(inner_->meet(mine, ws), 2);
+  }
+
+ private:
+  std::shared_ptr<gmmav::comm::Communicator> inner_;
+};
+
+TEST(Faults, RankFailingMidCallFailsItsPeersPromptly) {
+  CaseSpec s;
+  s.world_size = 3;
+  s.local_experts = 2;
+  s.rows_per_rank = 600;
+  s.counts = CountPattern::balanced;
+  Case c = make_case(s);
+  auto inner = gmmav::comm::create_in_process(3, 30s);
+  std::vector<gmmav::Comm> comms = {gmmav::Comm(inner[0]), gmmav::Comm(std::make_shared<FailingCommunicator>(inner[1])),
+                                    gmmav::Comm(inner[2])};
+  std::string err[3];
+  gmmav::Errc code[3] = {};
+  std::thread th[3];
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < 3; ++r)
+    th[r] = std::thread([&, r] {
+      try {
+        gmmav::run(gmmav::Plan::create(c.desc(r)), comms[static_cast<std::size_t>(r)], c.tensors(r));
+      } catch (const gmmav::Error& e) {
+        err[r] = e.what();
+        code[r] = e.code();
+      } catch (const std::exception& e) {
+        err[r] = e.what();
+      }
+    });
+  for (auto& t : th) t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "peers must not wait for the 30 s timeout";
+  EXPECT_NE(err[1].find("injected fault"), std::string::npos) << err[1];
+  for (int r : {0, 2}) {
+    EXPECT_EQ(code[r], gmmav::Errc::group_broken) << err[r];
+    EXPECT_NE(err[r].find("rank 1 failed"), std::string::npos) << err[r];
+  }
+  // The group says it must be recreated.
+  try {
+    gmmav::run(gmmav::Plan::create(c.desc(0)), comms[0], c.tensors(0));
+    ADD_FAILURE() << "expected group_broken";
+  } catch (const gmmav::Error& e) {
+    EXPECT_EQ(e.code(), gmmav::Errc::group_broken);
+  }
+}
+
+// ---------- many calls, several groups, resources ----------
+
+int count_dir(const char* path) {
+  int n = 0;
+  if (DIR* d = opendir(path)) {
+    while (readdir(d) != nullptr) ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+TEST(Resources, SeveralGroupsAtOnceAndCountsReturn) {
+  // Warm up: the process-wide pool and the library's threads exist after the first call.
+  {
+    CaseSpec s;
+    Case c = make_case(s);
+    ASSERT_EQ(run_in_process(c)[0], "");
+  }
+  const int fds = count_dir("/proc/self/fd"), threads = count_dir("/proc/self/task");
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::thread> groups;
+    std::atomic<int> bad{0};
+    for (int g = 0; g < 4; ++g)
+      groups.emplace_back([&, g] {
+        CaseSpec s;
+        s.world_size = 2 + g;
+        s.local_experts = 1 + g;
+        s.seed = static_cast<std::uint64_t>(round * 10 + g);
+        s.shared_expert = g % 2;
+        Case c = make_case(s);
+        for (const auto& e : run_in_process(c)) bad += !e.empty();
+        bad += !check_case(c, true).ok;
+      });
+    for (auto& t : groups) t.join();
+    EXPECT_EQ(bad.load(), 0);
+  }
+  EXPECT_EQ(count_dir("/proc/self/fd"), fds);
+  EXPECT_EQ(count_dir("/proc/self/task"), threads);
+}
+
+TEST(Resources, ThousandCallsOnOneGroupAndPlan) {
+  CaseSpec s;
+  s.world_size = 2;
+  s.local_experts = 2;
+  s.rows_per_rank = 20;
+  s.h1 = 8;
+  s.n1 = 8;
+  Case c = make_case(s);
+  auto comms = gmmav::create_in_process_group(2);
+  std::string err[2];
+  std::thread th[2];
+  for (int r = 0; r < 2; ++r)
+    th[r] = std::thread([&, r] {
+      try {
+        const auto plan = gmmav::Plan::create(c.desc(r));
+        const auto t = c.tensors(r);
+        for (int i = 0; i < 1000; ++i) gmmav::run(plan, comms[static_cast<std::size_t>(r)], t);
+      } catch (const std::exception& e) {
+        err[r] = e.what();
+      }
+    });
+  th[0].join();
+  th[1].join();
+  EXPECT_EQ(err[0], "");
+  EXPECT_EQ(err[1], "");
+  EXPECT_TRUE(check_case(c, true).ok);
+}
+
+}  // namespace
