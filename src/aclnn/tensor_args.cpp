@@ -1,0 +1,82 @@
+// aclTensor -> gmmav view, with the checks only the aclnn entry point has.
+#include "aclnn/tensor_args.hpp"
+
+#include "runtime/api_guard.hpp"
+#include "runtime/status_codes.hpp"
+
+namespace gmmav::aclnn {
+namespace {
+
+using runtime::raise;
+
+DType to_dtype(const aclTensor& t, const char* param) {
+  if (t.dtype == ACL_FLOAT16) return DType::f16;
+  if (t.dtype == ACL_BF16) return DType::bf16;
+  raise(ACLNN_ERR_PARAM_INVALID, param, "expected dtype ACL_FLOAT16 or ACL_BF16, got {}", dtype_name(t.dtype));
+}
+
+template <typename View>
+View to_view(const aclTensor& t, const char* param, int rank) {
+  const DType dtype = to_dtype(t, param);
+  if (t.format != ACL_FORMAT_ND)
+    raise(ACLNN_ERR_PARAM_INVALID, param, "expected format ACL_FORMAT_ND, got {}", format_name(t.format));
+  if (t.view_dims.size() != static_cast<std::size_t>(rank))
+    raise(ACLNN_ERR_PARAM_INVALID, param, "expected a {}-D tensor, got {}-D", rank, t.view_dims.size());
+  if (t.offset != 0)
+    raise(ACLNN_ERR_PARAM_INVALID, param,
+          "expected view offset 0 (pass the address of the first element as the data pointer instead), got {}", t.offset);
+  View v;
+  v.data = t.data;
+  v.dtype = dtype;
+  v.rank = rank;
+  for (int i = 0; i < rank; ++i) {
+    v.dims[i] = t.view_dims[static_cast<std::size_t>(i)];
+    v.strides[i] = t.strides[static_cast<std::size_t>(i)];  // the Plan rejects non-contiguous ones
+  }
+  return v;
+}
+
+}  // namespace
+
+ConstTensorView input_view(const aclTensor& t, const char* param, int rank) { return to_view<ConstTensorView>(t, param, rank); }
+TensorView output_view(const aclTensor& t, const char* param, int rank) { return to_view<TensorView>(t, param, rank); }
+
+std::string dtype_name(aclDataType t) {
+  const char* n = nullptr;
+  switch (t) {
+    case ACL_DT_UNDEFINED: n = "ACL_DT_UNDEFINED"; break;
+    case ACL_FLOAT: n = "ACL_FLOAT"; break;
+    case ACL_FLOAT16: n = "ACL_FLOAT16"; break;
+    case ACL_INT8: n = "ACL_INT8"; break;
+    case ACL_INT32: n = "ACL_INT32"; break;
+    case ACL_UINT8: n = "ACL_UINT8"; break;
+    case ACL_INT16: n = "ACL_INT16"; break;
+    case ACL_UINT16: n = "ACL_UINT16"; break;
+    case ACL_UINT32: n = "ACL_UINT32"; break;
+    case ACL_INT64: n = "ACL_INT64"; break;
+    case ACL_UINT64: n = "ACL_UINT64"; break;
+    case ACL_DOUBLE: n = "ACL_DOUBLE"; break;
+    case ACL_BOOL: n = "ACL_BOOL"; break;
+    case ACL_BF16: n = "ACL_BF16"; break;
+    default: n = "aclDataType"; break;
+  }
+  return fmt::format("{} ({})", n, static_cast<int>(t));
+}
+
+std::string format_name(aclFormat f) {
+  const char* n = nullptr;
+  switch (f) {
+    case ACL_FORMAT_UNDEFINED: n = "ACL_FORMAT_UNDEFINED"; break;
+    case ACL_FORMAT_NCHW: n = "ACL_FORMAT_NCHW"; break;
+    case ACL_FORMAT_NHWC: n = "ACL_FORMAT_NHWC"; break;
+    case ACL_FORMAT_ND: n = "ACL_FORMAT_ND"; break;
+    case ACL_FORMAT_NC1HWC0: n = "ACL_FORMAT_NC1HWC0"; break;
+    case ACL_FORMAT_FRACTAL_Z: n = "ACL_FORMAT_FRACTAL_Z"; break;
+    case ACL_FORMAT_FRACTAL_NZ: n = "ACL_FORMAT_FRACTAL_NZ"; break;
+    case ACL_FORMAT_NC: n = "ACL_FORMAT_NC"; break;
+    default: n = "aclFormat"; break;
+  }
+  return fmt::format("{} ({})", n, static_cast<int>(f));
+}
+
+}  // namespace gmmav::aclnn
