@@ -25,6 +25,21 @@ View to_view(const aclTensor& t, const char* param, int rank) {
   if (t.offset != 0)
     raise(ACLNN_ERR_PARAM_INVALID, param,
           "expected view offset 0 (pass the address of the first element as the data pointer instead), got {}", t.offset);
+  // The view must fit in the memory its storage dims describe (a contiguous
+  // view of more elements than the storage would read or write past it).
+  std::int64_t view_elems = 1, storage_elems = 1;
+  constexpr std::int64_t kMax = std::int64_t{1} << 62;
+  for (std::int64_t d : t.view_dims) {
+    if (d < 0) raise(ACLNN_ERR_PARAM_INVALID, param, "expected non-negative view dims, got {}", d);
+    view_elems = d == 0 || view_elems <= kMax / d ? view_elems * d : kMax;
+  }
+  for (std::int64_t d : t.storage_dims) {
+    if (d < 0) raise(ACLNN_ERR_PARAM_INVALID, param, "expected non-negative storage dims, got {}", d);
+    storage_elems = d == 0 || storage_elems <= kMax / d ? storage_elems * d : kMax;
+  }
+  if (view_elems > storage_elems)
+    raise(ACLNN_ERR_PARAM_INVALID, param, "expected a view that fits in its storage ({} elements), got a view of {} elements",
+          storage_elems, view_elems);
   View v;
   v.data = t.data;
   v.dtype = dtype;

@@ -313,13 +313,13 @@ TEST(Hccl, RootInfoIsUnique) {
   EXPECT_EQ(HcclGetRootInfo(nullptr), HCCL_E_PTR);
 }
 
-TEST(Hccl, InitRootInfoWithoutABackend) {
+TEST(Hccl, InitRootInfoWithoutALauncher) {
   HcclRootInfo info;
   ASSERT_EQ(HcclGetRootInfo(&info), HCCL_SUCCESS);
   HcclComm comm = nullptr;
-  EXPECT_EQ(HcclCommInitRootInfo(4, &info, 0, &comm), HCCL_E_NOT_SUPPORT);
+  EXPECT_EQ(HcclCommInitRootInfo(4, &info, 0, &comm), HCCL_E_PARA);
   const std::string msg = recent_error();
-  EXPECT_NE(msg.find("needs the MPI backend"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("MPI launcher"), std::string::npos) << msg;
   EXPECT_NE(msg.find("mpirun"), std::string::npos) << msg;
   EXPECT_EQ(comm, nullptr);
   EXPECT_EQ(HcclCommInitRootInfo(4, &info, 4, &comm), HCCL_E_PARA);
