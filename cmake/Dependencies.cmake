@@ -3,7 +3,7 @@ find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
 find_package(MPI REQUIRED COMPONENTS CXX)  # libopenmpi-dev (MPICH works too)
 find_package(dnnl CONFIG REQUIRED)  # libdnnl-dev: oneDNN, the GEMM library (docs/decisions.md D8)
-find_package(OpenMP REQUIRED)       # oneDNN's runtime; gmmav pins it to 1 thread per pool worker
+find_package(OpenMP QUIET)         # only bench/gemm_libraries.cpp uses OpenMP directly
 find_package(OpenBLAS CONFIG QUIET) # libopenblas-dev: only the library-comparison bench uses it
 find_package(CLI11 QUIET)
 if(NOT CLI11_FOUND)

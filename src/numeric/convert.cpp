@@ -1,6 +1,7 @@
 // Bulk conversions: F16C when available (run-time check), portable loops otherwise.
 #include "numeric/convert.hpp"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "numeric/half.hpp"
@@ -28,7 +29,10 @@ __attribute__((target("avx2,f16c"))) void float_to_half_f16c(const float* src, s
 
 bool detect_f16c() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
+  const bool f16c = (c & (1u << 29)) != 0;  // CPUID.1:ECX.F16C
+  return f16c && __builtin_cpu_supports("avx2");  // avx2 also implies the OS saves YMM state
 }
 
 }  // namespace

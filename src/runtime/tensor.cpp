@@ -48,7 +48,12 @@ aclTensor* aclCreateTensor(const int64_t* viewDims, uint64_t viewDimsNum, aclDat
       t->strides = copy_dims("stride", stride, viewDimsNum);
     } else {  // contiguous row-major
       t->strides.assign(viewDimsNum, 1);
-      for (std::size_t i = viewDimsNum; i-- > 1;) t->strides[i - 1] = t->strides[i] * t->view_dims[i];
+      for (std::size_t i = viewDimsNum; i-- > 1;) {
+        // Saturate: absurd dims must give a validation error later, not signed overflow here.
+        std::int64_t s = 0;
+        if (__builtin_mul_overflow(t->strides[i], t->view_dims[i], &s)) s = INT64_MAX;
+        t->strides[i - 1] = s;
+      }
     }
     t->storage_dims = copy_dims("storageDims", storageDims, storageDimsNum);
     if (offset < 0) raise(ACLNN_ERR_PARAM_INVALID, "offset", "expected an offset >= 0 (in elements), got {}", offset);
