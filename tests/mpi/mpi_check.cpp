@@ -8,15 +8,21 @@
 //   --mismatch     counts that break the cross-rank contract: every process
 //                  must get the count-mismatch error naming the same triple.
 //   --absent R     rank R never calls: the others must get a timeout error.
+//   --killed R     rank R dies (SIGKILL) in the middle of the call: the others
+//                  must get an error within the timeout (run with mpirun
+//                  --enable-recovery so the launcher lets them finish).
 // Exit 0 only when every process passed (the verdict is reduced over MPI).
 #include <mpi.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
 #include <thread>
 
+#include "comm/communicator.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
@@ -139,6 +145,62 @@ bool absent(int who, const gmmav::Comm& comm) {
   return ok;
 }
 
+// Kills this process after it has handed out a few tiles of the call.
+class DyingExchange final : public gmmav::comm::Exchange {
+ public:
+  explicit DyingExchange(std::unique_ptr<gmmav::comm::Exchange> inner) : inner_(std::move(inner)) {}
+  void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override {
+    if (++tiles_ == 3) raise(SIGKILL);
+    return inner_->rows_for(d, j, f, r);
+  }
+  void rows_done(int d, int j, std::int64_t f, std::int64_t r, void* w) override { inner_->rows_done(d, j, f, r, w); }
+  void progress() noexcept override { inner_->progress(); }
+  void poll() override { inner_->poll(); }
+  bool needs_poll() const override { return inner_->needs_poll(); }
+  void finish() override { inner_->finish(); }
+  void abort(const std::string& why) noexcept override { inner_->abort(why); }
+
+ private:
+  std::unique_ptr<gmmav::comm::Exchange> inner_;
+  std::atomic<int> tiles_{0};
+};
+
+class DyingCommunicator final : public gmmav::comm::Communicator {
+ public:
+  explicit DyingCommunicator(std::shared_ptr<gmmav::comm::Communicator> inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  const std::string& name() const override { return inner_->name(); }
+  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
+  std::size_t workspace_bytes(const gmmav::Plan& p) const override { return inner_->workspace_bytes(p); }
+  std::unique_ptr<gmmav::comm::Exchange> meet(const gmmav::comm::CallInfo& mine, std::span<std::byte> ws) override {
+    return std::make_unique<DyingExchange>(inner_->meet(mine, ws));
+  }
+
+ private:
+  std::shared_ptr<gmmav::comm::Communicator> inner_;
+};
+
+bool killed(int who, const gmmav::Comm& comm) {
+  const int me = comm.rank();
+  CaseSpec s;
+  s.world_size = comm.size();
+  s.local_experts = 2;
+  s.rows_per_rank = 2000;
+  s.h1 = 64;
+  s.n1 = 64;
+  s.counts = CountPattern::balanced;
+  Case c = make_case(s);
+  const gmmav::Comm use = me == who ? gmmav::Comm(std::make_shared<DyingCommunicator>(comm.shared_impl())) : comm;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string err = run_rank(c, me, use);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const bool ok = !err.empty();
+  std::printf("rank %d: after %.2f s: %s -> %s\n", me, secs, err.empty() ? "no error" : err.c_str(), ok ? "expected" : "UNEXPECTED");
+  std::fflush(stdout);
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,12 +210,16 @@ int main(int argc, char** argv) {
   {
     gmmav::GroupOptions opt;
     std::string mode = argc > 1 ? argv[1] : "--cases";
-    if (mode == "--absent") opt.timeout = std::chrono::milliseconds(1000);
+    if (mode == "--absent" || mode == "--killed") opt.timeout = std::chrono::milliseconds(2000);
     const gmmav::Comm comm = gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
     g_min_workspace = argc > 3 && std::string(argv[3]) == "min";
     if (mode == "--cases") ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
     else if (mode == "--mismatch") ok = mismatch(comm);
     else if (mode == "--absent") ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);
+    else if (mode == "--killed") {
+      killed(argc > 2 ? std::atoi(argv[2]) : 0, comm);
+      std::_Exit(0);  // a peer is dead: no collective teardown (MPI_Finalize could wait for it)
+    }
     else {
       std::fprintf(stderr, "usage: gmmav_mpi_check --cases N | --mismatch | --absent R\n");
       ok = 0;
