@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/fail.hpp"
+#include "gemm/buffer_cache.hpp"
 #include "numeric/convert.hpp"
 
 namespace gmmav::gemm {
@@ -107,11 +108,13 @@ bool native_bf16_available() {
   return yes;
 }
 
-// Reorders a plain weight (k x n, or n x k when trans) into `packed`.
-dnnl::memory pack(dt type, const void* w, std::int64_t k, std::int64_t n, bool trans, const dnnl::memory::desc& packed) {
+// Reorders a plain weight (k x n, or n x k when trans) into `packed`, held in `storage`.
+dnnl::memory pack(dt type, const void* w, std::int64_t k, std::int64_t n, bool trans, const dnnl::memory::desc& packed,
+                  std::shared_ptr<std::byte>& storage) {
   const dnnl::memory::desc plain({k, n}, type, trans ? tag::ba : tag::ab);
   dnnl::memory src(plain, cpu_engine(), const_cast<void*>(w));
-  dnnl::memory dst(packed, cpu_engine());
+  storage = cached_buffer(packed.get_size());
+  dnnl::memory dst(packed, cpu_engine(), storage.get());
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const dnnl::reorder::primitive_desc pd(src, dst, attr);
@@ -144,13 +147,16 @@ struct PreparedWeight::Impl {
   bool bf16_route = false;
   dnnl::memory::desc bf16_desc, f32_desc;
   dnnl::memory bf16_packed;
+  std::shared_ptr<std::byte> bf16_storage;
   mutable std::once_flag f32_once;
   mutable dnnl::memory f32_packed;
+  mutable std::shared_ptr<std::byte> f32_storage;
 
   void prepare_f32() const {
-    std::vector<float> plain(static_cast<std::size_t>(k * n));
-    numeric::to_float(dtype, raw, plain.data(), plain.size());
-    f32_packed = pack(dt::f32, plain.data(), k, n, trans, f32_desc);
+    const auto plain = cached_buffer(static_cast<std::size_t>(k * n) * sizeof(float));
+    float* f = reinterpret_cast<float*>(plain.get());
+    numeric::to_float(dtype, raw, f, static_cast<std::size_t>(k * n));
+    f32_packed = pack(dt::f32, f, k, n, trans, f32_desc, f32_storage);
   }
   const dnnl::memory& f32_weight() const {
     std::call_once(f32_once, [this] { prepare_f32(); });
@@ -176,7 +182,7 @@ void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k
     p.bf16_route = dtype == DType::bf16 && native_bf16_available() && bf16_dot_exact(w, static_cast<std::size_t>(k * n));
     if (p.bf16_route) {
       p.bf16_desc = packed_desc(dt::bf16, k, n);
-      p.bf16_packed = pack(dt::bf16, w, k, n, trans, p.bf16_desc);
+      p.bf16_packed = pack(dt::bf16, w, k, n, trans, p.bf16_desc, p.bf16_storage);
     } else {
       p.f32_weight();  // every tile will need it
     }
