@@ -159,6 +159,16 @@ TEST(Bf16Route, ExactnessCheck) {
   EXPECT_FALSE(bf16_dot_exact(tiny, 1));
   const std::uint16_t sub[] = {0x0001};  // a subnormal
   EXPECT_FALSE(bf16_dot_exact(sub, 1));
+  // Long arrays (the vector path): one offending value anywhere is found; zeros never count.
+  std::vector<std::uint16_t> big(1003, 0x3F80);
+  big[17] = 0x0000;
+  big[18] = 0x8000;
+  EXPECT_TRUE(bf16_dot_exact(big.data(), big.size()));
+  for (std::size_t at : {std::size_t{0}, std::size_t{31}, std::size_t{500}, std::size_t{1002}}) {
+    auto v = big;
+    v[at] = 0x8300;  // -2^-121
+    EXPECT_FALSE(bf16_dot_exact(v.data(), v.size())) << at;
+  }
 }
 
 TEST(Bf16Route, NativeRouteTakenForOrdinaryWeightsAndIsExactOnDyadicData) {

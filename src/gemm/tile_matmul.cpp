@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <immintrin.h>
+
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -127,14 +130,36 @@ dnnl::memory pack(dt type, const void* w, std::int64_t k, std::int64_t n, bool t
 
 }  // namespace
 
-bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
-  // Biased exponent >= 127 - 56 = 71 for every nonzero value (sign and mantissa ignored).
-  bool ok = true;
+// Biased exponent >= 127 - 56 = 71 for every nonzero value (sign and mantissa
+// ignored): the smallest nonzero magnitude must be >= 71 << 7. It runs over
+// every weight once per call, so it has an AVX2 path (run-time check).
+std::uint16_t min_nonzero_magnitude_scalar(const std::uint16_t* v, std::size_t n) {
+  std::uint16_t lo = 0xFFFF;
   for (std::size_t i = 0; i < n; ++i) {
-    const unsigned mag = v[i] & 0x7FFFu;
-    ok &= mag == 0 || (mag >> 7) >= 71u;
+    const std::uint16_t mag = v[i] & 0x7FFF;
+    lo = std::min<std::uint16_t>(lo, mag == 0 ? 0xFFFF : mag);
   }
-  return ok;
+  return lo;
+}
+
+__attribute__((target("avx2"))) std::uint16_t min_nonzero_magnitude_avx2(const std::uint16_t* v, std::size_t n) {
+  const __m256i magnitude = _mm256_set1_epi16(0x7FFF), zero = _mm256_setzero_si256();
+  __m256i lo = _mm256_set1_epi16(-1);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i mag = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)), magnitude);
+    lo = _mm256_min_epu16(lo, _mm256_or_si256(mag, _mm256_cmpeq_epi16(mag, zero)));  // zeros become 0xFFFF
+  }
+  alignas(32) std::uint16_t lanes[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), lo);
+  std::uint16_t m = min_nonzero_magnitude_scalar(v + i, n - i);
+  for (std::uint16_t x : lanes) m = std::min(m, x);
+  return m;
+}
+
+bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return (avx2 ? min_nonzero_magnitude_avx2(v, n) : min_nonzero_magnitude_scalar(v, n)) >= (71u << 7);
 }
 
 std::string implementation_info() { return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), impl_of(dt::f32)); }
