@@ -3,13 +3,17 @@
 #include <cstdio>
 #include <exception>
 
+#include "bench_command.hpp"
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"gmmav - GroupedMatMul + AlltoAllv (aclnnGroupedMatMulAlltoAllv) on CPUs"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "gmmav 0.1.0");
+  app.set_version_flag("--version", "gmmav " GMMAV_VERSION);
   gmmav::cli::add_run_command(app);
+  gmmav::cli::add_verify_command(app);
+  // `gmmav bench` registers here (bench/).
+  gmmav::bench::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -3,6 +3,7 @@
 // reference and prints a summary (or JSON).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -11,6 +12,7 @@
 #include "commands.hpp"
 #include "engine/compute_pool.hpp"
 #include "gmmav/gmmav.hpp"
+#include "numeric/half.hpp"
 #include "reference/synthetic_case.hpp"
 
 namespace gmmav::cli {
@@ -32,6 +34,7 @@ struct RunOptions {
   int threads = 0;
   bool json = false;
   bool no_verify = false;
+  std::string inject_fault;  // test-only: "y" or "mmY"
 };
 
 struct Result {
@@ -44,6 +47,22 @@ struct Result {
   std::string error;
   bool pass() const { return error.empty() && (!verified || check.ok); }
 };
+
+// Test-only: adds max(1, |v|) to one element v of the first non-empty y (or
+// mmY), after the run and before verification, so tests can prove the check
+// catches a wrong output. Returns false when there is nothing to corrupt.
+bool inject_fault(reference::Case& c, const std::string& tensor) {
+  for (auto& rank : c.ranks) {
+    auto& v = tensor == "y" ? rank.y : rank.mm_y;
+    if (v.empty()) continue;
+    auto& x = v[v.size() / 2];
+    const double d = reference::to_double(c.spec.dtype, x);
+    const double wrong = d + std::max(1.0, std::fabs(d));
+    x = c.spec.dtype == DType::f16 ? numeric::double_to_half(wrong) : numeric::double_to_bf16(wrong);
+    return true;
+  }
+  return false;
+}
 
 Result run_one(const RunOptions& o, DType t) {
   reference::CaseSpec s;
@@ -76,6 +95,10 @@ Result run_one(const RunOptions& o, DType t) {
     for (std::size_t k = 0; k < errors.size(); ++k)
       if (!errors[k].empty() && r.error.empty()) r.error = "rank " + std::to_string(k) + ": " + errors[k];
     if (!r.error.empty()) return r;
+  }
+  if (!o.inject_fault.empty() && !inject_fault(c, o.inject_fault)) {
+    r.error = "--inject-fault " + o.inject_fault + ": no rank has a non-empty " + o.inject_fault + " to corrupt";
+    return r;
   }
   std::sort(times.begin(), times.end());
   r.seconds = times[times.size() / 2];
@@ -178,6 +201,10 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Compute threads (default: GMMAV_NUM_THREADS or the cores)")->check(CLI::Range(1, 1024));
   cmd->add_flag("--json", o->json, "Print JSON instead of the summary");
   cmd->add_flag("--no-verify", o->no_verify, "Skip the reference check");
+  // Hidden (empty group), for the test suite: corrupt one output element before verification.
+  cmd->add_option("--inject-fault", o->inject_fault, "Test only: corrupt one element of y or mmY before the check")
+      ->check(CLI::IsMember({"y", "mmY"}))
+      ->group("");
   cmd->callback([o] {
     const int rc = run(*o);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -1,0 +1,71 @@
+// The two ways ranks run: W threads of this process (in-process group), or
+// this process as one rank of an MPI job.
+#include <exception>
+#include <thread>
+
+#include "case_runner.hpp"
+#include "gmmav/mpi.hpp"
+#include "mpi_group.hpp"
+
+namespace gmmav::bench {
+namespace {
+
+class InProcessBackend final : public Backend {
+ public:
+  explicit InProcessBackend(int w) : override_(w) {}
+  std::string name() const override { return "inproc"; }
+  bool is_mpi() const override { return false; }
+  int process_rank() const override { return 0; }
+  int world_size(const CaseShape& c) const override {
+    if (c.required_world) return c.required_world;
+    return override_ > 0 ? override_ : c.world_size;
+  }
+  void for_each_rank(int W, const std::function<void(RankGroup&, const Comm&)>& fn) override {
+    auto comms = create_in_process_group(W);
+    auto groups = make_in_process_group(W);
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(W));
+    std::vector<std::thread> threads;
+    for (int r = 0; r < W; ++r)
+      threads.emplace_back([&, r] {
+        try {
+          fn(*groups[static_cast<std::size_t>(r)], comms[static_cast<std::size_t>(r)]);
+        } catch (...) {
+          errors[static_cast<std::size_t>(r)] = std::current_exception();
+        }
+      });
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  }
+
+ private:
+  int override_;
+};
+
+class MpiBackend final : public Backend {
+ public:
+  MpiBackend() : comm_(create_mpi_group(MPI_COMM_WORLD)), group_(std::make_unique<MpiRankGroup>()) {}
+  std::string name() const override { return "mpi"; }
+  bool is_mpi() const override { return true; }
+  int process_rank() const override { return group_->rank(); }
+  int world_size(const CaseShape&) const override { return group_->size(); }
+  void process_barrier() override {  // long, rare waits: sleep up to 1 ms between tests
+    MPI_Request req;
+    MPI_Ibarrier(group_->comm(), &req);
+    polite_wait(&req, 1000);
+  }
+  void for_each_rank(int, const std::function<void(RankGroup&, const Comm&)>& fn) override { fn(*group_, comm_); }
+
+ private:
+  Comm comm_;
+  std::unique_ptr<MpiRankGroup> group_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_in_process_backend(int world_size_override) {
+  return std::make_unique<InProcessBackend>(world_size_override);
+}
+std::unique_ptr<Backend> make_mpi_backend() { return std::make_unique<MpiBackend>(); }
+
+}  // namespace gmmav::bench

@@ -1,0 +1,178 @@
+// `gmmav bench`: option parsing and the run over the selected cases.
+#include "bench_command.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "case_runner.hpp"
+#include "gmmav/gmmav.hpp"
+#include "gmmav/mpi.hpp"
+#include "machine_info.hpp"
+#include "report.hpp"
+#include "trace.hpp"
+
+namespace gmmav::bench {
+namespace {
+
+struct Options {
+  std::string backend = "auto";
+  bool quick = false;
+  std::string cases;
+  int repeat = 5;
+  int warmup = 1;
+  std::string dtype = "auto";
+  std::string json;
+  std::string trace;
+  bool peak = false;
+  int world_size = 0;
+  int threads = 0;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  if (!f) throw std::runtime_error("bench: cannot write " + path);
+  f << text;
+}
+
+int run(const Options& o) {
+  const bool mpi = o.backend == "mpi" || (o.backend == "auto" && launched_by_mpi());
+  if (mpi && !launched_by_mpi())
+    throw CLI::ValidationError("--backend", "mpi needs the bench started by mpirun (one process per rank)");
+  std::unique_ptr<Backend> backend = mpi ? make_mpi_backend() : make_in_process_backend(o.world_size);
+  const bool root = backend->process_rank() == 0;
+  if (o.threads > 0) {
+    set_compute_threads(o.threads);
+  } else if (mpi && std::getenv("GMMAV_NUM_THREADS") == nullptr) {
+    // Ranks on one machine share its cores: one pool thread per core per rank, not per core each.
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    set_compute_threads(std::max(1, cores / ranks_here));
+  }
+
+  backend->process_barrier();
+  const MachineInfo machine = machine_info(root);  // only rank 0 measures peaks; the others wait politely
+  backend->process_barrier();
+  if (root && o.json != "-") std::fputs(to_text(machine).c_str(), stdout);
+  if (o.peak) return 0;
+
+  std::vector<CaseShape> selected;
+  const auto wanted = split(o.cases);
+  const auto all = all_cases(o.quick);
+  for (const auto& w : wanted)
+    if (std::none_of(all.begin(), all.end(), [&](const CaseShape& c) { return c.name == w; }))
+      throw CLI::ValidationError("--cases", "unknown case '" + w + "' (balanced, compute_bound, comm_bound, skewed, tiny, seed)");
+  for (const auto& c : all) {
+    const bool named = std::find(wanted.begin(), wanted.end(), c.name) != wanted.end();
+    if (wanted.empty() ? !(c.heavy && o.quick) : named) selected.push_back(c);
+  }
+
+  struct Job {
+    CaseShape shape;
+    DType dtype;
+  };
+  std::vector<Job> jobs;
+  for (const auto& c : selected) {
+    std::vector<DType> types = c.dtypes;
+    if (o.dtype == "fp16") types = {DType::f16};
+    if (o.dtype == "bf16") types = {DType::bf16};
+    if (o.dtype == "both") types = {DType::bf16, DType::f16};
+    for (DType t : types) jobs.push_back({c, t});
+  }
+
+  const bool progress = root && isatty(STDERR_FILENO) && o.json.empty();
+  std::vector<CaseResult> results;
+  bool traced = false;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    RunSettings s;
+    s.repeat = o.repeat;
+    s.warmup = o.warmup;
+    s.progress = progress;
+    s.progress_label = fmt::format("[{}/{}] {} {}", i + 1, jobs.size(), jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
+    s.trace = !o.trace.empty() && !traced;
+    CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
+    if (s.trace && r.skipped.empty()) {
+      traced = true;
+      if (root) {
+        std::vector<nlohmann::json> parts;
+        if (mpi)
+          for (const auto& p : r.trace_parts) parts.push_back(nlohmann::json::parse(p));
+        else
+          parts.push_back(r.trace_events);
+        const nlohmann::json meta = {{"case", r.shape.name}, {"backend", r.backend}, {"W", r.shape.world_size},
+                                     {"e", r.shape.experts}, {"dtype", r.dtype == DType::bf16 ? "bf16" : "fp16"},
+                                     {"h1", r.shape.h1}, {"n1", r.shape.n1}};
+        write_file(o.trace, trace_document(parts, meta).dump() + "\n");
+      }
+      r.trace_events = nullptr;
+      r.trace_parts.clear();
+    }
+    results.push_back(std::move(r));
+  }
+  if (!root) return 0;
+
+  const nlohmann::json run_info = {{"quick", o.quick}, {"repeat", o.repeat}, {"warmup", o.warmup},
+                                   {"backend", backend->name()}, {"compute_threads_per_rank", compute_threads()},
+                                   {"trace", o.trace}};
+  bool ok = true;
+  for (const auto& r : results) ok = ok && r.verified_ok;
+  if (o.json == "-") {
+    std::printf("%s\n", document(machine, results, run_info).dump(2).c_str());
+  } else {
+    std::fputs(table(results).c_str(), stdout);
+    if (!o.json.empty()) {
+      write_file(o.json, document(machine, results, run_info).dump(2) + "\n");
+      std::printf("wrote %s\n", o.json.c_str());
+    }
+    if (!o.trace.empty()) std::printf("wrote %s (one fused call of the first case)\n", o.trace.c_str());
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Time the fused operator against GEMM alone, AlltoAllv alone, the sequential design, the vendor's per-expert "
+               "overlap and the GEMM library, per named case (in-process, or one rank per process under mpirun)");
+  cmd->add_option("--backend", o->backend, "inproc, mpi, or auto (mpi when started by mpirun)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
+  cmd->add_flag("--quick", o->quick, "Scaled-down shapes (the whole run takes < 2 minutes); the seed case only when named");
+  cmd->add_option("--cases", o->cases, "Comma-separated: balanced, compute_bound, comm_bound, skewed, tiny, seed (default: all)");
+  cmd->add_option("--repeat", o->repeat, "Timed repetitions per variant (the median is reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--warmup", o->warmup, "Untimed rounds of every variant first")->capture_default_str()->check(CLI::Range(0, 100));
+  cmd->add_option("--dtype", o->dtype, "fp16, bf16, both, or auto (the case's own: seed fp16, the others both)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "fp16", "bf16", "both"}));
+  cmd->add_option("--json", o->json, "Write the results as JSON to this file ('-': to stdout instead of the table)");
+  cmd->add_option("--trace", o->trace, "Write a Chrome/Perfetto trace of one fused call of the first case to this file");
+  cmd->add_flag("--peak", o->peak, "Only print the machine: FMA peak and memcpy bandwidth");
+  cmd->add_option("-W,--world-size", o->world_size, "In-process ranks (default: each case's own)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--threads", o->threads, "Compute threads per rank process (default: cores, shared by the ranks of a machine)")
+      ->check(CLI::Range(1, 1024));
+  cmd->callback([o] {
+    const int rc = run(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace gmmav::bench

@@ -1,0 +1,13 @@
+// `gmmav bench`: measures the fused operator against its parts and against the
+// designs it replaces, per named case, in-process or under MPI (bench/README
+// is docs/performance.md).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace gmmav::bench {
+
+/// Registers the `bench` subcommand on the gmmav CLI.
+void add_bench_command(CLI::App& app);
+
+}  // namespace gmmav::bench

@@ -1,0 +1,352 @@
+#include "case_runner.hpp"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "engine/compute_pool.hpp"
+#include "expert_pipeline.hpp"
+#include "mpi_group.hpp"
+#include "reference/reference.hpp"
+#include "reference/synthetic_case.hpp"
+#include "trace.hpp"
+
+namespace gmmav::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// CPU time of the whole machine (busy jiffies incl. steal) and of this process, for the contention figure.
+struct CpuClock {
+  double machine_busy_s = 0, own_s = 0;
+  static CpuClock now() {
+    CpuClock c;
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    long long v[8] = {};
+    in >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+    c.machine_busy_s = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    c.own_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    return c;
+  }
+};
+
+reference::CaseSpec spec_of(const CaseShape& c, DType dtype) {
+  reference::CaseSpec s;
+  s.world_size = c.world_size;
+  s.local_experts = c.experts;
+  s.rows_per_rank = c.bs * c.topk;
+  s.h1 = c.h1;
+  s.n1 = c.n1;
+  s.dtype = dtype;
+  s.shared_expert = c.shared;
+  s.bs = c.bs;
+  s.h2 = c.h2_follows_h1 ? c.h1 : c.h2;
+  s.n2 = c.n2;
+  s.counts = c.counts;
+  s.values = reference::ValueKind::random;  // |v| in [2^-56, 1]: the BF16 native route applies, as with real data
+  s.seed = 1;
+  return s;
+}
+
+std::int64_t count_differences(const std::vector<std::uint16_t>& a, const void* b, std::size_t n) {
+  const auto* p = static_cast<const std::uint16_t*>(b);
+  std::int64_t diff = 0;
+  for (std::size_t i = 0; i < n; ++i) diff += a[i] != p[i];
+  return diff;
+}
+
+enum class Mode { calibrate, measure };
+
+// State of one case in this process (in-process: shared by the rank threads).
+struct CaseState {
+  reference::Case kase;
+  std::vector<Plan> plans;         // every rank's
+  std::vector<RankBuffers> bufs;   // [rank]; MPI: only this process's is allocated
+  InProcessPeers peers;
+  std::unique_ptr<LibraryMatmul> library;
+  std::unique_ptr<TraceRecorder> recorder;
+  std::mutex mu;
+};
+
+class RankRun {
+ public:
+  RankRun(CaseState& st, CaseResult& res, const RunSettings& s, RankGroup& g, const Comm& comm, Mode mode)
+      : st_(st), res_(res), s_(s), g_(g), comm_(comm), mode_(mode), r_(g.rank()), plan_(st.plans[static_cast<std::size_t>(r_)]),
+        buf_(st.bufs[static_cast<std::size_t>(r_)]) {}
+
+  void operator()() {
+    setup();
+    RankVariants rv{plan_, st_.kase.tensors(r_), buf_, comm_, *transport_, r_ == 0 ? st_.library.get() : nullptr};
+    const auto timed = [&](Variant v) {
+      if (v == Variant::library && rv.library) rv.library->wake();
+      g_.barrier();
+      const auto t0 = Clock::now();
+      rv.run(v);
+      const double dt = seconds_since(t0);
+      if (v == Variant::library && rv.library) rv.library->quiesce();
+      return g_.max(dt);
+    };
+    if (mode_ == Mode::calibrate) return calibrate(timed);
+
+    const int total = s_.warmup + s_.repeat;
+    for (int w = 0; w < s_.warmup; ++w) {
+      show(w + 1, total, "warm-up");
+      for (int v = 0; v < kVariants; ++v) timed(static_cast<Variant>(v));
+    }
+    g_.barrier();
+    const auto wall0 = Clock::now();
+    const CpuClock cpu0 = CpuClock::now();
+    for (int rep = 0; rep < s_.repeat; ++rep) {
+      show(s_.warmup + rep + 1, total, "timing");
+      for (int i = 0; i < kVariants; ++i) {
+        const int v = (rep + i) % kVariants;  // rotate, so no variant always runs right after another
+        const double t = timed(static_cast<Variant>(v));
+        if (r_ == 0) res_.samples[static_cast<std::size_t>(v)].push_back(t);
+      }
+    }
+    const CpuClock cpu1 = CpuClock::now();
+    std::vector<double> prep;
+    for (int i = 0; i < 3; ++i) {
+      g_.barrier();
+      const auto t0 = Clock::now();
+      prepare_all_weights(plan_, rv.fused);
+      prep.push_back(g_.max(seconds_since(t0)));
+    }
+    if (r_ == 0) res_.t_weight_prep = median(prep);
+    const double wall = seconds_since(wall0);
+    const double own = g_.is_mpi() ? g_.sum(cpu1.own_s - cpu0.own_s) : cpu1.own_s - cpu0.own_s;
+    if (r_ == 0) {
+      const double cpus = static_cast<double>(sysconf(_SC_NPROCESSORS_ONLN));
+      res_.contention_pct = std::max(0.0, 100.0 * ((cpu1.machine_busy_s - cpu0.machine_busy_s) - own) / (wall * cpus));
+    }
+    show(total, total, "checking");
+    verify(rv);
+    if (s_.trace) trace(rv);
+    if (r_ == 0 && s_.progress) std::fprintf(stderr, "\r%-100s\r", "");
+  }
+
+ private:
+  void setup() {
+    const std::size_t ws = workspace_size(plan_, comm_);
+    buf_.allocate(plan_, ws);
+    const ProblemDesc& d = plan_.desc();
+    const double vendor_ws = static_cast<double>(plan_.rows_in() * d.n1 * 2 + (std::int64_t{16} << 20));
+    const double ws_max = g_.max(static_cast<double>(ws));
+    const double vendor_max = g_.max(vendor_ws);
+    const int W = plan_.world_size();
+    // The result is shared by in-process ranks (rank 0 writes it); every MPI rank keeps its own copy,
+    // and decisions taken from it (calibration, the reference check) must be the same on every rank.
+    if (r_ == 0 || g_.is_mpi()) {
+      res_.workspace_bytes = static_cast<std::int64_t>(ws_max);
+      res_.vendor_workspace_bytes = static_cast<std::int64_t>(vendor_max);
+      res_.flops = 0;
+      for (const Plan& p : st_.plans) res_.flops += static_cast<double>(p.flops());
+    }
+    if (r_ == 0) {
+      if (!g_.is_mpi()) {
+        st_.peers.plans.clear();
+        for (const Plan& p : st_.plans) st_.peers.plans.push_back(&p);
+        for (int t = 0; t < kTargets; ++t) {
+          auto& ys = st_.peers.y[static_cast<std::size_t>(t)];
+          ys.clear();
+          for (int q = 0; q < W; ++q)
+            ys.push_back(reinterpret_cast<std::byte*>(st_.bufs[static_cast<std::size_t>(q)].y[static_cast<std::size_t>(t)].data()));
+        }
+      }
+      if (mode_ == Mode::measure) make_library();
+    }
+    g_.barrier();
+    transport_ = g_.is_mpi() ? make_mpi_transport(plan_, dynamic_cast<MpiRankGroup&>(g_), buf_.y_pointers())
+                             : make_in_process_transport(st_.peers, r_, g_);
+  }
+
+  void make_library() {
+    const CaseShape& c = res_.shape;
+    LibraryShape ls;
+    for (const Plan& p : st_.plans) ls.m1 += p.rows_in();
+    ls.k1 = c.h1;
+    ls.n1 = c.n1;
+    if (c.shared) {
+      ls.m2 = c.bs * static_cast<std::int64_t>(st_.plans.size());
+      ls.k2 = c.h2_follows_h1 ? c.h1 : c.h2;
+      ls.n2 = c.n2;
+    }
+    // Under MPI the library runs on rank 0 with every core of the machine (start mpirun with --bind-to none).
+    const int threads = g_.is_mpi() ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : engine::available_cores();
+    st_.library = std::make_unique<LibraryMatmul>(res_.dtype, ls, threads);
+    res_.library = st_.library->description();
+  }
+
+  template <typename Timed>
+  void calibrate(const Timed& timed) {
+    timed(Variant::gemm_alone);
+    timed(Variant::a2a_alone);
+    std::vector<double> g, a;
+    for (int i = 0; i < 3; ++i) {
+      g.push_back(timed(Variant::gemm_alone));
+      a.push_back(timed(Variant::a2a_alone));
+    }
+    if (r_ == 0 || g_.is_mpi()) {
+      res_.median[static_cast<std::size_t>(Variant::gemm_alone)] = median(g);
+      res_.median[static_cast<std::size_t>(Variant::a2a_alone)] = median(a);
+    }
+  }
+
+  void verify(RankVariants& rv) {
+    // 1. Every variant's output against the fused one: the same tiles and library, byte copies, so bit-identical.
+    const std::vector<std::uint16_t>* ys[] = {&buf_.y[0], &buf_.y[1], &buf_.y[2]};
+    std::int64_t diff = 0;
+    const auto ny = static_cast<std::size_t>(plan_.rows_out() * plan_.desc().n1);
+    for (const auto* y : ys) diff += count_differences(*y, rv.fused.y.data, ny);
+    if (plan_.has_shared_expert()) {
+      const auto nm = buf_.mm_gemm.size();
+      for (const auto* m : {&buf_.mm_gemm, &buf_.mm_seq, &buf_.mm_pe}) diff += count_differences(*m, rv.fused.mm_y->data, nm);
+    }
+    const double total_diff = g_.sum(static_cast<double>(diff));
+    // 2. Small cases: the fused output against the independent FP64 reference (SPEC §4 tolerance).
+    bool ref_checked = false;
+    double ref_bad = 0;
+    std::string ref_text;
+    if (res_.flops <= static_cast<double>(s_.reference_flops_limit)) {
+      ref_checked = true;
+      if (!g_.is_mpi()) {
+        g_.barrier();
+        if (r_ == 0) {
+          const auto check = reference::check_case(st_.kase, false);
+          ref_bad = check.ok ? 0 : 1;
+          ref_text = check.ok ? fmt::format("max rel err {:.2g}", check.max_rel_error) : check.first_failure;
+        }
+      } else {
+        const auto ref = reference::compute(st_.kase.shapes(), st_.kase.reference_inputs());
+        const auto& mine = ref[static_cast<std::size_t>(r_)];
+        const auto& rd = st_.kase.ranks[static_cast<std::size_t>(r_)];
+        bool ok = reference::compare(res_.dtype, rd.y, mine.y, false).ok();
+        if (plan_.has_shared_expert()) ok = ok && reference::compare(res_.dtype, rd.mm_y, mine.mm_y, false).ok();
+        ref_bad = g_.sum(ok ? 0 : 1);
+      }
+    }
+    if (r_ == 0) {
+      res_.verified_ok = total_diff == 0 && ref_bad == 0;
+      res_.verification = fmt::format("fused y/mmY vs a2a_alone (gemm_alone's gmmY moved), sequential, per_expert: {} ",
+                                      total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff));
+      if (ref_checked)
+        res_.verification += fmt::format("; vs FP64 reference: {}{}", ref_bad == 0 ? "PASS" : "FAIL",
+                                         ref_text.empty() ? "" : " (" + ref_text + ")");
+      else
+        res_.verification += "; FP64 reference skipped (too large)";
+    }
+  }
+
+  void trace(RankVariants& rv) {
+    // A common time base: the in-process ranks share one recorder; MPI ranks share CLOCK_MONOTONIC on one host.
+    g_.barrier();
+    const double now_ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+    const double base_ns = g_.min(now_ns);
+    const Clock::time_point base{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(static_cast<long long>(base_ns)))};
+    if (g_.is_mpi() || r_ == 0) {
+      std::lock_guard lk(st_.mu);
+      if (g_.is_mpi() || !st_.recorder) st_.recorder = std::make_unique<TraceRecorder>(base);
+    }
+    g_.barrier();
+    TraceRecorder& rec = *st_.recorder;
+    const Comm traced(make_tracing_communicator(comm_.shared_impl(), rec, !g_.is_mpi()));
+    g_.barrier();
+    gmmav::run(plan_, comm_, rv.fused, buf_.workspace);  // warm again after the checks: the traced call is a warm one
+    g_.barrier();
+    const auto t0 = Clock::now();
+    gmmav::run(plan_, traced, rv.fused, buf_.workspace);
+    rec.span(r_, TraceRecorder::kRankThread, "gmmav::run", "call", t0, Clock::now());
+    g_.barrier();
+    if (g_.is_mpi()) {
+      auto parts = g_.gather(rec.events().dump());
+      if (r_ == 0) res_.trace_parts = std::move(parts);
+    } else if (r_ == 0) {
+      res_.trace_events = rec.events();
+    }
+  }
+
+  void show(int step, int total, const char* what) {
+    if (r_ != 0 || !s_.progress) return;
+    std::fprintf(stderr, "\r%-40s %-8s %d/%d   ", s_.progress_label.c_str(), what, step, total);
+    std::fflush(stderr);
+  }
+
+  CaseState& st_;
+  CaseResult& res_;
+  const RunSettings& s_;
+  RankGroup& g_;
+  const Comm& comm_;
+  Mode mode_;
+  int r_;
+  const Plan& plan_;
+  RankBuffers& buf_;
+  std::unique_ptr<BaselineTransport> transport_;
+};
+
+void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
+  CaseState st;
+  st.kase = reference::make_case(spec_of(res.shape, res.dtype));
+  const int W = res.shape.world_size;
+  for (int r = 0; r < W; ++r) st.plans.push_back(Plan::create(st.kase.desc(r)));
+  st.bufs.resize(static_cast<std::size_t>(W));
+  b.for_each_rank(W, [&](RankGroup& g, const Comm& comm) { RankRun(st, res, s, g, comm, mode)(); });
+}
+
+std::int64_t round16(double v) { return std::max<std::int64_t>(16, static_cast<std::int64_t>(std::llround(v / 16.0)) * 16); }
+
+}  // namespace
+
+CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& s) {
+  CaseResult res;
+  res.shape = shape;
+  res.backend = b.name();
+  res.dtype = dtype;
+  const int W = b.world_size(shape);
+  if (shape.required_world && W != shape.required_world) {
+    res.skipped = fmt::format("needs W = {}, the group has {}", shape.required_world, W);
+    return res;
+  }
+  res.shape.world_size = W;
+  if (shape.calibrate) {
+    // GEMM time grows with H1, the exchange's does not: scale H1 by t_a2a / t_gemm until they meet.
+    RunSettings quiet = s;
+    quiet.trace = false;
+    for (int it = 0; it < 4; ++it) {
+      run_ranks(b, res, quiet, Mode::calibrate);
+      const double tg = res.t(Variant::gemm_alone), ta = res.t(Variant::a2a_alone);
+      const std::int64_t next = std::clamp<std::int64_t>(round16(static_cast<double>(res.shape.h1) * ta / tg), 32, 8192);
+      res.notes.push_back(fmt::format("calibration {}: H1={} gemm_alone {:.3f} ms, a2a_alone {:.3f} ms -> H1={}", it + 1,
+                                      res.shape.h1, tg * 1e3, ta * 1e3, next));
+      if (std::abs(static_cast<double>(next - res.shape.h1)) <= 0.15 * static_cast<double>(res.shape.h1)) break;
+      res.shape.h1 = next;
+    }
+    res.median = {};
+  }
+  run_ranks(b, res, s, Mode::measure);
+  for (int v = 0; v < kVariants; ++v) res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);
+  return res;
+}
+
+}  // namespace gmmav::bench

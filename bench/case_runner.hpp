@@ -1,0 +1,73 @@
+// Runs one benchmark case (one shape, one dtype) on one backend: builds the
+// data, calibrates H1 where the case asks for it, then in one run times every
+// variant interleaved (warm-up first, the starting variant rotated each
+// repetition), checks the outputs, and optionally traces one fused call.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cases.hpp"
+#include "gmmav/comm.hpp"
+#include "rank_group.hpp"
+#include "variants.hpp"
+
+namespace gmmav::bench {
+
+struct RunSettings {
+  int repeat = 5;
+  int warmup = 1;
+  bool trace = false;          ///< record one fused call of this case
+  bool progress = false;       ///< "\r" progress on stderr (rank 0)
+  std::string progress_label;  ///< e.g. "[2/5] balanced bf16"
+  std::int64_t reference_flops_limit = 2'000'000'000;  ///< verify against the FP64 reference below this
+};
+
+struct CaseResult {
+  CaseShape shape;  ///< as run (H1/H2 after calibration, W of the backend)
+  std::string backend;
+  DType dtype = DType::bf16;
+  std::array<std::vector<double>, kVariants> samples;  ///< seconds, slowest rank, per repetition
+  std::array<double, kVariants> median{};
+  double flops = 0;  ///< all ranks, one call
+  double t_weight_prep = 0;  ///< diagnostic: every rank packing its call's weights on the pool, nothing else (median of 3)
+  std::int64_t workspace_bytes = 0;         ///< the fused call's, largest over ranks
+  std::int64_t vendor_workspace_bytes = 0;  ///< SPEC §7: A*N1*2 + 16 MiB, largest over ranks
+  std::string verification;  ///< what was checked and the verdict
+  bool verified_ok = true;
+  std::string library;       ///< what the library variant ran
+  double contention_pct = 0; ///< CPU time of other processes (and steal) during the timing, % of the machine
+  std::vector<std::string> notes;
+  nlohmann::json trace_events;  ///< this process's (in-process: all ranks') events when traced
+  std::vector<std::string> trace_parts;  ///< MPI: every rank's events (rank 0)
+  std::string skipped;       ///< non-empty: the case did not run, and why
+
+  double t(Variant v) const { return median[static_cast<std::size_t>(v)]; }
+};
+
+/// How ranks execute: W threads of this process, or this process as one MPI rank.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool is_mpi() const = 0;
+  /// W for a case (in-process: the case's; MPI: the process count).
+  virtual int world_size(const CaseShape& c) const = 0;
+  /// This process's MPI rank (0 in-process).
+  virtual int process_rank() const = 0;
+  /// MPI: a polite barrier of the processes (so rank 0 can measure the machine undisturbed). In-process: nothing.
+  virtual void process_barrier() {}
+  /// Runs fn(group, comm) on every rank of a W-rank group (in-process: W threads; MPI: this process's rank).
+  virtual void for_each_rank(int W, const std::function<void(RankGroup&, const Comm&)>& fn) = 0;
+};
+
+std::unique_ptr<Backend> make_in_process_backend(int world_size_override);
+std::unique_ptr<Backend> make_mpi_backend();
+
+CaseResult run_case(Backend& backend, const CaseShape& shape, DType dtype, const RunSettings& s);
+
+}  // namespace gmmav::bench

@@ -1,0 +1,129 @@
+#include "machine_info.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "engine/compute_pool.hpp"
+#include "gemm/tile_matmul.hpp"
+#include "gmmav/gmmav.hpp"
+
+namespace gmmav::bench {
+namespace {
+
+// The flags that decide which GEMM kernels can run (docs/gemm-measurements.md).
+const char* const kFlagsOfInterest[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                                        "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "hypervisor"};
+
+// GB/s of memcpy over `bytes` per thread, `threads` threads each with its own buffers; best of `reps`.
+double memcpy_gbps(std::size_t bytes, int threads, int reps) {
+  std::vector<std::vector<char>> src(static_cast<std::size_t>(threads)), dst(src.size());
+  for (int t = 0; t < threads; ++t) {
+    src[static_cast<std::size_t>(t)].assign(bytes, static_cast<char>(t + 1));
+    dst[static_cast<std::size_t>(t)].assign(bytes, 0);  // touched: no page faults in the timing
+  }
+  double best = 0;
+  for (int r = 0; r < reps + 1; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+      ts.emplace_back([&, t] {
+        std::memcpy(dst[static_cast<std::size_t>(t)].data(), src[static_cast<std::size_t>(t)].data(), bytes);
+      });
+    for (auto& t : ts) t.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) best = std::max(best, static_cast<double>(bytes) * threads / s * 1e-9);  // r = 0 warms up
+  }
+  return best;
+}
+
+}  // namespace
+
+Bandwidth measure_memcpy(int cores) {
+  Bandwidth b;
+  b.mib8_one_core = memcpy_gbps(std::size_t{8} << 20, 1, 20);
+  b.mib256_one_core = memcpy_gbps(std::size_t{256} << 20, 1, 3);
+  b.mib256_all_cores = memcpy_gbps(std::size_t{256} << 20, cores, 3);
+  return b;
+}
+
+MachineInfo machine_info(bool measure) {
+  MachineInfo m;
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  std::set<std::string> flags;
+  while (std::getline(in, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
+    if (key == "model name" && m.cpu_model.empty()) m.cpu_model = value;
+    if (key == "cpu family" && m.cpu_family == 0) m.cpu_family = std::atoi(value.c_str());
+    if (key == "model" && m.cpu_model_number == 0) m.cpu_model_number = std::atoi(value.c_str());
+    if (key == "flags" && flags.empty()) {
+      std::istringstream ss(value);
+      for (std::string f; ss >> f;) flags.insert(f);
+    }
+  }
+  for (const char* f : kFlagsOfInterest)
+    if (flags.count(f)) m.isa_flags.emplace_back(f);
+  m.cores = engine::available_cores();
+  m.onednn = gemm::implementation_info();
+  const dnnl_version_t* v = dnnl_version();
+  m.onednn_version = fmt::format("{}.{}.{} ({})", v->major, v->minor, v->patch, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
+  m.compute_threads = compute_threads();
+  if (measure) {
+    m.peak = measure_peak(m.cores);
+    m.memcpy = measure_memcpy(m.cores);
+    m.measured = true;
+  }
+  return m;
+}
+
+nlohmann::json to_json(const MachineInfo& m) {
+  nlohmann::json j;
+  j["cpu_model"] = m.cpu_model;
+  j["cpu_family"] = m.cpu_family;
+  j["cpu_model_number"] = m.cpu_model_number;
+  j["cores"] = m.cores;
+  j["isa_flags"] = m.isa_flags;
+  j["onednn"] = m.onednn;
+  j["onednn_version"] = m.onednn_version;
+  j["compute_threads"] = m.compute_threads;
+  if (m.measured) {
+    j["peak"] = {{"fma_isa", m.peak.isa},
+                 {"fp32_gflops_one_core", m.peak.fp32_one_core},
+                 {"fp32_gflops_all_cores", m.peak.fp32_all_cores},
+                 {"bf16_dot_gflops_one_core", m.peak.bf16_one_core},
+                 {"bf16_dot_gflops_all_cores", m.peak.bf16_all_cores}};
+    j["memcpy_gbps"] = {{"8MiB_one_core", m.memcpy.mib8_one_core},
+                        {"256MiB_one_core", m.memcpy.mib256_one_core},
+                        {"256MiB_all_cores", m.memcpy.mib256_all_cores}};
+  }
+  return j;
+}
+
+std::string to_text(const MachineInfo& m) {
+  std::string flags;
+  for (const auto& f : m.isa_flags) flags += (flags.empty() ? "" : " ") + f;
+  std::string s = fmt::format("machine: {} (family {} model {}), {} cores; flags: {}\n", m.cpu_model, m.cpu_family,
+                              m.cpu_model_number, m.cores, flags);
+  s += fmt::format("oneDNN {}: {}; compute pool {} threads\n", m.onednn_version, m.onednn, m.compute_threads);
+  if (m.measured)
+    s += fmt::format(
+        "peak ({}): FP32 FMA {:.0f} GFLOP/s one core, {:.0f} all cores; BF16 dot {:.0f} / {:.0f}; "
+        "memcpy {:.1f} GB/s (8 MiB, one core), {:.1f} (256 MiB, one core), {:.1f} (256 MiB, all cores)\n",
+        m.peak.isa, m.peak.fp32_one_core, m.peak.fp32_all_cores, m.peak.bf16_one_core, m.peak.bf16_all_cores,
+        m.memcpy.mib8_one_core, m.memcpy.mib256_one_core, m.memcpy.mib256_all_cores);
+  return s;
+}
+
+}  // namespace gmmav::bench

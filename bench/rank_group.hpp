@@ -1,0 +1,33 @@
+// The bench's own view of its group of ranks: barriers and reductions for
+// timing, independent of the operator's communicator. In-process ranks are
+// threads of this process; MPI ranks are processes.
+//
+// Every wait is polite (it sleeps instead of spinning): a rank that waits must
+// not take a core from a rank that still computes, or the slowest rank's time
+// would include the waiters' spinning.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gmmav::bench {
+
+class RankGroup {
+ public:
+  virtual ~RankGroup() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual bool is_mpi() const = 0;
+  virtual void barrier() = 0;
+  virtual double max(double v) = 0;  ///< over all ranks, returned on every rank
+  virtual double min(double v) = 0;
+  virtual double sum(double v) = 0;
+  /// Rank 0 receives every rank's string (in rank order); other ranks get an empty list.
+  virtual std::vector<std::string> gather(const std::string& mine) = 0;
+};
+
+/// W handles for W rank threads of this process (element r is rank r's).
+std::vector<std::unique_ptr<RankGroup>> make_in_process_group(int world_size);
+
+}  // namespace gmmav::bench

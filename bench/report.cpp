@@ -1,0 +1,109 @@
+#include "report.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace gmmav::bench {
+
+Derived derive(const CaseResult& r) {
+  Derived d;
+  const double f = r.t(Variant::fused), g = r.t(Variant::gemm_alone), a = r.t(Variant::a2a_alone);
+  d.bound = std::max(g, a);
+  if (f > 0) {
+    d.overlap_pct = std::min(g, a) > 0 ? 100.0 * (g + a - f) / std::min(g, a) : 0;
+    d.fused_over_bound = d.bound > 0 ? f / d.bound : 0;
+    d.speedup_vs_sequential = r.t(Variant::sequential) / f;
+    d.speedup_vs_per_expert = r.t(Variant::per_expert) / f;
+    d.gflops = r.flops / f * 1e-9;
+  }
+  d.gemm_vs_library = g > 0 ? r.t(Variant::library) / g : 0;
+  return d;
+}
+
+nlohmann::json to_json(const CaseResult& r) {
+  const CaseShape& c = r.shape;
+  nlohmann::json j;
+  j["name"] = c.name;
+  j["backend"] = r.backend;
+  j["W"] = c.world_size;
+  j["e"] = c.experts;
+  j["dtype"] = r.dtype == DType::bf16 ? "bf16" : "fp16";
+  if (!r.skipped.empty()) {
+    j["skipped"] = r.skipped;
+    return j;
+  }
+  const Derived d = derive(r);
+  j["t_fused_s"] = r.t(Variant::fused);
+  j["t_gemm_alone_s"] = r.t(Variant::gemm_alone);
+  j["t_a2a_alone_s"] = r.t(Variant::a2a_alone);
+  j["t_sequential_s"] = r.t(Variant::sequential);
+  j["t_per_expert_s"] = r.t(Variant::per_expert);
+  j["t_library_s"] = r.t(Variant::library);
+  j["overlap_pct"] = d.overlap_pct;
+  j["fused_over_bound"] = d.fused_over_bound;
+  j["speedup_vs_sequential"] = d.speedup_vs_sequential;
+  j["speedup_vs_per_expert"] = d.speedup_vs_per_expert;
+  j["gemm_vs_library"] = d.gemm_vs_library;
+  j["workspace_bytes"] = r.workspace_bytes;
+  j["gflops"] = d.gflops;
+  // Context beyond the required fields.
+  const std::int64_t h2 = c.h2_follows_h1 ? c.h1 : c.h2;
+  j["shape"] = {{"bs", c.bs}, {"topk", c.topk}, {"rows_per_rank", c.bs * c.topk}, {"h1", c.h1}, {"n1", c.n1},
+                {"shared", c.shared}, {"h2", c.shared ? h2 : 0}, {"n2", c.shared ? c.n2 : 0},
+                {"counts", reference::to_string(c.counts)}};
+  j["flops"] = r.flops;
+  j["t_weight_prep_s"] = r.t_weight_prep;
+  j["vendor_workspace_bytes"] = r.vendor_workspace_bytes;
+  j["verified"] = r.verified_ok;
+  j["verification"] = r.verification;
+  j["library"] = r.library;
+  j["contention_pct"] = r.contention_pct;
+  nlohmann::json samples;
+  for (int v = 0; v < kVariants; ++v) samples[to_string(static_cast<Variant>(v))] = r.samples[static_cast<std::size_t>(v)];
+  j["samples_s"] = samples;
+  if (!r.notes.empty()) j["notes"] = r.notes;
+  return j;
+}
+
+nlohmann::json document(const MachineInfo& m, const std::vector<CaseResult>& cases, const nlohmann::json& run_info) {
+  nlohmann::json doc;
+  doc["machine"] = to_json(m);
+  doc["run"] = run_info;
+  doc["cases"] = nlohmann::json::array();
+  for (const auto& c : cases) doc["cases"].push_back(to_json(c));
+  return doc;
+}
+
+std::string table(const std::vector<CaseResult>& cases) {
+  std::string s = fmt::format("{:<14} {:<6} {:>2} {:>2} {:<4} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>4}\n",
+                              "case", "backnd", "W", "e", "type", "H1", "fused ms", "gemm ms", "a2a ms", "seq ms", "perexp ms",
+                              "lib ms", "ovlp%", "f/bnd", "x seq", "x pexp", "g/lib", "GFLOP/s", "cont");
+  for (const auto& r : cases) {
+    const CaseShape& c = r.shape;
+    const char* type = r.dtype == DType::bf16 ? "bf16" : "fp16";
+    if (!r.skipped.empty()) {
+      s += fmt::format("{:<14} {:<6} {:>2} {:>2} {:<4}  skipped: {}\n", c.name, r.backend, c.world_size, c.experts, type, r.skipped);
+      continue;
+    }
+    const Derived d = derive(r);
+    s += fmt::format("{:<14} {:<6} {:>2} {:>2} {:<4} {:>5} | {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} | {:>6.0f} {:>6.2f} {:>6.2f} {:>6.2f} {:>6.2f} {:>7.0f} {:>3.0f}%{}\n",
+                     c.name, r.backend, c.world_size, c.experts, type, c.h1, r.t(Variant::fused) * 1e3,
+                     r.t(Variant::gemm_alone) * 1e3, r.t(Variant::a2a_alone) * 1e3, r.t(Variant::sequential) * 1e3,
+                     r.t(Variant::per_expert) * 1e3, r.t(Variant::library) * 1e3, d.overlap_pct, d.fused_over_bound,
+                     d.speedup_vs_sequential, d.speedup_vs_per_expert, d.gemm_vs_library, d.gflops, r.contention_pct,
+                     r.verified_ok ? "" : "  OUTPUT CHECK FAILED");
+  }
+  s += "medians of the slowest rank per repetition; ovlp% = 100(gemm+a2a-fused)/min(gemm,a2a); f/bnd = fused/max(gemm,a2a);\n"
+       "x seq, x pexp = speedup of fused over sequential / per-expert overlap; g/lib = library/gemm_alone; cont = other processes' CPU\n";
+  for (const auto& r : cases) {
+    if (!r.skipped.empty()) continue;
+    s += fmt::format("{} {} {}: {}\n", r.shape.name, r.backend, r.dtype == DType::bf16 ? "bf16" : "fp16", r.verification);
+    s += fmt::format("    weight packing alone (every rank's weights of one call, on the pool): {:.3f} ms = {:.0f}% of gemm_alone\n",
+                     r.t_weight_prep * 1e3, r.t(Variant::gemm_alone) > 0 ? 100 * r.t_weight_prep / r.t(Variant::gemm_alone) : 0);
+    for (const auto& n : r.notes) s += "    " + n + "\n";
+  }
+  return s;
+}
+
+}  // namespace gmmav::bench

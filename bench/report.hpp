@@ -1,0 +1,30 @@
+// The bench's output: derived figures (bound, overlap, speedups), the JSON
+// document and the human table.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "case_runner.hpp"
+#include "machine_info.hpp"
+
+namespace gmmav::bench {
+
+struct Derived {
+  double bound = 0;                  ///< max(t_gemm_alone, t_a2a_alone)
+  double overlap_pct = 0;            ///< IMB-NBC: 100 (t_gemm + t_a2a - t_fused) / min(t_gemm, t_a2a)
+  double fused_over_bound = 0;
+  double speedup_vs_sequential = 0;  ///< t_sequential / t_fused
+  double speedup_vs_per_expert = 0;  ///< t_per_expert / t_fused
+  double gemm_vs_library = 0;        ///< t_library / t_gemm_alone
+  double gflops = 0;                 ///< all ranks' FLOPs of one call / t_fused
+};
+
+Derived derive(const CaseResult& r);
+
+nlohmann::json to_json(const CaseResult& r);
+nlohmann::json document(const MachineInfo& m, const std::vector<CaseResult>& cases, const nlohmann::json& run_info);
+std::string table(const std::vector<CaseResult>& cases);
+
+}  // namespace gmmav::bench

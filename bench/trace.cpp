@@ -1,0 +1,151 @@
+#include "trace.hpp"
+
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+
+namespace gmmav::bench {
+namespace {
+
+using Clock = TraceRecorder::Clock;
+
+class TracingExchange final : public comm::Exchange {
+ public:
+  TracingExchange(std::unique_ptr<comm::Exchange> inner, TraceRecorder& rec, int rank, bool addressable)
+      : inner_(std::move(inner)), rec_(rec), rank_(rank), addressable_(addressable) {}
+
+  void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override {
+    tile_start() = Clock::now();  // the engine computes the tile right after asking where it goes
+    return inner_->rows_for(dest, j, first, rows);
+  }
+  void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
+    inner_->rows_done(dest, j, first, rows, where);
+    const auto t = Clock::now();
+    const nlohmann::json args = {{"expert", j}, {"dest", dest}, {"first", first}, {"rows", rows}};
+    rec_.span(rank_, rec_.worker_tid(), fmt::format("e{}->r{}", j, dest), "tile", tile_start(), t, args);
+    if (dest == rank_) return;
+    if (addressable_)  // the tile was written straight into the peer's y: it has arrived
+      rec_.instant(dest, TraceRecorder::kArrivals, fmt::format("from r{} e{}", rank_, j), "arrival", t, args);
+    else
+      rec_.instant(rank_, rec_.worker_tid(), fmt::format("queued for r{}", dest), "send", t, args);
+  }
+  void progress() noexcept override {
+    inner_->progress();
+    try {
+      rec_.instant(rank_, rec_.worker_tid(), "shared tile done", "shared", Clock::now());
+    } catch (...) {
+    }
+  }
+  void poll() override {
+    const auto t0 = Clock::now();
+    inner_->poll();
+    rec_.span(rank_, TraceRecorder::kRankThread, "poll", "comm", t0, Clock::now());
+  }
+  bool needs_poll() const override { return inner_->needs_poll(); }
+  void finish() override {
+    const auto t0 = Clock::now();
+    inner_->finish();
+    rec_.span(rank_, TraceRecorder::kRankThread, "finish (all rows in)", "comm", t0, Clock::now());
+  }
+  void abort(const std::string& reason) noexcept override { inner_->abort(reason); }
+
+ private:
+  static Clock::time_point& tile_start() {
+    thread_local Clock::time_point t;
+    return t;
+  }
+  std::unique_ptr<comm::Exchange> inner_;
+  TraceRecorder& rec_;
+  int rank_;
+  bool addressable_;
+};
+
+class TracingCommunicator final : public comm::Communicator {
+ public:
+  TracingCommunicator(std::shared_ptr<comm::Communicator> inner, TraceRecorder& rec, bool addressable)
+      : inner_(std::move(inner)), rec_(rec), addressable_(addressable) {}
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  const std::string& name() const override { return inner_->name(); }
+  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
+  std::size_t workspace_bytes(const Plan& plan) const override { return inner_->workspace_bytes(plan); }
+  std::unique_ptr<comm::Exchange> meet(const comm::CallInfo& mine, std::span<std::byte> workspace) override {
+    const auto t0 = Clock::now();
+    auto ex = inner_->meet(mine, workspace);
+    rec_.span(rank(), TraceRecorder::kRankThread, "meet (count check)", "comm", t0, Clock::now());
+    return std::make_unique<TracingExchange>(std::move(ex), rec_, rank(), addressable_);
+  }
+
+ private:
+  std::shared_ptr<comm::Communicator> inner_;
+  TraceRecorder& rec_;
+  bool addressable_;
+};
+
+double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+}  // namespace
+
+void TraceRecorder::span(int pid, int tid, const std::string& name, const char* cat, Clock::time_point t0,
+                         Clock::time_point t1, nlohmann::json args) {
+  std::lock_guard lk(mu_);
+  events_.push_back({pid, tid, name, cat, true, t0, t1, std::move(args)});
+}
+
+void TraceRecorder::instant(int pid, int tid, const std::string& name, const char* cat, Clock::time_point t,
+                            nlohmann::json args) {
+  std::lock_guard lk(mu_);
+  events_.push_back({pid, tid, name, cat, false, t, t, std::move(args)});
+}
+
+int TraceRecorder::worker_tid() {
+  std::lock_guard lk(mu_);
+  auto [it, added] = workers_.emplace(std::this_thread::get_id(), static_cast<int>(workers_.size()) + 1);
+  return it->second;
+}
+
+nlohmann::json TraceRecorder::events() const {
+  std::lock_guard lk(mu_);
+  nlohmann::json out = nlohmann::json::array();
+  std::map<int, std::set<int>> seen;  // pid -> tids with events
+  for (const Event& ev : events_) {
+    nlohmann::json e = {{"name", ev.name}, {"cat", ev.cat}, {"pid", ev.pid}, {"tid", ev.tid}, {"ts", micros(ev.t0 - base_)}};
+    if (ev.span) {
+      e["ph"] = "X";
+      e["dur"] = micros(ev.t1 - ev.t0);
+    } else {
+      e["ph"] = "i";
+      e["s"] = "t";
+    }
+    if (!ev.args.is_null()) e["args"] = ev.args;
+    out.push_back(std::move(e));
+    seen[ev.pid].insert(ev.tid);
+  }
+  for (const auto& [pid, tids] : seen) {
+    out.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", pid}, {"args", {{"name", fmt::format("rank {}", pid)}}}});
+    out.push_back({{"name", "process_sort_index"}, {"ph", "M"}, {"pid", pid}, {"args", {{"sort_index", pid}}}});
+    for (int tid : tids) {
+      const std::string n = tid == kRankThread ? "rank thread (meet, poll, finish)"
+                            : tid == kArrivals ? "rows arriving in y"
+                                               : fmt::format("pool worker {}", tid);
+      out.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", {{"name", n}}}});
+      out.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", pid}, {"tid", tid}, {"args", {{"sort_index", tid}}}});
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<comm::Communicator> make_tracing_communicator(std::shared_ptr<comm::Communicator> inner, TraceRecorder& rec,
+                                                              bool addressable) {
+  return std::make_shared<TracingCommunicator>(std::move(inner), rec, addressable);
+}
+
+nlohmann::json trace_document(const std::vector<nlohmann::json>& per_process_events, nlohmann::json metadata) {
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto& evs : per_process_events)
+    for (const auto& e : evs) all.push_back(e);
+  return {{"traceEvents", std::move(all)}, {"displayTimeUnit", "ms"}, {"metadata", std::move(metadata)}};
+}
+
+}  // namespace gmmav::bench

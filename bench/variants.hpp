@@ -1,0 +1,50 @@
+// The six things `gmmav bench` times, as one rank runs them:
+//   fused       gmmav::run (the operator)
+//   gemm_alone  engine::compute_tiles into a local gmmY: the GEMMs and nothing else
+//   a2a_alone   the AlltoAllv of the same bytes, nothing else
+//   sequential  GEMMs into gmmY -> unpermute copy -> AlltoAllv -> shared MatMul
+//   per_expert  the vendor's schedule (SPEC §7): one exchange per expert, overlapping the next expert's GEMMs
+//   library     oneDNN alone, all cores, same FLOPs (rank 0 runs it; the others wait)
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "baseline_transport.hpp"
+#include "gmmav/gmmav.hpp"
+#include "library_matmul.hpp"
+
+namespace gmmav::bench {
+
+enum class Variant : int { fused, gemm_alone, a2a_alone, sequential, per_expert, library };
+constexpr int kVariants = 6;
+const char* to_string(Variant v);
+
+/// One rank's outputs besides the fused ones, so every variant's result can be compared.
+struct RankBuffers {
+  std::vector<std::uint16_t> gmm_y, send_buf;
+  std::array<std::vector<std::uint16_t>, kTargets> y;  // per Target
+  std::vector<std::uint16_t> mm_gemm, mm_seq, mm_pe;   // shared-expert outputs of gemm_alone, sequential, per_expert
+  std::vector<std::byte> workspace;                    // the fused call's (MPI staging)
+
+  void allocate(const Plan& plan, std::size_t workspace_bytes);
+  std::array<std::byte*, kTargets> y_pointers();
+};
+
+/// Everything one rank needs to run the variants.
+struct RankVariants {
+  const Plan& plan;
+  OpTensors fused;  // inputs and the fused outputs (y, mmY)
+  RankBuffers& buf;
+  Comm comm;
+  BaselineTransport& transport;
+  LibraryMatmul* library = nullptr;  // rank 0 only
+
+  void run(Variant v);
+  /// Destination-major send buffer from gmmY (SPEC §3), copies on the pool.
+  void unpermute();
+};
+
+}  // namespace gmmav::bench

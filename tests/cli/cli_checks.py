@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""End-to-end checks of the gmmav CLI (`verify` on cases made by
+tools/make_verify_case.py, and `run --json`). One check per invocation:
+
+    cli_checks.py GMMAV MAKE_CASE CHECK
+
+Each check prints what it did and exits 0 (pass) or 1 (fail).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+GMMAV, MAKE_CASE = sys.argv[1], sys.argv[2]
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise CheckFailed(what)
+
+
+def run(args, expect_rc):
+    p = subprocess.run([GMMAV] + args, capture_output=True, text=True, timeout=300)
+    print(f"$ gmmav {' '.join(args)}  -> exit {p.returncode}")
+    if p.stdout:
+        print(p.stdout.rstrip())
+    if p.stderr:
+        print("[stderr] " + p.stderr.rstrip())
+    expect(p.returncode == expect_rc, f"expected exit {expect_rc}, got {p.returncode}")
+    return p
+
+
+def make_case(d, *flags):
+    subprocess.run([sys.executable, MAKE_CASE, "--out", d] + list(flags), check=True, stdout=subprocess.DEVNULL)
+    return d
+
+
+# ---- verify passes ------------------------------------------------------------
+
+PASS_CASES = {
+    "verify_pass_fp16": ["-W", "3", "-e", "2"],
+    "verify_pass_bf16": ["-W", "2", "-e", "3", "--dtype", "bf16"],
+    "verify_pass_fp16_shared": ["-W", "4", "-e", "2", "--shared"],
+    "verify_pass_bf16_shared": ["-W", "3", "-e", "2", "--shared", "--dtype", "bf16", "--seed", "3"],
+    "verify_pass_fp16_trans": ["-W", "2", "-e", "2", "--shared", "--trans-gmm-weight", "--trans-mm-weight"],
+    "verify_pass_bf16_trans": ["-W", "3", "-e", "1", "--shared", "--dtype", "bf16", "--trans-gmm-weight",
+                               "--trans-mm-weight", "--seed", "4"],
+    "verify_pass_zero_rank": ["-W", "4", "-e", "3", "--zero-rank", "--seed", "5"],
+    "verify_pass_large_k": ["-W", "2", "-e", "2", "--rows", "256", "--h1", "512", "--n1", "64", "--shared",
+                            "--h2", "512", "--seed", "6"],
+}
+
+
+def verify_pass(tmp, flags):
+    d = make_case(os.path.join(tmp, "case"), *flags)
+    extra = ["--dtype", "bf16"] if "bf16" in flags else []
+    extra += [f for f in ("--trans-gmm-weight", "--trans-mm-weight") if f in flags]
+    p = run(["verify", "--inputs", d] + extra, 0)
+    expect("PASS" in p.stdout, "no PASS in the output")
+    j = json.loads(run(["verify", "--inputs", d, "--json"] + extra, 0).stdout)
+    expect(j["pass"] is True, "JSON pass is not true")
+    tensors = 2 if "--shared" in flags else 1
+    expect(j["checked"] == j["world_size"] * tensors, f"expected {j['world_size'] * tensors} checked tensors")
+    expect(all(r["checked"] and r["pass"] and r["mismatches"] == 0 for r in j["results"]), "a tensor did not pass")
+
+
+def verify_out_files(tmp):
+    """--out writes y/mmY in the input convention; they pass --exact as expected outputs of the same case."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "3", "--shared", "--dtype", "bf16", "--seed", "8")
+    out = os.path.join(tmp, "out", "nested")
+    run(["verify", "--inputs", d, "--dtype", "bf16", "--out", out], 0)
+    for r in range(3):
+        for t in ("y", "mmY"):
+            got, want = np.load(os.path.join(out, f"{t}_r{r}.npy")), np.load(os.path.join(d, f"{t}_r{r}.npy"))
+            expect(got.dtype == np.dtype("<u2") and got.shape == want.shape, f"{t}_r{r}.npy: dtype/shape")
+            shutil.copy(os.path.join(out, f"{t}_r{r}.npy"), os.path.join(d, f"{t}_r{r}.npy"))
+    # Deterministic: a second run reproduces the written outputs bit for bit.
+    run(["verify", "--inputs", d, "--dtype", "bf16", "--exact"], 0)
+
+
+def verify_no_expected(tmp):
+    d = make_case(os.path.join(tmp, "case"), "-W", "2", "--no-expected")
+    p = run(["verify", "--inputs", d, "--out", os.path.join(tmp, "out")], 0)
+    expect("not checked" in p.stdout, "unchecked tensors are not marked")
+    expect(os.path.exists(os.path.join(tmp, "out", "y_r1.npy")), "y_r1.npy not written")
+
+
+# ---- verify fails (exit 1) ----------------------------------------------------
+
+def corrupt(path, row, col, factor=1.5, add=0.25):
+    a = np.load(path)
+    if a.dtype == np.float16:
+        a[row, col] = np.float16(float(a[row, col]) * factor + add)
+    else:  # bf16 bits: flip a high mantissa bit (a relative change of 25-50 %)
+        a[row, col] ^= np.uint16(0x0040)
+    np.save(path, a)
+
+
+def verify_fail_y(tmp):
+    d = make_case(os.path.join(tmp, "case"), "-W", "3", "--shared", "--seed", "5")
+    corrupt(os.path.join(d, "y_r1.npy"), 2, 5)
+    p = run(["verify", "--inputs", d], 1)
+    expect("rank 1 y: first mismatch at (row 2, col 5)" in p.stdout, "the first mismatch is not named")
+    expect("FAIL" in p.stdout, "no FAIL")
+    j = json.loads(run(["verify", "--inputs", d, "--json"], 1).stdout)
+    expect(j["pass"] is False, "JSON pass is not false")
+    bad = [r for r in j["results"] if r["checked"] and not r["pass"]]
+    expect(len(bad) == 1 and bad[0]["rank"] == 1 and bad[0]["tensor"] == "y", f"wrong failing tensors: {bad}")
+    expect(bad[0]["first_mismatch"]["row"] == 2 and bad[0]["first_mismatch"]["col"] == 5, "wrong first mismatch")
+
+
+def verify_fail_mmy_bf16(tmp):
+    d = make_case(os.path.join(tmp, "case"), "-W", "2", "--shared", "--dtype", "bf16", "--seed", "9")
+    corrupt(os.path.join(d, "mmY_r0.npy"), 7, 3)
+    p = run(["verify", "--inputs", d, "--dtype", "bf16"], 1)
+    expect("rank 0 mmY: first mismatch at (row 7, col 3)" in p.stdout, "the first mismatch is not named")
+
+
+def verify_exact(tmp):
+    """A one-ulp change passes the tolerance but not --exact."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "2", "--seed", "10")
+    path = os.path.join(d, "y_r0.npy")
+    a = np.load(path)
+    bits = a.view(np.uint16)
+    bits[1, 1] = bits[1, 1] + 1 if bits[1, 1] & 0x7FFF != 0x7BFF else bits[1, 1] - 1
+    np.save(path, a)
+    run(["verify", "--inputs", d], 0)
+    p = run(["verify", "--inputs", d, "--exact"], 1)
+    expect("rank 0 y: first mismatch at (row 1, col 1)" in p.stdout, "the first mismatch is not named")
+
+
+# ---- verify rejects bad input (exit 2, naming the file) -----------------------
+
+def bad_input(tmp, mutate, needle, flags=("-W", "3", "--shared"), verify_flags=()):
+    d = make_case(os.path.join(tmp, "case"), *flags)
+    mutate(d)
+    p = run(["verify", "--inputs", d] + list(verify_flags), 2)
+    expect(needle in p.stderr, f"stderr does not name {needle!r}")
+    expect(p.stdout == "", "bad input printed results")
+
+
+def swap_recv_counts(d):
+    c = np.load(os.path.join(d, "recvCounts_r1.npy"))
+    i = int(np.argmax(c))
+    j = (i + 1) % len(c)
+    expect(c[i] != c[j], "test case has equal counts")
+    c[i], c[j] = c[j], c[i]
+    np.save(os.path.join(d, "recvCounts_r1.npy"), c)
+
+
+def rewrite(d, name, fn):
+    p = os.path.join(d, name)
+    np.save(p, fn(np.load(p)))
+
+
+BAD_CASES = {
+    "verify_bad_missing_companion": (lambda d: os.remove(os.path.join(d, "gmmWeight_r1.npy")), "gmmWeight_r1.npy"),
+    "verify_bad_missing_counts": (lambda d: os.remove(os.path.join(d, "recvCounts_r2.npy")), "recvCounts_r2.npy"),
+    "verify_bad_missing_shared": (lambda d: os.remove(os.path.join(d, "mmWeight_r2.npy")), "mmWeight_r2.npy"),
+    "verify_bad_rank_gap": (lambda d: os.remove(os.path.join(d, "gmmX_r1.npy")), "gmmX_r1.npy"),
+    "verify_bad_stray_rank": (lambda d: shutil.copy(os.path.join(d, "sendCounts_r0.npy"),
+                                                    os.path.join(d, "sendCounts_r3.npy")), "sendCounts_r3.npy"),
+    "verify_bad_shape_gmmx": (lambda d: rewrite(d, "gmmX_r0.npy", lambda a: a[:, :-1].copy()), "gmmX_r0.npy"),
+    "verify_bad_shape_weight": (lambda d: rewrite(d, "gmmWeight_r2.npy", lambda a: a[:, :, :-1].copy()),
+                                "gmmWeight_r2.npy"),
+    "verify_bad_shape_expected": (lambda d: rewrite(d, "mmY_r1.npy", lambda a: a[:-1].copy()), "mmY_r1.npy"),
+    "verify_bad_counts_length": (lambda d: rewrite(d, "sendCounts_r0.npy", lambda a: a[:-1].copy()),
+                                 "sendCounts_r0.npy"),
+    "verify_bad_counts_dtype": (lambda d: rewrite(d, "sendCounts_r1.npy", lambda a: a.astype(np.int32)),
+                                "sendCounts_r1.npy: dtype '<i4'"),
+    "verify_bad_contract": (swap_recv_counts, "recvCounts_r1.npy"),
+    "verify_bad_dtype_f32": (lambda d: rewrite(d, "mmX_r2.npy", lambda a: a.astype(np.float32)),
+                             "mmX_r2.npy: dtype '<f4'"),
+    "verify_bad_fortran": (lambda d: np.save(os.path.join(d, "gmmX_r0.npy"),
+                                             np.asfortranarray(np.load(os.path.join(d, "gmmX_r0.npy")))),
+                           "gmmX_r0.npy: fortran_order is True"),
+    "verify_bad_truncated": (lambda d: open(os.path.join(d, "gmmX_r2.npy"), "r+b").truncate(
+        os.path.getsize(os.path.join(d, "gmmX_r2.npy")) - 2), "gmmX_r2.npy: has"),
+}
+
+
+def verify_bad_dtype_bf16_without_flag(tmp):
+    bad_input(tmp, lambda d: None, "gmmWeight_r0.npy: dtype '<u2' found, but --dtype fp16", ("-W", "2", "--dtype", "bf16"))
+
+
+def verify_bad_dtype_fp16_as_bf16(tmp):
+    bad_input(tmp, lambda d: None, "gmmWeight_r0.npy: dtype '<f2' found, but --dtype bf16", ("-W", "2"),
+              ("--dtype", "bf16"))
+
+
+def verify_bad_trans_flag(tmp):
+    # (e, H1, N1) read as (e, N1, H1): gmmX's H1 no longer matches.
+    bad_input(tmp, lambda d: None, "gmmX_r0.npy: expected shape", ("-W", "2",), ("--trans-gmm-weight",))
+
+
+def verify_bad_out_is_inputs(tmp):
+    d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    p = run(["verify", "--inputs", d, "--out", d], 2)
+    expect("is the --inputs directory" in p.stderr, "no clear message")
+
+
+def verify_bad_no_case(tmp):
+    p = run(["verify", "--inputs", tmp], 2)
+    expect("gmmX_r0.npy" in p.stderr, "no clear message")
+
+
+# ---- run --json ---------------------------------------------------------------
+
+RUN_SMALL = ["run", "--json", "-W", "3", "-e", "2", "--bs", "24", "--h1", "64", "--n1", "32", "--n2", "16",
+             "--counts", "random", "--repeat", "1"]
+
+
+def run_json_pass(tmp):
+    j = json.loads(run(RUN_SMALL, 0).stdout)
+    expect(j["pass"] is True, "pass is not true")
+    expect(len(j["cases"]) == 2 and all(c["pass"] and c["verified"] for c in j["cases"]), "a case did not pass")
+
+
+def run_json_fault(tensor):
+    def check(tmp):
+        j = json.loads(run(RUN_SMALL + ["--inject-fault", tensor], 1).stdout)
+        expect(j["pass"] is False, "pass is not false")
+        for c in j["cases"]:
+            expect(c["pass"] is False and f" {tensor}: " in c.get("first_failure", ""),
+                   f"case {c['dtype']} does not report the corrupted {tensor}")
+    return check
+
+
+def run_text_fault(tmp):
+    p = run(["run", "-W", "2", "--bs", "16", "--h1", "32", "--n1", "16", "--repeat", "1", "--dtype", "bf16",
+             "--inject-fault", "y"], 1)
+    expect(p.stdout.rstrip().endswith("FAIL"), "text output does not end in FAIL")
+
+
+def make_case_self_test(tmp):
+    subprocess.run([sys.executable, MAKE_CASE, "--self-test"], check=True)
+
+
+CHECKS = {
+    **{name: (lambda flags: lambda tmp: verify_pass(tmp, flags))(flags) for name, flags in PASS_CASES.items()},
+    **{name: (lambda m, n: lambda tmp: bad_input(tmp, m, n))(m, n) for name, (m, n) in BAD_CASES.items()},
+    "verify_out_files": verify_out_files,
+    "verify_no_expected": verify_no_expected,
+    "verify_fail_y": verify_fail_y,
+    "verify_fail_mmy_bf16": verify_fail_mmy_bf16,
+    "verify_exact": verify_exact,
+    "verify_bad_dtype_bf16_without_flag": verify_bad_dtype_bf16_without_flag,
+    "verify_bad_dtype_fp16_as_bf16": verify_bad_dtype_fp16_as_bf16,
+    "verify_bad_trans_flag": verify_bad_trans_flag,
+    "verify_bad_out_is_inputs": verify_bad_out_is_inputs,
+    "verify_bad_no_case": verify_bad_no_case,
+    "run_json_pass": run_json_pass,
+    "run_json_fault_y": run_json_fault("y"),
+    "run_json_fault_mmY": run_json_fault("mmY"),
+    "run_text_fault": run_text_fault,
+    "make_case_self_test": make_case_self_test,
+}
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[3] == "--list":
+        print(";".join(sorted(CHECKS)))
+        return 0
+    name = sys.argv[3]
+    with tempfile.TemporaryDirectory(prefix="gmmav_cli_") as tmp:
+        try:
+            CHECKS[name](tmp)
+        except CheckFailed as e:
+            print(f"FAIL {name}: {e}")
+            return 1
+    print(f"PASS {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

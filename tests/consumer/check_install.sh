@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the build into a fresh prefix and uses it from outside the tree:
+# the installed CLI (RPATH), then the consumer project built via
+# find_package(gmmav CONFIG) and via pkg-config, running each program.
+# Usage: check_install.sh BUILD_DIR CONSUMER_PROJECT_DIR WORK_DIR LIBDIR
+set -euo pipefail
+build=$1 project=$2 work=$3 libdir=$4
+prefix=$work/prefix
+rm -rf "$work"
+mkdir -p "$work"
+
+step() { echo "== $*"; }
+
+step "cmake --install $build --prefix $prefix"
+cmake --install "$build" --prefix "$prefix" >"$work/install.log"
+for f in bin/gmmav include/gmmav/gmmav.hpp include/gmmav/mpi.hpp include/acl/acl.h include/hccl/hccl.h \
+         include/aclnn/aclnn_status.h include/aclnnop/aclnn_grouped_mat_mul_allto_allv.h \
+         "$libdir/libgmmav.so" "$libdir/libgmmav_aclnn.so" "$libdir/cmake/gmmav/gmmavConfig.cmake" \
+         "$libdir/pkgconfig/gmmav.pc" "$libdir/pkgconfig/gmmav-aclnn.pc"; do
+  [ -e "$prefix/$f" ] || { echo "missing from the install: $f" >&2; exit 1; }
+done
+
+step "the installed CLI finds its libraries in the prefix (RPATH)"
+if ! ldd "$prefix/bin/gmmav" | grep 'libgmmav\.so' | grep -qF "$prefix/"; then
+  ldd "$prefix/bin/gmmav" >&2
+  echo "the installed gmmav does not load libgmmav from $prefix" >&2
+  exit 1
+fi
+"$prefix/bin/gmmav" --version
+"$prefix/bin/gmmav" run -W 2 -e 2 --bs 8 --h1 16 --n1 16 --n2 8 --repeat 1 | tail -1
+
+step "find_package(gmmav CONFIG)"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S "$project" -B "$work/cmake-build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" || { cat "$work/configure.log"; exit 1; }
+cmake --build "$work/cmake-build" >"$work/build.log" || { cat "$work/build.log"; exit 1; }
+"$work/cmake-build/native_consumer"
+"$work/cmake-build/aclnn_consumer"
+
+step "pkg-config (g++ \$(pkg-config --cflags --libs gmmav))"
+export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
+pc_libdir=$(pkg-config --variable=libdir gmmav)
+set -x
+g++ -std=c++20 -O1 "$project/native_main.cpp" -o "$work/pc_native" $(pkg-config --cflags --libs gmmav) -pthread \
+    -Wl,-rpath,"$pc_libdir"
+g++ -std=c++17 -O1 "$project/aclnn_main.cpp" -o "$work/pc_aclnn" $(pkg-config --cflags --libs gmmav-aclnn) \
+    -Wl,-rpath,"$pc_libdir"
+{ set +x; } 2>/dev/null
+"$work/pc_native"
+"$work/pc_aclnn"
+echo "install + consumers: PASS"

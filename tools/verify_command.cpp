@@ -1,0 +1,418 @@
+// `gmmav verify`: runs the operator on a case read from .npy files (one set
+// per rank, verify_case.hpp) on an in-process group, writes y/mmY, and
+// compares them with expected outputs when the case has them.
+// Exit 0 = ran (and matched), 1 = an output differs (or the run failed),
+// 2 = the case is unusable (the message names the file).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "commands.hpp"
+#include "gmmav/gmmav.hpp"
+#include "npy.hpp"
+#include "output_compare.hpp"
+#include "verify_case.hpp"
+
+namespace gmmav::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct VerifyOptions {
+  std::string inputs;
+  std::string out;
+  std::string dtype = "fp16";
+  bool trans_gmm = false, trans_mm = false;
+  bool exact = false;
+  double tolerance = 0.005;
+  double floor = 1e-3;
+  bool json = false;
+};
+
+struct RankOutputs {
+  std::vector<std::uint16_t> y, mm_y;
+};
+
+struct TensorResult {
+  int rank = 0;
+  std::string tensor;  // "y" or "mmY"
+  std::int64_t elements = 0;
+  bool checked = false;
+  TensorComparison cmp;
+};
+
+const char* dtype_name(DType t) { return t == DType::f16 ? "fp16" : "bf16"; }
+
+[[noreturn]] void input_error(const std::string& what) { throw InputError(what); }
+
+std::string rank_files(const VerifyCase& c, int r) {
+  std::string s = case_file("gmmX", r) + ", " + case_file("gmmWeight", r) + ", " + case_file("sendCounts", r) + ", " +
+                  case_file("recvCounts", r);
+  if (c.has_shared_expert()) s += ", " + case_file("mmX", r) + ", " + case_file("mmWeight", r);
+  return s;
+}
+
+// The file a gmmav::Error's parameter comes from, or every file of the rank.
+std::string files_for(const VerifyCase& c, int r, const std::string& param) {
+  if (param == "gmmX" || param == "gmmWeight" || param == "sendCounts" || param == "recvCounts") return case_file(param, r);
+  if (param == "mmXOptional" || param == "mmX") return case_file("mmX", r);
+  if (param == "mmWeightOptional" || param == "mmWeight" || param == "transMmWeight") return case_file("mmWeight", r);
+  return rank_files(c, r);
+}
+
+OpTensors tensors_of(const RankCase& rc, RankOutputs& out) {
+  const ProblemDesc& d = rc.desc;
+  OpTensors t;
+  t.gmm_x = ConstTensorView::matrix(rc.gmm_x.data(), d.dtype, rc.rows_in, d.h1);
+  t.gmm_weight = d.trans_gmm_weight ? ConstTensorView::cube(rc.gmm_weight.data(), d.dtype, d.local_experts, d.n1, d.h1)
+                                    : ConstTensorView::cube(rc.gmm_weight.data(), d.dtype, d.local_experts, d.h1, d.n1);
+  t.y = TensorView::matrix(out.y.data(), d.dtype, rc.rows_out, d.n1);
+  if (d.shared) {
+    const SharedExpertDesc& s = *d.shared;
+    t.mm_x = ConstTensorView::matrix(rc.mm_x.data(), d.dtype, s.bs, s.h2);
+    t.mm_weight = s.trans_mm_weight ? ConstTensorView::matrix(rc.mm_weight.data(), d.dtype, s.n2, s.h2)
+                                    : ConstTensorView::matrix(rc.mm_weight.data(), d.dtype, s.h2, s.n2);
+    t.mm_y = TensorView::matrix(out.mm_y.data(), d.dtype, s.bs, s.n2);
+  }
+  return t;
+}
+
+// Runs every rank on its own thread of a fresh in-process group. Plans are
+// built and the tensors checked first, on this thread, so a rank with bad
+// input never leaves its peers waiting for it until the timeout.
+// Returns the exit code (0, or 1/2 after printing).
+int run_case(const VerifyCase& c, std::vector<RankOutputs>& outs, double& seconds) {
+  const int W = c.world_size();
+  outs.resize(static_cast<std::size_t>(W));
+  for (int r = 0; r < W; ++r) {
+    const ProblemDesc& d = c.ranks[static_cast<std::size_t>(r)].desc;
+    outs[static_cast<std::size_t>(r)].y.assign(static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.n1), 0);
+    if (d.shared) outs[static_cast<std::size_t>(r)].mm_y.assign(static_cast<std::size_t>(d.shared->bs * d.shared->n2), 0);
+  }
+  std::vector<Plan> plans;
+  std::vector<OpTensors> tensors;
+  bool bad = false;
+  for (int r = 0; r < W; ++r) {
+    try {
+      plans.push_back(Plan::create(c.ranks[static_cast<std::size_t>(r)].desc));
+      tensors.push_back(tensors_of(c.ranks[static_cast<std::size_t>(r)], outs[static_cast<std::size_t>(r)]));
+      plans.back().check(tensors.back());
+    } catch (const Error& e) {
+      std::fprintf(stderr, "gmmav verify: rank %d (%s): %s\n", r, files_for(c, r, e.param()).c_str(), e.what());
+      bad = true;
+    }
+  }
+  if (bad) return 2;
+
+  struct Failure {
+    bool failed = false;
+    Errc code = Errc::internal;
+    std::string param, message;
+  };
+  std::vector<Failure> failures(static_cast<std::size_t>(W));
+  auto comms = create_in_process_group(W);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int r = 0; r < W; ++r) {
+    threads.emplace_back([&, r] {
+      Failure& f = failures[static_cast<std::size_t>(r)];
+      try {
+        run(plans[static_cast<std::size_t>(r)], comms[static_cast<std::size_t>(r)], tensors[static_cast<std::size_t>(r)]);
+      } catch (const Error& e) {
+        f = {true, e.code(), e.param(), e.what()};
+      } catch (const std::exception& e) {
+        f = {true, Errc::internal, "", e.what()};
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  int rc = 0;
+  for (int r = 0; r < W; ++r) {
+    const Failure& f = failures[static_cast<std::size_t>(r)];
+    if (!f.failed) continue;
+    const bool input = f.code == Errc::invalid_argument || f.code == Errc::null_argument || f.code == Errc::count_mismatch;
+    std::fprintf(stderr, "gmmav verify: rank %d (%s) failed [%s]: %s\n", r, files_for(c, r, f.param).c_str(),
+                 to_string(f.code), f.message.c_str());
+    rc = std::max(rc, input ? 2 : 1);
+  }
+  return rc;
+}
+
+// The same case with every input replaced by its absolute value (sign bit
+// cleared: exact). Running it gives, for every output element, sum |a_k * b_k|
+// over its dot product, in its final place: the scale of the FP32 accumulation
+// error that compare_tensor allows (SPEC §4).
+VerifyCase absolute_case(const VerifyCase& c) {
+  VerifyCase a;
+  a.dir = c.dir;
+  a.layout = c.layout;
+  for (const RankCase& r : c.ranks) {
+    RankCase x;
+    x.desc = r.desc;
+    x.rows_in = r.rows_in;
+    x.rows_out = r.rows_out;
+    auto abs16 = [](const std::vector<std::uint16_t>& v) {
+      std::vector<std::uint16_t> o(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) o[i] = static_cast<std::uint16_t>(v[i] & 0x7FFF);
+      return o;
+    };
+    x.gmm_x = abs16(r.gmm_x);
+    x.gmm_weight = abs16(r.gmm_weight);
+    x.mm_x = abs16(r.mm_x);
+    x.mm_weight = abs16(r.mm_weight);
+    a.ranks.push_back(std::move(x));
+  }
+  return a;
+}
+
+std::string describe(const VerifyCase& c) {
+  const ProblemDesc& d = c.ranks[0].desc;
+  std::string s = "W=" + std::to_string(c.world_size()) + " ranks, e=" + std::to_string(d.local_experts) + " experts/rank, " +
+                  dtype_name(d.dtype) + ", H1=" + std::to_string(d.h1) + " N1=" + std::to_string(d.n1) +
+                  (d.trans_gmm_weight ? " (gmmWeight transposed)" : "");
+  if (d.shared)
+    s += ", shared expert H2=" + std::to_string(d.shared->h2) + " N2=" + std::to_string(d.shared->n2) +
+         (d.shared->trans_mm_weight ? " (mmWeight transposed)" : "");
+  else
+    s += ", no shared expert";
+  return s;
+}
+
+std::string value_text(DType t, std::uint16_t bits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.7g (0x%04x)", value_of(t, bits), bits);
+  return buf;
+}
+
+void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<TensorResult>& results, double seconds,
+                 bool pass, int checked) {
+  const DType t = c.layout.dtype;
+  std::printf("gmmav verify: %s: %s; run %.2f ms\n", c.dir.string().c_str(), describe(c).c_str(), seconds * 1e3);
+  if (o.exact)
+    std::printf("criterion: bit-identical outputs (--exact)\n");
+  else
+    std::printf("criterion: MERE <= %g, and no element with rel > %g whose error exceeds 1 ulp + the FP32 accumulation "
+                "bound; rel = |got - expected| / max(|expected|, %g)\n",
+                o.tolerance, o.tolerance, o.floor);
+  std::printf("%5s %-6s %10s %10s %10s %8s %11s %-16s %s\n", "rank", "tensor", "elements", "MERE", "MARE", "max ulp",
+              "mismatches", "first mismatch", "result");
+  for (const auto& r : results) {
+    if (!r.checked) {
+      std::printf("%5d %-6s %10lld %10s %10s %8s %11s %-16s not checked (no %s)\n", r.rank, r.tensor.c_str(),
+                  static_cast<long long>(r.elements), "-", "-", "-", "-", "-", case_file(r.tensor, r.rank).c_str());
+      continue;
+    }
+    std::string first = "-";
+    if (r.cmp.mismatches > 0) first = "(" + std::to_string(r.cmp.first_row) + ", " + std::to_string(r.cmp.first_col) + ")";
+    std::printf("%5d %-6s %10lld %10.3g %10.3g %8lld %11lld %-16s %s\n", r.rank, r.tensor.c_str(),
+                static_cast<long long>(r.elements), r.cmp.mere, r.cmp.mare, static_cast<long long>(r.cmp.max_ulp),
+                static_cast<long long>(r.cmp.mismatches), first.c_str(), r.cmp.pass ? "PASS" : "FAIL");
+  }
+  for (const auto& r : results) {
+    if (!r.checked || r.cmp.pass) continue;
+    if (r.cmp.mismatches > 0)
+      std::printf("rank %d %s: first mismatch at (row %lld, col %lld): got %s, expected %s (%s); %lld of %lld elements "
+                  "mismatch\n",
+                  r.rank, r.tensor.c_str(), static_cast<long long>(r.cmp.first_row), static_cast<long long>(r.cmp.first_col),
+                  value_text(t, r.cmp.first_got).c_str(), value_text(t, r.cmp.first_expected).c_str(),
+                  case_file(r.tensor, r.rank).c_str(), static_cast<long long>(r.cmp.mismatches),
+                  static_cast<long long>(r.elements));
+    else
+      std::printf("rank %d %s: MERE %.3g exceeds the tolerance %g\n", r.rank, r.tensor.c_str(), r.cmp.mere, o.tolerance);
+  }
+  int failed = 0;
+  for (const auto& r : results) failed += r.checked && !r.cmp.pass;
+  if (checked == 0)
+    std::printf("ran; nothing to compare (no y_r*.npy / mmY_r*.npy in %s)\n", c.dir.string().c_str());
+  else if (pass)
+    std::printf("PASS: %d of %d tensors match\n", checked, checked);
+  else
+    std::printf("FAIL: %d of %d tensors differ\n", failed, checked);
+}
+
+void print_json(const VerifyOptions& o, const VerifyCase& c, const std::vector<TensorResult>& results, double seconds,
+                bool pass, int checked) {
+  const DType t = c.layout.dtype;
+  const ProblemDesc& d = c.ranks[0].desc;
+  nlohmann::json j;
+  j["inputs"] = c.dir.string();
+  j["out"] = o.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.out);
+  j["world_size"] = c.world_size();
+  j["experts"] = d.local_experts;
+  j["dtype"] = dtype_name(t);
+  j["h1"] = d.h1;
+  j["n1"] = d.n1;
+  j["trans_gmm_weight"] = d.trans_gmm_weight;
+  j["shared_expert"] = d.shared.has_value();
+  if (d.shared) {
+    j["h2"] = d.shared->h2;
+    j["n2"] = d.shared->n2;
+    j["trans_mm_weight"] = d.shared->trans_mm_weight;
+  }
+  j["time_s"] = seconds;
+  j["criterion"] = {{"exact", o.exact}, {"tolerance", o.tolerance}, {"floor", o.floor}};
+  j["checked"] = checked;
+  j["pass"] = pass;
+  j["results"] = nlohmann::json::array();
+  for (const auto& r : results) {
+    nlohmann::json x;
+    x["rank"] = r.rank;
+    x["tensor"] = r.tensor;
+    x["expected_file"] = case_file(r.tensor, r.rank);
+    x["elements"] = r.elements;
+    x["checked"] = r.checked;
+    if (r.checked) {
+      x["mere"] = r.cmp.mere;
+      x["mare"] = r.cmp.mare;
+      x["max_ulp"] = r.cmp.max_ulp;
+      x["mismatches"] = r.cmp.mismatches;
+      if (r.cmp.mismatches > 0)
+        x["first_mismatch"] = {{"row", r.cmp.first_row},
+                               {"col", r.cmp.first_col},
+                               {"got", value_of(t, r.cmp.first_got)},
+                               {"expected", value_of(t, r.cmp.first_expected)},
+                               {"got_bits", r.cmp.first_got},
+                               {"expected_bits", r.cmp.first_expected}};
+      x["pass"] = r.cmp.pass;
+    }
+    j["results"].push_back(x);
+  }
+  std::printf("%s\n", j.dump(2).c_str());
+}
+
+void write_outputs(const VerifyCase& c, const std::vector<RankOutputs>& outs, const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) input_error(dir.string() + ": cannot create the --out directory: " + ec.message());
+  const char* descr = npy_descr(c.layout.dtype);
+  for (int r = 0; r < c.world_size(); ++r) {
+    const RankCase& rc = c.ranks[static_cast<std::size_t>(r)];
+    const RankOutputs& o = outs[static_cast<std::size_t>(r)];
+    const std::int64_t y_shape[] = {rc.rows_out, rc.desc.n1};
+    write_npy(dir / case_file("y", r), descr, y_shape,
+              {reinterpret_cast<const unsigned char*>(o.y.data()), o.y.size() * 2});
+    if (rc.desc.shared) {
+      const std::int64_t m_shape[] = {rc.desc.shared->bs, rc.desc.shared->n2};
+      write_npy(dir / case_file("mmY", r), descr, m_shape,
+                {reinterpret_cast<const unsigned char*>(o.mm_y.data()), o.mm_y.size() * 2});
+    }
+  }
+}
+
+int verify(const VerifyOptions& o) {
+  CaseLayout layout;
+  layout.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f16;
+  layout.trans_gmm_weight = o.trans_gmm;
+  layout.trans_mm_weight = o.trans_mm;
+  const VerifyCase c = load_verify_case(o.inputs, layout);
+  if (!o.out.empty()) {
+    std::error_code ec;
+    if (fs::exists(o.out, ec) && fs::equivalent(o.out, o.inputs, ec))
+      input_error("--out " + o.out + " is the --inputs directory: writing y_r*.npy there would replace the expected outputs");
+  }
+
+  std::vector<RankOutputs> outs;
+  double seconds = 0;
+  if (const int rc = run_case(c, outs, seconds); rc != 0) return rc;
+  if (!o.out.empty()) write_outputs(c, outs, o.out);
+
+  bool any_expected = false;
+  for (const RankCase& rc : c.ranks) any_expected = any_expected || rc.expected_y || rc.expected_mm_y;
+  std::vector<RankOutputs> abs_sums;
+  if (any_expected && !o.exact) {
+    double ignored = 0;
+    if (run_case(absolute_case(c), abs_sums, ignored) != 0) return 1;
+  }
+
+  CompareOptions co;
+  co.exact = o.exact;
+  co.tolerance = o.tolerance;
+  co.floor = o.floor;
+  std::vector<TensorResult> results;
+  int checked = 0;
+  bool pass = true;
+  for (int r = 0; r < c.world_size(); ++r) {
+    const RankCase& rc = c.ranks[static_cast<std::size_t>(r)];
+    for (int which = 0; which < (rc.desc.shared ? 2 : 1); ++which) {
+      TensorResult tr;
+      tr.rank = r;
+      tr.tensor = which == 0 ? "y" : "mmY";
+      const auto& got = which == 0 ? outs[static_cast<std::size_t>(r)].y : outs[static_cast<std::size_t>(r)].mm_y;
+      const auto& want = which == 0 ? rc.expected_y : rc.expected_mm_y;
+      tr.elements = static_cast<std::int64_t>(got.size());
+      if (want) {
+        const std::int64_t cols = which == 0 ? rc.desc.n1 : rc.desc.shared->n2;
+        const std::int64_t k = which == 0 ? rc.desc.h1 : rc.desc.shared->h2;
+        std::span<const std::uint16_t> sums;
+        if (!abs_sums.empty())
+          sums = which == 0 ? abs_sums[static_cast<std::size_t>(r)].y : abs_sums[static_cast<std::size_t>(r)].mm_y;
+        tr.cmp = compare_tensor(c.layout.dtype, got, *want, cols, co, sums, k);
+        tr.checked = true;
+        ++checked;
+        pass = pass && tr.cmp.pass;
+      }
+      results.push_back(tr);
+    }
+  }
+  if (o.json)
+    print_json(o, c, results, seconds, pass, checked);
+  else
+    print_table(o, c, results, seconds, pass, checked);
+  if (!o.out.empty() && !o.json) std::printf("wrote y_r*.npy%s to %s\n", c.has_shared_expert() ? " and mmY_r*.npy" : "", o.out.c_str());
+  if (checked == 0) std::fprintf(stderr, "gmmav verify: note: no expected y_r*.npy / mmY_r*.npy in %s, outputs not checked\n", o.inputs.c_str());
+  return pass ? 0 : 1;
+}
+
+}  // namespace
+
+void add_verify_command(CLI::App& app) {
+  auto o = std::make_shared<VerifyOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "verify", "Run the operator on a case stored as .npy files (one set per rank) and compare with expected y/mmY");
+  cmd->footer(
+      "Files in DIR, for r = 0..W-1: gmmX_r{r}.npy (A, H1); gmmWeight_r{r}.npy (e, H1, N1), or (e, N1, H1) with\n"
+      "--trans-gmm-weight; sendCounts_r{r}.npy and recvCounts_r{r}.npy (int64, e*W); optionally mmX_r{r}.npy (BS, H2)\n"
+      "and mmWeight_r{r}.npy (H2, N2), or (N2, H2) with --trans-mm-weight; optionally the expected y_r{r}.npy and\n"
+      "mmY_r{r}.npy. FP16 arrays are '<f2'; BF16 arrays are raw bit patterns '<u2' (with --dtype bf16).\n"
+      "Exit status: 0 ran and matched, 1 an output differs (or the run failed), 2 bad input (the file is named).\n"
+      "See docs/cli.md.");
+  cmd->add_option("-i,--inputs", o->inputs, "Directory holding the case's .npy files")->required()->type_name("DIR");
+  cmd->add_option("-o,--out", o->out, "Directory to write y_r{r}.npy / mmY_r{r}.npy to (created)")->type_name("DIR");
+  cmd->add_option("--dtype", o->dtype, "fp16 ('<f2' files) or bf16 ('<u2' bit patterns)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp16", "bf16"}));
+  cmd->add_flag("--trans-gmm-weight", o->trans_gmm, "gmmWeight files are (e, N1, H1)");
+  cmd->add_flag("--trans-mm-weight", o->trans_mm, "mmWeight files are (N2, H2)");
+  cmd->add_flag("--exact", o->exact, "Require bit-identical outputs instead of the tolerance");
+  cmd->add_option("--tolerance", o->tolerance, "Bound on MERE and on each element's relative error (beyond 1 ulp + the FP32 accumulation bound)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--floor", o->floor, "Relative errors are taken against max(|expected|, floor)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", o->json, "Print JSON instead of the table");
+  cmd->callback([o] {
+    int rc = 0;
+    try {
+      rc = verify(*o);
+    } catch (const InputError& e) {
+      std::fprintf(stderr, "gmmav verify: %s\n", e.what());
+      rc = 2;
+    } catch (const NpyError& e) {
+      std::fprintf(stderr, "gmmav verify: %s\n", e.what());
+      rc = 2;
+    }
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace gmmav::cli
