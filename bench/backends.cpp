@@ -49,6 +49,7 @@ class MpiBackend final : public Backend {
   bool is_mpi() const override { return true; }
   int process_rank() const override { return group_->rank(); }
   int world_size(const CaseShape&) const override { return group_->size(); }
+  int ranks_on_this_machine() const override { return group_->local_size(); }
   void process_barrier() override {  // long, rare waits: sleep up to 1 ms between tests
     MPI_Request req;
     MPI_Ibarrier(group_->comm(), &req);

@@ -50,27 +50,6 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 int run(const Options& o) {
-  const bool mpi = o.backend == "mpi" || (o.backend == "auto" && launched_by_mpi());
-  if (mpi && !launched_by_mpi())
-    throw CLI::ValidationError("--backend", "mpi needs the bench started by mpirun (one process per rank)");
-  std::unique_ptr<Backend> backend = mpi ? make_mpi_backend() : make_in_process_backend(o.world_size);
-  const bool root = backend->process_rank() == 0;
-  if (o.threads > 0) {
-    set_compute_threads(o.threads);
-  } else if (mpi && std::getenv("GMMAV_NUM_THREADS") == nullptr) {
-    // Ranks on one machine share its cores: one pool thread per core per rank, not per core each.
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int ranks_here = local ? std::max(1, std::atoi(local)) : 1;
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    set_compute_threads(std::max(1, cores / ranks_here));
-  }
-
-  backend->process_barrier();
-  const MachineInfo machine = machine_info(root);  // only rank 0 measures peaks; the others wait politely
-  backend->process_barrier();
-  if (root && o.json != "-") std::fputs(to_text(machine).c_str(), stdout);
-  if (o.peak) return 0;
-
   std::vector<CaseShape> selected;
   const auto wanted = split(o.cases);
   const auto all = all_cases(o.quick);
@@ -81,6 +60,26 @@ int run(const Options& o) {
     const bool named = std::find(wanted.begin(), wanted.end(), c.name) != wanted.end();
     if (wanted.empty() ? !(c.heavy && o.quick) : named) selected.push_back(c);
   }
+
+  const bool mpi = o.backend == "mpi" || (o.backend == "auto" && launched_by_mpi());
+  if (mpi && !launched_by_mpi())
+    throw CLI::ValidationError("--backend", "mpi needs the bench started by mpirun (one process per rank)");
+  std::unique_ptr<Backend> backend = mpi ? make_mpi_backend() : make_in_process_backend(o.world_size);
+  const bool root = backend->process_rank() == 0;
+  if (o.threads > 0) {
+    set_compute_threads(o.threads);
+  } else if (mpi && std::getenv("GMMAV_NUM_THREADS") == nullptr) {
+    // Ranks on one machine share its cores: one pool thread per core per rank, not per core each.
+    const int ranks_here = backend->ranks_on_this_machine();
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    set_compute_threads(std::max(1, cores / ranks_here));
+  }
+
+  backend->process_barrier();
+  const MachineInfo machine = machine_info(root);  // only rank 0 measures peaks; the others wait politely
+  backend->process_barrier();
+  if (root && o.json != "-") std::fputs(to_text(machine).c_str(), stdout);
+  if (o.peak) return 0;
 
   struct Job {
     CaseShape shape;

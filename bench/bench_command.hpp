@@ -1,6 +1,6 @@
 // `gmmav bench`: measures the fused operator against its parts and against the
-// designs it replaces, per named case, in-process or under MPI (bench/README
-// is docs/performance.md).
+// designs it replaces, per named case, in-process or under MPI. Method and
+// results: docs/performance.md.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -59,6 +59,8 @@ class Backend {
   virtual int world_size(const CaseShape& c) const = 0;
   /// This process's MPI rank (0 in-process).
   virtual int process_rank() const = 0;
+  /// Ranks of this group on this machine (they share its cores): in-process 1 process, MPI the local ranks.
+  virtual int ranks_on_this_machine() const { return 1; }
   /// MPI: a polite barrier of the processes (so rank 0 can measure the machine undisturbed). In-process: nothing.
   virtual void process_barrier() {}
   /// Runs fn(group, comm) on every rank of a W-rank group (in-process: W threads; MPI: this process's rank).
