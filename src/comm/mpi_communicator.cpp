@@ -106,8 +106,13 @@ class MpiExchange final : public Exchange {
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
     if (dest == me_) return y_ + (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_;
     std::unique_lock lk(queue_mu_);
+    ++waiting_for_slot_;
     slot_freed_.wait(lk, [&] { return !free_slots_.empty() || aborted_; });
-    if (aborted_) fail(Errc::group_broken, "group", "the call was aborted");
+    --waiting_for_slot_;
+    if (aborted_)
+      fail(Errc::timeout, "group",
+           "rank {} timed out after {} ms: its sends made no progress (a peer died or stopped); the group is broken, recreate it",
+           me_, timeout_.count());
     const int slot = free_slots_.back();
     free_slots_.pop_back();
     return staging_ + static_cast<std::int64_t>(slot) * kTileRows * row_bytes_;
@@ -139,6 +144,22 @@ class MpiExchange final : public Exchange {
       slot_of_.push_back(s.slot);
     }
     if (requests_.empty()) return;
+    // Workers blocked on a staging slot while nothing moves for the timeout:
+    // a peer is gone. Wake them with an error (never throw from here: the
+    // pool's job is still running on this thread's stack).
+    if (std::chrono::steady_clock::now() - last_progress_ > timeout_) {
+      bool stuck = false;
+      {
+        std::lock_guard q(queue_mu_);
+        stuck = waiting_for_slot_ > 0;
+        if (stuck) aborted_ = true;
+      }
+      if (stuck) {
+        *broken_ = true;
+        slot_freed_.notify_all();
+        return;
+      }
+    }
     int done = 0;
     indices_.resize(requests_.size());
     mpi::check(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE),
@@ -216,6 +237,7 @@ class MpiExchange final : public Exchange {
   std::vector<PendingSend> queue_;
   std::vector<int> free_slots_;
   std::condition_variable slot_freed_;
+  int waiting_for_slot_ = 0;  // workers blocked in rows_for
   bool aborted_ = false;
   std::chrono::steady_clock::time_point last_progress_;
 };

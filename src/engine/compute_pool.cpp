@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -21,12 +22,25 @@ int available_cores() {
 }
 
 namespace {
+// Ranks of this job on this machine, from the MPI launcher's environment (1 without one).
+int local_ranks() {
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"}) {
+    if (const char* s = std::getenv(v); s != nullptr) {
+      const int n = std::atoi(s);
+      if (n > 0) return n;
+    }
+  }
+  return 1;
+}
+
+// GMMAV_NUM_THREADS, else the cores shared fairly by the ranks of this machine
+// (4 MPI processes on 2 cores each get 1 thread, not 2: no oversubscription).
 int default_threads() {
   if (const char* v = std::getenv("GMMAV_NUM_THREADS"); v != nullptr && *v != '\0') {
     const int n = std::atoi(v);
     if (n > 0) return n;
   }
-  return available_cores();
+  return std::max(1, available_cores() / local_ranks());
 }
 
 struct Job {
@@ -124,12 +138,20 @@ void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size
   if (!idle) {
     job.finished.wait(lk, [&] { return job.done == job.n; });
   } else {
+    // `job` lives on this stack: whatever idle() throws, wait for every task first.
+    std::exception_ptr idle_error;
     while (job.done != job.n) {
       job.finished.wait_for(lk, idle_period);
+      if (idle_error) continue;
       lk.unlock();
-      idle();
+      try {
+        idle();
+      } catch (...) {
+        idle_error = std::current_exception();
+      }
       lk.lock();
     }
+    if (idle_error && !job.error) job.error = idle_error;
   }
   if (job.error) std::rethrow_exception(job.error);
 }
