@@ -107,7 +107,17 @@ class MpiExchange final : public Exchange {
     if (dest == me_) return y_ + (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_;
     std::unique_lock lk(queue_mu_);
     ++waiting_for_slot_;
-    slot_freed_.wait(lk, [&] { return !free_slots_.empty() || aborted_; });
+    if (polling_enabled()) {
+      slot_freed_.wait(lk, [&] { return !free_slots_.empty() || aborted_; });
+    } else {
+      // Nobody polls during compute (GMMAV_MPI_PROGRESS=0): the worker drives the sends itself.
+      while (free_slots_.empty() && !aborted_) {
+        lk.unlock();
+        poll();
+        std::this_thread::sleep_for(std::chrono::microseconds(20));
+        lk.lock();
+      }
+    }
     --waiting_for_slot_;
     if (aborted_)
       fail(Errc::timeout, "group",
@@ -131,6 +141,7 @@ class MpiExchange final : public Exchange {
   bool needs_poll() const override { return polling_enabled(); }
 
   void poll() override {
+    std::lock_guard one_at_a_time(poll_mu_);  // workers poll too when GMMAV_MPI_PROGRESS=0
     std::vector<PendingSend> sends;
     {
       std::lock_guard lk(queue_mu_);
@@ -238,6 +249,7 @@ class MpiExchange final : public Exchange {
   std::vector<int> free_slots_;
   std::condition_variable slot_freed_;
   int waiting_for_slot_ = 0;  // workers blocked in rows_for
+  std::mutex poll_mu_;
   bool aborted_ = false;
   std::chrono::steady_clock::time_point last_progress_;
 };
