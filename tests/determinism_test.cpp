@@ -2,6 +2,7 @@
 // gives bit-identical y and mmY (random data, where accumulation order matters).
 #include <gtest/gtest.h>
 
+#include "engine/compute_pool.hpp"
 #include "gmmav/gmmav.hpp"
 #include "reference/synthetic_case.hpp"
 
@@ -74,6 +75,20 @@ TEST_P(Determinism, OneVersusTwoComputeThreads) {
   }
   const CaseCheck check = check_case(c, false);
   EXPECT_TRUE(check.ok) << check.first_failure;
+}
+
+// The MPI backend makes rank threads compute beside the pool's workers
+// ("caller computes"); in-process ranks then compute too. Same bits.
+TEST_P(Determinism, CallerComputesOrWaits) {
+  const CaseSpec spec = big_case(GetParam());
+  auto& pool = gmmav::engine::ComputePool::instance();
+  const bool before = pool.caller_computes();
+  pool.set_caller_computes(false);
+  const Outputs waits = run_once(spec);
+  pool.set_caller_computes(true);
+  const Outputs computes = run_once(spec);
+  pool.set_caller_computes(before);
+  EXPECT_TRUE(waits == computes);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, Determinism, ::testing::Values(gmmav::DType::f16, gmmav::DType::bf16),

@@ -7,11 +7,18 @@
 // staging slots (the workspace: about a quarter of the send volume for large
 // calls, never the whole gmmY) and sent as soon as each is written; a slot is
 // reused once its send completed. Tiles for this rank go straight into y.
-// MPI's progress is weak, so the orchestrating thread polls (starts queued
-// sends, tests requests) while the pool computes.
+// MPI's progress is weak, so someone must call MPI while the pool computes.
+// With MPI_THREAD_SERIALIZED or better the pool worker that finished a tile
+// does it, at that tile boundary: it starts the tile's send and tests the
+// call's requests (one non-blocking pass), so no other thread wakes up and
+// takes a core from the GEMMs (docs/performance.md, "MPI progress"). Under
+// MPI_THREAD_FUNNELED only the orchestrating thread may call MPI: it polls
+// while the pool computes, as the fallback.
 #include "comm/mpi_communicator.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <condition_variable>
 #include <climits>
 #include <cstdlib>
@@ -31,7 +38,10 @@ using engine::kTileRows;
 
 std::int64_t tiles_of(std::int64_t rows) { return (rows + kTileRows - 1) / kTileRows; }
 
-bool polling_enabled() {
+// GMMAV_MPI_PROGRESS=0: nobody drives MPI while the pool computes (sends start
+// when the staging ring is full, and in finish) — the "without progress" half
+// of an overlap measurement.
+bool progress_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("GMMAV_MPI_PROGRESS");
     return v == nullptr || std::string(v) != "0";
@@ -93,7 +103,8 @@ class MpiExchange final : public Exchange {
         }
       }
     }
-    last_progress_ = std::chrono::steady_clock::now();
+    workers_drive_ = mpi::thread_level_at_least_serialized();
+    last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   }
 
   ~MpiExchange() override {
@@ -101,21 +112,26 @@ class MpiExchange final : public Exchange {
     if (row_type_ != MPI_DATATYPE_NULL) MPI_Type_free(&row_type_);
   }
 
-  // Called by pool workers: a slot of the ring, waiting (while the
-  // orchestrating thread's polling completes sends) when all are in use.
+  // Called by pool workers: a slot of the ring. When all are in use the
+  // worker drives MPI itself until a send completes (or, under FUNNELED,
+  // waits for the orchestrating thread's polling to free one).
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
     if (dest == me_) return y_ + (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_;
     std::unique_lock lk(queue_mu_);
     ++waiting_for_slot_;
-    if (polling_enabled()) {
+    if (!workers_drive_) {
       slot_freed_.wait(lk, [&] { return !free_slots_.empty() || aborted_; });
     } else {
-      // Nobody polls during compute (GMMAV_MPI_PROGRESS=0): the worker drives the sends itself.
       while (free_slots_.empty() && !aborted_) {
         lk.unlock();
-        poll();
-        std::this_thread::sleep_for(std::chrono::microseconds(20));
+        drive(/*wait_turn=*/true);
+        const bool stuck = std::chrono::steady_clock::now() - last_progress() > timeout_;
+        if (!stuck) std::this_thread::sleep_for(std::chrono::microseconds(20));
         lk.lock();
+        if (stuck && free_slots_.empty()) {
+          aborted_ = true;
+          *broken_ = true;
+        }
       }
     }
     --waiting_for_slot_;
@@ -128,20 +144,51 @@ class MpiExchange final : public Exchange {
     return staging_ + static_cast<std::int64_t>(slot) * kTileRows * row_bytes_;
   }
 
+  // A tile is written: queue its send and, at this tile boundary, drive MPI.
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
-    if (dest == me_) return;
-    const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (kTileRows * row_bytes_));
-    std::lock_guard lk(queue_mu_);
-    queue_.push_back({dest, tag(j, first), where, rows, slot});
+    if (dest != me_) {
+      const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (kTileRows * row_bytes_));
+      std::lock_guard lk(queue_mu_);
+      queue_.push_back({dest, tag(j, first), where, rows, slot});
+    }
+    if (workers_drive_ && progress_enabled()) drive(/*wait_turn=*/false);
   }
 
-  void progress() noexcept override {}
-  // GMMAV_MPI_PROGRESS=0 turns polling during compute off (sends then start
-  // only in finish): the "without progress" half of the overlap measurement.
-  bool needs_poll() const override { return polling_enabled(); }
+  // A shared-expert tile finished: a tile boundary like any other.
+  void progress() noexcept override {
+    if (!workers_drive_ || !progress_enabled()) return;
+    try {
+      drive(/*wait_turn=*/false);
+    } catch (...) {  // an MPI failure: finish() reports it
+      std::lock_guard lk(queue_mu_);
+      if (!worker_error_) worker_error_ = std::current_exception();
+    }
+  }
 
-  void poll() override {
-    std::lock_guard one_at_a_time(poll_mu_);  // workers poll too when GMMAV_MPI_PROGRESS=0
+  // FUNNELED: only the orchestrating thread may call MPI, so it must poll
+  // (GMMAV_MPI_PROGRESS=0 is ignored there: nobody else could free a slot).
+  bool needs_poll() const override { return !workers_drive_; }
+
+  void poll() override { drive(/*wait_turn=*/true); }
+
+  // One non-blocking pass: start queued sends, test every request, free the
+  // slots of completed sends. One thread at a time; a worker that finds
+  // another one driving goes back to its GEMMs (wait_turn=false).
+  void drive(bool wait_turn) {
+    std::unique_lock one(poll_mu_, std::defer_lock);
+    if (wait_turn) {
+      one.lock();
+    } else if (!one.try_lock()) {
+      return;
+    }
+    do {
+      drive_locked();
+      std::lock_guard lk(queue_mu_);
+      if (queue_.empty()) break;
+    } while (true);
+  }
+
+  void drive_locked() {
     std::vector<PendingSend> sends;
     {
       std::lock_guard lk(queue_mu_);
@@ -155,10 +202,10 @@ class MpiExchange final : public Exchange {
       slot_of_.push_back(s.slot);
     }
     if (requests_.empty()) return;
-    // Workers blocked on a staging slot while nothing moves for the timeout:
-    // a peer is gone. Wake them with an error (never throw from here: the
-    // pool's job is still running on this thread's stack).
-    if (std::chrono::steady_clock::now() - last_progress_ > timeout_) {
+    // FUNNELED: workers blocked on a staging slot while nothing moves for the
+    // timeout means a peer is gone. Wake them with an error (never throw from
+    // here: the pool's job is still running on this thread's stack).
+    if (!workers_drive_ && std::chrono::steady_clock::now() - last_progress() > timeout_) {
       bool stuck = false;
       {
         std::lock_guard q(queue_mu_);
@@ -176,7 +223,7 @@ class MpiExchange final : public Exchange {
     mpi::check(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE),
                "MPI_Testsome");
     if (done <= 0 || done == MPI_UNDEFINED) return;
-    last_progress_ = std::chrono::steady_clock::now();
+    last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     bool freed = false;
     {
       std::lock_guard q(queue_mu_);
@@ -205,9 +252,10 @@ class MpiExchange final : public Exchange {
       poll();
       {
         std::lock_guard lk(queue_mu_);
+        if (worker_error_) std::rethrow_exception(worker_error_);
         if (requests_.empty() && queue_.empty()) return;
       }
-      if (std::chrono::steady_clock::now() - last_progress_ > timeout_) {
+      if (std::chrono::steady_clock::now() - last_progress() > timeout_) {
         *broken_ = true;
         fail(Errc::timeout, "group",
              "rank {} timed out after {} ms without progress waiting for {} transfers to finish (a peer died or stopped); "
@@ -251,7 +299,13 @@ class MpiExchange final : public Exchange {
   int waiting_for_slot_ = 0;  // workers blocked in rows_for
   std::mutex poll_mu_;
   bool aborted_ = false;
-  std::chrono::steady_clock::time_point last_progress_;
+  bool workers_drive_ = false;  // pool workers call MPI (thread level >= SERIALIZED)
+  std::exception_ptr worker_error_;  // an MPI failure inside progress() (noexcept)
+  std::atomic<std::chrono::steady_clock::rep> last_progress_ns_{0};  // last completed request
+
+  std::chrono::steady_clock::time_point last_progress() const {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_progress_ns_.load(std::memory_order_relaxed)));
+  }
 };
 
 class MpiCommunicator final : public Communicator {
@@ -370,6 +424,9 @@ class MpiCommunicator final : public Communicator {
 
 std::shared_ptr<Communicator> create_mpi(MPI_Comm user_comm, std::chrono::milliseconds timeout, const std::string& name) {
   mpi::ensure_initialized();
+  // One rank per process: its thread computes too instead of waiting for the
+  // pool (engine/compute_pool.hpp), so nothing wakes it just to poll.
+  engine::ComputePool::instance().set_caller_computes(true);
   MPI_Comm dup;
   {
     auto lk = mpi::lock();

@@ -50,6 +50,8 @@ void ensure_initialized() {
          "operator), got {}", level_name(g_level));
 }
 
+bool thread_level_at_least_serialized() { return g_level >= MPI_THREAD_SERIALIZED; }
+
 bool thread_multiple() { return g_level >= MPI_THREAD_MULTIPLE; }
 
 std::unique_lock<std::mutex> lock() {

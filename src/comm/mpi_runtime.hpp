@@ -16,6 +16,8 @@ void ensure_initialized();
 
 /// True when several threads may call MPI at once; otherwise calls go through lock().
 bool thread_multiple();
+/// True when threads other than the one that initialised MPI may call it (through lock()).
+bool thread_level_at_least_serialized();
 /// Serialises MPI calls when the thread level is below MULTIPLE (no-op lock otherwise).
 std::unique_lock<std::mutex> lock();
 

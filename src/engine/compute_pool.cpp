@@ -60,7 +60,31 @@ struct ComputePool::Impl {
   std::deque<Job*> queue;
   std::vector<std::thread> workers;
   bool stop = false;
-  std::mutex resize_mu;  // serializes set_threads
+  std::mutex resize_mu;  // serializes set_threads / set_caller_computes
+  bool caller_computes = false;
+
+  // Hands out the next index of `job` (mu held); drops the job from the queue
+  // once every index is handed out. Returns false when none is left.
+  bool take(Job* job, std::size_t& i) {
+    if (job->next >= job->n) return false;
+    i = job->next++;
+    if (job->next >= job->n) {
+      if (auto it = std::find(queue.begin(), queue.end(), job); it != queue.end()) queue.erase(it);
+    }
+    return true;
+  }
+  static void run_task(Job* job, std::size_t i, std::unique_lock<std::mutex>& lk) {
+    lk.unlock();
+    std::exception_ptr err;
+    try {
+      (*job->fn)(i);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    lk.lock();
+    if (err && !job->error) job->error = err;
+    ++job->done;
+  }
 
   void start(int n) {
     stop = false;
@@ -82,18 +106,10 @@ struct ComputePool::Impl {
       work.wait(lk, [&] { return stop || !queue.empty(); });
       if (queue.empty()) return;  // stop requested and nothing left
       Job* job = queue.front();
-      const std::size_t i = job->next++;
-      if (job->next >= job->n) queue.pop_front();  // all handed out
-      lk.unlock();
-      std::exception_ptr err;
-      try {
-        (*job->fn)(i);
-      } catch (...) {
-        err = std::current_exception();
-      }
-      lk.lock();
-      if (err && !job->error) job->error = err;
-      if (++job->done == job->n || job->notify_each) job->finished.notify_all();
+      std::size_t i = 0;
+      take(job, i);
+      run_task(job, i, lk);
+      if (job->done == job->n || job->notify_each) job->finished.notify_all();
     }
   }
 };
@@ -111,14 +127,28 @@ ComputePool& ComputePool::instance() {
 
 int ComputePool::threads() const {
   std::lock_guard lk(impl_->mu);
-  return static_cast<int>(impl_->workers.size());
+  return static_cast<int>(impl_->workers.size()) + (impl_->caller_computes ? 1 : 0);
 }
 
 void ComputePool::set_threads(int n) {
   if (n < 1) n = 1;
   std::lock_guard rl(impl_->resize_mu);
   impl_->join();  // workers drain the queue before they exit
-  impl_->start(n);
+  impl_->start(n - (impl_->caller_computes ? 1 : 0));
+}
+
+void ComputePool::set_caller_computes(bool on) {
+  std::lock_guard rl(impl_->resize_mu);
+  if (impl_->caller_computes == on) return;
+  const int total = static_cast<int>(impl_->workers.size()) + (impl_->caller_computes ? 1 : 0);
+  impl_->join();
+  impl_->caller_computes = on;  // no worker runs now: safe to flip without mu
+  impl_->start(on ? total - 1 : total);
+}
+
+bool ComputePool::caller_computes() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->caller_computes;
 }
 
 void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
@@ -135,24 +165,33 @@ void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size
   std::unique_lock lk(impl_->mu);
   impl_->queue.push_back(&job);
   impl_->work.notify_all();
+  // `job` lives on this stack: whatever idle() throws, wait for every task first.
+  std::exception_ptr idle_error;
+  const auto run_idle = [&] {
+    if (!idle || idle_error) return;
+    lk.unlock();
+    try {
+      idle();
+    } catch (...) {
+      idle_error = std::current_exception();
+    }
+    lk.lock();
+  };
+  if (impl_->caller_computes || impl_->workers.empty()) {
+    for (std::size_t i = 0; impl_->take(&job, i);) {
+      Impl::run_task(&job, i, lk);
+      run_idle();
+    }
+  }
   if (!idle) {
     job.finished.wait(lk, [&] { return job.done == job.n; });
   } else {
-    // `job` lives on this stack: whatever idle() throws, wait for every task first.
-    std::exception_ptr idle_error;
     while (job.done != job.n) {
       job.finished.wait_for(lk, idle_period);
-      if (idle_error) continue;
-      lk.unlock();
-      try {
-        idle();
-      } catch (...) {
-        idle_error = std::current_exception();
-      }
-      lk.lock();
+      run_idle();
     }
-    if (idle_error && !job.error) job.error = idle_error;
   }
+  if (idle_error && !job.error) job.error = idle_error;
   if (job.error) std::rethrow_exception(job.error);
 }
 

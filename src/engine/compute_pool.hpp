@@ -2,6 +2,15 @@
 // shared by every rank of the process (8 in-process ranks on 2 cores run 2
 // GEMMs at a time, not 16). Each task runs single-threaded library calls, so
 // results never depend on the pool's size.
+//
+// Two modes for the thread that calls parallel_for:
+// - it waits (in-process ranks: W rank threads would oversubscribe the cores
+//   if they computed too; the workers do all the work);
+// - it computes too ("caller computes", set by the MPI backend: one rank per
+//   process, whose thread is then a worker like the others — no hand-off to
+//   another thread and back per stage, no thread that wakes up only to poll).
+//   The pool then has one worker fewer, so the threads computing a call are
+//   still cores / ranks on the machine; with one core per rank it has none.
 #pragma once
 
 #include <chrono>
@@ -15,9 +24,14 @@ class ComputePool {
   /// The process's pool (created on first use: GMMAV_NUM_THREADS or the cores available).
   static ComputePool& instance();
 
+  /// Threads that compute a call: the workers, plus the caller in "caller computes" mode.
   int threads() const;
-  /// Resizes the pool (waits for running work to finish).
+  /// Sets that number (>= 1; waits for running work to finish).
   void set_threads(int n);
+  /// "Caller computes" mode (see above). Keeps threads() as it is: the pool
+  /// loses (or regains) the worker the caller replaces.
+  void set_caller_computes(bool on);
+  bool caller_computes() const;
 
   /// Runs fn(i) for i in [0, n) on the pool's workers and returns when all
   /// ran. Safe to call from many threads at once; their tasks interleave.
