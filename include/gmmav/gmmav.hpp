@@ -5,13 +5,19 @@
 //   auto plan = gmmav::Plan::create(desc);                      // validate + layout, reusable
 //   gmmav::run(plan, comms[r], tensors);                        // collective: every rank calls it
 //
+// With weights packed once (gmmav/packed_weights.hpp):
+//   auto packed = gmmav::PackedWeights::create(plan, tensors);  // while the weights stay the same
+//   gmmav::run(plan, comms[r], tensors, packed);                // no weight packing inside the call
+//
 // Errors are thrown as gmmav::Error (code, parameter name, message).
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <span>
 
 #include "gmmav/comm.hpp"
+#include "gmmav/packed_weights.hpp"
 #include "gmmav/plan.hpp"
 #include "gmmav/types.hpp"
 
@@ -26,6 +32,23 @@ std::size_t workspace_size(const Plan& plan, const Comm& comm);
 /// Collective over `comm`'s group: every rank calls it with its own plan.
 /// Nothing is written when validation or the cross-rank count check fails.
 void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::byte> workspace = {});
+
+namespace detail {
+void run_packed(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights& packed,
+                std::span<std::byte> workspace);
+}
+
+/// As above, with the weights packed by PackedWeights::create instead of
+/// packing them in the call; the results are bit-identical. `packed` must
+/// come from the very weight tensors of `t` (same pointers, dtype and shapes)
+/// whose memory has not changed since create(); a mismatch or an empty
+/// object throws Error{invalid_argument, "packedWeights"} before anything is
+/// written. (A template only so that `run(plan, comm, t, {})` still means
+/// "no workspace"; it accepts exactly a PackedWeights.)
+template <std::same_as<PackedWeights> P>
+void run(const Plan& plan, const Comm& comm, const OpTensors& t, const P& packed, std::span<std::byte> workspace = {}) {
+  detail::run_packed(plan, comm, t, packed, workspace);
+}
 
 /// Number of threads of the process-wide compute pool (default: GMMAV_NUM_THREADS,
 /// else the cores available). Results are bit-identical for any value.

@@ -4,10 +4,15 @@
 #pragma once
 
 #include "comm/communicator.hpp"
+#include "gmmav/packed_weights.hpp"
 #include "gmmav/plan.hpp"
 
 namespace gmmav::engine {
 
-void compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex);
+/// Without `packed`, every weight is converted and packed in the call (the
+/// next stage's while the current one computes). With it (checked against
+/// plan and t first: Error "packedWeights"), no weight is packed: each stage
+/// runs its tiles on the packed weights. Same tiles, same routes, same bits.
+void compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const PackedWeights* packed = nullptr);
 
 }  // namespace gmmav::engine

@@ -13,6 +13,7 @@
 #include "common/fail.hpp"
 #include "engine/compute.hpp"
 #include "engine/compute_pool.hpp"
+#include "engine/packed_weights.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/gmmav.hpp"
@@ -22,19 +23,22 @@ namespace {
 
 const std::uint16_t* u16(const void* p) { return static_cast<const std::uint16_t*>(p); }
 
-// One weight and its row tiles. Stage s+1's weight is prepared by the first
-// task of stage s's job, so packing overlaps the previous stage's GEMMs.
+// One weight and its row tiles. Without packed weights, stage s+1's weight is
+// prepared by the first task of stage s's job, so packing overlaps the
+// previous stage's GEMMs; with them, each stage's job is its tiles alone.
 struct Stage {
   const std::uint16_t* weight;
   std::int64_t k, n;
   bool trans;
   std::size_t tiles;
   std::function<void(const gemm::PreparedWeight&, std::size_t)> run_tile;
+  const gemm::PreparedWeight* packed = nullptr;  // from PackedWeights, when given
 };
 
 }  // namespace
 
-void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex) {
+void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const PackedWeights* packed_weights) {
+  const detail::PackedWeightsData* packed = packed_weights ? &detail::check_packed(*packed_weights, plan, t) : nullptr;
   auto& pool = engine::ComputePool::instance();
   std::function<void()> poll;
   if (ex.needs_poll()) poll = [&ex] { ex.poll(); };
@@ -51,7 +55,8 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
                         void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
                         w.matmul_rows(u16(t.gmm_x.data) + tile.src_row * d.h1, tile.rows, static_cast<std::uint16_t*>(dst));
                         ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
-                      }});
+                      },
+                      packed ? &packed->expert(j) : nullptr});
   }
   const auto shared = engine::shared_tiles(plan);
   if (d.shared) {
@@ -62,9 +67,14 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
                         w.matmul_rows(u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
                                       static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
                         ex.progress();
-                      }});
+                      },
+                      packed ? packed->shared.get() : nullptr});
   }
   if (stages.empty()) return;
+  if (packed) {
+    for (const Stage& st : stages) pool.parallel_for(st.tiles, [&](std::size_t i) { st.run_tile(*st.packed, i); }, poll);
+    return;
+  }
   gemm::PreparedWeight weights[2];
   const auto prepare = [&](std::size_t s) {
     const Stage& st = stages[s];
@@ -90,9 +100,12 @@ std::size_t workspace_size(const Plan& plan, const Comm& comm) {
   return comm.impl().workspace_bytes(plan);
 }
 
-void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::byte> workspace) {
+namespace {
+
+void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights* packed, std::span<std::byte> workspace) {
   if (!comm) fail(Errc::null_argument, "group", "expected a communicator, got none");
   plan.check(t);
+  if (packed) detail::check_packed(*packed, plan, t);
   if (comm.size() != plan.world_size())
     fail(Errc::invalid_argument, "epWorldSize", "expected the group's size {}, got {}", comm.size(), plan.world_size());
   if (comm.rank() != plan.rank())
@@ -111,7 +124,7 @@ void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::
   mine.y = t.y.data;
   auto ex = comm.impl().meet(mine, workspace);
   try {
-    engine::compute_tiles(plan, t, *ex);
+    engine::compute_tiles(plan, t, *ex, packed);
   } catch (const Error& e) {
     ex->abort(e.what());
     throw;
@@ -120,6 +133,17 @@ void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::
     throw Error(Errc::internal, "", std::string("internal error: ") + e.what());
   }
   ex->finish();
+}
+
+}  // namespace
+
+void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::byte> workspace) {
+  run_impl(plan, comm, t, nullptr, workspace);
+}
+
+void detail::run_packed(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights& packed,
+                        std::span<std::byte> workspace) {
+  run_impl(plan, comm, t, &packed, workspace);
 }
 
 int compute_threads() { return engine::ComputePool::instance().threads(); }

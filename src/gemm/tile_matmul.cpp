@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -176,12 +177,14 @@ struct PreparedWeight::Impl {
   mutable std::once_flag f32_once;
   mutable dnnl::memory f32_packed;
   mutable std::shared_ptr<std::byte> f32_storage;
+  mutable std::atomic<std::size_t> f32_bytes{0};  // read by bytes() without taking f32_once
 
   void prepare_f32() const {
     const auto plain = cached_buffer(static_cast<std::size_t>(k * n) * sizeof(float));
     float* f = reinterpret_cast<float*>(plain.get());
     numeric::to_float(dtype, raw, f, static_cast<std::size_t>(k * n));
     f32_packed = pack(dt::f32, f, k, n, trans, f32_desc, f32_storage);
+    f32_bytes.store(f32_desc.get_size(), std::memory_order_relaxed);
   }
   const dnnl::memory& f32_weight() const {
     std::call_once(f32_once, [this] { prepare_f32(); });
@@ -193,6 +196,11 @@ PreparedWeight::PreparedWeight() : impl_(std::make_unique<Impl>()) {}
 PreparedWeight::~PreparedWeight() = default;
 
 bool PreparedWeight::bf16_route() const { return impl_->bf16_route; }
+
+std::size_t PreparedWeight::bytes() const noexcept {
+  const Impl& p = *impl_;
+  return (p.bf16_route ? p.bf16_desc.get_size() : 0) + p.f32_bytes.load(std::memory_order_relaxed);
+}
 
 void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans) {
   impl_ = std::make_unique<Impl>();

@@ -14,6 +14,7 @@
 // never depend on how many threads run.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -40,6 +41,9 @@ class PreparedWeight {
 
   /// True when BF16 tiles may take the native route (the weight passed the exactness check).
   bool bf16_route() const;
+
+  /// Bytes of packed data held now (the FP32 copy of a BF16 weight counts once a tile needed it).
+  std::size_t bytes() const noexcept;
 
  private:
   struct Impl;

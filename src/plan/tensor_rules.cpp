@@ -95,4 +95,25 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
   if (overlaps(outs[0], outs[1])) fail(Errc::invalid_argument, "mmYOptional", "expected memory that does not overlap y, got an overlap");
 }
 
+void validate_weights(const ProblemDesc& d, const OpTensors& t) {
+  const DType dt = d.dtype;
+  const std::int64_t e = d.local_experts;
+  if (d.trans_gmm_weight)
+    check_view("gmmWeight", t.gmm_weight, dt, 3, {e, d.n1, d.h1});
+  else
+    check_view("gmmWeight", t.gmm_weight, dt, 3, {e, d.h1, d.n1});
+  if (!d.shared) {
+    if (t.mm_weight)
+      fail(Errc::invalid_argument, "mmWeightOptional", "expected no shared-expert weight (the plan has none), got one");
+    return;
+  }
+  if (!t.mm_weight)
+    fail(Errc::null_argument, "mmWeightOptional", "expected the shared-expert weight (the plan has a shared expert), got none");
+  const SharedExpertDesc& s = *d.shared;
+  if (s.trans_mm_weight)
+    check_view("mmWeightOptional", *t.mm_weight, dt, 2, {s.n2, s.h2});
+  else
+    check_view("mmWeightOptional", *t.mm_weight, dt, 2, {s.h2, s.n2});
+}
+
 }  // namespace gmmav::detail

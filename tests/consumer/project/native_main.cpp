@@ -3,6 +3,7 @@
 // integers (every result is exact), checked element by element.
 #include <gmmav/gmmav.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -84,6 +85,11 @@ int main() {
         t.mm_weight = gmmav::ConstTensorView::matrix(k.mm_w.data(), d.dtype, H2, N2);
         t.mm_y = gmmav::TensorView::matrix(k.mm_y.data(), d.dtype, BS, N2);
         gmmav::run(plan, comms[r], t);
+        // Again with the weights packed once (gmmav/packed_weights.hpp); the checks below see this call's outputs.
+        std::fill(k.y.begin(), k.y.end(), 0xFFFF);
+        std::fill(k.mm_y.begin(), k.mm_y.end(), 0xFFFF);
+        const gmmav::PackedWeights packed = gmmav::PackedWeights::create(plan, t);
+        gmmav::run(plan, comms[r], t, packed);
       } catch (const gmmav::Error& e) {
         k.error = std::string(gmmav::to_string(e.code())) + " (" + e.param() + "): " + e.what();
       }
