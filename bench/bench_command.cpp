@@ -33,6 +33,7 @@ struct Options {
   bool peak = false;
   int world_size = 0;
   int threads = 0;
+  bool repack = false;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -104,6 +105,7 @@ int run(const Options& o) {
     s.progress = progress;
     s.progress_label = fmt::format("[{}/{}] {} {}", i + 1, jobs.size(), jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
     s.trace = !o.trace.empty() && !traced;
+    s.repack = o.repack;
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
     if (s.trace && r.skipped.empty()) {
       traced = true;
@@ -127,7 +129,7 @@ int run(const Options& o) {
 
   const nlohmann::json run_info = {{"quick", o.quick}, {"repeat", o.repeat}, {"warmup", o.warmup},
                                    {"backend", backend->name()}, {"compute_threads_per_rank", compute_threads()},
-                                   {"trace", o.trace}};
+                                   {"trace", o.trace}, {"weights_packed_once", !o.repack}};
   bool ok = true;
   for (const auto& r : results) ok = ok && r.verified_ok;
   if (o.json == "-") {
@@ -164,6 +166,9 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "fp16", "bf16", "both"}));
   cmd->add_option("--json", o->json, "Write the results as JSON to this file ('-': to stdout instead of the table)");
   cmd->add_option("--trace", o->trace, "Write a Chrome/Perfetto trace of one fused call of the first case to this file");
+  cmd->add_flag("--repack", o->repack,
+                "Pack the weights in every call of the engine variants (default: packed once per case, outside the "
+                "timing, with gmmav::PackedWeights, as the library variant does)");
   cmd->add_flag("--peak", o->peak, "Only print the machine: FMA peak and memcpy bandwidth");
   cmd->add_option("-W,--world-size", o->world_size, "In-process ranks (default: each case's own)")->check(CLI::Range(1, 1024));
   cmd->add_option("--threads", o->threads, "Compute threads per rank process (default: cores, shared by the ranks of a machine)")

@@ -1,5 +1,6 @@
 # ctest bench.smoke: `gmmav bench --quick --cases tiny --repeat 2 --json OUT`
-# must succeed and write every documented field (values are not judged).
+# must succeed and write every documented field (values are not judged);
+# the same with --repack (weights packed in every call) must pass its output check too.
 execute_process(COMMAND ${GMMAV} bench --quick --cases tiny --repeat 2 --json ${OUT}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
@@ -19,7 +20,8 @@ endif()
 math(EXPR last "${n} - 1")
 foreach(i RANGE ${last})
   foreach(key name backend W e dtype t_fused_s t_gemm_alone_s t_a2a_alone_s t_sequential_s t_per_expert_s t_library_s
-              overlap_pct fused_over_bound speedup_vs_sequential speedup_vs_per_expert gemm_vs_library workspace_bytes gflops)
+              overlap_pct fused_over_bound speedup_vs_sequential speedup_vs_per_expert gemm_vs_library workspace_bytes gflops
+              weights_packed_once t_weight_prep_s)
     string(JSON v ERROR_VARIABLE e GET "${doc}" cases ${i} ${key})
     if(e)
       message(FATAL_ERROR "cases[${i}].${key} missing: ${e}")
@@ -29,5 +31,22 @@ foreach(i RANGE ${last})
   if(NOT verified)
     message(FATAL_ERROR "cases[${i}]: the output check failed")
   endif()
+  string(JSON once GET "${doc}" cases ${i} weights_packed_once)
+  if(NOT once)
+    message(FATAL_ERROR "cases[${i}]: weights_packed_once should be true by default")
+  endif()
 endforeach()
 message(STATUS "bench JSON complete: ${n} case(s)")
+
+execute_process(COMMAND ${GMMAV} bench --quick --cases tiny --repeat 1 --dtype bf16 --repack --json ${OUT}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "gmmav bench --repack exited with ${rc}\n${out}\n${err}")
+endif()
+file(READ ${OUT} doc)
+string(JSON once GET "${doc}" cases 0 weights_packed_once)
+string(JSON verified GET "${doc}" cases 0 verified)
+if(once OR NOT verified)
+  message(FATAL_ERROR "--repack: weights_packed_once=${once} (expected false), verified=${verified}")
+endif()
+message(STATUS "bench --repack: weights packed in every call, output check passed")

@@ -25,6 +25,7 @@ struct RunSettings {
   bool progress = false;       ///< "\r" progress on stderr (rank 0)
   std::string progress_label;  ///< e.g. "[2/5] balanced bf16"
   std::int64_t reference_flops_limit = 2'000'000'000;  ///< verify against the FP64 reference below this
+  bool repack = false;  ///< the engine variants pack their weights in every call (default: once, outside the timing)
 };
 
 struct CaseResult {
@@ -34,6 +35,7 @@ struct CaseResult {
   std::array<std::vector<double>, kVariants> samples;  ///< seconds, slowest rank, per repetition
   std::array<double, kVariants> median{};
   double flops = 0;  ///< all ranks, one call
+  bool weights_packed_once = true;  ///< the engine variants used PackedWeights made before the timing (false: --repack)
   double t_weight_prep = 0;  ///< diagnostic: every rank packing its call's weights on the pool, nothing else (median of 3)
   std::int64_t workspace_bytes = 0;         ///< the fused call's, largest over ranks
   std::int64_t vendor_workspace_bytes = 0;  ///< SPEC §7: A*N1*2 + 16 MiB, largest over ranks

@@ -1,6 +1,7 @@
 #include "expert_pipeline.hpp"
 
 #include "engine/compute_pool.hpp"
+#include "engine/packed_weights.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/tile_matmul.hpp"
 
@@ -37,7 +38,8 @@ void prepare_all_weights(const Plan& plan, const OpTensors& in) {
 }
 
 void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y, std::uint16_t* mm_y,
-                         const PipelineHooks& hooks) {
+                         const PipelineHooks& hooks, const PackedWeights* packed_weights) {
+  const detail::PackedWeightsData* packed = packed_weights ? &detail::check_packed(*packed_weights, plan, in) : nullptr;
   auto& pool = engine::ComputePool::instance();
   const ProblemDesc& d = plan.desc();
   const std::int64_t row_bytes = d.n1 * 2;
@@ -71,13 +73,13 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
     weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans);
   };
   const std::function<void()> idle = hooks.idle;
-  if (!stages.empty()) pool.parallel_for(1, [&](std::size_t) { prepare(0); }, idle);
+  if (!stages.empty() && !packed) pool.parallel_for(1, [&](std::size_t) { prepare(0); }, idle);
   for (std::size_t s = 0; s < stages.size(); ++s) {
     const Stage& st = stages[s];
     if (st.expert < 0) finish_routed();
     else issue_upto(st.expert - 1);  // experts without rows before this one
-    const bool next = s + 1 < stages.size();
-    const gemm::PreparedWeight& w = weights[s % 2];
+    const bool next = !packed && s + 1 < stages.size();
+    const gemm::PreparedWeight& w = !packed ? weights[s % 2] : st.expert >= 0 ? packed->expert(st.expert) : *packed->shared;
     Tasks front;
     front.swap(extra);
     const std::size_t head = (next ? 1 : 0) + front.size();

@@ -1,8 +1,8 @@
 // The baselines' GEMM loop: the engine's stages (one per non-empty expert, then
 // the shared expert; the next stage's weight prepared by the first task of the
-// current stage) with the engine's tiles, library and pool, but writing every
-// routed tile into this rank's gmmY (expert-major) and with hooks where the
-// baselines move data. Keeping the GEMM side identical to the engine's makes
+// current stage, or nothing prepared when given packed weights) with the
+// engine's tiles, library and pool, but writing every routed tile into this
+// rank's gmmY (expert-major) and with hooks where the baselines move data. Keeping the GEMM side identical to the engine's makes
 // the comparison a comparison of communication schedules only.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <functional>
 #include <vector>
 
+#include "gmmav/packed_weights.hpp"
 #include "gmmav/plan.hpp"
 
 namespace gmmav::bench {
@@ -33,7 +34,8 @@ struct PipelineHooks {
 void prepare_all_weights(const Plan& plan, const OpTensors& in);
 
 /// Runs one rank's GEMMs: routed tiles into `gmm_y` (A x N1), shared tiles into `mm_y`.
+/// With `packed` (PackedWeights of `in`), no weight is packed, as in engine::compute_tiles.
 void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y, std::uint16_t* mm_y,
-                         const PipelineHooks& hooks);
+                         const PipelineHooks& hooks, const PackedWeights* packed = nullptr);
 
 }  // namespace gmmav::bench

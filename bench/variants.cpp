@@ -70,13 +70,16 @@ void RankVariants::unpermute() {
 void RankVariants::run(Variant v) {
   switch (v) {
     case Variant::fused:
-      gmmav::run(plan, comm, fused, buf.workspace);
+      if (packed)
+        gmmav::run(plan, comm, fused, *packed, buf.workspace);
+      else
+        gmmav::run(plan, comm, fused, buf.workspace);
       return;
     case Variant::gemm_alone: {
       LocalExchange ex(plan, buf.gmm_y.data());
       OpTensors t = fused;
       if (t.mm_y) t.mm_y->data = buf.mm_gemm.data();
-      engine::compute_tiles(plan, t, ex);
+      engine::compute_tiles(plan, t, ex, packed);
       return;
     }
     case Variant::a2a_alone:
@@ -88,7 +91,7 @@ void RankVariants::run(Variant v) {
         unpermute();
         transport.alltoallv(reinterpret_cast<const std::byte*>(buf.send_buf.data()), Target::sequential);
       };
-      run_expert_pipeline(plan, fused, reinterpret_cast<std::byte*>(buf.gmm_y.data()), buf.mm_seq.data(), h);
+      run_expert_pipeline(plan, fused, reinterpret_cast<std::byte*>(buf.gmm_y.data()), buf.mm_seq.data(), h, packed);
       return;
     }
     case Variant::per_expert: {
@@ -96,7 +99,7 @@ void RankVariants::run(Variant v) {
       const auto* gy = reinterpret_cast<const std::byte*>(buf.gmm_y.data());
       h.after_expert = [&, gy](int j, Tasks& next) { transport.start_expert(j, gy, Target::per_expert, next); };
       if (transport.needs_poll()) h.idle = [&] { transport.poll(); };
-      run_expert_pipeline(plan, fused, reinterpret_cast<std::byte*>(buf.gmm_y.data()), buf.mm_pe.data(), h);
+      run_expert_pipeline(plan, fused, reinterpret_cast<std::byte*>(buf.gmm_y.data()), buf.mm_pe.data(), h, packed);
       transport.finish_experts();
       return;
     }

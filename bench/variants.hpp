@@ -5,6 +5,9 @@
 //   sequential  GEMMs into gmmY -> unpermute copy -> AlltoAllv -> shared MatMul
 //   per_expert  the vendor's schedule (SPEC §7): one exchange per expert, overlapping the next expert's GEMMs
 //   library     oneDNN alone, all cores, same FLOPs (rank 0 runs it; the others wait)
+// With `packed` set, the four engine variants (fused, gemm_alone, sequential,
+// per_expert) use weights packed once outside the timing, as the library
+// variant always does; without it they pack every weight in every call.
 #pragma once
 
 #include <array>
@@ -41,6 +44,7 @@ struct RankVariants {
   Comm comm;
   BaselineTransport& transport;
   LibraryMatmul* library = nullptr;  // rank 0 only
+  const PackedWeights* packed = nullptr;  // this rank's weights packed once (null: pack in every call)
 
   void run(Variant v);
   /// Destination-major send buffer from gmmY (SPEC §3), copies on the pool.
