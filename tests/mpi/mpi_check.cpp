@@ -113,15 +113,29 @@ bool mismatch(const gmmav::Comm& comm) {
   s.local_experts = 2;
   s.rows_per_rank = 40;
   s.counts = CountPattern::balanced;
+  // A good call twice (the second meets in one round: counts as last time),
+  // then the broken counts, then the good call again: the group must still
+  // check every call's counts and still work after a refused call.
+  Case expected = make_case(s);
+  run_in_process(expected);
+  const auto good_call = [&](const char* when) {
+    Case g = make_case(s);
+    const std::string e = run_rank(g, me, comm);
+    const bool same = g.ranks[static_cast<std::size_t>(me)].y == expected.ranks[static_cast<std::size_t>(me)].y;
+    if (!e.empty() || !same) std::printf("rank %d: good call %s failed: %s%s\n", me, when, e.c_str(), same ? "" : "y differs");
+    return e.empty() && same;
+  };
+  bool good = good_call("1") && good_call("2");
   Case c = make_case(s);
   auto& rc = c.ranks[static_cast<std::size_t>(W - 1)].recv_counts;
   rc[0] += 1;  // (source 0, destination W-1, expert 0) now disagrees
   rc[1] -= 1;
   const std::string err = run_rank(c, me, comm);
+  good = good_call("after the refused one") && good;
   const std::string want = "(source 0, destination " + std::to_string(W - 1) + ", expert 0)";
   bool untouched = true;
   for (auto v : c.ranks[static_cast<std::size_t>(me)].y) untouched = untouched && v == 0xA5A5;
-  const bool ok = err.find(want) != std::string::npos && untouched;
+  const bool ok = err.find(want) != std::string::npos && untouched && good;
   std::printf("rank %d: %s -> %s\n", me, err.empty() ? "no error" : err.c_str(), ok ? "expected" : "UNEXPECTED");
   return ok;
 }
