@@ -151,11 +151,12 @@ class MpiExchange final : public Exchange {
     if (!workers_drive_) {
       slot_freed_.wait(lk, [&] { return !free_slots_.empty() || aborted_; });
     } else {
+      mpi::Backoff backoff;
       while (free_slots_.empty() && !aborted_) {
         lk.unlock();
         drive(/*wait_turn=*/true);
         const bool stuck = std::chrono::steady_clock::now() - last_progress() > timeout_;
-        if (!stuck) std::this_thread::sleep_for(std::chrono::microseconds(20));
+        if (!stuck) backoff.pause();
         lk.lock();
         if (stuck && free_slots_.empty()) {
           aborted_ = true;
@@ -277,7 +278,8 @@ class MpiExchange final : public Exchange {
   }
 
   void finish() override {
-    for (int spins = 0;; ++spins) {
+    mpi::Backoff backoff;
+    for (;;) {
       poll();
       {
         std::lock_guard lk(queue_mu_);
@@ -291,7 +293,7 @@ class MpiExchange final : public Exchange {
              "the group is broken, recreate it",
              me_, timeout_.count(), requests_.size());
       }
-      if (spins > 200) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      backoff.pause();
     }
   }
 

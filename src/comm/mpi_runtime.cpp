@@ -1,5 +1,7 @@
 #include "comm/mpi_runtime.hpp"
 
+#include <sched.h>
+
 #include <cstdlib>
 #include <thread>
 
@@ -67,9 +69,18 @@ void check(int rc, const char* what) {
   fail(Errc::internal, "MPI", "{} failed: {}", what, msg);
 }
 
+void Backoff::pause() {
+  if (std::chrono::steady_clock::now() - start_ < std::chrono::microseconds(300)) {
+    sched_yield();
+  } else {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
 void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string& what) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (int spins = 0;; ++spins) {
+  Backoff backoff;
+  for (;;) {
     int done = 0;
     {
       auto lk = lock();
@@ -77,7 +88,7 @@ void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string
     }
     if (done) return;
     if (std::chrono::steady_clock::now() > deadline) fail(Errc::timeout, "group", "timed out after {} ms {}", timeout.count(), what);
-    if (spins > 100) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    backoff.pause();
   }
 }
 

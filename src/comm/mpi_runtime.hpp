@@ -24,6 +24,18 @@ std::unique_lock<std::mutex> lock();
 /// Throws gmmav::Error(internal) naming `what` if `rc` is not MPI_SUCCESS.
 void check(int rc, const char* what);
 
+/// How a thread waits between MPI tests: it yields the core for the first
+/// few hundred microseconds (a peer's message is usually that close, and a
+/// sleep costs 50-100 us of timer slack per test), then sleeps 50 us per test
+/// (a long wait must not take a core from ranks that still compute).
+class Backoff {
+ public:
+  void pause();
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
 /// Tests `req` until it completes or `timeout` passes (then throws
 /// Errc::timeout with `what`). Sleeps briefly between tests.
 void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string& what);

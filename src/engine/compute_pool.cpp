@@ -178,6 +178,8 @@ void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size
     lk.lock();
   };
   if (impl_->caller_computes || impl_->workers.empty()) {
+    // Tasks call the library single-threaded on any thread that runs them.
+    const gemm::SingleThreadedLibraryScope single;
     for (std::size_t i = 0; impl_->take(&job, i);) {
       Impl::run_task(&job, i, lk);
       run_idle();
