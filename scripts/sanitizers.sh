@@ -22,7 +22,7 @@ if [ "$which" = address ] || [ "$which" = all ]; then
 fi
 if [ "$which" = thread ] || [ "$which" = all ]; then
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
-  # The threaded parts: groups, barriers, the pool, failures, determinism, packed weights shared by threads,
+  # The threaded parts: groups, barriers, the pool (both modes), failures, determinism, packed weights shared by threads,
   # a slice of the random cases.
-  run_stage thread build-tsan 'GroupFailures.*:Determinism*:*Packed*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*:Faults.*:Resources.*:Bounds.*'
+  run_stage thread build-tsan 'GroupFailures.*:ComputePool.*:Determinism*:*Packed*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*:Faults.*:Resources.*:Bounds.*'
 fi
