@@ -67,6 +67,42 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
     routed_done = true;
   };
 
+  const auto run_tile = [&](const Stage& st, const gemm::PreparedWeight& w, std::size_t t) {
+    if (st.expert >= 0) {
+      const engine::RoutedTile& tile = st.routed[t];
+      w.matmul_rows(u16(in.gmm_x.data) + tile.src_row * d.h1, tile.rows,
+                    reinterpret_cast<std::uint16_t*>(gmm_y + (plan.send_block_offset(tile.expert, tile.dest) + tile.first) * row_bytes));
+    } else {
+      const engine::SharedTile& tile = st.shared[t];
+      w.matmul_rows(u16(in.mm_x->data) + tile.first * d.shared->h2, tile.rows, mm_y + tile.first * d.shared->n2);
+    }
+  };
+  const auto packed_weight = [&](const Stage& st) -> const gemm::PreparedWeight& {
+    return st.expert >= 0 ? packed->expert(st.expert) : *packed->shared;
+  };
+
+  // Packed weights and no per-expert hook (the sequential design): every
+  // routed tile in one job, the hook, then the shared expert's tiles in one
+  // job — as few pool hand-offs as the engine's single job.
+  if (packed && !hooks.after_expert) {
+    std::vector<std::pair<std::size_t, std::size_t>> routed;  // (stage, tile)
+    std::size_t shared_stage = stages.size();
+    for (std::size_t s = 0; s < stages.size(); ++s) {
+      if (stages[s].expert < 0) shared_stage = s;
+      else
+        for (std::size_t t = 0; t < stages[s].tiles(); ++t) routed.emplace_back(s, t);
+    }
+    pool.parallel_for(
+        routed.size(), [&](std::size_t i) { run_tile(stages[routed[i].first], packed_weight(stages[routed[i].first]), routed[i].second); },
+        hooks.idle);
+    finish_routed();
+    if (shared_stage < stages.size()) {
+      const Stage& st = stages[shared_stage];
+      pool.parallel_for(st.tiles(), [&](std::size_t t) { run_tile(st, packed_weight(st), t); }, hooks.idle);
+    }
+    return;
+  }
+
   gemm::PreparedWeight weights[2];
   const auto prepare = [&](std::size_t s) {
     const Stage& st = stages[s];
@@ -79,7 +115,7 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
     if (st.expert < 0) finish_routed();
     else issue_upto(st.expert - 1);  // experts without rows before this one
     const bool next = !packed && s + 1 < stages.size();
-    const gemm::PreparedWeight& w = !packed ? weights[s % 2] : st.expert >= 0 ? packed->expert(st.expert) : *packed->shared;
+    const gemm::PreparedWeight& w = !packed ? weights[s % 2] : packed_weight(st);
     Tasks front;
     front.swap(extra);
     const std::size_t head = (next ? 1 : 0) + front.size();
@@ -88,15 +124,7 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
         [&](std::size_t i) {
           if (next && i == 0) return prepare(s + 1);
           if (i < head) return front[i - (next ? 1 : 0)]();
-          const std::size_t t = i - head;
-          if (st.expert >= 0) {
-            const engine::RoutedTile& tile = st.routed[t];
-            w.matmul_rows(u16(in.gmm_x.data) + tile.src_row * d.h1, tile.rows,
-                          reinterpret_cast<std::uint16_t*>(gmm_y + (plan.send_block_offset(tile.expert, tile.dest) + tile.first) * row_bytes));
-          } else {
-            const engine::SharedTile& tile = st.shared[t];
-            w.matmul_rows(u16(in.mm_x->data) + tile.first * d.shared->h2, tile.rows, mm_y + tile.first * d.shared->n2);
-          }
+          run_tile(st, w, i - head);
         },
         idle);
     if (st.expert >= 0) issue_upto(st.expert);

@@ -34,7 +34,9 @@ struct PipelineHooks {
 void prepare_all_weights(const Plan& plan, const OpTensors& in);
 
 /// Runs one rank's GEMMs: routed tiles into `gmm_y` (A x N1), shared tiles into `mm_y`.
-/// With `packed` (PackedWeights of `in`), no weight is packed, as in engine::compute_tiles.
+/// With `packed` (PackedWeights of `in`), no weight is packed, as in engine::compute_tiles,
+/// and without an after_expert hook the routed tiles run as one job and the
+/// shared expert's as another (the engine runs all of them as one job).
 void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y, std::uint16_t* mm_y,
                          const PipelineHooks& hooks, const PackedWeights* packed = nullptr);
 

@@ -83,6 +83,7 @@ MachineInfo machine_info(bool measure) {
   if (measure) {
     m.peak = measure_peak(m.cores);
     m.memcpy = measure_memcpy(m.cores);
+    m.tcp = measure_tcp_loopback();
     m.measured = true;
   }
   return m;
@@ -107,6 +108,7 @@ nlohmann::json to_json(const MachineInfo& m) {
     j["memcpy_gbps"] = {{"8MiB_one_core", m.memcpy.mib8_one_core},
                         {"256MiB_one_core", m.memcpy.mib256_one_core},
                         {"256MiB_all_cores", m.memcpy.mib256_all_cores}};
+    j["tcp_loopback"] = {{"gbps", m.tcp.gbps}, {"cpu_ns_per_byte", m.tcp.cpu_ns_per_byte}};
   }
   return j;
 }
@@ -123,6 +125,9 @@ std::string to_text(const MachineInfo& m) {
         "memcpy {:.1f} GB/s (8 MiB, one core), {:.1f} (256 MiB, one core), {:.1f} (256 MiB, all cores)\n",
         m.peak.isa, m.peak.fp32_one_core, m.peak.fp32_all_cores, m.peak.bf16_one_core, m.peak.bf16_all_cores,
         m.memcpy.mib8_one_core, m.memcpy.mib256_one_core, m.memcpy.mib256_all_cores);
+  if (m.measured)
+    s += fmt::format("loopback TCP: {:.2f} GB/s one stream, {:.2f} ns of CPU per byte (sender + receiver, kernel copies)\n",
+                     m.tcp.gbps, m.tcp.cpu_ns_per_byte);
   return s;
 }
 

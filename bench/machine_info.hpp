@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "tcp_loopback.hpp"
+
 namespace gmmav::bench {
 
 struct Peak {
@@ -33,6 +35,7 @@ struct MachineInfo {
   int compute_threads = 0;
   Peak peak;
   Bandwidth memcpy;
+  TcpLoopback tcp;  ///< loopback TCP rate and its CPU cost (what MPI over TCP pays on one machine)
   bool measured = false;
 };
 

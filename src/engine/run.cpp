@@ -5,6 +5,7 @@
 // (expert j, destination d) is computed straight into the memory the backend
 // names for it (the peer's y in-process), so the block transpose of SPEC §3 is
 // only an address computation.
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <vector>
@@ -72,7 +73,17 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
   }
   if (stages.empty()) return;
   if (packed) {
-    for (const Stage& st : stages) pool.parallel_for(st.tiles, [&](std::size_t i) { st.run_tile(*st.packed, i); }, poll);
+    // Nothing to prepare: every tile of every stage in one job (one hand-off
+    // to the pool and back per call, not one per stage), stages in order.
+    std::vector<std::size_t> first(stages.size() + 1, 0);
+    for (std::size_t s = 0; s < stages.size(); ++s) first[s + 1] = first[s] + stages[s].tiles;
+    pool.parallel_for(
+        first.back(),
+        [&](std::size_t i) {
+          const std::size_t s = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
+          stages[s].run_tile(*stages[s].packed, i - first[s]);
+        },
+        poll);
     return;
   }
   gemm::PreparedWeight weights[2];
