@@ -96,6 +96,17 @@ int run(const Options& o) {
   }
 
   const bool progress = root && isatty(STDERR_FILENO) && o.json.empty();
+  // MPI over loopback TCP only (Open MPI's btl list names tcp and no shared-memory
+  // transport, every rank on this machine): the kernel's copies run on the
+  // ranks' cores, at the cost --peak measured; the report then shows what that
+  // leaves possible (docs/performance.md).
+  bool tcp_only = false;
+  if (const char* btl = std::getenv("OMPI_MCA_btl"); mpi && btl != nullptr) {
+    const std::string list = btl;
+    tcp_only = list.find("tcp") != std::string::npos && list.find("vader") == std::string::npos &&
+               list.find("sm") == std::string::npos && list.find('^') == std::string::npos;
+  }
+  if (tcp_only && !jobs.empty() && backend->ranks_on_this_machine() != backend->world_size(jobs.front().shape)) tcp_only = false;
   std::vector<CaseResult> results;
   bool traced = false;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
@@ -106,6 +117,10 @@ int run(const Options& o) {
     s.progress_label = fmt::format("[{}/{}] {} {}", i + 1, jobs.size(), jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
     s.trace = !o.trace.empty() && !traced;
     s.repack = o.repack;
+    if (tcp_only) {
+      s.exchange_cpu_ns_per_byte = machine.tcp.cpu_ns_per_byte;
+      s.cores = machine.cores;
+    }
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
     if (s.trace && r.skipped.empty()) {
       traced = true;

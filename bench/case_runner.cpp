@@ -158,12 +158,16 @@ class RankRun {
     const ProblemDesc& d = plan_.desc();
     const double vendor_ws = static_cast<double>(plan_.rows_in() * d.n1 * 2 + (std::int64_t{16} << 20));
     const double ws_max = g_.max(static_cast<double>(ws));
+    const double remote = g_.sum(static_cast<double>((plan_.rows_in() - plan_.rows_to(plan_.rank())) * d.n1 * 2));
     const double vendor_max = g_.max(vendor_ws);
     const int W = plan_.world_size();
     // The result is shared by in-process ranks (rank 0 writes it); every MPI rank keeps its own copy,
     // and decisions taken from it (calibration, the reference check) must be the same on every rank.
     if (r_ == 0 || g_.is_mpi()) {
       res_.weights_packed_once = !s_.repack;
+      res_.remote_bytes = static_cast<std::int64_t>(remote);
+      res_.exchange_cpu_ns_per_byte = s_.exchange_cpu_ns_per_byte;
+      res_.cores = s_.cores;
       res_.workspace_bytes = static_cast<std::int64_t>(ws_max);
       res_.vendor_workspace_bytes = static_cast<std::int64_t>(vendor_max);
       res_.flops = 0;

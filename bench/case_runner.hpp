@@ -26,6 +26,11 @@ struct RunSettings {
   std::string progress_label;  ///< e.g. "[2/5] balanced bf16"
   std::int64_t reference_flops_limit = 2'000'000'000;  ///< verify against the FP64 reference below this
   bool repack = false;  ///< the engine variants pack their weights in every call (default: once, outside the timing)
+  /// CPU time the transport spends per byte moved between ranks on the cores
+  /// the GEMMs use (MPI over loopback TCP on one machine: the kernel's copies,
+  /// measured by --peak); 0 when not known or not applicable.
+  double exchange_cpu_ns_per_byte = 0;
+  int cores = 0;  ///< cores of the machine the ranks share (with exchange_cpu_ns_per_byte)
 };
 
 struct CaseResult {
@@ -37,6 +42,9 @@ struct CaseResult {
   double flops = 0;  ///< all ranks, one call
   bool weights_packed_once = true;  ///< the engine variants used PackedWeights made before the timing (false: --repack)
   double t_weight_prep = 0;  ///< diagnostic: every rank packing its call's weights on the pool, nothing else (median of 3)
+  std::int64_t remote_bytes = 0;  ///< bytes leaving their rank in one call, all ranks
+  double exchange_cpu_ns_per_byte = 0;  ///< from RunSettings
+  int cores = 0;
   std::int64_t workspace_bytes = 0;         ///< the fused call's, largest over ranks
   std::int64_t vendor_workspace_bytes = 0;  ///< SPEC §7: A*N1*2 + 16 MiB, largest over ranks
   std::string verification;  ///< what was checked and the verdict

@@ -18,6 +18,12 @@ Derived derive(const CaseResult& r) {
     d.gflops = r.flops / f * 1e-9;
   }
   d.gemm_vs_library = g > 0 ? r.t(Variant::library) / g : 0;
+  if (r.exchange_cpu_ns_per_byte > 0 && r.cores > 0) {
+    const double copy_cpu = static_cast<double>(r.remote_bytes) * r.exchange_cpu_ns_per_byte * 1e-9;
+    d.cpu_bound = std::max(d.bound, g + copy_cpu / r.cores);
+    d.fused_over_cpu_bound = f > 0 ? f / d.cpu_bound : 0;
+    d.max_overlap_pct = std::min(g, a) > 0 ? 100.0 * (g + a - d.cpu_bound) / std::min(g, a) : 0;
+  }
   return d;
 }
 
@@ -53,6 +59,13 @@ nlohmann::json to_json(const CaseResult& r) {
                 {"shared", c.shared}, {"h2", c.shared ? h2 : 0}, {"n2", c.shared ? c.n2 : 0},
                 {"counts", reference::to_string(c.counts)}};
   j["flops"] = r.flops;
+  j["remote_bytes"] = r.remote_bytes;
+  if (d.cpu_bound > 0) {
+    j["exchange_cpu_ns_per_byte"] = r.exchange_cpu_ns_per_byte;
+    j["t_cpu_bound_s"] = d.cpu_bound;
+    j["fused_over_cpu_bound"] = d.fused_over_cpu_bound;
+    j["max_overlap_pct"] = d.max_overlap_pct;
+  }
   j["weights_packed_once"] = r.weights_packed_once;
   j["t_weight_prep_s"] = r.t_weight_prep;
   j["vendor_workspace_bytes"] = r.vendor_workspace_bytes;
@@ -109,6 +122,13 @@ std::string table(const std::vector<CaseResult>& cases) {
     s += fmt::format("    weight packing alone (every rank's weights of one call, on the pool): {:.3f} ms = {:.0f}% of gemm_alone{}\n",
                      r.t_weight_prep * 1e3, r.t(Variant::gemm_alone) > 0 ? 100 * r.t_weight_prep / r.t(Variant::gemm_alone) : 0,
                      r.weights_packed_once ? " (not in the timings: packed once)" : " (inside every engine call: --repack)");
+    if (const Derived d = derive(r); d.cpu_bound > 0)
+      s += fmt::format(
+          "    loopback TCP: the kernel copies {:.1f} MB between ranks at {:.2f} ns of CPU per byte = {:.3f} ms of the {} cores' time;\n"
+          "      with the GEMMs that is at least {:.3f} ms: fused / that bound = {:.2f}, the best overlap possible here is {:.0f}%\n",
+          static_cast<double>(r.remote_bytes) * 1e-6, r.exchange_cpu_ns_per_byte,
+          static_cast<double>(r.remote_bytes) * r.exchange_cpu_ns_per_byte * 1e-6, r.cores, d.cpu_bound * 1e3, d.fused_over_cpu_bound,
+          d.max_overlap_pct);
     for (const auto& n : r.notes) s += "    " + n + "\n";
   }
   return s;

@@ -19,6 +19,12 @@ struct Derived {
   double speedup_vs_per_expert = 0;  ///< t_per_expert / t_fused
   double gemm_vs_library = 0;        ///< t_library / t_gemm_alone
   double gflops = 0;                 ///< all ranks' FLOPs of one call / t_fused
+  /// With a known CPU cost of the exchange (loopback TCP): the least time the
+  /// GEMMs and the transport's copies need on the shared cores,
+  /// max(bound, t_gemm + remote_bytes * cpu_per_byte / cores); 0 otherwise.
+  double cpu_bound = 0;
+  double fused_over_cpu_bound = 0;
+  double max_overlap_pct = 0;  ///< the overlap % a fused call at cpu_bound would show
 };
 
 Derived derive(const CaseResult& r);
