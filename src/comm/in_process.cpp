@@ -2,8 +2,14 @@
 //
 // Every rank's y is addressable, so a sender writes its GEMM tiles straight to
 // their final rows in the destination's y: no staging, no copy, no workspace.
-// A call is two barriers around a table of CallInfo (meet: arrive, check the
-// contract, depart) and one barrier at the end (finish).
+// A call is two barriers: one after every rank has put its CallInfo in the
+// call's table (meet: then each rank checks the contract on the same table),
+// one at the end (finish). Calls alternate between two tables, so a rank that
+// runs ahead into the next call never overwrites a table a slower rank may
+// still be reading: it cannot get two calls ahead without that rank arriving
+// at the next meet, after its reading is done. (A second barrier at the end of
+// meet would do the same but costs a wake-up of every rank thread while the
+// pool's workers hold the cores — Linux does not preempt them for it.)
 #include "comm/in_process.hpp"
 
 #include <atomic>
@@ -17,13 +23,13 @@ namespace gmmav::comm {
 namespace {
 
 struct GroupState {
-  GroupState(int w, std::chrono::milliseconds t, std::string n) : size(w), timeout(t), name(std::move(n)), barrier(w, t), slots(w) {}
+  GroupState(int w, std::chrono::milliseconds t, std::string n) : size(w), timeout(t), name(std::move(n)), barrier(w, t), slots{std::vector<CallInfo>(static_cast<std::size_t>(w)), std::vector<CallInfo>(static_cast<std::size_t>(w))} {}
   const int size;
   const std::chrono::milliseconds timeout;
   const std::string name;
   GroupBarrier barrier;
   std::mutex slots_mu;
-  std::vector<CallInfo> slots;  // [rank], valid between the two meet barriers
+  std::vector<CallInfo> slots[2];  // [call parity][rank]
 };
 
 class InProcessExchange final : public Exchange {
@@ -60,9 +66,10 @@ class InProcessCommunicator final : public Communicator {
 
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte>) override {
     g_->barrier.throw_if_broken();
+    std::vector<CallInfo>& table = g_->slots[calls_++ % 2];
     {
       std::lock_guard lk(g_->slots_mu);
-      g_->slots[static_cast<std::size_t>(rank_)] = mine;
+      table[static_cast<std::size_t>(rank_)] = mine;
     }
     g_->barrier.arrive_and_wait(rank_, "the start of the call", false);
     // Every rank reads the same table, so every rank reaches the same verdict.
@@ -71,12 +78,12 @@ class InProcessCommunicator final : public Communicator {
     Errc code = Errc::count_mismatch;
     std::string param;
     try {
-      check_contract(g_->slots);
+      check_contract(table);
       const int e = mine.local_experts;
       const std::int64_t row_bytes = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
       dest_rows.resize(static_cast<std::size_t>(e) * static_cast<std::size_t>(g_->size));
       for (int d = 0; d < g_->size; ++d) {
-        const CallInfo& peer = g_->slots[static_cast<std::size_t>(d)];
+        const CallInfo& peer = table[static_cast<std::size_t>(d)];
         std::int64_t row = 0;
         for (int g = 0; g < rank_ * e; ++g) row += peer.recv_counts[static_cast<std::size_t>(g)];
         for (int j = 0; j < e; ++j) {
@@ -89,8 +96,6 @@ class InProcessCommunicator final : public Communicator {
       code = err.code();
       param = err.param();
     }
-    // Nobody may overwrite its slot (next call) before everyone has read the table.
-    g_->barrier.arrive_and_wait(rank_, "the count check", false);
     if (!verdict.empty()) throw Error(code, param, verdict);
     return std::make_unique<InProcessExchange>(g_, rank_, std::move(dest_rows),
                                                mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype)));
@@ -99,6 +104,7 @@ class InProcessCommunicator final : public Communicator {
  private:
   std::shared_ptr<GroupState> g_;
   int rank_;
+  std::uint64_t calls_ = 0;  // this rank's meets so far: every rank's count advances in step
 };
 
 std::atomic<int> g_group_counter{0};

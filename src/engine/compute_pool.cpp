@@ -110,6 +110,12 @@ struct ComputePool::Impl {
       take(job, i);
       run_task(job, i, lk);
       if (job->done == job->n || job->notify_each) job->finished.notify_all();
+      // Let a woken rank thread run now (it may be about to queue the next
+      // job): Linux does not preempt a busy worker for a thread it wakes, so
+      // without this a rank stuck behind the workers left them idle later.
+      lk.unlock();
+      sched_yield();
+      lk.lock();
     }
   }
 };
