@@ -15,7 +15,7 @@ struct Stage {
   const std::uint16_t* weight;
   std::int64_t k, n;
   bool trans;
-  std::vector<engine::RoutedTile> routed;
+  std::vector<engine::TileGroup> routed;  // as the engine runs them (engine::routed_groups)
   std::vector<engine::SharedTile> shared;
   std::size_t tiles() const { return expert < 0 ? shared.size() : routed.size(); }
 };
@@ -47,7 +47,7 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
   for (int j = 0; j < d.local_experts; ++j) {
     if (plan.group_rows(j) == 0) continue;
     stages.push_back({j, u16(in.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1,
-                      d.trans_gmm_weight, engine::routed_tiles(plan, j), {}});
+                      d.trans_gmm_weight, engine::routed_groups(plan, j), {}});
   }
   if (d.shared)
     stages.push_back({-1, u16(in.mm_weight->data), d.shared->h2, d.shared->n2, d.shared->trans_mm_weight, {},
@@ -69,9 +69,9 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
 
   const auto run_tile = [&](const Stage& st, const gemm::PreparedWeight& w, std::size_t t) {
     if (st.expert >= 0) {
-      const engine::RoutedTile& tile = st.routed[t];
-      w.matmul_rows(u16(in.gmm_x.data) + tile.src_row * d.h1, tile.rows,
-                    reinterpret_cast<std::uint16_t*>(gmm_y + (plan.send_block_offset(tile.expert, tile.dest) + tile.first) * row_bytes));
+      // gmmY has gmmX's row order: a group's rows are contiguous in both.
+      const engine::TileGroup& g = st.routed[t];
+      w.matmul_rows(u16(in.gmm_x.data) + g.src_row * d.h1, g.rows, reinterpret_cast<std::uint16_t*>(gmm_y + g.src_row * row_bytes));
     } else {
       const engine::SharedTile& tile = st.shared[t];
       w.matmul_rows(u16(in.mm_x->data) + tile.first * d.shared->h2, tile.rows, mm_y + tile.first * d.shared->n2);

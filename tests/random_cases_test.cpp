@@ -8,6 +8,7 @@
 
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "engine/tile_schedule.hpp"
 #include "reference/synthetic_case.hpp"
@@ -35,6 +36,9 @@ CaseSpec spec_for(int index) {
   const std::int64_t tile = gmmav::engine::kTileRows;
   s.rows_per_rank = index % 10 == 0 ? 2 * tile * s.local_experts + 37 : static_cast<std::int64_t>(rng() % 200);
   s.h1 = 1 + static_cast<std::int64_t>(rng() % 70);
+  // Some cases are long enough (H1 >= kMergeMinK) that small tiles of an
+  // expert are merged into one GEMM whose rows are then split to their destinations.
+  if (index % 8 == 5) s.h1 = gmmav::engine::kMergeMinK + static_cast<std::int64_t>(rng() % 150);
   s.n1 = 1 + static_cast<std::int64_t>(rng() % 50);
   s.h2 = 1 + static_cast<std::int64_t>(rng() % 40);
   s.n2 = 1 + static_cast<std::int64_t>(rng() % 40);
@@ -70,7 +74,7 @@ INSTANTIATE_TEST_SUITE_P(Seeded, RandomCases, ::testing::Range(0, 240));
 // The generator itself must produce what the suite claims to cover.
 TEST(RandomCasesCoverage, SuiteCoversTheMatrix) {
   std::set<int> worlds, experts;
-  int f16 = 0, trans = 0, shared = 0, skewed = 0, multi_tile = 0, empty_expert = 0, silent_rank = 0;
+  int f16 = 0, trans = 0, shared = 0, skewed = 0, multi_tile = 0, empty_expert = 0, silent_rank = 0, merged = 0;
   for (int i = 0; i < 240; ++i) {
     const CaseSpec s = spec_for(i);
     worlds.insert(s.world_size);
@@ -81,6 +85,13 @@ TEST(RandomCasesCoverage, SuiteCoversTheMatrix) {
     skewed += s.counts == CountPattern::skewed;
     multi_tile += s.rows_per_rank > gmmav::engine::kTileRows;
     const Case c = make_case(s);
+    bool any_merged = false;
+    for (int r = 0; r < s.world_size; ++r) {
+      const gmmav::Plan plan = gmmav::Plan::create(c.desc(r));
+      for (int j = 0; j < s.local_experts; ++j)
+        for (const auto& g : gmmav::engine::routed_groups(plan, j)) any_merged = any_merged || g.parts.size() > 1;
+    }
+    merged += any_merged;
     for (const auto& r : c.ranks) {
       std::int64_t a = 0;
       for (auto x : r.send_counts) a += x;
@@ -102,6 +113,55 @@ TEST(RandomCasesCoverage, SuiteCoversTheMatrix) {
   EXPECT_GT(multi_tile, 20);
   EXPECT_GT(empty_expert, 10);
   EXPECT_GT(silent_rank, 10);
+  EXPECT_GT(merged, 10);  // cases where one GEMM serves several destinations
+}
+
+// routed_groups partitions routed_tiles: every tile exactly once, each group's
+// parts contiguous in gmmX and at most kTileRows rows together, groups with a
+// remote part first; below kMergeMinK exactly routed_tiles, one per group.
+TEST(TileGroups, PartitionTheTiles) {
+  using gmmav::engine::RoutedTile;
+  const auto key = [](const RoutedTile& t) { return std::tuple(t.dest, t.first, t.rows, t.src_row); };
+  int merged = 0;
+  for (int i = 0; i < 240; ++i) {
+    const CaseSpec s = spec_for(i);
+    const Case c = make_case(s);
+    for (int r = 0; r < s.world_size; ++r) {
+      const gmmav::Plan plan = gmmav::Plan::create(c.desc(r));
+      for (int j = 0; j < s.local_experts; ++j) {
+        const auto tiles = gmmav::engine::routed_tiles(plan, j);
+        const auto groups = gmmav::engine::routed_groups(plan, j);
+        std::multiset<std::tuple<int, std::int64_t, std::int64_t, std::int64_t>> want, got;
+        for (const auto& t : tiles) want.insert(key(t));
+        bool seen_local_only = false;
+        for (const auto& g : groups) {
+          ASSERT_FALSE(g.parts.empty());
+          std::int64_t row = g.src_row;
+          for (const auto& t : g.parts) {
+            EXPECT_EQ(t.expert, j);
+            EXPECT_EQ(t.src_row, row) << "parts must be contiguous in gmmX";
+            row += t.rows;
+            got.insert(key(t));
+          }
+          EXPECT_EQ(row - g.src_row, g.rows);
+          if (g.parts.size() > 1) {
+            EXPECT_LE(g.rows, gmmav::engine::kTileRows);
+            EXPECT_GE(s.h1, gmmav::engine::kMergeMinK);
+            ++merged;
+          }
+          const bool remote = g.remote(r);
+          EXPECT_FALSE(remote && seen_local_only) << "a group with a remote part after a local-only one";
+          seen_local_only = seen_local_only || !remote;
+        }
+        EXPECT_EQ(want, got) << "case " << i << " rank " << r << " expert " << j;
+        if (s.h1 < gmmav::engine::kMergeMinK) {
+          ASSERT_EQ(groups.size(), tiles.size());
+          for (std::size_t k = 0; k < tiles.size(); ++k) EXPECT_EQ(key(groups[k].parts.front()), key(tiles[k]));
+        }
+      }
+    }
+  }
+  EXPECT_GT(merged, 10);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 // names for it (the peer's y in-process), so the block transpose of SPEC §3 is
 // only an address computation.
 #include <algorithm>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <vector>
@@ -34,7 +35,35 @@ struct Stage {
   std::size_t tiles;
   std::function<void(const gemm::PreparedWeight&, std::size_t)> run_tile;
   const gemm::PreparedWeight* packed = nullptr;  // from PackedWeights, when given
+  const std::vector<engine::TileGroup>* routed = nullptr;  // a routed expert's GEMMs (null: the shared expert)
 };
+
+// A GEMM of several tiles (engine::routed_groups) computes into this thread's
+// scratch, then each part is copied to where the exchange wants it.
+std::vector<std::uint16_t>& group_scratch(std::size_t elements) {
+  thread_local std::vector<std::uint16_t> scratch;
+  if (scratch.size() < elements) scratch.resize(elements);
+  return scratch;
+}
+
+void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const std::uint16_t* x, std::int64_t h1, std::int64_t n1,
+               comm::Exchange& ex) {
+  const int j = g.parts.front().expert;
+  if (g.parts.size() == 1) {  // one tile: computed straight into its destination
+    const engine::RoutedTile& tile = g.parts.front();
+    void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
+    w.matmul_rows(x + tile.src_row * h1, tile.rows, static_cast<std::uint16_t*>(dst));
+    ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
+    return;
+  }
+  std::uint16_t* out = group_scratch(static_cast<std::size_t>(g.rows * n1)).data();
+  w.matmul_rows(x + g.src_row * h1, g.rows, out);
+  for (const engine::RoutedTile& tile : g.parts) {
+    void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
+    std::memcpy(dst, out + (tile.src_row - g.src_row) * n1, static_cast<std::size_t>(tile.rows * n1) * sizeof(std::uint16_t));
+    ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
+  }
+}
 
 }  // namespace
 
@@ -46,18 +75,15 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
   const ProblemDesc& d = plan.desc();
 
   std::vector<Stage> stages;
-  std::vector<std::vector<engine::RoutedTile>> routed(static_cast<std::size_t>(d.local_experts));
+  std::vector<std::vector<engine::TileGroup>> routed(static_cast<std::size_t>(d.local_experts));
   for (int j = 0; j < d.local_experts; ++j) {
     if (plan.group_rows(j) == 0) continue;
-    auto& tiles = routed[static_cast<std::size_t>(j)] = engine::routed_tiles(plan, j);
+    auto& groups = routed[static_cast<std::size_t>(j)] = engine::routed_groups(plan, j);
     stages.push_back({u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight,
-                      tiles.size(), [&, j](const gemm::PreparedWeight& w, std::size_t i) {
-                        const engine::RoutedTile& tile = routed[static_cast<std::size_t>(j)][i];
-                        void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
-                        w.matmul_rows(u16(t.gmm_x.data) + tile.src_row * d.h1, tile.rows, static_cast<std::uint16_t*>(dst));
-                        ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
+                      groups.size(), [&, j](const gemm::PreparedWeight& w, std::size_t i) {
+                        run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, ex);
                       },
-                      packed ? &packed->expert(j) : nullptr});
+                      packed ? &packed->expert(j) : nullptr, &groups});
   }
   const auto shared = engine::shared_tiles(plan);
   if (d.shared) {
@@ -73,16 +99,22 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
   }
   if (stages.empty()) return;
   if (packed) {
-    // Nothing to prepare: every tile of every stage in one job (one hand-off
-    // to the pool and back per call, not one per stage), stages in order.
-    std::vector<std::size_t> first(stages.size() + 1, 0);
-    for (std::size_t s = 0; s < stages.size(); ++s) first[s + 1] = first[s] + stages[s].tiles;
+    // Nothing to prepare: every tile of the call in one job (one hand-off to
+    // the pool and back per call, not one per stage), in the order that gives
+    // the exchange the most time: every expert's remote tiles first, then the
+    // tiles that stay on this rank, then the shared expert's (which fill the
+    // time the last transfers take).
+    std::vector<std::pair<std::size_t, std::size_t>> order;  // (stage, tile)
+    for (int pass = 0; pass < 3; ++pass)
+      for (std::size_t s = 0; s < stages.size(); ++s) {
+        const bool is_routed = stages[s].routed != nullptr;
+        for (std::size_t i = 0; i < stages[s].tiles; ++i) {
+          const bool remote = is_routed && (*stages[s].routed)[i].remote(plan.rank());
+          if ((pass == 0 && remote) || (pass == 1 && is_routed && !remote) || (pass == 2 && !is_routed)) order.emplace_back(s, i);
+        }
+      }
     pool.parallel_for(
-        first.back(),
-        [&](std::size_t i) {
-          const std::size_t s = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), i) - first.begin()) - 1;
-          stages[s].run_tile(*stages[s].packed, i - first[s]);
-        },
+        order.size(), [&](std::size_t k) { stages[order[k].first].run_tile(*stages[order[k].first].packed, order[k].second); },
         poll);
     return;
   }

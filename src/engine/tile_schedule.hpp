@@ -30,6 +30,32 @@ struct SharedTile {
 /// Tiles of expert j: remote blocks first, larger blocks first, ties in
 /// rotated order starting after this rank (ranks spread over their peers).
 std::vector<RoutedTile> routed_tiles(const Plan& plan, int j);
+
+/// Contraction length from which small tiles of one expert are merged into
+/// one GEMM (below it the copy out of the merged result would cost about as
+/// much as the GEMM itself).
+constexpr std::int64_t kMergeMinK = 256;
+
+/// Tiles of one expert that run as one GEMM: consecutive tiles of its rows in
+/// gmmX (blocks in destination order), packed while their rows fit in
+/// kTileRows. Many small blocks (many ranks, few rows each) would otherwise
+/// each stream the whole weight through the cache for a few rows. Every part
+/// is still one tile: its own rows_for, message and tag.
+struct TileGroup {
+  std::int64_t src_row = 0;  // gmmX row of the first part's first row
+  std::int64_t rows = 0;     // sum of the parts' rows (contiguous in gmmX)
+  std::vector<RoutedTile> parts;
+  bool remote(int me) const {
+    for (const RoutedTile& t : parts)
+      if (t.dest != me) return true;
+    return false;
+  }
+};
+
+/// The GEMMs of expert j: with h1 >= kMergeMinK, merged groups (those with a
+/// remote part first, larger first, stable); otherwise one group per tile of
+/// routed_tiles, in its order. Depends only on the plan.
+std::vector<TileGroup> routed_groups(const Plan& plan, int j);
 std::vector<SharedTile> shared_tiles(const Plan& plan);
 
 }  // namespace gmmav::engine

@@ -48,6 +48,9 @@ CaseSpec spec_for(int index, int W) {
   s.values = index % 3 == 2 ? ValueKind::random : ValueKind::exact;
   s.rows_per_rank = index % 8 == 0 ? 300 * s.local_experts + 17 : static_cast<std::int64_t>(rng() % 200);
   s.h1 = 1 + static_cast<std::int64_t>(rng() % 70);
+  // Every third case is long enough (H1 >= kMergeMinK) for small tiles of an
+  // expert to be merged into one GEMM and split to their destinations.
+  if (index % 3 == 1) s.h1 = gmmav::engine::kMergeMinK + static_cast<std::int64_t>(rng() % 100);
   s.n1 = 1 + static_cast<std::int64_t>(rng() % 50);
   s.h2 = 1 + static_cast<std::int64_t>(rng() % 40);
   s.n2 = 1 + static_cast<std::int64_t>(rng() % 40);
