@@ -27,6 +27,7 @@
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "reference/synthetic_case.hpp"
+#include "../support/forwarding_communicator.hpp"
 
 namespace {
 
@@ -163,39 +164,16 @@ bool absent(int who, const gmmav::Comm& comm) {
 }
 
 // Kills this process after it has handed out a few tiles of the call.
-class DyingExchange final : public gmmav::comm::Exchange {
+class DyingExchange final : public gmmav::testing::ForwardingExchange {
  public:
-  explicit DyingExchange(std::unique_ptr<gmmav::comm::Exchange> inner) : inner_(std::move(inner)) {}
+  using ForwardingExchange::ForwardingExchange;
   void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override {
     if (++tiles_ == 3) raise(SIGKILL);
-    return inner_->rows_for(d, j, f, r);
+    return ForwardingExchange::rows_for(d, j, f, r);
   }
-  void rows_done(int d, int j, std::int64_t f, std::int64_t r, void* w) override { inner_->rows_done(d, j, f, r, w); }
-  void progress() noexcept override { inner_->progress(); }
-  void poll() override { inner_->poll(); }
-  bool needs_poll() const override { return inner_->needs_poll(); }
-  void finish() override { inner_->finish(); }
-  void abort(const std::string& why) noexcept override { inner_->abort(why); }
 
  private:
-  std::unique_ptr<gmmav::comm::Exchange> inner_;
   std::atomic<int> tiles_{0};
-};
-
-class DyingCommunicator final : public gmmav::comm::Communicator {
- public:
-  explicit DyingCommunicator(std::shared_ptr<gmmav::comm::Communicator> inner) : inner_(std::move(inner)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const std::string& name() const override { return inner_->name(); }
-  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
-  std::size_t workspace_bytes(const gmmav::Plan& p) const override { return inner_->workspace_bytes(p); }
-  std::unique_ptr<gmmav::comm::Exchange> meet(const gmmav::comm::CallInfo& mine, std::span<std::byte> ws) override {
-    return std::make_unique<DyingExchange>(inner_->meet(mine, ws));
-  }
-
- private:
-  std::shared_ptr<gmmav::comm::Communicator> inner_;
 };
 
 bool killed(int who, const gmmav::Comm& comm) {
@@ -208,7 +186,8 @@ bool killed(int who, const gmmav::Comm& comm) {
   s.n1 = 64;
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
-  const gmmav::Comm use = me == who ? gmmav::Comm(std::make_shared<DyingCommunicator>(comm.shared_impl())) : comm;
+  const gmmav::Comm use = me == who ? gmmav::Comm(std::make_shared<gmmav::testing::WrappingCommunicator>(
+                                        comm.shared_impl(), [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })) : comm;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string err = run_rank(c, me, use);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -15,6 +15,7 @@
 #include "comm/in_process.hpp"
 #include "gmmav/gmmav.hpp"
 #include "reference/synthetic_case.hpp"
+#include "../support/forwarding_communicator.hpp"
 
 namespace {
 
@@ -174,38 +175,17 @@ TEST(Bounds, OutputsAndInputsRightAfterAGuardPage) { run_guarded(false); }
 
 // ---------- a rank that fails mid-call ----------
 
-// Wraps a communicator so that its exchange throws after `after` tiles.
-class FailingExchange final : public gmmav::comm::Exchange {
+// An exchange that throws after `after` tiles (wrapped around a real one).
+class FailingExchange final : public gmmav::testing::ForwardingExchange {
  public:
-  FailingExchange(std::unique_ptr<gmmav::comm::Exchange> inner, int after) : inner_(std::move(inner)), left_(after) {}
+  FailingExchange(std::unique_ptr<gmmav::comm::Exchange> inner, int after) : ForwardingExchange(std::move(inner)), left_(after) {}
   void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override {
     if (left_.fetch_sub(1) <= 0) throw std::runtime_error("injected fault");
-    return inner_->rows_for(d, j, f, r);
+    return ForwardingExchange::rows_for(d, j, f, r);
   }
-  void rows_done(int d, int j, std::int64_t f, std::int64_t r, void* w) override { inner_->rows_done(d, j, f, r, w); }
-  void progress() noexcept override { inner_->progress(); }
-  void finish() override { inner_->finish(); }
-  void abort(const std::string& why) noexcept override { inner_->abort(why); }
 
  private:
-  std::unique_ptr<gmmav::comm::Exchange> inner_;
   std::atomic<int> left_;
-};
-
-class FailingCommunicator final : public gmmav::comm::Communicator {
- public:
-  explicit FailingCommunicator(std::shared_ptr<gmmav::comm::Communicator> inner) : inner_(std::move(inner)) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const std::string& name() const override { return inner_->name(); }
-  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
-  std::size_t workspace_bytes(const gmmav::Plan& p) const override { return inner_->workspace_bytes(p); }
-  std::unique_ptr<gmmav::comm::Exchange> meet(const gmmav::comm::CallInfo& mine, std::span<std::byte> ws) override {
-    return std::make_unique<FailingExchange>(inner_->meet(mine, ws), 2);
-  }
-
- private:
-  std::shared_ptr<gmmav::comm::Communicator> inner_;
 };
 
 TEST(Faults, RankFailingMidCallFailsItsPeersPromptly) {
@@ -216,7 +196,8 @@ TEST(Faults, RankFailingMidCallFailsItsPeersPromptly) {
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
   auto inner = gmmav::comm::create_in_process(3, 30s);
-  std::vector<gmmav::Comm> comms = {gmmav::Comm(inner[0]), gmmav::Comm(std::make_shared<FailingCommunicator>(inner[1])),
+  std::vector<gmmav::Comm> comms = {gmmav::Comm(inner[0]), gmmav::Comm(std::make_shared<gmmav::testing::WrappingCommunicator>(
+                                            inner[1], [](auto in) { return std::make_unique<FailingExchange>(std::move(in), 2); })),
                                     gmmav::Comm(inner[2])};
   std::string err[3];
   gmmav::Errc code[3] = {};
