@@ -25,9 +25,10 @@ namespace {
 
 const std::uint16_t* u16(const void* p) { return static_cast<const std::uint16_t*>(p); }
 
-// One weight and its row tiles. Without packed weights, stage s+1's weight is
-// prepared by the first task of stage s's job, so packing overlaps the
-// previous stage's GEMMs; with them, each stage's job is its tiles alone.
+// One weight and its row tiles (routed experts: tile groups). Without packed
+// weights, stage s+1's weight is prepared by the first task of stage s's job,
+// so packing overlaps the previous stage's GEMMs; with them, every stage's
+// tiles run in one job.
 struct Stage {
   const std::uint16_t* weight;
   std::int64_t k, n;
