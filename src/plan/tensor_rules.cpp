@@ -53,16 +53,28 @@ Range range_of(const View& v, const char* name) {
 }
 bool overlaps(const Range& a, const Range& b) { return a.lo < a.hi && b.lo < b.hi && a.lo < b.hi && b.lo < a.hi; }
 
+// The weights, in their (possibly transposed) layouts: shared by every call's
+// validation and by PackedWeights::create.
+void check_gmm_weight(const ProblemDesc& d, const ConstTensorView& w) {
+  if (d.trans_gmm_weight)
+    check_view("gmmWeight", w, d.dtype, 3, {d.local_experts, d.n1, d.h1});
+  else
+    check_view("gmmWeight", w, d.dtype, 3, {d.local_experts, d.h1, d.n1});
+}
+void check_mm_weight(const ProblemDesc& d, const ConstTensorView& w) {
+  const SharedExpertDesc& s = *d.shared;
+  if (s.trans_mm_weight)
+    check_view("mmWeightOptional", w, d.dtype, 2, {s.n2, s.h2});
+  else
+    check_view("mmWeightOptional", w, d.dtype, 2, {s.h2, s.n2});
+}
+
 }  // namespace
 
 void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t rows_out, const OpTensors& t) {
   const DType dt = d.dtype;
-  const std::int64_t e = d.local_experts;
   check_view("gmmX", t.gmm_x, dt, 2, {rows_in, d.h1});
-  if (d.trans_gmm_weight)
-    check_view("gmmWeight", t.gmm_weight, dt, 3, {e, d.n1, d.h1});
-  else
-    check_view("gmmWeight", t.gmm_weight, dt, 3, {e, d.h1, d.n1});
+  check_gmm_weight(d, t.gmm_weight);
   check_view("y", t.y, dt, 2, {rows_out, d.n1});
 
   const int present = int(t.mm_x.has_value()) + int(t.mm_weight.has_value()) + int(t.mm_y.has_value());
@@ -79,10 +91,7 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
     check_view("mmXOptional", *t.mm_x, dt, 2, {s.bs, s.h2});
-    if (s.trans_mm_weight)
-      check_view("mmWeightOptional", *t.mm_weight, dt, 2, {s.n2, s.h2});
-    else
-      check_view("mmWeightOptional", *t.mm_weight, dt, 2, {s.h2, s.n2});
+    check_mm_weight(d, *t.mm_weight);
     check_view("mmYOptional", *t.mm_y, dt, 2, {s.bs, s.n2});
     outs[1] = range_of(*t.mm_y, "mmYOptional");
     ins[2] = range_of(*t.mm_x, "mmXOptional");
@@ -96,12 +105,7 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
 }
 
 void validate_weights(const ProblemDesc& d, const OpTensors& t) {
-  const DType dt = d.dtype;
-  const std::int64_t e = d.local_experts;
-  if (d.trans_gmm_weight)
-    check_view("gmmWeight", t.gmm_weight, dt, 3, {e, d.n1, d.h1});
-  else
-    check_view("gmmWeight", t.gmm_weight, dt, 3, {e, d.h1, d.n1});
+  check_gmm_weight(d, t.gmm_weight);
   if (!d.shared) {
     if (t.mm_weight)
       fail(Errc::invalid_argument, "mmWeightOptional", "expected no shared-expert weight (the plan has none), got one");
@@ -109,11 +113,7 @@ void validate_weights(const ProblemDesc& d, const OpTensors& t) {
   }
   if (!t.mm_weight)
     fail(Errc::null_argument, "mmWeightOptional", "expected the shared-expert weight (the plan has a shared expert), got none");
-  const SharedExpertDesc& s = *d.shared;
-  if (s.trans_mm_weight)
-    check_view("mmWeightOptional", *t.mm_weight, dt, 2, {s.n2, s.h2});
-  else
-    check_view("mmWeightOptional", *t.mm_weight, dt, 2, {s.h2, s.n2});
+  check_mm_weight(d, *t.mm_weight);
 }
 
 }  // namespace gmmav::detail
