@@ -1,7 +1,6 @@
 #include "case_runner.hpp"
 
 #include <fmt/format.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cpu_time.hpp"
 #include "engine/compute_pool.hpp"
 #include "expert_pipeline.hpp"
 #include "mpi_group.hpp"
@@ -45,9 +45,7 @@ struct CpuClock {
     in >> cpu >> v[0] >> v[1] >> v[2] >> v[3] >> v[4] >> v[5] >> v[6] >> v[7];
     // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
     c.machine_busy_s = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / static_cast<double>(sysconf(_SC_CLK_TCK));
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    c.own_s = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    c.own_s = cpu_seconds(RUSAGE_SELF);
     return c;
   }
 };

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,14 +9,12 @@
 #include <thread>
 #include <vector>
 
+#include "cpu_time.hpp"
+
 namespace gmmav::bench {
 namespace {
 
-double thread_cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_THREAD, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
+double thread_cpu_seconds() { return cpu_seconds(RUSAGE_THREAD); }
 
 // Closes a descriptor on scope exit.
 struct Fd {
