@@ -16,8 +16,14 @@ class TracingExchange final : public comm::Exchange {
       : inner_(std::move(inner)), rec_(rec), rank_(rank), addressable_(addressable) {}
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override {
-    tile_start() = Clock::now();  // the engine computes the tile right after asking where it goes
-    return inner_->rows_for(dest, j, first, rows);
+    const auto t0 = Clock::now();
+    void* where = inner_->rows_for(dest, j, first, rows);
+    // The engine computes the tile right after it knows where it goes; a
+    // long answer was a wait (a free staging slot, or the count check).
+    tile_start() = Clock::now();
+    if (tile_start() - t0 > std::chrono::microseconds(5))
+      rec_.span(rank_, rec_.worker_tid(), "wait (staging slot or count check)", "comm", t0, tile_start());
+    return where;
   }
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
     inner_->rows_done(dest, j, first, rows, where);
@@ -36,6 +42,12 @@ class TracingExchange final : public comm::Exchange {
       rec_.instant(rank_, rec_.worker_tid(), "shared tile done", "shared", Clock::now());
     } catch (...) {
     }
+  }
+  void wait_agreed() override {
+    const auto t0 = Clock::now();
+    inner_->wait_agreed();
+    const auto t1 = Clock::now();
+    if (t1 - t0 > std::chrono::microseconds(5)) rec_.span(rank_, rec_.worker_tid(), "wait (count check)", "comm", t0, t1);
   }
   void poll() override {
     const auto t0 = Clock::now();
@@ -73,7 +85,7 @@ class TracingCommunicator final : public comm::Communicator {
   std::unique_ptr<comm::Exchange> meet(const comm::CallInfo& mine, std::span<std::byte> workspace) override {
     const auto t0 = Clock::now();
     auto ex = inner_->meet(mine, workspace);
-    rec_.span(rank(), TraceRecorder::kRankThread, "meet (count check)", "comm", t0, Clock::now());
+    rec_.span(rank(), TraceRecorder::kRankThread, "meet", "comm", t0, Clock::now());
     return std::make_unique<TracingExchange>(std::move(ex), rec_, rank(), addressable_);
   }
 

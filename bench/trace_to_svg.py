@@ -11,7 +11,8 @@ import html
 import json
 
 EXPERT_COLOURS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7"]
-COMM_COLOURS = {"meet (count check)": "#9c9c9c", "finish (all rows in)": "#c7c7c7", "poll": "#d4a6c8"}
+COMM_COLOURS = {"meet": "#9c9c9c", "finish (all rows in)": "#c7c7c7", "poll": "#d4a6c8", "wait (count check)": "#e8b0b0",
+                "wait (staging slot or count check)": "#e8b0b0"}
 
 
 def lane_name(pid, tid, names):

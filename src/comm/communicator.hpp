@@ -45,6 +45,13 @@ class Exchange {
   virtual void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) = 0;
   /// Some work finished on this rank (keeps progress-aware waits of peers alive).
   virtual void progress() noexcept = 0;
+  /// Returns once the group agreed to the call (the cross-rank check passed);
+  /// throws its error otherwise. A backend may hand out the Exchange while
+  /// that check is still travelling (MPI); nothing may be written to this
+  /// rank's outputs before it passed: rows_for waits for it for rows that stay
+  /// on this rank, the engine calls this before it writes mmY. Called by pool
+  /// workers. Default: meet() already checked.
+  virtual void wait_agreed() {}
   /// Called repeatedly by the rank's orchestrating thread while the pool
   /// computes: backends that must drive their transport (MPI's weak progress)
   /// start queued sends and test requests here. Never blocks.
@@ -71,7 +78,9 @@ class Communicator {
   virtual std::size_t min_workspace_bytes(const Plan& plan) const { return workspace_bytes(plan); }
   /// Collective, once per call on every rank. Exchanges CallInfo, checks the
   /// cross-rank contract (same verdict and message on every rank, before any
-  /// byte moves), then returns the call's Exchange. Throws gmmav::Error.
+  /// byte moves or any output is written), and returns the call's Exchange —
+  /// possibly before the check is in (see Exchange::wait_agreed). Throws
+  /// gmmav::Error.
   virtual std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) = 0;
 };
 

@@ -48,7 +48,7 @@ std::vector<std::uint16_t>& group_scratch(std::size_t elements) {
 }
 
 void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const std::uint16_t* x, std::int64_t h1, std::int64_t n1,
-               comm::Exchange& ex) {
+               int me, comm::Exchange& ex) {
   const int j = g.parts.front().expert;
   if (g.parts.size() == 1) {  // one tile: computed straight into its destination
     const engine::RoutedTile& tile = g.parts.front();
@@ -59,11 +59,15 @@ void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const 
   }
   std::uint16_t* out = group_scratch(static_cast<std::size_t>(g.rows * n1)).data();
   w.matmul_rows(x + g.src_row * h1, g.rows, out);
-  for (const engine::RoutedTile& tile : g.parts) {
-    void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
-    std::memcpy(dst, out + (tile.src_row - g.src_row) * n1, static_cast<std::size_t>(tile.rows * n1) * sizeof(std::uint16_t));
-    ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
-  }
+  // Parts for peers first: they can leave (or wait in staging) while the
+  // part for this rank may still wait for the call's agreement.
+  for (const bool remote : {true, false})
+    for (const engine::RoutedTile& tile : g.parts) {
+      if ((tile.dest != me) != remote) continue;
+      void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
+      std::memcpy(dst, out + (tile.src_row - g.src_row) * n1, static_cast<std::size_t>(tile.rows * n1) * sizeof(std::uint16_t));
+      ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
+    }
 }
 
 }  // namespace
@@ -82,7 +86,7 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
     auto& groups = routed[static_cast<std::size_t>(j)] = engine::routed_groups(plan, j);
     stages.push_back({u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight,
                       groups.size(), [&, j](const gemm::PreparedWeight& w, std::size_t i) {
-                        run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, ex);
+                        run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex);
                       },
                       packed ? &packed->expert(j) : nullptr, &groups});
   }
@@ -92,6 +96,7 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
     stages.push_back({u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
                       [&](const gemm::PreparedWeight& w, std::size_t i) {
                         const engine::SharedTile& tile = shared[i];
+                        ex.wait_agreed();  // mmY is this rank's output: untouched until the call is agreed
                         w.matmul_rows(u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
                                       static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
                         ex.progress();

@@ -6,8 +6,12 @@
 //   --cases N min  the same with the smallest workspace (one staging tile):
 //                  the staging ring is reused for every tile.
 //   --mismatch     counts that break the cross-rank contract: every process
-//                  must get the count-mismatch error naming the same triple.
+//                  must get the count-mismatch error naming the same triple,
+//                  with y and mmY untouched, and the group must still work.
+//   --mismatch min the same with one staging tile: remote tiles computed
+//                  while the count check travels fill the ring and wait for it.
 //   --absent R     rank R never calls: the others must get a timeout error.
+//   ... funneled   (last) MPI initialised at MPI_THREAD_FUNNELED.
 //   --killed R     rank R dies (SIGKILL) in the middle of the call: the others
 //                  must get an error within the timeout (run with mpirun
 //                  --enable-recovery so the launcher lets them finish).
@@ -62,13 +66,16 @@ CaseSpec spec_for(int index, int W) {
 // Runs this process's rank of `c` on `comm`.
 bool g_min_workspace = false;
 
-std::string run_rank(Case& c, int rank, const gmmav::Comm& comm) {
+std::string run_rank(Case& c, int rank, const gmmav::Comm& comm, bool packed = false) {
   try {
     const auto plan = gmmav::Plan::create(c.desc(rank));
     std::size_t bytes = gmmav::workspace_size(plan, comm);
     if (g_min_workspace && bytes > 0) bytes = static_cast<std::size_t>(gmmav::engine::kTileRows * plan.desc().n1 * 2);
     std::vector<std::byte> ws(bytes);
-    gmmav::run(plan, comm, c.tensors(rank), ws);
+    if (packed)  // one pool job for the whole call: the shared expert's tiles run even after a routed tile failed
+      gmmav::run(plan, comm, c.tensors(rank), gmmav::PackedWeights::create(plan, c.tensors(rank)), ws);
+    else
+      gmmav::run(plan, comm, c.tensors(rank), ws);
     return "";
   } catch (const std::exception& e) {
     return e.what();
@@ -115,7 +122,12 @@ bool mismatch(const gmmav::Comm& comm) {
   CaseSpec s;
   s.world_size = W;
   s.local_experts = 2;
-  s.rows_per_rank = 40;
+  // Several 128-row tiles per rank and peer: with one staging slot the
+  // second remote tile must wait for the check's verdict.
+  s.rows_per_rank = g_min_workspace ? 1200 : 40;
+  s.h1 = 24;
+  s.n1 = 16;
+  s.shared_expert = true;
   s.counts = CountPattern::balanced;
   // A good call twice (the second meets in one round: counts as last time),
   // then the broken counts, then the good call again: the group must still
@@ -125,7 +137,8 @@ bool mismatch(const gmmav::Comm& comm) {
   const auto good_call = [&](const char* when) {
     Case g = make_case(s);
     const std::string e = run_rank(g, me, comm);
-    const bool same = g.ranks[static_cast<std::size_t>(me)].y == expected.ranks[static_cast<std::size_t>(me)].y;
+    const bool same = g.ranks[static_cast<std::size_t>(me)].y == expected.ranks[static_cast<std::size_t>(me)].y &&
+                      g.ranks[static_cast<std::size_t>(me)].mm_y == expected.ranks[static_cast<std::size_t>(me)].mm_y;
     if (!e.empty() || !same) std::printf("rank %d: good call %s failed: %s%s\n", me, when, e.c_str(), same ? "" : "y differs");
     return e.empty() && same;
   };
@@ -134,12 +147,19 @@ bool mismatch(const gmmav::Comm& comm) {
   auto& rc = c.ranks[static_cast<std::size_t>(W - 1)].recv_counts;
   rc[0] += 1;  // (source 0, destination W-1, expert 0) now disagrees
   rc[1] -= 1;
-  const std::string err = run_rank(c, me, comm);
-  good = good_call("after the refused one") && good;
   const std::string want = "(source 0, destination " + std::to_string(W - 1) + ", expert 0)";
-  bool untouched = true;
-  for (auto v : c.ranks[static_cast<std::size_t>(me)].y) untouched = untouched && v == 0xA5A5;
-  const bool ok = err.find(want) != std::string::npos && untouched && good;
+  bool refused = true;
+  std::string err;
+  for (const bool packed : {false, true}) {
+    err = run_rank(c, me, comm, packed);
+    bool untouched = true;
+    for (auto v : c.ranks[static_cast<std::size_t>(me)].y) untouched = untouched && v == 0xA5A5;
+    for (auto v : c.ranks[static_cast<std::size_t>(me)].mm_y) untouched = untouched && v == 0xA5A5;
+    if (!untouched) std::printf("rank %d: the refused call (%s weights) wrote y or mmY\n", me, packed ? "packed" : "plain");
+    refused = refused && untouched && err.find(want) != std::string::npos;
+  }
+  good = good_call("after the refused one") && good;
+  const bool ok = refused && good;
   std::printf("rank %d: %s -> %s\n", me, err.empty() ? "no error" : err.c_str(), ok ? "expected" : "UNEXPECTED");
   return ok;
 }
@@ -200,15 +220,20 @@ bool killed(int who, const gmmav::Comm& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A last argument "funneled": MPI at MPI_THREAD_FUNNELED, where only the
+  // calling thread may call MPI (the count check completes in meet, and that
+  // thread polls while the pool computes).
+  const bool funneled = argc > 1 && std::string(argv[argc - 1]) == "funneled";
+  if (funneled) --argc;
   int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  MPI_Init_thread(&argc, &argv, funneled ? MPI_THREAD_FUNNELED : MPI_THREAD_MULTIPLE, &provided);
   int ok = 1;
   {
     gmmav::GroupOptions opt;
     std::string mode = argc > 1 ? argv[1] : "--cases";
     if (mode == "--absent" || mode == "--killed") opt.timeout = std::chrono::milliseconds(2000);
     const gmmav::Comm comm = gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
-    g_min_workspace = argc > 3 && std::string(argv[3]) == "min";
+    g_min_workspace = (argc > 3 && std::string(argv[3]) == "min") || (mode == "--mismatch" && argc > 2 && std::string(argv[2]) == "min");
     if (mode == "--cases") ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
     else if (mode == "--mismatch") ok = mismatch(comm);
     else if (mode == "--absent") ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);

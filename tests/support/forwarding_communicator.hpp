@@ -19,6 +19,7 @@ class ForwardingExchange : public comm::Exchange {
   void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override { return inner_->rows_for(d, j, f, r); }
   void rows_done(int d, int j, std::int64_t f, std::int64_t r, void* w) override { inner_->rows_done(d, j, f, r, w); }
   void progress() noexcept override { inner_->progress(); }
+  void wait_agreed() override { inner_->wait_agreed(); }
   void poll() override { inner_->poll(); }
   bool needs_poll() const override { return inner_->needs_poll(); }
   void finish() override { inner_->finish(); }
