@@ -12,6 +12,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -55,7 +56,7 @@ class MpiCountCheck {
 
   MPI_Comm comm_;
   int rank_, size_, tag_ub_;
-  Stage stage_ = Stage::idle;
+  std::atomic<Stage> stage_{Stage::idle};  // read by waiting_for() on any thread
   MPI_Request req_ = MPI_REQUEST_NULL;
   // Gather buffers live here, not on a caller's stack: a gather that timed out
   // is still pending in MPI and may write into them later.
