@@ -15,6 +15,7 @@
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "machine_info.hpp"
+#include "omp_spin_limit.hpp"
 #include "report.hpp"
 #include "trace.hpp"
 
@@ -65,6 +66,7 @@ int run(const Options& o) {
   const bool mpi = o.backend == "mpi" || (o.backend == "auto" && launched_by_mpi());
   if (mpi && !launched_by_mpi())
     throw CLI::ValidationError("--backend", "mpi needs the bench started by mpirun (one process per rank)");
+  limit_openmp_spinning(mpi);  // may re-execute this process (before MPI and OpenMP start)
   std::unique_ptr<Backend> backend = mpi ? make_mpi_backend() : make_in_process_backend(o.world_size);
   const bool root = backend->process_rank() == 0;
   if (o.threads > 0) {
@@ -144,12 +146,14 @@ int run(const Options& o) {
 
   const nlohmann::json run_info = {{"quick", o.quick}, {"repeat", o.repeat}, {"warmup", o.warmup},
                                    {"backend", backend->name()}, {"compute_threads_per_rank", compute_threads()},
-                                   {"trace", o.trace}, {"weights_packed_once", !o.repack}};
+                                   {"trace", o.trace}, {"weights_packed_once", !o.repack},
+                                   {"library_openmp_spinning", openmp_spin_setting()}};
   bool ok = true;
   for (const auto& r : results) ok = ok && r.verified_ok;
   if (o.json == "-") {
     std::printf("%s\n", document(machine, results, run_info).dump(2).c_str());
   } else {
+    std::printf("library variant's OpenMP threads: %s\n", openmp_spin_setting().c_str());
     std::fputs(table(results).c_str(), stdout);
     if (!o.json.empty()) {
       write_file(o.json, document(machine, results, run_info).dump(2) + "\n");
