@@ -137,9 +137,7 @@ class MpiExchange final : public Exchange {
     }
     --waiting_for_slot_;
     if (aborted_) {
-      if (stuck_before_agreement_)
-        fail(Errc::timeout, "group", "rank {} timed out after {} ms {}; the group is broken, recreate it", me_, timeout_.count(),
-             check_.waiting_for());
+      if (stuck_before_agreement_) fail_check_timeout();
       fail(Errc::timeout, "group",
            "rank {} timed out after {} ms: its sends made no progress (a peer died or stopped); the group is broken, recreate it",
            me_, timeout_.count());
@@ -181,8 +179,7 @@ class MpiExchange final : public Exchange {
       if (refused_.load(std::memory_order_acquire)) std::rethrow_exception(refusal_);
       if (std::chrono::steady_clock::now() > check_deadline_) {
         *broken_ = true;
-        fail(Errc::timeout, "group", "rank {} timed out after {} ms {}; the group is broken, recreate it", me_, timeout_.count(),
-             check_.waiting_for());
+        fail_check_timeout();
       }
       backoff.pause();
     }
@@ -326,6 +323,11 @@ class MpiExchange final : public Exchange {
   // thread) may call MPI; it computes too ("caller computes"), so it must
   // drive MPI itself when it waits for a slot — nobody else could.
   bool may_drive() const { return workers_drive_ || std::this_thread::get_id() == owner_; }
+
+  [[noreturn]] void fail_check_timeout() const {
+    fail(Errc::timeout, "group", "rank {} timed out after {} ms {}; the group is broken, recreate it", me_, timeout_.count(),
+         check_.waiting_for());
+  }
 
   int tag(int j, std::int64_t first) const { return static_cast<int>(j * tag_stride_ + first / kTileRows); }
 
