@@ -17,6 +17,7 @@
 #include "gmmav/gmmav.hpp"
 #include "numeric/half.hpp"
 #include "reference/synthetic_case.hpp"
+#include "support/expect_error.hpp"
 
 namespace {
 
@@ -447,22 +448,10 @@ TEST(PackedWeightsErrors, CreateChecksTheWeights) {
   const Plan plan = Plan::create(c.desc(0));
   gmmav::OpTensors t = c.tensors(0);
   t.gmm_weight.dims[1] = 31;
-  try {
-    (void)PackedWeights::create(plan, t);
-    ADD_FAILURE() << "expected gmmWeight to be rejected";
-  } catch (const gmmav::Error& e) {
-    EXPECT_EQ(e.code(), Errc::invalid_argument);
-    EXPECT_EQ(e.param(), "gmmWeight");
-  }
+  gmmav::testing::expect_error([&] { (void)PackedWeights::create(plan, t); }, Errc::invalid_argument, "gmmWeight");
   t = c.tensors(0);
   t.mm_weight.reset();
-  try {
-    (void)PackedWeights::create(plan, t);
-    ADD_FAILURE() << "expected mmWeightOptional to be required";
-  } catch (const gmmav::Error& e) {
-    EXPECT_EQ(e.code(), Errc::null_argument);
-    EXPECT_EQ(e.param(), "mmWeightOptional");
-  }
+  gmmav::testing::expect_error([&] { (void)PackedWeights::create(plan, t); }, Errc::null_argument, "mmWeightOptional");
   // Only the weights are read: empty activation and output views are fine.
   gmmav::OpTensors weights_only;
   weights_only.gmm_weight = c.tensors(0).gmm_weight;

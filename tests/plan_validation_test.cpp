@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "gmmav/gmmav.hpp"
+#include "support/expect_error.hpp"
 
 namespace {
 
@@ -13,20 +14,9 @@ using gmmav::DType;
 using gmmav::Envelope;
 using gmmav::Errc;
 using gmmav::TensorView;
+using gmmav::testing::expect_error;
 
 constexpr std::uint16_t kSentinel = 0x7E00;
-
-void expect_error(const std::function<void()>& fn, Errc code, const std::string& param) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error naming '" << param << "'";
-  } catch (const gmmav::Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_EQ(e.param(), param) << e.what();
-    EXPECT_NE(std::string(e.what()).find(param), std::string::npos) << "message should name the parameter: " << e.what();
-    EXPECT_NE(std::string(e.what()).find("expected"), std::string::npos) << "message should say what was expected: " << e.what();
-  }
-}
 
 // A valid W = 1 problem with a shared expert, its buffers and views.
 struct Fixture {
