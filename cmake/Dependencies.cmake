@@ -1,8 +1,22 @@
-# Debian packages only (scripts/install-deps.sh installs them).
+# Debian packages only (scripts/setup.sh installs them).
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
 find_package(MPI REQUIRED COMPONENTS CXX)  # libopenmpi-dev (MPICH works too)
-find_package(dnnl CONFIG REQUIRED)  # libdnnl-dev: oneDNN, the GEMM library (docs/decisions.md D8)
+# oneDNN (libdnnl-dev), the GEMM library (docs/decisions.md D8), found by its header and library,
+# not by Debian's dnnl-config.cmake: that config demands the OpenCL headers (its GPU runtime), which
+# a CPU-only user does not need and a fresh Debian does not have (D11).
+find_path(GMMAV_DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp)
+find_library(GMMAV_DNNL_LIBRARY NAMES dnnl)
+if(NOT GMMAV_DNNL_INCLUDE_DIR OR NOT GMMAV_DNNL_LIBRARY)
+  message(FATAL_ERROR "oneDNN not found (header oneapi/dnnl/dnnl.hpp: ${GMMAV_DNNL_INCLUDE_DIR}, "
+                      "library libdnnl: ${GMMAV_DNNL_LIBRARY}). On Debian: scripts/setup.sh installs "
+                      "libdnnl-dev; elsewhere set CMAKE_PREFIX_PATH to oneDNN's install prefix.")
+endif()
+if(NOT TARGET DNNL::dnnl)
+  add_library(DNNL::dnnl UNKNOWN IMPORTED)
+  set_target_properties(DNNL::dnnl PROPERTIES IMPORTED_LOCATION "${GMMAV_DNNL_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${GMMAV_DNNL_INCLUDE_DIR}")
+endif()
 find_package(OpenMP QUIET)         # only bench/gemm_libraries.cpp uses OpenMP directly
 find_package(OpenBLAS CONFIG QUIET) # libopenblas-dev: only the library-comparison bench uses it
 find_package(CLI11 QUIET)
