@@ -12,9 +12,11 @@
 
 #include "aclnn/executor.hpp"
 #include "aclnn/tensor_args.hpp"
+#include "aclnn/weight_cache.hpp"
 #include "runtime/api_guard.hpp"
 #include "runtime/device.hpp"
 #include "runtime/hccl_comm.hpp"
+#include "runtime/memory_versions.hpp"
 #include "runtime/status_codes.hpp"
 #include "runtime/stream.hpp"
 
@@ -100,6 +102,7 @@ aclnnStatus aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
     Plan plan = Plan::from_tensors(comm.size(), comm.rank(), sendCounts->values, recvCounts->values, t, transGmmWeight,
                                    transMmWeight, envelope());
     const std::size_t ws = workspace_size(plan, comm);
+    weight_cache_enabled();  // a malformed GMMAV_WEIGHT_CACHE_MB is this call's error
     auto e = std::make_unique<aclOpExecutor>(aclOpExecutor{plan, comm, t, ws,
                                                            fmt::format("rank {} of group '{}'", comm.rank(), name)});
     *workspaceSize = ws;
@@ -132,8 +135,24 @@ aclnnStatus aclnnGroupedMatMulAlltoAllv(void* workspace, uint64_t workspaceSize,
     if (!e) raise(ACLNN_ERR_PARAM_INVALID, "executor", "expected a live executor, got one consumed concurrently");
     const std::span<std::byte> ws(static_cast<std::byte*>(workspace), workspace != nullptr ? workspaceSize : 0);
     s->enqueue([e, ws]() -> runtime::WorkResult {
+      // This rank's outputs are written by the call (peers write into y too, but only between this
+      // call's meet and its end): new write versions before and after, so nothing derived from
+      // them earlier (packed weights) is trusted later.
+      const OpTensors& t = e->tensors;
+      const auto note_outputs = [&t] {
+        runtime::note_write(t.y.data, t.y.bytes());
+        if (t.mm_y) runtime::note_write(t.mm_y->data, t.mm_y->bytes());
+      };
+      note_outputs();
+      struct NoteAtExit {
+        decltype(note_outputs)& f;
+        ~NoteAtExit() { f(); }
+      } note_at_exit{note_outputs};
       try {
-        gmmav::run(e->plan, e->comm, e->tensors, ws);
+        if (auto packed = cached_weights(e->plan, t))
+          gmmav::run(e->plan, e->comm, t, *packed, ws);
+        else
+          gmmav::run(e->plan, e->comm, t, ws);
         return {};
       } catch (const Error& err) {
         return {runtime::kStreamWorkCodes.of(err.code()), fmt::format("{} ({}): {}", kRun, e->who, err.what())};

@@ -1,13 +1,16 @@
 // "Device" memory is host memory: aclrtMalloc / aclrtMallocHost hand out
 // 64-byte aligned blocks (one cache line; the vendor promises 32), every copy
 // kind copies bytes, and the error codes are the vendor's (docs/compat.md).
+// Every block carries a write version (runtime/memory_versions.hpp).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <map>
 #include <mutex>
-#include <unordered_map>
 
 #include "runtime/api_guard.hpp"
+#include "runtime/memory_versions.hpp"
 #include "runtime/status_codes.hpp"
 #include "runtime/stream.hpp"
 
@@ -18,9 +21,19 @@ constexpr std::size_t kAlignment = 64;
 
 enum class Kind : bool { device, host };
 
-// Live blocks, so that a free of a foreign or already freed pointer is an error, not a crash.
+struct Block {
+  Kind kind;
+  std::size_t size;
+  std::uint64_t version;
+};
+
+// Live blocks by address, so that a free of a foreign or already freed pointer
+// is an error, not a crash, and an address inside a block finds its block.
 std::mutex g_mu;
-std::unordered_map<void*, Kind> g_blocks;
+std::map<std::uintptr_t, Block> g_blocks;
+std::uint64_t g_last_version = 0;  // under g_mu
+
+std::uintptr_t addr(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 
 const char* name(Kind k) { return k == Kind::device ? "aclrtMalloc" : "aclrtMallocHost"; }
 
@@ -34,7 +47,7 @@ void* allocate(Kind kind, void** out, std::size_t size) {
   if (p == nullptr) raise(ACL_ERROR_RT_MEMORY_ALLOCATION, "size", "expected {} bytes to be available, got an allocation failure", size);
   {
     std::lock_guard lk(g_mu);
-    g_blocks.emplace(p, kind);
+    g_blocks[addr(p)] = Block{kind, size, ++g_last_version};
   }
   *out = p;
   return p;
@@ -45,11 +58,11 @@ void release(Kind kind, void* p) {
   if (p == nullptr) raise(ACL_ERROR_INVALID_PARAM, param, "expected a pointer from {}, got null", name(kind));
   {
     std::lock_guard lk(g_mu);
-    auto it = g_blocks.find(p);
+    auto it = g_blocks.find(addr(p));
     if (it == g_blocks.end())
       raise(ACL_ERROR_INVALID_PARAM, param, "expected a live pointer from {}, got {} (never allocated or already freed)", name(kind), p);
-    if (it->second != kind)
-      raise(ACL_ERROR_INVALID_PARAM, param, "expected a pointer from {}, got one from {}", name(kind), name(it->second));
+    if (it->second.kind != kind)
+      raise(ACL_ERROR_INVALID_PARAM, param, "expected a pointer from {}, got one from {}", name(kind), name(it->second.kind));
     g_blocks.erase(it);
   }
   std::free(p);
@@ -77,6 +90,26 @@ bool check_copy(void* dst, std::size_t destMax, const void* src, std::size_t cou
 }
 
 }  // namespace
+
+std::optional<std::uint64_t> device_range_version(const void* p, std::size_t bytes) {
+  std::lock_guard lk(g_mu);
+  auto it = g_blocks.upper_bound(addr(p));
+  if (it == g_blocks.begin()) return std::nullopt;
+  --it;  // the last block starting at or before p
+  const Block& b = it->second;
+  if (b.kind != Kind::device || addr(p) - it->first > b.size || bytes > b.size - (addr(p) - it->first)) return std::nullopt;
+  return b.version;
+}
+
+void note_write(const void* p, std::size_t bytes) {
+  if (bytes == 0) return;
+  const std::uintptr_t first = addr(p), end = first + bytes < first ? UINTPTR_MAX : first + bytes;
+  std::lock_guard lk(g_mu);
+  auto it = g_blocks.upper_bound(first);
+  if (it != g_blocks.begin() && std::prev(it)->first + std::prev(it)->second.size > first) --it;
+  for (; it != g_blocks.end() && it->first < end; ++it) it->second.version = ++g_last_version;
+}
+
 }  // namespace gmmav::runtime
 
 using namespace gmmav::runtime;
@@ -113,7 +146,11 @@ aclError aclrtFreeHost(void* hostPtr) {
 
 aclError aclrtMemcpy(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind) {
   return guarded(__func__, kAclCodes, [&] {
-    if (check_copy(dst, destMax, src, count, raw_kind(kind))) std::memmove(dst, src, count);
+    if (check_copy(dst, destMax, src, count, raw_kind(kind))) {
+      note_write(dst, count);
+      std::memmove(dst, src, count);
+      note_write(dst, count);
+    }
     return ACL_SUCCESS;
   });
 }
@@ -124,7 +161,9 @@ aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count)
     if (devPtr == nullptr) raise(ACL_ERROR_INVALID_PARAM, "devPtr", "expected a destination, got null");
     if (count > maxCount)
       raise(ACL_ERROR_RT_PARAM_INVALID, "count", "expected at most maxCount = {} bytes, got {}", maxCount, count);
+    note_write(devPtr, count);
     std::memset(devPtr, static_cast<unsigned char>(value), count);
+    note_write(devPtr, count);
     return ACL_SUCCESS;
   });
 }
@@ -133,11 +172,15 @@ aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t cou
                           aclrtStream stream) {
   return guarded(__func__, kAclCodes, [&] {
     Stream& s = resolve_stream(stream);
-    if (check_copy(dst, destMax, src, count, raw_kind(kind)))
+    if (check_copy(dst, destMax, src, count, raw_kind(kind))) {
+      note_write(dst, count);  // work queued after this copy must not trust what was derived before it
       s.enqueue([dst, src, count] {
+        note_write(dst, count);
         std::memmove(dst, src, count);
+        note_write(dst, count);
         return WorkResult{};
       });
+    }
     return ACL_SUCCESS;
   });
 }
