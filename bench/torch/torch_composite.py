@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""The PyTorch composite a user without gmmav writes, timed for `gmmav bench`.
+
+Per rank: one torch.matmul per local expert over its rows of gmmX (expert-major, SPEC §3),
+torch.cat into destination order, torch.distributed all_to_all_single over gloo, and the
+shared expert's torch.matmul. W processes (torch.multiprocessing), `--threads` intra-op
+threads each. FP16 matmul has no CPU kernel in PyTorch 1.13: it is upcast to FP32 and the
+result rounded once, as such a user would do.
+
+Input: a case directory written by the bench (case.json + raw little-endian 16-bit arrays).
+Output: y / mm_y of every rank (raw, beside the inputs) and one JSON object on stdout:
+{"available": true, "torch": "1.13.1", "samples_s": [...], "median_s": ...}
+or {"available": false, "why": "..."} when torch cannot be imported (exit 0).
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+
+
+def load(path, shape, dtype, torch):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    return torch.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def rank_main(rank, args, case, port, out_queue):
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(args.threads)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=case["world_size"])
+    W, e = case["world_size"], case["local_experts"]
+    h1, n1 = case["h1"], case["n1"]
+    dt = torch.bfloat16 if case["dtype"] == "bf16" else torch.float16
+    me = case["ranks"][rank]
+    send, recv = me["send_counts"], me["recv_counts"]
+    a, bsk = sum(send), sum(recv)
+    d = args.dir
+    x = load(os.path.join(d, me["gmm_x"]), (a, h1), dt, torch)
+    w = load(os.path.join(d, me["gmm_weight"]), (e, n1, h1) if case["trans_gmm_weight"] else (e, h1, n1), dt, torch)
+    if case["trans_gmm_weight"]:
+        w = w.transpose(1, 2)
+    shared = case.get("shared")
+    if shared:
+        mx = load(os.path.join(d, me["mm_x"]), (shared["bs"], shared["h2"]), dt, torch)
+        mw = load(os.path.join(d, me["mm_weight"]), (shared["n2"], shared["h2"]) if shared["trans_mm_weight"]
+                  else (shared["h2"], shared["n2"]), dt, torch)
+        if shared["trans_mm_weight"]:
+            mw = mw.t()
+    upcast = dt == torch.float16  # no CPU fp16 matmul: compute in fp32, round once
+    if upcast:
+        w = w.float()
+        if shared:
+            mw = mw.float()
+
+    def matmul(lhs, rhs):
+        return (lhs.float() @ rhs).to(dt) if upcast else lhs @ rhs
+
+    # Block (j, d) of gmmX: rows to destination d for local expert j.
+    group = [sum(send[dd * e + j] for dd in range(W)) for j in range(e)]
+    starts = {}
+    row = 0
+    for j in range(e):
+        for dd in range(W):
+            starts[(j, dd)] = row
+            row += send[dd * e + j]
+    in_splits = [sum(send[dd * e + j] for j in range(e)) for dd in range(W)]
+    out_splits = [sum(recv[s * e + j] for j in range(e)) for s in range(W)]
+    y = torch.empty((bsk, n1), dtype=dt)
+
+    def composite():
+        outs, first = [], 0
+        for j in range(e):
+            outs.append(matmul(x[first:first + group[j]], w[j]))
+            first += group[j]
+        gmm_y = torch.cat(outs)
+        send_buf = torch.cat([gmm_y[starts[(j, dd)]:starts[(j, dd)] + send[dd * e + j]]
+                              for dd in range(W) for j in range(e)])
+        dist.all_to_all_single(y, send_buf, out_splits, in_splits)
+        return matmul(mx, mw) if shared else None
+
+    samples = []
+    with torch.inference_mode():
+        for it in range(args.warmup + args.repeat):
+            dist.barrier()
+            t0 = time.perf_counter()
+            mm_y = composite()
+            dt_s = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
+            dist.all_reduce(dt_s, op=dist.ReduceOp.MAX)
+            if it >= args.warmup:
+                samples.append(float(dt_s[0]))
+    with open(os.path.join(d, f"torch_y_{rank}.bin"), "wb") as f:
+        f.write(y.view(torch.int16).numpy().tobytes())
+    if shared:
+        with open(os.path.join(d, f"torch_mm_y_{rank}.bin"), "wb") as f:
+            f.write(mm_y.contiguous().view(torch.int16).numpy().tobytes())
+    if rank == 0:
+        out_queue.put({"available": True, "torch": torch.__version__, "threads_per_rank": args.threads,
+                       "samples_s": samples, "median_s": statistics.median(samples)})
+    dist.destroy_process_group()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("dir", help="case directory (case.json and the arrays)")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads per rank process")
+    args = p.parse_args()
+    try:
+        import torch
+        import torch.distributed as dist
+        import torch.multiprocessing as mp
+        if not dist.is_available() or not dist.is_gloo_available():
+            raise ImportError("torch.distributed with gloo is not available")
+    except ImportError as e:
+        print(json.dumps({"available": False, "why": f"PyTorch not importable by {sys.executable}: {e}"}))
+        return 0
+    with open(os.path.join(args.dir, "case.json")) as f:
+        case = json.load(f)
+    with socket.socket() as s:  # a free port for gloo's rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    q = ctx.SimpleQueue()
+    procs = [ctx.Process(target=rank_main, args=(r, args, case, port, q)) for r in range(case["world_size"])]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join()
+    bad = [r for r, pr in enumerate(procs) if pr.exitcode != 0]
+    if bad:
+        print(json.dumps({"available": True, "error": f"rank processes {bad} failed"}))
+        return 1
+    print(json.dumps(q.get()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
