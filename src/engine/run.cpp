@@ -17,6 +17,7 @@
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
 #include "engine/tile_schedule.hpp"
+#include "gemm/small_m_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/gmmav.hpp"
 
@@ -37,6 +38,7 @@ struct Stage {
   std::function<void(const gemm::PreparedWeight&, std::size_t)> run_tile;
   const gemm::PreparedWeight* packed = nullptr;  // from PackedWeights, when given
   const std::vector<engine::TileGroup>* routed = nullptr;  // a routed expert's GEMMs (null: the shared expert)
+  bool large_tiles = false;  // some GEMM has more than gemm::kSmallMRows rows (needs the packed copy)
 };
 
 // A GEMM of several tiles (engine::routed_groups) computes into this thread's
@@ -88,7 +90,8 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
                       groups.size(), [&, j](const gemm::PreparedWeight& w, std::size_t i) {
                         run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex);
                       },
-                      packed ? &packed->expert(j) : nullptr, &groups});
+                      packed ? &packed->expert(j) : nullptr, &groups,
+                      std::any_of(groups.begin(), groups.end(), [](const engine::TileGroup& g) { return g.rows > gemm::kSmallMRows; })});
   }
   const auto shared = engine::shared_tiles(plan);
   if (d.shared) {
@@ -101,7 +104,8 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
                                       static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
                         ex.progress();
                       },
-                      packed ? packed->shared.get() : nullptr});
+                      packed ? packed->shared.get() : nullptr, nullptr,
+                      std::any_of(shared.begin(), shared.end(), [](const engine::SharedTile& t) { return t.rows > gemm::kSmallMRows; })});
   }
   if (stages.empty()) return;
   if (packed) {
@@ -127,7 +131,9 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
   gemm::PreparedWeight weights[2];
   const auto prepare = [&](std::size_t s) {
     const Stage& st = stages[s];
-    weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans);
+    // Small tiles read the weight as stored: pack only for a stage that has large ones.
+    weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans,
+                           st.large_tiles ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need);
   };
   pool.parallel_for(1, [&](std::size_t) { prepare(0); }, poll);
   for (std::size_t s = 0; s < stages.size(); ++s) {

@@ -14,6 +14,7 @@
 
 #include "common/fail.hpp"
 #include "gemm/buffer_cache.hpp"
+#include "gemm/small_m_kernel.hpp"
 #include "numeric/convert.hpp"
 
 namespace gmmav::gemm {
@@ -170,14 +171,17 @@ struct PreparedWeight::Impl {
   std::int64_t k = 0, n = 0;
   bool trans = false;
   const std::uint16_t* raw = nullptr;
-  bool bf16_route = false;
-  dnnl::memory::desc bf16_desc, f32_desc;
-  dnnl::memory bf16_packed;
-  std::shared_ptr<std::byte> bf16_storage;
+  // The packed copies, made once (prepare() or the first large tile).
+  mutable std::once_flag packed_once;
+  mutable bool bf16_route = false;
+  mutable dnnl::memory::desc bf16_desc, f32_desc;
+  mutable dnnl::memory bf16_packed;
+  mutable std::shared_ptr<std::byte> bf16_storage;
   mutable std::once_flag f32_once;
   mutable dnnl::memory f32_packed;
   mutable std::shared_ptr<std::byte> f32_storage;
-  mutable std::atomic<std::size_t> f32_bytes{0};  // read by bytes() without taking f32_once
+  // Read by bytes() without taking the once flags.
+  mutable std::atomic<std::size_t> bf16_bytes{0}, f32_bytes{0};
 
   void prepare_f32() const {
     const auto plain = cached_buffer(static_cast<std::size_t>(k * n) * sizeof(float));
@@ -190,19 +194,40 @@ struct PreparedWeight::Impl {
     std::call_once(f32_once, [this] { prepare_f32(); });
     return f32_packed;
   }
+  void prepare_packed() const {
+    try {
+      f32_desc = packed_desc(dt::f32, k, n);
+      bf16_route = dtype == DType::bf16 && native_bf16_available() && bf16_dot_exact(raw, static_cast<std::size_t>(k * n));
+      if (bf16_route) {
+        bf16_desc = packed_desc(dt::bf16, k, n);
+        bf16_packed = pack(dt::bf16, raw, k, n, trans, bf16_desc, bf16_storage);
+        bf16_bytes.store(bf16_desc.get_size(), std::memory_order_relaxed);
+      } else {
+        f32_weight();  // every large tile will need it
+      }
+    } catch (const dnnl::error& e) {
+      fail(Errc::internal, "gmmWeight", "oneDNN failed to prepare a {} x {} weight: {}", k, n, e.what());
+    }
+  }
+  void packed() const {
+    std::call_once(packed_once, [this] { prepare_packed(); });
+  }
 };
 
 PreparedWeight::PreparedWeight() : impl_(std::make_unique<Impl>()) {}
 PreparedWeight::~PreparedWeight() = default;
 
-bool PreparedWeight::bf16_route() const { return impl_->bf16_route; }
+bool PreparedWeight::bf16_route() const {
+  impl_->packed();
+  return impl_->bf16_route;
+}
 
 std::size_t PreparedWeight::bytes() const noexcept {
   const Impl& p = *impl_;
-  return (p.bf16_route ? p.bf16_desc.get_size() : 0) + p.f32_bytes.load(std::memory_order_relaxed);
+  return p.bf16_bytes.load(std::memory_order_relaxed) + p.f32_bytes.load(std::memory_order_relaxed);
 }
 
-void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans) {
+void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, Packing packing) {
   impl_ = std::make_unique<Impl>();
   Impl& p = *impl_;
   p.dtype = dtype;
@@ -210,24 +235,15 @@ void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k
   p.n = n;
   p.trans = trans;
   p.raw = w;
-  try {
-    p.f32_desc = packed_desc(dt::f32, k, n);
-    p.bf16_route = dtype == DType::bf16 && native_bf16_available() && bf16_dot_exact(w, static_cast<std::size_t>(k * n));
-    if (p.bf16_route) {
-      p.bf16_desc = packed_desc(dt::bf16, k, n);
-      p.bf16_packed = pack(dt::bf16, w, k, n, trans, p.bf16_desc, p.bf16_storage);
-    } else {
-      p.f32_weight();  // every tile will need it
-    }
-  } catch (const dnnl::error& e) {
-    fail(Errc::internal, "gmmWeight", "oneDNN failed to prepare a {} x {} weight: {}", k, n, e.what());
-  }
+  if (packing == Packing::now) p.packed();
 }
 
 void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const {
   if (rows <= 0) return;
   const Impl& p = *impl_;
   const std::int64_t k = p.k, n = p.n;
+  if (rows <= kSmallMRows) return small_m_matmul(p.dtype, x, rows, k, p.raw, n, p.trans, out);
+  p.packed();
   try {
     dnnl::stream& s = thread_stream();
     if (p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k))) {

@@ -1,15 +1,19 @@
 // Row tiles of a 16-bit matmul: out(rows x n) = round(x(rows x k) @ W), FP32
 // accumulation over the whole k, one RNE rounding to the 16-bit type.
 //
-// Two routes, both through oneDNN (docs/gemm-measurements.md, docs/decisions.md D8):
+// Three routes; which one a tile takes depends only on its rows and the data,
+// never on threads, backends or whether the weights were packed in advance:
+// - small-M route (tiles of at most kSmallMRows rows): the hand-written kernel
+//   of small_m_kernel.hpp on the weight as stored, no packed copy (D13).
 // - f32 route (FP16 always; BF16 when the fast route is not exact): inputs are
-//   converted to FP32 exactly, oneDNN's FP32 matmul runs on weights packed once
-//   per call, and the FP32 result is rounded once.
+//   converted to FP32 exactly, oneDNN's FP32 matmul runs on weights packed
+//   once, and the FP32 result is rounded once.
 // - bf16 route: oneDNN's BF16 matmul (vdpbf16ps) on packed weights. Those
 //   instructions flush subnormals, so the route is taken only when it is
 //   provably exact: every nonzero input has |v| >= 2^-56, which keeps every
 //   product and partial sum a multiple of 2^-126 (0 or normal). Otherwise the
-//   tile takes the f32 route. The choice depends only on the data.
+//   tile takes the f32 route. The choice is made per tile (per GEMM of merged
+//   tiles): a row's result can depend on the other rows of its tile (D8).
 // Each call is single-threaded (the compute pool owns the cores), so results
 // never depend on how many threads run.
 #pragma once
@@ -31,15 +35,23 @@ class PreparedWeight {
   PreparedWeight(const PreparedWeight&) = delete;
   PreparedWeight& operator=(const PreparedWeight&) = delete;
 
-  /// Packs `w` (k x n, or n x k when `trans`) for the tile kernel. Heavy: run it as one pool task.
+  /// When the packed copy (for tiles of more than kSmallMRows rows) is made.
+  enum class Packing {
+    now,         ///< in prepare(): heavy, run it as one pool task
+    first_need,  ///< by the first tile that needs it (the others needing it wait for it)
+  };
+
+  /// Prepares `w` (k x n, or n x k when `trans`) for the tile kernels.
   /// `w` must stay valid until the last matmul_rows call.
-  void prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans);
+  void prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans,
+               Packing packing = Packing::now);
 
   /// out = round(x @ W) for `rows` rows; x rows are k wide, out rows n wide, both contiguous.
   /// Thread-safe; single-threaded.
   void matmul_rows(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const;
 
   /// True when BF16 tiles may take the native route (the weight passed the exactness check).
+  /// Makes the packed copy if it was not made yet.
   bool bf16_route() const;
 
   /// Bytes of packed data held now (the FP32 copy of a BF16 weight counts once a tile needed it).

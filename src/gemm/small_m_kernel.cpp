@@ -1,0 +1,156 @@
+// The small-M kernel (small_m_kernel.hpp). Blocking: a panel of kPanel output
+// columns at a time; its weight slice, kChunk rows of k at a time, is
+// converted to FP32 once into an L1-sized buffer and used by every row of the
+// tile; the FP32 sums of the panel live in a small buffer between chunks
+// (stored and reloaded exactly, so the chain per element is unchanged).
+#include "gemm/small_m_kernel.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "numeric/convert.hpp"
+
+namespace gmmav::gemm {
+namespace {
+
+constexpr std::int64_t kPanel = 24;   // output columns per panel: 3 AVX2 vectors
+constexpr std::int64_t kChunk = 256;  // k per chunk: 256 x 24 floats = 24 KiB of converted weight
+
+// The converted weight slice: b[kk * kPanel + c] = W[k0 + kk][n0 + c] as FP32, zero beyond n.
+void convert_slice(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, std::int64_t k0,
+                   std::int64_t kc, std::int64_t n0, std::int64_t nc, float* b) {
+  if (!trans) {
+    for (std::int64_t kk = 0; kk < kc; ++kk) {
+      numeric::to_float(t, w + (k0 + kk) * n + n0, b + kk * kPanel, static_cast<std::size_t>(nc));
+      std::fill(b + kk * kPanel + nc, b + (kk + 1) * kPanel, 0.0f);
+    }
+    return;
+  }
+  thread_local std::vector<float> column;
+  column.resize(static_cast<std::size_t>(kc));
+  for (std::int64_t c = 0; c < kPanel; ++c) {
+    if (c >= nc) {
+      for (std::int64_t kk = 0; kk < kc; ++kk) b[kk * kPanel + c] = 0.0f;
+      continue;
+    }
+    numeric::to_float(t, w + (n0 + c) * k + k0, column.data(), static_cast<std::size_t>(kc));  // row n0+c of W^T
+    for (std::int64_t kk = 0; kk < kc; ++kk) b[kk * kPanel + c] = column[static_cast<std::size_t>(kk)];
+  }
+  (void)k;
+}
+
+// convert_slice for the plain layout, 24 columns at a time with F16C / AVX2 shifts (exact conversions:
+// the same values as numeric::to_float).
+__attribute__((target("avx2,f16c"))) void convert_slice_avx2(DType t, const std::uint16_t* w, std::int64_t n, std::int64_t k0,
+                                                             std::int64_t kc, std::int64_t n0, float* b) {
+  for (std::int64_t kk = 0; kk < kc; ++kk) {
+    const std::uint16_t* src = w + (k0 + kk) * n + n0;
+    float* dst = b + kk * kPanel;
+    for (int v = 0; v < 3; ++v) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 8 * v));
+      const __m256 f = t == DType::f16 ? _mm256_cvtph_ps(h)
+                                       : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+      _mm256_storeu_ps(dst + 8 * v, f);
+    }
+  }
+}
+
+// acc[r][c] += sum over kk of x[r][k0 + kk] * b[kk][c], one FMA at a time in ascending kk.
+void chunk_portable(const float* xf, std::int64_t rows, std::int64_t k, std::int64_t k0, std::int64_t kc, const float* b,
+                    float* acc) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = xf + r * k + k0;
+    float* ar = acc + r * kPanel;
+    for (std::int64_t kk = 0; kk < kc; ++kk) {
+      const float xv = xr[kk];
+      const float* bk = b + kk * kPanel;
+      for (std::int64_t c = 0; c < kPanel; ++c) ar[c] = std::fma(xv, bk[c], ar[c]);
+    }
+  }
+}
+
+// The same chains, 4 rows x 24 columns in 12 registers (the FMA latency is hidden by 12 independent chains).
+__attribute__((target("avx2,fma"))) void chunk_avx2(const float* xf, std::int64_t rows, std::int64_t k, std::int64_t k0,
+                                                    std::int64_t kc, const float* b, float* acc) {
+  std::int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    __m256 a[4][3];
+    for (int i = 0; i < 4; ++i)
+      for (int v = 0; v < 3; ++v) a[i][v] = _mm256_loadu_ps(acc + (r + i) * kPanel + 8 * v);
+    const float* x0 = xf + r * k + k0;
+    for (std::int64_t kk = 0; kk < kc; ++kk) {
+      const float* bk = b + kk * kPanel;
+      const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8), b2 = _mm256_loadu_ps(bk + 16);
+      for (int i = 0; i < 4; ++i) {
+        const __m256 xv = _mm256_broadcast_ss(x0 + i * k + kk);
+        a[i][0] = _mm256_fmadd_ps(xv, b0, a[i][0]);
+        a[i][1] = _mm256_fmadd_ps(xv, b1, a[i][1]);
+        a[i][2] = _mm256_fmadd_ps(xv, b2, a[i][2]);
+      }
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int v = 0; v < 3; ++v) _mm256_storeu_ps(acc + (r + i) * kPanel + 8 * v, a[i][v]);
+  }
+  for (; r < rows; ++r) {
+    __m256 a0 = _mm256_loadu_ps(acc + r * kPanel), a1 = _mm256_loadu_ps(acc + r * kPanel + 8),
+           a2 = _mm256_loadu_ps(acc + r * kPanel + 16);
+    const float* xr = xf + r * k + k0;
+    for (std::int64_t kk = 0; kk < kc; ++kk) {
+      const float* bk = b + kk * kPanel;
+      const __m256 xv = _mm256_broadcast_ss(xr + kk);
+      a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(bk), a0);
+      a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(bk + 8), a1);
+      a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(bk + 16), a2);
+    }
+    _mm256_storeu_ps(acc + r * kPanel, a0);
+    _mm256_storeu_ps(acc + r * kPanel + 8, a1);
+    _mm256_storeu_ps(acc + r * kPanel + 16, a2);
+  }
+}
+
+bool avx2_available() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return yes;
+}
+
+void run(bool avx2, DType t, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
+         std::int64_t n, bool trans, std::uint16_t* out) {
+  if (rows <= 0 || n <= 0) return;
+  thread_local std::vector<float> xf, b, acc;
+  xf.resize(static_cast<std::size_t>(rows * k));
+  b.resize(static_cast<std::size_t>(kChunk * kPanel));
+  acc.resize(static_cast<std::size_t>(rows * kPanel));
+  numeric::to_float(t, x, xf.data(), xf.size());
+  for (std::int64_t n0 = 0; n0 < n; n0 += kPanel) {
+    const std::int64_t nc = std::min(kPanel, n - n0);
+    std::fill(acc.begin(), acc.end(), 0.0f);  // every chain starts from +0
+    for (std::int64_t k0 = 0; k0 < k; k0 += kChunk) {
+      const std::int64_t kc = std::min(kChunk, k - k0);
+      if (avx2 && !trans && nc == kPanel)
+        convert_slice_avx2(t, w, n, k0, kc, n0, b.data());
+      else
+        convert_slice(t, w, k, n, trans, k0, kc, n0, nc, b.data());
+      (avx2 ? chunk_avx2 : chunk_portable)(xf.data(), rows, k, k0, kc, b.data(), acc.data());
+    }
+    for (std::int64_t r = 0; r < rows; ++r) numeric::from_float(t, acc.data() + r * kPanel, out + r * n + n0, static_cast<std::size_t>(nc));
+  }
+}
+
+}  // namespace
+
+void small_m_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
+                    std::int64_t n, bool trans, std::uint16_t* out) {
+  run(avx2_available(), dtype, x, rows, k, w, n, trans, out);
+}
+
+void small_m_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k,
+                             const std::uint16_t* w, std::int64_t n, bool trans, std::uint16_t* out) {
+  run(false, dtype, x, rows, k, w, n, trans, out);
+}
+
+const char* small_m_path() { return avx2_available() ? "avx2+fma+f16c" : "portable"; }
+
+}  // namespace gmmav::gemm
