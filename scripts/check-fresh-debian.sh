@@ -10,8 +10,9 @@
 #   --refresh  rebuild the cached base root instead of reusing it
 #   --keep     leave the root directory for inspection (still unmounted)
 # Needs root (or sudo) and the Debian registry, like scripts/setup.sh.
-# Cache: $GMMAV_FRESH_CACHE (default /var/cache/gmmav-fresh-debian): the base root's tarball and
-# the .deb files the root downloaded (only a download cache: apt inside still decides everything).
+# Cache: $GMMAV_FRESH_CACHE (default /var/cache/gmmav-fresh-debian): the base root's tarball, the
+# .deb files the root downloaded (only a download cache: apt inside still decides everything) and
+# the last log of each line (last-quick-start-line-N.log).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -115,9 +116,14 @@ in_root() {  # $1 = label, $2 = command line; output to $root/root/<label>.log
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     bash -c "cd /root/gmmav && $2" >"$log" 2>&1 &
   wait $! || rc=$?  # waiting in the background lets INT/TERM reach the trap at once
+  cp "$log" "$cache/last-$1.log" 2>/dev/null || true  # the root is deleted at the end
   if [ "$rc" != 0 ]; then
     say "$1 FAILED (exit $rc, $((SECONDS - start)) s). First error:"
     first_error "$log"
+    if grep -q "The following tests FAILED" "$log"; then
+      sed -n '/The following tests FAILED/,$p' "$log" | head -n 30 | sed 's/^/  | /'
+    fi
+    say "whole log: $cache/last-$1.log"
     return 1
   fi
   say "$1 passed ($((SECONDS - start)) s); its last lines:"
