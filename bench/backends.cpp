@@ -29,8 +29,10 @@ class InProcessBackend final : public Backend {
       threads.emplace_back([&, r] {
         try {
           fn(*groups[static_cast<std::size_t>(r)], comms[static_cast<std::size_t>(r)]);
+        } catch (const PeerAbandoned&) {  // not this rank's error: a peer's, reported below
         } catch (...) {
           errors[static_cast<std::size_t>(r)] = std::current_exception();
+          groups[static_cast<std::size_t>(r)]->abandon();  // peers waiting for this rank give up
         }
       });
     for (auto& t : threads) t.join();

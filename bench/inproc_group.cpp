@@ -16,6 +16,7 @@ class SleepingBarrier {
   explicit SleepingBarrier(int n) : n_(n) {}
   void arrive_and_wait() {
     std::unique_lock lk(mu_);
+    if (abandoned_) throw PeerAbandoned();
     const std::uint64_t gen = generation_;
     if (++arrived_ == n_) {
       arrived_ = 0;
@@ -23,11 +24,18 @@ class SleepingBarrier {
       cv_.notify_all();
       return;
     }
-    cv_.wait(lk, [&] { return generation_ != gen; });
+    cv_.wait(lk, [&] { return generation_ != gen || abandoned_; });
+    if (generation_ == gen) throw PeerAbandoned();
+  }
+  void abandon() {
+    std::lock_guard lk(mu_);
+    abandoned_ = true;
+    cv_.notify_all();
   }
 
  private:
   const int n_;
+  bool abandoned_ = false;
   int arrived_ = 0;
   std::uint64_t generation_ = 0;
   std::mutex mu_;
@@ -49,6 +57,7 @@ class InProcessRankGroup final : public RankGroup {
   int size() const override { return s_->size; }
   bool is_mpi() const override { return false; }
   void barrier() override { s_->sync.arrive_and_wait(); }
+  void abandon() override { s_->sync.abandon(); }
   double max(double v) override {
     return reduce(v, [](const std::vector<double>& all) { return *std::max_element(all.begin(), all.end()); });
   }

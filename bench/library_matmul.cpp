@@ -32,6 +32,7 @@ struct LibraryMatmul::Impl {
   dnnl::stream strm{eng};
   dt type = dt::f32;
   int threads = 1;
+  std::string note;  // why the type differs from the case's
   std::vector<Product> products;
 
   void add(std::int64_t m, std::int64_t k, std::int64_t n, std::mt19937& rng) {
@@ -95,9 +96,21 @@ LibraryMatmul::LibraryMatmul(DType dtype, const LibraryShape& s, int threads) : 
   impl_->type = dtype == DType::bf16 ? dt::bf16 : dt::f32;
   impl_->threads = threads;
   omp_set_num_threads(threads);  // this thread's OpenMP team size (pool workers keep theirs at 1)
-  std::mt19937 rng(7);
-  impl_->add(s.m1, s.k1, s.n1, rng);
-  impl_->add(s.m2, s.k2, s.n2, rng);
+  const auto add_all = [&] {
+    std::mt19937 rng(7);
+    impl_->add(s.m1, s.k1, s.n1, rng);
+    impl_->add(s.m2, s.k2, s.n2, rng);
+  };
+  try {
+    add_all();
+  } catch (const dnnl::error&) {
+    if (impl_->type != dt::bf16) throw;
+    // No BF16 matmul on this CPU (oneDNN 2.6 without AVX-512): the library's best is FP32, as the engine's f32 route.
+    impl_->products.clear();
+    impl_->type = dt::f32;
+    impl_->note = "no bf16 matmul on this CPU: ";
+    add_all();
+  }
 }
 
 LibraryMatmul::~LibraryMatmul() = default;
@@ -131,7 +144,7 @@ double LibraryMatmul::flops() const {
 }
 
 std::string LibraryMatmul::description() const {
-  std::string s = impl_->type == dt::bf16 ? "bf16 in/out" : "f32 in/out";
+  std::string s = impl_->note + (impl_->type == dt::bf16 ? "bf16 in/out" : "f32 in/out");
   s += ", " + std::to_string(impl_->threads) + " threads";
   for (const Product& p : impl_->products)
     s += "; " + std::to_string(p.m) + "x" + std::to_string(p.k) + "x" + std::to_string(p.n) + " as " + std::to_string(p.calls) +

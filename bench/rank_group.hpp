@@ -8,10 +8,16 @@
 #pragma once
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace gmmav::bench {
+
+/// Thrown by a wait of a rank whose peer gave up (abandon()): the peer's own error is the real one.
+struct PeerAbandoned : std::runtime_error {
+  PeerAbandoned() : std::runtime_error("bench: another rank failed") {}
+};
 
 class RankGroup {
  public:
@@ -25,6 +31,9 @@ class RankGroup {
   virtual double sum(double v) = 0;
   /// Rank 0 receives every rank's string (in rank order); other ranks get an empty list.
   virtual std::vector<std::string> gather(const std::string& mine) = 0;
+  /// This rank failed and will not arrive again: every wait of the group, now and later,
+  /// throws PeerAbandoned (in-process; an MPI rank's failure ends the job instead).
+  virtual void abandon() {}
 };
 
 /// W handles for W rank threads of this process (element r is rank r's).
