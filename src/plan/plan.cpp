@@ -75,6 +75,27 @@ Plan Plan::create(const ProblemDesc& desc, Envelope envelope) {
   return Plan(std::move(p));
 }
 
+namespace {
+// With the shared expert the aclnn envelope's K rule (BSK = K * BS, K in
+// [2, 8]) ties recvCounts to mmX; checked on the description alone it can only
+// blame mmXOptional. y's rows are a second witness of BSK: when y and mmX agree
+// with each other but not with recvCounts, recvCounts is the odd one out.
+void check_recv_counts_against_y(const ProblemDesc& d, const TensorView& y) {
+  if (!d.shared || y.rank != 2) return;
+  std::int64_t bsk = 0;
+  for (std::int64_t c : d.recv_counts) {
+    if (c < 0 || c > std::numeric_limits<std::int64_t>::max() - bsk) return;  // the description's rules say so
+    bsk += c;
+  }
+  const std::int64_t rows = y.dims[0], bs = d.shared->bs;
+  const auto k_rule_holds = [bs](std::int64_t n) { return bs >= 1 && n % bs == 0 && n / bs >= 2 && n / bs <= 8; };
+  if (bsk != rows && k_rule_holds(rows) && !k_rule_holds(bsk))
+    fail(Errc::invalid_argument, "recvCounts",
+         "expected BSK = sum(recvCounts) = {} (the rows of y: K = {} times BS = {}, the rows of mmXOptional), got {}", rows,
+         rows / bs, bs, bsk);
+}
+}  // namespace
+
 Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> send_counts,
                         std::span<const std::int64_t> recv_counts, const OpTensors& t, bool trans_gmm_weight,
                         bool trans_mm_weight, Envelope envelope) {
@@ -111,6 +132,7 @@ Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> 
   }
   if (t.gmm_weight.dims[0] > (1 << 30))
     fail(Errc::invalid_argument, "gmmWeight", "expected e (dim 0) <= 2^30, got {}", t.gmm_weight.dims[0]);
+  if (envelope != Envelope::native) check_recv_counts_against_y(d, t.y);
   Plan plan = create(d, envelope);
   plan.check(t);
   return plan;
