@@ -32,6 +32,7 @@ const char* to_string(Errc c) noexcept {
     case Errc::timeout: return "timeout";
     case Errc::group_broken: return "group broken";
     case Errc::internal: return "internal error";
+    case Errc::out_of_memory: return "out of memory";
   }
   return "unknown";
 }

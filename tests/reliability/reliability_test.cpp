@@ -298,4 +298,40 @@ TEST(Resources, ThousandCallsOnOneGroupAndPlan) {
   EXPECT_TRUE(check_case(c, true).ok);
 }
 
+// A call whose shapes need more host memory than there is (issue 16): y of
+// 2 TB (one row of N1 = 2^40) and its weight, reserved but never touched. The
+// call must fail with Errc::out_of_memory naming what was too big, not with a
+// bare std::bad_alloc.
+TEST(Resources, HugeShapesFailWithOutOfMemory) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers' allocators abort on a request this large instead of failing it";
+#endif
+  constexpr std::int64_t kN1 = std::int64_t{1} << 40;
+  const std::size_t bytes = static_cast<std::size_t>(kN1) * 2;
+  void* w = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* y = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (w == MAP_FAILED || y == MAP_FAILED) GTEST_SKIP() << "cannot reserve 2 x 2 TB of address space here";
+  std::uint16_t x = 0x3C00;
+  gmmav::ProblemDesc d;
+  d.send_counts = d.recv_counts = {1};
+  d.h1 = 1;
+  d.n1 = kN1;
+  gmmav::OpTensors t;
+  t.gmm_x = gmmav::ConstTensorView::matrix(&x, gmmav::DType::f16, 1, 1);
+  t.gmm_weight = gmmav::ConstTensorView::cube(w, gmmav::DType::f16, 1, 1, kN1);
+  t.y = gmmav::TensorView::matrix(y, gmmav::DType::f16, 1, kN1);
+  auto comms = gmmav::create_in_process_group(1);
+  try {
+    gmmav::run(gmmav::Plan::create(d), comms[0], t);
+    ADD_FAILURE() << "expected an out-of-memory error";
+  } catch (const gmmav::Error& e) {
+    EXPECT_EQ(e.code(), gmmav::Errc::out_of_memory) << e.what();
+    EXPECT_EQ(e.param(), "gmmWeight") << e.what();
+    EXPECT_NE(std::string(e.what()).find("bytes of host memory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1099511627776"), std::string::npos) << "names the shape: " << e.what();
+  }
+  munmap(w, bytes);
+  munmap(y, bytes);
+}
+
 }  // namespace
