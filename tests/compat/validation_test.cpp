@@ -388,4 +388,14 @@ TEST(ValidationMessages, OmittedStorageDimsAreNamed) {
   EXPECT_EQ(aclDestroyTensor(no_storage), ACLNN_SUCCESS);
 }
 
+TEST(ValidationMessages, MalformedStrictA3SwitchRefused) {
+  (void)Groups::get();
+  ASSERT_EQ(aclrtSetDevice(0), ACL_SUCCESS);
+  ScopedEnv strict("GMMAV_STRICT_A3", "yes");  // was silently "off"
+  Call c;
+  const std::string msg = rejection_of(c);
+  EXPECT_NE(msg.find("GMMAV_STRICT_A3: expected an integer in [0, 1]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("got 'yes'"), std::string::npos) << msg;
+}
+
 }  // namespace
