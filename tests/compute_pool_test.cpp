@@ -4,7 +4,12 @@
 // threads that compute a call.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <string>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -13,6 +18,8 @@
 #include <vector>
 
 #include "engine/compute_pool.hpp"
+#include "gmmav/gmmav.hpp"
+#include "support/expect_error.hpp"
 
 namespace {
 
@@ -132,6 +139,73 @@ TEST(ComputePool, ManyCallersAtOnceInBothModes) {
     for (auto& s : seen)
       for (int r : s->runs) EXPECT_EQ(r, 1);
   }
+}
+
+// ---- issue 16: thread counts are bounded; a refused thread is an error, not a leak ----
+int threads_of_process() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return -1;
+}
+long vm_size_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmSize:", 0) == 0) return std::stol(line.substr(7));
+  return -1;
+}
+
+TEST(ComputePool, ThreadCountOutOfRangeRefused) {
+  PoolState keep;
+  gmmav::set_compute_threads(2);
+  for (int bad : {0, -1, 1025, 1 << 30}) {
+    gmmav::testing::expect_error([&] { gmmav::set_compute_threads(bad); }, gmmav::Errc::invalid_argument, "threads");
+    EXPECT_EQ(gmmav::compute_threads(), 2) << "a refused count changes nothing";
+  }
+}
+
+// What the death tests below run in a fresh process (threadsafe death tests
+// re-execute the binary), so the pool is created there, from the environment
+// set there. Exit code 0: as expected.
+[[noreturn]] void create_pool_with_bad_num_threads() {
+  ::setenv("GMMAV_NUM_THREADS", "abc", 1);
+  try {
+    (void)gmmav::compute_threads();
+  } catch (const gmmav::Error& e) {
+    std::exit(e.param() == "GMMAV_NUM_THREADS" ? 0 : 2);
+  }
+  std::exit(1);  // silently ignored
+}
+
+[[noreturn]] void start_threads_beyond_the_address_space() {
+  gmmav::set_compute_threads(2);
+  const int before = threads_of_process();
+  // Room for a few more 8 MiB thread stacks, not for 1000.
+  const rlim_t limit = static_cast<rlim_t>(vm_size_kib() + 64 * 1024) * 1024;
+  const rlimit rl{limit, limit};
+  if (setrlimit(RLIMIT_AS, &rl) != 0) std::exit(3);
+  try {
+    gmmav::set_compute_threads(1000);
+  } catch (const gmmav::Error& e) {
+    const bool ok = e.code() == gmmav::Errc::internal && threads_of_process() == before && gmmav::compute_threads() == 2;
+    std::exit(ok ? 0 : 2);
+  } catch (...) {
+    std::exit(4);  // std::system_error escaped
+  }
+  std::exit(1);
+}
+
+TEST(ComputePoolDeathTest, BadNumThreadsEnvironmentRefused) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(create_pool_with_bad_num_threads(), ::testing::ExitedWithCode(0), "");
+}
+
+TEST(ComputePoolDeathTest, RefusedThreadCreationJoinsTheStartedWorkers) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "an address-space limit breaks the sanitizer's shadow memory";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(start_threads_beyond_the_address_space(), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

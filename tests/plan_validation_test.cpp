@@ -247,3 +247,78 @@ TEST(PlanValidation, ContiguousExplicitStridesAccepted) {
 }
 
 }  // namespace
+
+// ---- issue 16: misuse must end in a clear gmmav::Error ----
+namespace {
+
+// Out-of-range arguments of Plan's accessors: gmmav::Error naming the
+// argument and its valid range, not std::out_of_range.
+TEST(PlanAccessors, OutOfRangeArgumentsAreErrors) {
+  Fixture f;  // W = 1, e = 2
+  const gmmav::Plan plan = gmmav::Plan::create(f.d);
+  expect_error([&] { (void)plan.group_rows(5); }, Errc::invalid_argument, "j");
+  expect_error([&] { (void)plan.group_rows(-1); }, Errc::invalid_argument, "j");
+  expect_error([&] { (void)plan.rows_to(7); }, Errc::invalid_argument, "d");
+  expect_error([&] { (void)plan.rows_from(-1); }, Errc::invalid_argument, "s");
+  expect_error([&] { (void)plan.send_block_offset(-1, 0); }, Errc::invalid_argument, "j");
+  expect_error([&] { (void)plan.send_block_offset(0, 1); }, Errc::invalid_argument, "d");
+  expect_error([&] { (void)plan.send_block_rows(2, 0); }, Errc::invalid_argument, "j");
+  expect_error([&] { (void)plan.recv_block_offset(1, 0); }, Errc::invalid_argument, "s");
+  expect_error([&] { (void)plan.recv_block_rows(0, 2); }, Errc::invalid_argument, "j");
+  try {
+    (void)plan.group_rows(5);
+  } catch (const gmmav::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[0, 2)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("got 5"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(plan.group_rows(1), 2);
+}
+
+// e * H1 * N1 (the weight's elements) and 2 * A * H1 * N1 (flops) must fit,
+// as the shared expert's H2 * N2 already must: with H1 = N1 = 2^32 the
+// weight's byte range wrapped (y could alias it) and flops() overflowed to 0.
+TEST(PlanValidation, WeightElementsOverflow) {
+  Fixture f;
+  f.d.shared.reset();
+  f.d.h1 = f.d.n1 = std::int64_t{1} << 32;
+  expect_error([&] { gmmav::Plan::create(f.d); }, Errc::invalid_argument, "gmmWeight");
+}
+TEST(PlanValidation, FlopsOverflow) {
+  Fixture f;
+  f.d.shared.reset();
+  f.d.send_counts = {std::int64_t{1} << 21, 0};
+  f.d.h1 = f.d.n1 = std::int64_t{1} << 21;  // weight 2^43 elements: fits; 2 * A * H1 * N1 = 2^64: does not
+  expect_error([&] { gmmav::Plan::create(f.d); }, Errc::invalid_argument, "sendCounts");
+}
+TEST(PlanValidation, SharedExpertFlopsOverflow) {
+  Fixture f;
+  f.d.shared = gmmav::SharedExpertDesc{std::int64_t{1} << 21, std::int64_t{1} << 21, std::int64_t{1} << 21, false};
+  expect_error([&] { gmmav::Plan::create(f.d); }, Errc::invalid_argument, "mmXOptional");
+}
+
+// An invalid DType value prints as invalid, with its number, and is refused.
+TEST(PlanValidation, InvalidDTypeRefused) {
+  const auto bad = static_cast<DType>(7);
+  EXPECT_STRNE(gmmav::to_string(bad), "bfloat16");
+  EXPECT_STRNE(gmmav::to_string(bad), "float16");
+  Fixture f;
+  f.d.dtype = bad;
+  expect_error([&] { gmmav::Plan::create(f.d); }, Errc::invalid_argument, "gmmX");
+  try {
+    gmmav::Plan::create(f.d);
+  } catch (const gmmav::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("7"), std::string::npos) << e.what();
+  }
+  Fixture g;
+  g.t.y.dtype = bad;
+  expect_error([&] { g.run(); }, Errc::invalid_argument, "y");
+  try {
+    g.run();
+  } catch (const gmmav::Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("bfloat16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("7"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(g.untouched());
+}
+
+}  // namespace

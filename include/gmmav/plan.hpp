@@ -79,6 +79,8 @@ class Plan {
 
   std::int64_t rows_in() const noexcept;   ///< A = sum(sendCounts)
   std::int64_t rows_out() const noexcept;  ///< BSK = sum(recvCounts)
+  // The accessors below throw gmmav::Error (invalid_argument, param "j", "d" or
+  // "s") for an argument outside [0, e) or [0, W).
   std::int64_t group_rows(int j) const;    ///< G_j
   /// First gmmX row of block (expert j, destination d).
   std::int64_t send_block_offset(int j, int d) const;

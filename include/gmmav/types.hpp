@@ -22,6 +22,7 @@ enum class Errc : std::uint8_t {
   timeout,           ///< a peer did not arrive or make progress in time
   group_broken,      ///< an earlier failure left the group unusable: recreate it
   internal,          ///< a library or system call failed
+  out_of_memory,     ///< host memory a call needs (sized by its shapes) could not be allocated
 };
 const char* to_string(Errc c) noexcept;
 

@@ -5,12 +5,12 @@
 // of SPEC §5; phase 2 queues gmmav::run on the stream.
 #include "aclnnop/aclnn_grouped_mat_mul_allto_allv.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <span>
 
 #include "aclnn/executor.hpp"
+#include "common/env_int.hpp"
 #include "aclnn/tensor_args.hpp"
 #include "aclnn/weight_cache.hpp"
 #include "runtime/api_guard.hpp"
@@ -34,10 +34,7 @@ void require(const void* p, const char* param, const char* what) {
 }
 
 // GMMAV_STRICT_A3=1 adds the A3 hardware envelope (SPEC §5). Read per call: cheap next to planning.
-Envelope envelope() {
-  const char* v = std::getenv("GMMAV_STRICT_A3");
-  return v != nullptr && std::strcmp(v, "1") == 0 ? Envelope::strict_a3 : Envelope::aclnn;
-}
+Envelope envelope() { return env_switch("GMMAV_STRICT_A3", false) ? Envelope::strict_a3 : Envelope::aclnn; }
 
 }  // namespace
 }  // namespace gmmav::aclnn

@@ -1,6 +1,9 @@
 // aclTensor -> gmmav view, with the checks only the aclnn entry point has.
 #include "aclnn/tensor_args.hpp"
 
+#include <string>
+#include <vector>
+
 #include "runtime/api_guard.hpp"
 #include "runtime/status_codes.hpp"
 
@@ -13,6 +16,12 @@ DType to_dtype(const aclTensor& t, const char* param) {
   if (t.dtype == ACL_FLOAT16) return DType::f16;
   if (t.dtype == ACL_BF16) return DType::bf16;
   raise(ACLNN_ERR_PARAM_INVALID, param, "expected dtype ACL_FLOAT16 or ACL_BF16, got {}", dtype_name(t.dtype));
+}
+
+std::string dims_str(const std::vector<std::int64_t>& v) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + ")";
 }
 
 template <typename View>
@@ -33,20 +42,32 @@ View to_view(const aclTensor& t, const char* param, int rank) {
     if (d < 0) raise(ACLNN_ERR_PARAM_INVALID, param, "expected non-negative view dims, got {}", d);
     view_elems = d == 0 || view_elems <= kMax / d ? view_elems * d : kMax;
   }
+  if (t.storage_dims.empty() && view_elems > 1)
+    raise(ACLNN_ERR_PARAM_INVALID, param, "expected storage dims describing at least the view's {} elements, got none (storageDimsNum = 0)",
+          view_elems);
   for (std::int64_t d : t.storage_dims) {
     if (d < 0) raise(ACLNN_ERR_PARAM_INVALID, param, "expected non-negative storage dims, got {}", d);
     storage_elems = d == 0 || storage_elems <= kMax / d ? storage_elems * d : kMax;
   }
   if (view_elems > storage_elems)
-    raise(ACLNN_ERR_PARAM_INVALID, param, "expected a view that fits in its storage ({} elements), got a view of {} elements",
-          storage_elems, view_elems);
+    raise(ACLNN_ERR_PARAM_INVALID, param, "expected a view that fits in its storage dims {} ({} elements), got a view of {} elements",
+          dims_str(t.storage_dims), storage_elems, view_elems);
+  // Row-major contiguous, written out: the native views read strides of 0 as
+  // "contiguous", so a broadcast view (stride 0 on a dim of extent > 1) must be
+  // refused here, before it becomes one. Dims of extent 1 may carry any stride.
+  std::vector<std::int64_t> contiguous(t.view_dims.size(), 1);
+  for (std::size_t i = contiguous.size(); i-- > 1;)
+    if (__builtin_mul_overflow(contiguous[i], t.view_dims[i], &contiguous[i - 1])) contiguous[i - 1] = kMax;  // a 0-sized view
+  for (std::size_t i = 0; i < contiguous.size(); ++i)
+    if (t.view_dims[i] != 1 && t.strides[i] != contiguous[i])
+      raise(ACLNN_ERR_PARAM_INVALID, param, "expected contiguous row-major strides {}, got {}", dims_str(contiguous), dims_str(t.strides));
   View v;
   v.data = t.data;
   v.dtype = dtype;
   v.rank = rank;
   for (int i = 0; i < rank; ++i) {
     v.dims[i] = t.view_dims[static_cast<std::size_t>(i)];
-    v.strides[i] = t.strides[static_cast<std::size_t>(i)];  // the Plan rejects non-contiguous ones
+    v.strides[i] = t.strides[static_cast<std::size_t>(i)];
   }
   return v;
 }

@@ -1,22 +1,21 @@
 // Native API: Comm handles and group creation.
 #include "gmmav/comm.hpp"
 
-#include <cstdlib>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
+#include "common/env_int.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav {
 
 std::chrono::milliseconds default_timeout() {
-  if (const char* v = std::getenv("GMMAV_TIMEOUT_MS"); v != nullptr && *v != '\0') {
-    char* end = nullptr;
-    const long long ms = std::strtoll(v, &end, 10);
-    if (end != nullptr && *end == '\0' && ms > 0) return std::chrono::milliseconds(ms);
-    fail(Errc::invalid_argument, "GMMAV_TIMEOUT_MS", "expected a positive integer (milliseconds), got '{}'", v);
-  }
+  // At most 2^31 - 1 ms (24.8 days): far beyond any useful wait, and no deadline arithmetic can overflow.
+  if (const auto ms = env_int("GMMAV_TIMEOUT_MS", 1, std::numeric_limits<std::int32_t>::max(), "milliseconds"))
+    return std::chrono::milliseconds(*ms);
   return std::chrono::milliseconds(60000);
 }
 

@@ -30,6 +30,7 @@
 
 #include "comm/mpi_count_check.hpp"
 #include "comm/mpi_runtime.hpp"
+#include "common/env_int.hpp"
 #include "common/fail.hpp"
 #include "engine/compute_pool.hpp"
 #include "engine/tile_schedule.hpp"
@@ -44,11 +45,9 @@ std::int64_t tiles_of(std::int64_t rows) { return (rows + kTileRows - 1) / kTile
 // GMMAV_MPI_PROGRESS=0: nobody drives MPI while the pool computes (sends start
 // when the staging ring is full, and in finish) — the "without progress" half
 // of an overlap measurement.
+// Read once, by create_mpi: a bad value fails the group's creation, not a call.
 bool progress_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("GMMAV_MPI_PROGRESS");
-    return v == nullptr || std::string(v) != "0";
-  }();
+  static const bool on = env_switch("GMMAV_MPI_PROGRESS", true);
   return on;
 }
 
@@ -500,6 +499,7 @@ class MpiCommunicator final : public Communicator {
 }  // namespace
 
 std::shared_ptr<Communicator> create_mpi(MPI_Comm user_comm, std::chrono::milliseconds timeout, const std::string& name) {
+  (void)progress_enabled();
   mpi::ensure_initialized();
   // One rank per process: its thread computes too instead of waiting for the
   // pool (engine/compute_pool.hpp), so nothing wakes it just to poll.

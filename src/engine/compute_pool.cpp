@@ -8,9 +8,12 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "common/env_int.hpp"
+#include "common/fail.hpp"
 #include "gemm/library_threads.hpp"
 
 namespace gmmav::engine {
@@ -24,25 +27,21 @@ int available_cores() {
 namespace {
 // Ranks of this job on this machine, from the MPI launcher's environment (1 without one).
 int local_ranks() {
-  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"}) {
-    if (const char* s = std::getenv(v); s != nullptr) {
-      const int n = std::atoi(s);
-      if (n > 0) return n;
-    }
-  }
+  for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const auto n = env_int(v, 1, 1 << 20, "ranks of the job on this machine")) return static_cast<int>(*n);
   return 1;
 }
+
+}  // namespace
 
 // GMMAV_NUM_THREADS, else the cores shared fairly by the ranks of this machine
 // (4 MPI processes on 2 cores each get 1 thread, not 2: no oversubscription).
 int default_threads() {
-  if (const char* v = std::getenv("GMMAV_NUM_THREADS"); v != nullptr && *v != '\0') {
-    const int n = std::atoi(v);
-    if (n > 0) return n;
-  }
-  return std::max(1, available_cores() / local_ranks());
+  if (const auto n = env_int("GMMAV_NUM_THREADS", 1, kMaxThreads, "compute threads")) return static_cast<int>(*n);
+  return std::clamp(available_cores() / local_ranks(), 1, kMaxThreads);
 }
 
+namespace {
 struct Job {
   const std::function<void(std::size_t)>* fn = nullptr;
   std::size_t n = 0;
@@ -86,9 +85,20 @@ struct ComputePool::Impl {
     ++job->done;
   }
 
+  // Starts n workers, or none: if the system refuses a thread, the ones
+  // already started are stopped and joined before the error is thrown.
   void start(int n) {
     stop = false;
-    for (int i = 0; i < n; ++i) workers.emplace_back([this] { loop(); });
+    workers.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      try {
+        workers.emplace_back([this] { loop(); });
+      } catch (const std::system_error& e) {
+        const std::size_t started = workers.size();
+        join();
+        fail(Errc::internal, "threads", "expected {} compute threads to start, got a failure after {}: {}", n, started, e.what());
+      }
+    }
   }
   void join() {
     {
@@ -120,7 +130,14 @@ struct ComputePool::Impl {
   }
 };
 
-ComputePool::ComputePool() : impl_(new Impl) { impl_->start(default_threads()); }
+ComputePool::ComputePool() : impl_(new Impl) {
+  try {
+    impl_->start(default_threads());
+  } catch (...) {  // a bad GMMAV_NUM_THREADS or no threads to be had: the next use tries again
+    delete impl_;
+    throw;
+  }
+}
 ComputePool::~ComputePool() {
   impl_->join();
   delete impl_;
@@ -137,10 +154,20 @@ int ComputePool::threads() const {
 }
 
 void ComputePool::set_threads(int n) {
-  if (n < 1) n = 1;
+  if (n < 1 || n > kMaxThreads)
+    fail(Errc::invalid_argument, "threads", "expected a compute thread count in [1, {}], got {}", kMaxThreads, n);
   std::lock_guard rl(impl_->resize_mu);
+  const int before = static_cast<int>(impl_->workers.size());
   impl_->join();  // workers drain the queue before they exit
-  impl_->start(n - (impl_->caller_computes ? 1 : 0));
+  try {
+    impl_->start(n - (impl_->caller_computes ? 1 : 0));
+  } catch (const Error&) {
+    try {  // the count that ran before (with none, callers compute alone: still correct)
+      impl_->start(before);
+    } catch (const Error&) {
+    }
+    throw;
+  }
 }
 
 void ComputePool::set_caller_computes(bool on) {

@@ -21,12 +21,16 @@ namespace gmmav::engine {
 
 class ComputePool {
  public:
-  /// The process's pool (created on first use: GMMAV_NUM_THREADS or the cores available).
+  /// The process's pool (created on first use: GMMAV_NUM_THREADS or the cores
+  /// available). Throws gmmav::Error for a bad GMMAV_NUM_THREADS.
   static ComputePool& instance();
 
   /// Threads that compute a call: the workers, plus the caller in "caller computes" mode.
   int threads() const;
-  /// Sets that number (>= 1; waits for running work to finish).
+  /// Sets that number, in [1, kMaxThreads] (else gmmav::Error, nothing
+  /// changed); waits for running work to finish. If the system refuses a
+  /// thread, the workers started are joined, the previous count is restored
+  /// and gmmav::Error (internal) is thrown.
   void set_threads(int n);
   /// "Caller computes" mode (see above). Keeps threads() as it is: the pool
   /// loses (or regains) the worker the caller replaces.
@@ -54,5 +58,13 @@ class ComputePool {
 
 /// Cores this process may run on.
 int available_cores();
+
+/// The most compute threads a pool may have: far above any core count it
+/// serves, low enough that a typo cannot exhaust the process's threads.
+inline constexpr int kMaxThreads = 1024;
+
+/// GMMAV_NUM_THREADS (checked: an integer in [1, kMaxThreads]), else the cores
+/// shared by the job's ranks on this machine. Throws gmmav::Error naming the variable.
+int default_threads();
 
 }  // namespace gmmav::engine

@@ -53,7 +53,8 @@ PackedWeights PackedWeights::create(const Plan& plan, const OpTensors& t) {
       q.experts[i]->prepare(q.dtype, u16(q.gmm_weight) + static_cast<std::int64_t>(i) * q.h1 * q.n1, q.h1, q.n1,
                             q.trans_gmm_weight);
     else
-      q.shared->prepare(q.dtype, u16(q.mm_weight), q.h2, q.n2, q.trans_mm_weight);
+      q.shared->prepare(q.dtype, u16(q.mm_weight), q.h2, q.n2, q.trans_mm_weight, gemm::PreparedWeight::Packing::now,
+                        "mmWeightOptional");
   });
   PackedWeights out;
   out.d_ = std::move(p);

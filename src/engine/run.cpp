@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <new>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -133,7 +134,8 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
     const Stage& st = stages[s];
     // Small tiles read the weight as stored: pack only for a stage that has large ones.
     weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans,
-                           st.large_tiles ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need);
+                           st.large_tiles ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need,
+                           st.routed ? "gmmWeight" : "mmWeightOptional");
   };
   pool.parallel_for(1, [&](std::size_t) { prepare(0); }, poll);
   for (std::size_t s = 0; s < stages.size(); ++s) {
@@ -183,6 +185,10 @@ void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const Pack
   } catch (const Error& e) {
     ex->abort(e.what());
     throw;
+  } catch (const std::bad_alloc&) {  // a buffer sized by the call's shapes (the GEMM's own ones name their weight)
+    const std::string msg = fmt::format("y: expected host memory for the call's buffers (N1 = {}, H1 = {}), got an allocation failure", d.n1, d.h1);
+    ex->abort(msg);
+    throw Error(Errc::out_of_memory, "y", msg);
   } catch (const std::exception& e) {  // a library or allocation failure: still a gmmav::Error
     ex->abort(e.what());
     throw Error(Errc::internal, "", std::string("internal error: ") + e.what());

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <new>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
@@ -167,6 +168,7 @@ bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
 std::string implementation_info() { return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), impl_of(dt::f32)); }
 
 struct PreparedWeight::Impl {
+  const char* param = "gmmWeight";
   DType dtype = DType::f16;
   std::int64_t k = 0, n = 0;
   bool trans = false;
@@ -206,7 +208,10 @@ struct PreparedWeight::Impl {
         f32_weight();  // every large tile will need it
       }
     } catch (const dnnl::error& e) {
-      fail(Errc::internal, "gmmWeight", "oneDNN failed to prepare a {} x {} weight: {}", k, n, e.what());
+      fail(Errc::internal, param, "oneDNN failed to prepare a {} x {} weight: {}", k, n, e.what());
+    } catch (const std::bad_alloc&) {  // the sizes come from the caller's shapes: say which
+      fail(Errc::out_of_memory, param, "expected {} bytes of host memory to pack a {} x {} weight (FP32), got an allocation failure",
+           static_cast<std::uint64_t>(k) * static_cast<std::uint64_t>(n) * 4, k, n);
     }
   }
   void packed() const {
@@ -227,9 +232,11 @@ std::size_t PreparedWeight::bytes() const noexcept {
   return p.bf16_bytes.load(std::memory_order_relaxed) + p.f32_bytes.load(std::memory_order_relaxed);
 }
 
-void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, Packing packing) {
+void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, Packing packing,
+                             const char* param) {
   impl_ = std::make_unique<Impl>();
   Impl& p = *impl_;
+  p.param = param;
   p.dtype = dtype;
   p.k = k;
   p.n = n;
@@ -266,7 +273,11 @@ void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std:
     s.wait();
     numeric::from_float(p.dtype, cf, out, static_cast<std::size_t>(rows * n));
   } catch (const dnnl::error& e) {
-    fail(Errc::internal, "gmmWeight", "oneDNN matmul of {} x {} x {} failed: {}", rows, k, n, e.what());
+    fail(Errc::internal, p.param, "oneDNN matmul of {} x {} x {} failed: {}", rows, k, n, e.what());
+  } catch (const std::bad_alloc&) {
+    fail(Errc::out_of_memory, p.param,
+         "expected {} bytes of host memory for the FP32 buffers of a {} x {} x {} row tile (rows x K x N), got an allocation failure",
+         static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(k + n) * 4, rows, k, n);
   }
 }
 

@@ -1,12 +1,28 @@
 // Plan: validation entry points and the row layout of SPEC §3, computed once.
 #include "gmmav/plan.hpp"
 
+#include <array>
+#include <cstdio>
+#include <limits>
+
 #include "common/fail.hpp"
 #include "plan/plan_data.hpp"
 
 namespace gmmav {
 
-const char* to_string(DType t) noexcept { return t == DType::f16 ? "float16" : "bfloat16"; }
+const char* to_string(DType t) noexcept {
+  switch (t) {
+    case DType::f16: return "float16";
+    case DType::bf16: return "bfloat16";
+  }
+  // Not a DType (an integer cast to one): say so, with its value.
+  static const auto invalid = [] {
+    std::array<std::array<char, 24>, 256> names{};
+    for (std::size_t i = 0; i < names.size(); ++i) std::snprintf(names[i].data(), names[i].size(), "invalid DType (%zu)", i);
+    return names;
+  }();
+  return invalid[static_cast<std::uint8_t>(t)].data();
+}
 
 const char* to_string(Errc c) noexcept {
   switch (c) {
@@ -16,6 +32,7 @@ const char* to_string(Errc c) noexcept {
     case Errc::timeout: return "timeout";
     case Errc::group_broken: return "group broken";
     case Errc::internal: return "internal error";
+    case Errc::out_of_memory: return "out of memory";
   }
   return "unknown";
 }
@@ -59,6 +76,27 @@ Plan Plan::create(const ProblemDesc& desc, Envelope envelope) {
   return Plan(std::move(p));
 }
 
+namespace {
+// With the shared expert the aclnn envelope's K rule (BSK = K * BS, K in
+// [2, 8]) ties recvCounts to mmX; checked on the description alone it can only
+// blame mmXOptional. y's rows are a second witness of BSK: when y and mmX agree
+// with each other but not with recvCounts, recvCounts is the odd one out.
+void check_recv_counts_against_y(const ProblemDesc& d, const TensorView& y) {
+  if (!d.shared || y.rank != 2) return;
+  std::int64_t bsk = 0;
+  for (std::int64_t c : d.recv_counts) {
+    if (c < 0 || c > std::numeric_limits<std::int64_t>::max() - bsk) return;  // the description's rules say so
+    bsk += c;
+  }
+  const std::int64_t rows = y.dims[0], bs = d.shared->bs;
+  const auto k_rule_holds = [bs](std::int64_t n) { return bs >= 1 && n % bs == 0 && n / bs >= 2 && n / bs <= 8; };
+  if (bsk != rows && k_rule_holds(rows) && !k_rule_holds(bsk))
+    fail(Errc::invalid_argument, "recvCounts",
+         "expected BSK = sum(recvCounts) = {} (the rows of y: K = {} times BS = {}, the rows of mmXOptional), got {}", rows,
+         rows / bs, bs, bsk);
+}
+}  // namespace
+
 Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> send_counts,
                         std::span<const std::int64_t> recv_counts, const OpTensors& t, bool trans_gmm_weight,
                         bool trans_mm_weight, Envelope envelope) {
@@ -95,6 +133,7 @@ Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> 
   }
   if (t.gmm_weight.dims[0] > (1 << 30))
     fail(Errc::invalid_argument, "gmmWeight", "expected e (dim 0) <= 2^30, got {}", t.gmm_weight.dims[0]);
+  if (envelope != Envelope::native) check_recv_counts_against_y(d, t.y);
   Plan plan = create(d, envelope);
   plan.check(t);
   return plan;
@@ -105,21 +144,33 @@ void Plan::check(const OpTensors& t) const { detail::validate_tensors(d_->desc, 
 const ProblemDesc& Plan::desc() const noexcept { return d_->desc; }
 std::int64_t Plan::rows_in() const noexcept { return d_->rows_in; }
 std::int64_t Plan::rows_out() const noexcept { return d_->rows_out; }
-std::int64_t Plan::group_rows(int j) const { return d_->group_rows.at(static_cast<std::size_t>(j)); }
+namespace {
+// An accessor's argument: gmmav::Error naming it and its range, not std::out_of_range.
+std::size_t index(const char* param, const char* what, int v, int n) {
+  if (v < 0 || v >= n) fail(Errc::invalid_argument, param, "expected {} in [0, {}), got {}", what, n, v);
+  return static_cast<std::size_t>(v);
+}
+}  // namespace
+
+std::int64_t Plan::group_rows(int j) const { return d_->group_rows[index("j", "a local expert", j, local_experts())]; }
 std::int64_t Plan::send_block_offset(int j, int d) const {
-  return d_->send_offset.at(static_cast<std::size_t>(j * world_size() + d));
+  const std::size_t jj = index("j", "a local expert", j, local_experts()), dd = index("d", "a destination rank", d, world_size());
+  return d_->send_offset[jj * static_cast<std::size_t>(world_size()) + dd];
 }
 std::int64_t Plan::send_block_rows(int j, int d) const {
-  return d_->desc.send_counts.at(static_cast<std::size_t>(d * local_experts() + j));
+  const std::size_t jj = index("j", "a local expert", j, local_experts()), dd = index("d", "a destination rank", d, world_size());
+  return d_->desc.send_counts[dd * static_cast<std::size_t>(local_experts()) + jj];
 }
 std::int64_t Plan::recv_block_offset(int s, int j) const {
-  return d_->recv_offset.at(static_cast<std::size_t>(s * local_experts() + j));
+  const std::size_t ss = index("s", "a source rank", s, world_size()), jj = index("j", "a local expert", j, local_experts());
+  return d_->recv_offset[ss * static_cast<std::size_t>(local_experts()) + jj];
 }
 std::int64_t Plan::recv_block_rows(int s, int j) const {
-  return d_->desc.recv_counts.at(static_cast<std::size_t>(s * local_experts() + j));
+  const std::size_t ss = index("s", "a source rank", s, world_size()), jj = index("j", "a local expert", j, local_experts());
+  return d_->desc.recv_counts[ss * static_cast<std::size_t>(local_experts()) + jj];
 }
-std::int64_t Plan::rows_to(int d) const { return d_->rows_to.at(static_cast<std::size_t>(d)); }
-std::int64_t Plan::rows_from(int s) const { return d_->rows_from.at(static_cast<std::size_t>(s)); }
+std::int64_t Plan::rows_to(int d) const { return d_->rows_to[index("d", "a destination rank", d, world_size())]; }
+std::int64_t Plan::rows_from(int s) const { return d_->rows_from[index("s", "a source rank", s, world_size())]; }
 std::int64_t Plan::flops() const noexcept {
   const ProblemDesc& d = d_->desc;
   std::int64_t f = 2 * d_->rows_in * d.h1 * d.n1;

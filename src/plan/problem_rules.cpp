@@ -1,5 +1,6 @@
 // The validation rules of SPEC §5 that concern counts, sizes and flags (not tensors).
 #include <array>
+#include <initializer_list>
 #include <limits>
 
 #include "common/fail.hpp"
@@ -23,6 +24,17 @@ std::int64_t checked_sum(const char* param, const std::vector<std::int64_t>& cou
     sum += counts[i];
   }
   return sum;
+}
+
+// a * b * c <= limit, for factors >= 0 (no product is formed before it is known to fit).
+bool product_fits(std::int64_t limit, std::initializer_list<std::int64_t> factors) {
+  for (std::int64_t f : factors)
+    if (f == 0) return true;
+  for (std::int64_t f : factors) {
+    if (f > limit) return false;
+    limit /= f;
+  }
+  return true;
 }
 
 void check_strict_a3(const ProblemDesc& d) {
@@ -51,6 +63,8 @@ void check_strict_a3(const ProblemDesc& d) {
 
 void validate_problem(const ProblemDesc& d, Envelope envelope) {
   const bool hw = envelope != Envelope::native;  // the hardware limits apply
+  if (d.dtype != DType::f16 && d.dtype != DType::bf16)
+    fail(Errc::invalid_argument, "gmmX", "expected dtype float16 or bfloat16, got {}", to_string(d.dtype));
   if (d.world_size < 1) fail(Errc::invalid_argument, "epWorldSize", "expected >= 1, got {}", d.world_size);
   if (d.rank < 0 || d.rank >= d.world_size)
     fail(Errc::invalid_argument, "rank", "expected a rank in [0, {}), got {}", d.world_size, d.rank);
@@ -82,6 +96,14 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
   const auto fits = [](std::int64_t rows, std::int64_t cols) { return rows == 0 || cols <= kMaxI64 / 4 / rows; };
   if (!fits(rows_in, d.h1)) fail(Errc::invalid_argument, "sendCounts", "expected gmmX to fit in memory offsets, got {} x {} elements", rows_in, d.h1);
   if (!fits(rows_out, d.n1)) fail(Errc::invalid_argument, "recvCounts", "expected y to fit in memory offsets, got {} x {} elements", rows_out, d.n1);
+  // The weight's bytes (packed as FP32: 4 per element) and flops() must not wrap
+  // either: a wrapped byte range would hide an overlap of y with the weight.
+  if (!product_fits(kMaxI64 / 4, {d.local_experts, d.h1, d.n1}))
+    fail(Errc::invalid_argument, "gmmWeight", "expected e * H1 * N1 <= 2^61 elements (memory offsets), got {} * {} * {}",
+         d.local_experts, d.h1, d.n1);
+  if (!product_fits(kMaxI64 / 2, {rows_in, d.h1, d.n1}))
+    fail(Errc::invalid_argument, "sendCounts", "expected 2 * A * H1 * N1 (the routed flops) to fit in int64, got A = {}, H1 = {}, N1 = {}",
+         rows_in, d.h1, d.n1);
 
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
@@ -90,6 +112,11 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
     if (s.n2 < 1) fail(Errc::invalid_argument, "mmWeightOptional", "expected N2 >= 1, got {}", s.n2);
     if (!fits(s.bs, s.h2) || !fits(s.bs, s.n2) || !fits(s.h2, s.n2))
       fail(Errc::invalid_argument, "mmXOptional", "expected the shared-expert tensors to fit in memory offsets, got BS={} H2={} N2={}", s.bs, s.h2, s.n2);
+    const std::int64_t routed_flops = 2 * rows_in * d.h1 * d.n1;  // fits: checked above
+    if (!product_fits((kMaxI64 - routed_flops) / 2, {s.bs, s.h2, s.n2}))
+      fail(Errc::invalid_argument, "mmXOptional",
+           "expected 2 * A * H1 * N1 + 2 * BS * H2 * N2 (the call's flops) to fit in int64, got BS = {}, H2 = {}, N2 = {} (and A * H1 * N1 = {})",
+           s.bs, s.h2, s.n2, rows_in * d.h1 * d.n1);
     if (hw) {
       check_range("mmWeightOptional", s.h2, 1, 12288);
       check_range("mmWeightOptional", s.n2, 1, 65535);

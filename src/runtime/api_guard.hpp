@@ -52,6 +52,7 @@ struct Codes {
       case Errc::timeout: return timeout;
       case Errc::group_broken: return group_broken;
       case Errc::internal: return internal;
+      case Errc::out_of_memory: return no_memory;
     }
     return internal;
   }

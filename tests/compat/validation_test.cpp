@@ -153,6 +153,10 @@ const Case kCases[] = {
     {"MmYNot2D", ACLNN_ERR_PARAM_INVALID, "mmYOptional", [](Call& c) { c.mm_y = c.make({{Call::kBS * Call::kN2}}, c.my.get()); }},
     {"NonContiguousStrides", ACLNN_ERR_PARAM_INVALID, "gmmX",
      [](Call& c) { c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{1, Call::kA}}, c.x.get()); }},
+    {"BroadcastStridesZero", ACLNN_ERR_PARAM_INVALID, "gmmX",  // a broadcast view is not contiguous (issue 16)
+     [](Call& c) { c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{0, 0}}, c.x.get()); }},
+    {"BroadcastRowStrideZero", ACLNN_ERR_PARAM_INVALID, "y",
+     [](Call& c) { c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_FLOAT16, std::vector<std::int64_t>{0, 1}}, c.y.get()); }},
     {"NonZeroViewOffset", ACLNN_ERR_PARAM_INVALID, "y",
      [](Call& c) { c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_FLOAT16, std::nullopt, 8}, c.y.get()); }},
     // ---- 161002: shapes ----
@@ -220,6 +224,8 @@ const Case kCases[] = {
        c.mm_weight = c.make({{Call::kH2, 65536}}, c.mw.get());
        c.mm_y = c.make({{Call::kBS, 65536}}, c.my.get());
      }},
+    {"RecvCountsSumWrongWithSharedExpert", ACLNN_ERR_PARAM_INVALID, "recvCounts",  // y and mmX agree: recvCounts is wrong
+     [](Call& c) { c.recv_counts = c.counts({4, 4, 4, 5}); }},
     {"BskNotMultipleOfBs", ACLNN_ERR_PARAM_INVALID, "mmXOptional",
      [](Call& c) {
        c.mm_x = c.make({{3, Call::kH2}}, c.mx.get());
@@ -336,6 +342,60 @@ TEST(ValidationExecute, ExecutorChecks) {
   EXPECT_NE(recent_error().find("executor"), std::string::npos);
   EXPECT_TRUE(c.y.all_equal(kSentinel));
   EXPECT_EQ(aclrtDestroyStream(stream), ACL_SUCCESS);
+}
+
+// Messages that point the right way (issue 16): the parameter first, what was
+// expected, what was given.
+std::string rejection_of(Call& c) {
+  (void)recent_error();
+  EXPECT_EQ(c.run(), ACLNN_ERR_PARAM_INVALID);
+  EXPECT_EQ(c.executor, nullptr);
+  return recent_error();
+}
+
+TEST(ValidationMessages, BroadcastStridesNameExpectedAndGivenStrides) {
+  (void)Groups::get();
+  ASSERT_EQ(aclrtSetDevice(0), ACL_SUCCESS);
+  Call c;
+  c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{0, 0}}, c.x.get());
+  const std::string msg = rejection_of(c);
+  EXPECT_NE(msg.find("gmmX: expected contiguous row-major strides (16, 1), got (0, 0)"), std::string::npos) << msg;
+}
+
+TEST(ValidationMessages, WrongRecvCountsWithSharedExpertBlameRecvCounts) {
+  (void)Groups::get();
+  ASSERT_EQ(aclrtSetDevice(0), ACL_SUCCESS);
+  Call c;
+  c.recv_counts = c.counts({4, 4, 4, 5});
+  const std::string msg = rejection_of(c);
+  EXPECT_NE(msg.find("recvCounts: expected"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("mmXOptional:"), std::string::npos) << msg;
+  EXPECT_TRUE(c.y.all_equal(kSentinel));
+}
+
+TEST(ValidationMessages, OmittedStorageDimsAreNamed) {
+  (void)Groups::get();
+  ASSERT_EQ(aclrtSetDevice(0), ACL_SUCCESS);
+  Call c;
+  const std::int64_t dims[2] = {Call::kA, Call::kH1}, strides[2] = {Call::kH1, 1};
+  aclTensor* no_storage = aclCreateTensor(dims, 2, ACL_FLOAT16, strides, 0, ACL_FORMAT_ND, nullptr, 0, c.x.get());
+  ASSERT_NE(no_storage, nullptr);
+  c.gmm_x = no_storage;
+  const std::string msg = rejection_of(c);
+  EXPECT_NE(msg.find("gmmX: expected storage dims"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("none"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("(1 elements)"), std::string::npos) << msg;
+  EXPECT_EQ(aclDestroyTensor(no_storage), ACLNN_SUCCESS);
+}
+
+TEST(ValidationMessages, MalformedStrictA3SwitchRefused) {
+  (void)Groups::get();
+  ASSERT_EQ(aclrtSetDevice(0), ACL_SUCCESS);
+  ScopedEnv strict("GMMAV_STRICT_A3", "yes");  // was silently "off"
+  Call c;
+  const std::string msg = rejection_of(c);
+  EXPECT_NE(msg.find("GMMAV_STRICT_A3: expected an integer in [0, 1]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("got 'yes'"), std::string::npos) << msg;
 }
 
 }  // namespace

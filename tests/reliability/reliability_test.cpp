@@ -13,6 +13,7 @@
 
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
+#include "gemm/small_m_kernel.hpp"
 #include "gmmav/gmmav.hpp"
 #include "reference/synthetic_case.hpp"
 #include "../support/forwarding_communicator.hpp"
@@ -296,6 +297,46 @@ TEST(Resources, ThousandCallsOnOneGroupAndPlan) {
   EXPECT_EQ(err[0], "");
   EXPECT_EQ(err[1], "");
   EXPECT_TRUE(check_case(c, true).ok);
+}
+
+// A call whose shapes need more host memory than there is (issue 16): y of
+// 2 TB (one row of N1 = 2^40) and its weight, reserved but never touched. The
+// call must fail with Errc::out_of_memory naming what was too big, not with a
+// bare std::bad_alloc.
+TEST(Resources, HugeShapesFailWithOutOfMemory) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers' allocators abort on a request this large instead of failing it";
+#endif
+  // A weight of 2^36 elements used by one tile of more rows than the small-M kernel takes, so it
+  // must be packed (as FP32: 256 GiB, more than the machine has); y and the weight are only
+  // address space (nothing is written: packing fails before any tile runs).
+  constexpr std::int64_t kN1 = std::int64_t{1} << 36;
+  constexpr std::int64_t kRows = gmmav::gemm::kSmallMRows + 1;
+  const std::size_t w_bytes = static_cast<std::size_t>(kN1) * 2, y_bytes = w_bytes * kRows;
+  void* w = mmap(nullptr, w_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* y = mmap(nullptr, y_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (w == MAP_FAILED || y == MAP_FAILED) GTEST_SKIP() << "cannot reserve the address space here";
+  std::vector<std::uint16_t> x(kRows, 0x3C00);
+  gmmav::ProblemDesc d;
+  d.send_counts = d.recv_counts = {kRows};
+  d.h1 = 1;
+  d.n1 = kN1;
+  gmmav::OpTensors t;
+  t.gmm_x = gmmav::ConstTensorView::matrix(x.data(), gmmav::DType::f16, kRows, 1);
+  t.gmm_weight = gmmav::ConstTensorView::cube(w, gmmav::DType::f16, 1, 1, kN1);
+  t.y = gmmav::TensorView::matrix(y, gmmav::DType::f16, kRows, kN1);
+  auto comms = gmmav::create_in_process_group(1);
+  try {
+    gmmav::run(gmmav::Plan::create(d), comms[0], t);
+    ADD_FAILURE() << "expected an out-of-memory error";
+  } catch (const gmmav::Error& e) {
+    EXPECT_EQ(e.code(), gmmav::Errc::out_of_memory) << e.what();
+    EXPECT_EQ(e.param(), "gmmWeight") << e.what();
+    EXPECT_NE(std::string(e.what()).find("bytes of host memory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("68719476736"), std::string::npos) << "names the shape: " << e.what();
+  }
+  munmap(w, w_bytes);
+  munmap(y, y_bytes);
 }
 
 }  // namespace
