@@ -2,6 +2,7 @@
 // floor, the one-ulp and FP32-accumulation allowance, NaN/inf, --exact.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <vector>
 
 #include "numeric/half.hpp"
@@ -68,7 +69,7 @@ TEST(Compare, AccumulationBoundAllowsCancellation) {
   // (The element's rel alone, 1 %, would fail MERE on a 1-element tensor; the mismatch count is what matters here.)
   const std::vector<std::uint16_t> want = {h(0.01)}, got = {h(0.0101)};
   EXPECT_EQ(compare_tensor(DType::f16, got, want, 1, {}).mismatches, 1);
-  const std::vector<std::uint16_t> small = {h(1.0)}, large = {h(4096.0)};
+  const std::vector<double> small = {1.0}, large = {4096.0};
   EXPECT_EQ(compare_tensor(DType::f16, got, want, 1, {}, small, 512).mismatches, 1);
   // 512 * 2^-24 * 4096 = 0.125: the FP32 accumulation bound covers the difference.
   EXPECT_EQ(compare_tensor(DType::f16, got, want, 1, {}, large, 512).mismatches, 0);
@@ -81,8 +82,22 @@ TEST(Compare, NanAndInfinity) {
   EXPECT_FALSE(compare_tensor(DType::f16, std::vector<std::uint16_t>{h(1)}, std::vector<std::uint16_t>{nan}, 1, {}).pass);
   // Even an infinite sum |a*b| allows no infinity.
   EXPECT_FALSE(compare_tensor(DType::f16, std::vector<std::uint16_t>{inf}, std::vector<std::uint16_t>{0x7BFF}, 1, {},
-                              std::vector<std::uint16_t>{inf}, 16)
+                              std::vector<double>{std::numeric_limits<double>::infinity()}, 16)
                    .pass);
+}
+
+// Issue 16: a sum |a*b| above FP16's range (here 2^17) must still bound the
+// allowance: 64 * 2^-24 * 2^17 = 0.5, so an element 200 % wrong at 1024 fails.
+TEST(Compare, LargeAccumulationSumStillBoundsTheError) {
+  const std::vector<std::uint16_t> want(64, h(1024.0)), got = [&] {
+    std::vector<std::uint16_t> g = want;
+    g[5] = h(-1024.0);
+    return g;
+  }();
+  const std::vector<double> sums(64, 131072.0);
+  const auto c = compare_tensor(DType::f16, got, want, 8, {}, sums, 64);
+  EXPECT_EQ(c.mismatches, 1);
+  EXPECT_FALSE(c.pass);
 }
 
 TEST(Compare, MereAboveToleranceFails) {
