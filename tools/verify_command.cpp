@@ -149,7 +149,8 @@ int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs
   } else {
     auto comms = create_in_process_group(c.world_size());
     std::vector<std::thread> threads;
-    for (std::size_t i = 0; i < mine.size(); ++i) threads.emplace_back([&, i] { call(i, comms[static_cast<std::size_t>(mine[i])]); });
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      threads.emplace_back([&, i] { call(i, comms[static_cast<std::size_t>(mine[i])]); });
     for (auto& t : threads) t.join();
   }
   seconds = g.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -369,7 +370,10 @@ TensorResult from_json(const nlohmann::json& j) {
   r.elements = j.at("elements");
   r.checked = j.at("checked");
   const auto& c = j.at("cmp");
-  auto number = [](const nlohmann::json& v) { return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>(); };
+  // nlohmann::json writes an infinite error as null.
+  auto number = [](const nlohmann::json& v) {
+    return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>();
+  };
   r.cmp = {c[0], c[1], number(c[2]), number(c[3]), c[4], number(c[5]), c[6], c[7], c[8], c[9], c[10]};
   return r;
 }
@@ -502,7 +506,9 @@ void add_verify_command(CLI::App& app) {
       ->capture_default_str()
       ->check(finite_non_negative());
   cmd->add_flag("--json", o->json, "Print JSON instead of the table");
-  cmd->add_option("--backend", o->backend, "inproc (ranks are threads), mpi (one process per rank, under mpirun -np W), or auto (mpi when started by mpirun)")
+  cmd->add_option("--backend", o->backend,
+                  "inproc (ranks are threads), mpi (one process per rank, under mpirun -np W), or auto (mpi when started "
+                  "by mpirun)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
   cmd->callback([o] {
