@@ -19,8 +19,8 @@
 #include "gmmav/gmmav.hpp"
 #include "npy.hpp"
 #include "option_checks.hpp"
-#include "process_group.hpp"
 #include "output_compare.hpp"
+#include "process_group.hpp"
 #include "reference/reference.hpp"
 #include "verify_case.hpp"
 

@@ -277,6 +277,14 @@ def run_bad_too_large(tmp):
            "the message does not say how much memory the case needs and what the limit is")
 
 
+def backend_mpi_without_launcher(tmp):
+    """--backend mpi outside mpirun is a usage error that says how to start it, for run and verify."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    for args in (["run", "--backend", "mpi"], ["verify", "--inputs", d, "--backend", "mpi"]):
+        p = run(args, 2)
+        expect("--backend mpi: expected a process started by mpirun/mpiexec" in p.stderr, "no clear message")
+
+
 # ---- run --json ---------------------------------------------------------------
 
 RUN_SMALL = ["run", "--json", "-W", "3", "-e", "2", "--bs", "24", "--h1", "64", "--n1", "32", "--n2", "16",
@@ -327,6 +335,7 @@ CHECKS = {
     "verify_bad_tolerance": verify_bad_tolerance,
     "run_bad_dimension": run_bad_dimension,
     "run_bad_too_large": run_bad_too_large,
+    "backend_mpi_without_launcher": backend_mpi_without_launcher,
     "run_json_pass": run_json_pass,
     "run_json_fault_y": run_json_fault("y"),
     "run_json_fault_mmY": run_json_fault("mmY"),
