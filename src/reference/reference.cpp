@@ -17,6 +17,7 @@ double ulp(DType dtype, double v) {
   const int man = dtype == DType::f16 ? 10 : 7;
   const int emin = dtype == DType::f16 ? -14 : -126;
   const double a = std::fabs(v);
+  if (a == 0) return std::ldexp(1.0, emin - man);  // frexp(0) gives exponent 0: that would be the ulp at 0.5
   int e2 = 0;
   std::frexp(a, &e2);
   const int E = std::max(e2 - 1, emin);

@@ -2,11 +2,13 @@
 // floor, the one-ulp and FP32-accumulation allowance, NaN/inf, --exact.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <vector>
 
 #include "numeric/half.hpp"
 #include "output_compare.hpp"
+#include "reference/reference.hpp"
 
 namespace gmmav::cli {
 namespace {
@@ -98,6 +100,23 @@ TEST(Compare, LargeAccumulationSumStillBoundsTheError) {
   const auto c = compare_tensor(DType::f16, got, want, 8, {}, sums, 64);
   EXPECT_EQ(c.mismatches, 1);
   EXPECT_FALSE(c.pass);
+}
+
+// One ulp at an exact zero is the smallest subnormal step, not the step at 0.5.
+TEST(Compare, UlpAtZeroIsTheSubnormalStep) {
+  EXPECT_EQ(reference::ulp(DType::f16, 0.0), std::ldexp(1.0, -24));
+  EXPECT_EQ(reference::ulp(DType::bf16, -0.0), std::ldexp(1.0, -133));
+  EXPECT_EQ(reference::ulp(DType::f16, std::ldexp(1.0, -20)), std::ldexp(1.0, -24));  // subnormal range
+  // The FP64 result is exactly 0 with no accumulation term; got 2^-14 is 1024 subnormal steps away.
+  reference::Output ref;
+  ref.bits = {h(0.0)};
+  ref.exact = {0.0};
+  ref.abs_sum = {0.0};
+  ref.k = 1;
+  const std::vector<std::uint16_t> got = {h(std::ldexp(1.0, -14))};
+  const auto c = reference::compare(DType::f16, got, ref, false);
+  EXPECT_EQ(c.mismatches, 1);
+  EXPECT_EQ(c.max_ulp_error, 1024.0);
 }
 
 TEST(Compare, MereAboveToleranceFails) {
