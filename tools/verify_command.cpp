@@ -230,10 +230,11 @@ void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<
   if (o.exact)
     std::printf("criterion: bit-identical outputs (--exact)\n");
   else
-    std::printf("criterion: MERE <= %g, and no element with rel > %g whose error exceeds 1 ulp + the FP32 accumulation "
-                "bound; rel = |got - expected| / max(|expected|, %g); err/bound = worst error / max(%g * max(|expected|, "
-                "%g), 1 ulp + accumulation bound), <= 1 passes\n",
-                o.tolerance, o.tolerance, o.floor, o.tolerance, o.floor);
+    std::printf("criterion: an element passes when err/bound <= 1, err = |got - expected|, bound = max(%g * "
+                "max(|expected|, %g), 1 ulp + FP32 accumulation bound);\n"
+                "           a tensor when every element does and MERE <= %g (MERE/MARE: mean/max of err / "
+                "max(|expected|, %g))\n",
+                o.tolerance, o.floor, o.tolerance, o.floor);
   std::printf("%5s %-6s %10s %10s %10s %9s %8s %11s %-16s %s\n", "rank", "tensor", "elements", "MERE", "MARE", "err/bound",
               "max ulp", "mismatches", "first mismatch", "result");
   for (const auto& r : results) {
