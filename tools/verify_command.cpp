@@ -418,6 +418,7 @@ int verify(const VerifyOptions& o, const ProcessGroup& g) {
 
   std::vector<RankOutputs> outs;
   double seconds = 0;
+  g.share_cores();
   if (const int rc = run_case(c, g, outs, seconds); rc != 0) return rc;
   const std::vector<int> mine = ranks_here(c, g);
   if (!o.out.empty()) {
