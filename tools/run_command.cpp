@@ -1,6 +1,6 @@
 // `gmmav run`: builds a synthetic case, runs the operator on an in-process
-// group (one thread per rank), checks every rank's y and mmY against the FP64
-// reference and prints a summary (or JSON).
+// group (one thread per rank) or, under mpirun, one rank per process, checks
+// every rank's y and mmY against the FP64 reference and prints a summary (or JSON).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -293,7 +293,8 @@ int run(RunOptions o) {
 
 void add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
-  CLI::App* cmd = app.add_subcommand("run", "Run the operator on synthetic data on an in-process group and verify it");
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Run the operator on synthetic data (in-process, or one rank per process under mpirun) and verify it");
   CLI::Option* world_size =
       cmd->add_option("-W,--world-size", o->world_size, "Ranks in the group (threads; under mpirun: the processes)")
           ->capture_default_str()

@@ -1,6 +1,7 @@
 // `gmmav verify`: runs the operator on a case read from .npy files (one set
-// per rank, verify_case.hpp) on an in-process group, writes y/mmY, and
-// compares them with expected outputs when the case has them.
+// per rank, verify_case.hpp) on an in-process group or, under mpirun, one
+// rank per process, writes y/mmY, and compares them with expected outputs
+// when the case has them.
 // Exit 0 = ran (and matched), 1 = an output differs (or the run failed),
 // 2 = the case is unusable (the message names the file).
 #include <algorithm>
