@@ -37,6 +37,9 @@ struct TensorComparison {
   double mere = 0;
   double mare = 0;
   std::int64_t max_ulp = 0;  // largest distance in representable values
+  // Worst element error as a share of what it may be: max(tolerance * max(|expected|, floor),
+  // 1 ulp + accumulation bound). An element passes when <= 1 (not used with `exact`).
+  double max_err_to_bound = 0;
   // The first mismatching element (row-major), if any.
   std::int64_t first_row = -1, first_col = -1;
   std::uint16_t first_got = 0, first_expected = 0;
@@ -45,10 +48,10 @@ struct TensorComparison {
 
 /// Compares `got` with `expected` (same size; `cols` elements per row).
 /// `abs_sums` (same size, or empty): each element's sum |a_k * b_k| over its
-/// dot product of length `k`, in the same dtype.
+/// dot product of length `k`, in FP64 (a 16-bit sum would overflow).
 TensorComparison compare_tensor(DType dtype, std::span<const std::uint16_t> got, std::span<const std::uint16_t> expected,
                                 std::int64_t cols, const CompareOptions& options,
-                                std::span<const std::uint16_t> abs_sums = {}, std::int64_t k = 0);
+                                std::span<const double> abs_sums = {}, std::int64_t k = 0);
 
 /// Distance between two 16-bit floats in units of representable values
 /// (+0 and -0 are the same value). Not meaningful for NaN.

@@ -19,6 +19,18 @@ const char* const kTensors[] = {"gmmX", "gmmWeight", "sendCounts", "recvCounts",
 
 std::string dims(const Shape& s) { return shape_string(s); }
 
+std::string file_kind(fs::file_type link, fs::file_type target) {
+  if (link == fs::file_type::symlink && target == fs::file_type::not_found) return "a dangling symbolic link";
+  switch (target) {
+    case fs::file_type::directory: return "a directory";
+    case fs::file_type::fifo: return "a FIFO (named pipe)";
+    case fs::file_type::socket: return "a socket";
+    case fs::file_type::block: return "a block device";
+    case fs::file_type::character: return "a character device";
+    default: return "something else";
+  }
+}
+
 // Which ranks have a file for each tensor name.
 std::map<std::string, std::set<int>> scan(const fs::path& dir) {
   std::error_code ec;
@@ -28,7 +40,13 @@ std::map<std::string, std::set<int>> scan(const fs::path& dir) {
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::smatch m;
     const std::string file = entry.path().filename().string();
-    if (std::regex_match(file, m, name)) found[m[1]].insert(std::stoi(m[2]));
+    if (!std::regex_match(file, m, name)) continue;
+    // Opening a FIFO or a device would block or read forever: only regular files (or links to them).
+    std::error_code type_ec;
+    if (!entry.is_regular_file(type_ec))
+      bad(file + " in " + dir.string() + ": expected a regular file, got " +
+          file_kind(entry.symlink_status(type_ec).type(), entry.status(type_ec).type()));
+    found[m[1]].insert(std::stoi(m[2]));
   }
   return found;
 }

@@ -1,12 +1,14 @@
 // `gmmav verify`: runs the operator on a case read from .npy files (one set
-// per rank, verify_case.hpp) on an in-process group, writes y/mmY, and
-// compares them with expected outputs when the case has them.
+// per rank, verify_case.hpp) on an in-process group or, under mpirun, one
+// rank per process, writes y/mmY, and compares them with expected outputs
+// when the case has them.
 // Exit 0 = ran (and matched), 1 = an output differs (or the run failed),
 // 2 = the case is unusable (the message names the file).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
@@ -17,7 +19,10 @@
 #include "commands.hpp"
 #include "gmmav/gmmav.hpp"
 #include "npy.hpp"
+#include "option_checks.hpp"
 #include "output_compare.hpp"
+#include "process_group.hpp"
+#include "reference/reference.hpp"
 #include "verify_case.hpp"
 
 namespace gmmav::cli {
@@ -34,6 +39,7 @@ struct VerifyOptions {
   double tolerance = 0.005;
   double floor = 1e-3;
   bool json = false;
+  std::string backend = "auto";
 };
 
 struct RankOutputs {
@@ -84,14 +90,24 @@ OpTensors tensors_of(const RankCase& rc, RankOutputs& out) {
   return t;
 }
 
-// Runs every rank on its own thread of a fresh in-process group. Plans are
-// built and the tensors checked first, on this thread, so a rank with bad
-// input never leaves its peers waiting for it until the timeout.
-// Returns the exit code (0, or 1/2 after printing).
-int run_case(const VerifyCase& c, std::vector<RankOutputs>& outs, double& seconds) {
-  const int W = c.world_size();
-  outs.resize(static_cast<std::size_t>(W));
-  for (int r = 0; r < W; ++r) {
+// The ranks this process runs: all of them (threads of an in-process group),
+// or its own under MPI.
+std::vector<int> ranks_here(const VerifyCase& c, const ProcessGroup& g) {
+  if (g.is_mpi()) return {g.rank()};
+  std::vector<int> all(static_cast<std::size_t>(c.world_size()));
+  for (int r = 0; r < c.world_size(); ++r) all[static_cast<std::size_t>(r)] = r;
+  return all;
+}
+
+// Runs this process's ranks: each on its own thread of a fresh in-process
+// group, or its one rank on the MPI group. Plans are built and the tensors
+// checked first, and every process learns whether any rank failed that, so a
+// rank with bad input never leaves its peers waiting for it until the timeout.
+// Returns the exit code (0, or 1/2 after printing), the same on every process.
+int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs>& outs, double& seconds) {
+  const std::vector<int> mine = ranks_here(c, g);
+  outs.resize(static_cast<std::size_t>(c.world_size()));
+  for (int r : mine) {
     const ProblemDesc& d = c.ranks[static_cast<std::size_t>(r)].desc;
     outs[static_cast<std::size_t>(r)].y.assign(static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.n1), 0);
     if (d.shared) outs[static_cast<std::size_t>(r)].mm_y.assign(static_cast<std::size_t>(d.shared->bs * d.shared->n2), 0);
@@ -99,7 +115,7 @@ int run_case(const VerifyCase& c, std::vector<RankOutputs>& outs, double& second
   std::vector<Plan> plans;
   std::vector<OpTensors> tensors;
   bool bad = false;
-  for (int r = 0; r < W; ++r) {
+  for (int r : mine) {
     try {
       plans.push_back(Plan::create(c.ranks[static_cast<std::size_t>(r)].desc));
       tensors.push_back(tensors_of(c.ranks[static_cast<std::size_t>(r)], outs[static_cast<std::size_t>(r)]));
@@ -109,69 +125,84 @@ int run_case(const VerifyCase& c, std::vector<RankOutputs>& outs, double& second
       bad = true;
     }
   }
-  if (bad) return 2;
+  if (g.max(bad ? 2 : 0) != 0) return 2;
 
   struct Failure {
     bool failed = false;
     Errc code = Errc::internal;
     std::string param, message;
   };
-  std::vector<Failure> failures(static_cast<std::size_t>(W));
-  auto comms = create_in_process_group(W);
+  std::vector<Failure> failures(mine.size());
+  auto call = [&](std::size_t i, const Comm& comm) {
+    Failure& f = failures[i];
+    try {
+      std::vector<std::byte> workspace(workspace_size(plans[i], comm));  // the MPI backend's staging ring
+      run(plans[i], comm, tensors[i], workspace);
+    } catch (const Error& e) {
+      f = {true, e.code(), e.param(), e.what()};
+    } catch (const std::exception& e) {
+      f = {true, Errc::internal, "", e.what()};
+    }
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::thread> threads;
-  for (int r = 0; r < W; ++r) {
-    threads.emplace_back([&, r] {
-      Failure& f = failures[static_cast<std::size_t>(r)];
-      try {
-        run(plans[static_cast<std::size_t>(r)], comms[static_cast<std::size_t>(r)], tensors[static_cast<std::size_t>(r)]);
-      } catch (const Error& e) {
-        f = {true, e.code(), e.param(), e.what()};
-      } catch (const std::exception& e) {
-        f = {true, Errc::internal, "", e.what()};
-      }
-    });
+  if (g.is_mpi()) {
+    call(0, g.comm());
+  } else {
+    auto comms = create_in_process_group(c.world_size());
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      threads.emplace_back([&, i] { call(i, comms[static_cast<std::size_t>(mine[i])]); });
+    for (auto& t : threads) t.join();
   }
-  for (auto& t : threads) t.join();
-  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  seconds = g.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 
   int rc = 0;
-  for (int r = 0; r < W; ++r) {
-    const Failure& f = failures[static_cast<std::size_t>(r)];
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    const Failure& f = failures[i];
     if (!f.failed) continue;
+    const int r = mine[i];
     const bool input = f.code == Errc::invalid_argument || f.code == Errc::null_argument || f.code == Errc::count_mismatch;
     std::fprintf(stderr, "gmmav verify: rank %d (%s) failed [%s]: %s\n", r, files_for(c, r, f.param).c_str(),
                  to_string(f.code), f.message.c_str());
     rc = std::max(rc, input ? 2 : 1);
   }
-  return rc;
+  return g.max(rc);
 }
 
-// The same case with every input replaced by its absolute value (sign bit
-// cleared: exact). Running it gives, for every output element, sum |a_k * b_k|
-// over its dot product, in its final place: the scale of the FP32 accumulation
-// error that compare_tensor allows (SPEC §4).
-VerifyCase absolute_case(const VerifyCase& c) {
-  VerifyCase a;
-  a.dir = c.dir;
-  a.layout = c.layout;
-  for (const RankCase& r : c.ranks) {
-    RankCase x;
-    x.desc = r.desc;
-    x.rows_in = r.rows_in;
-    x.rows_out = r.rows_out;
-    auto abs16 = [](const std::vector<std::uint16_t>& v) {
-      std::vector<std::uint16_t> o(v.size());
-      for (std::size_t i = 0; i < v.size(); ++i) o[i] = static_cast<std::uint16_t>(v[i] & 0x7FFF);
-      return o;
-    };
-    x.gmm_x = abs16(r.gmm_x);
-    x.gmm_weight = abs16(r.gmm_weight);
-    x.mm_x = abs16(r.mm_x);
-    x.mm_weight = abs16(r.mm_weight);
-    a.ranks.push_back(std::move(x));
+// Every output element's sum |a_k * b_k| over its dot product, in its final
+// place, from the FP64 reference: the scale of the FP32 accumulation error
+// that compare_tensor allows (SPEC §4). In FP64 it cannot overflow, as a
+// 16-bit re-run of the operator on |inputs| did (issue 16: above 65504 the
+// allowance became unbounded).
+std::vector<reference::RankOutputs> reference_sums(const VerifyCase& c) {
+  const ProblemDesc& d = c.ranks[0].desc;
+  reference::Shapes shapes;
+  shapes.dtype = d.dtype;
+  shapes.world_size = c.world_size();
+  shapes.local_experts = d.local_experts;
+  shapes.h1 = d.h1;
+  shapes.n1 = d.n1;
+  shapes.trans_gmm_weight = d.trans_gmm_weight;
+  if (d.shared) {
+    shapes.h2 = d.shared->h2;
+    shapes.n2 = d.shared->n2;
+    shapes.trans_mm_weight = d.shared->trans_mm_weight;
   }
-  return a;
+  std::vector<reference::RankInputs> inputs;
+  for (const RankCase& r : c.ranks) {
+    reference::RankInputs in;
+    in.send_counts = r.desc.send_counts;
+    in.recv_counts = r.desc.recv_counts;
+    in.gmm_x = r.gmm_x.data();
+    in.gmm_weight = r.gmm_weight.data();
+    if (r.desc.shared) {
+      in.mm_x = r.mm_x.data();
+      in.mm_weight = r.mm_weight.data();
+      in.bs = r.desc.shared->bs;
+    }
+    inputs.push_back(in);
+  }
+  return reference::compute(shapes, inputs);
 }
 
 std::string describe(const VerifyCase& c) {
@@ -200,21 +231,24 @@ void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<
   if (o.exact)
     std::printf("criterion: bit-identical outputs (--exact)\n");
   else
-    std::printf("criterion: MERE <= %g, and no element with rel > %g whose error exceeds 1 ulp + the FP32 accumulation "
-                "bound; rel = |got - expected| / max(|expected|, %g)\n",
-                o.tolerance, o.tolerance, o.floor);
-  std::printf("%5s %-6s %10s %10s %10s %8s %11s %-16s %s\n", "rank", "tensor", "elements", "MERE", "MARE", "max ulp",
-              "mismatches", "first mismatch", "result");
+    std::printf("criterion: an element passes when err/bound <= 1, err = |got - expected|, bound = max(%g * "
+                "max(|expected|, %g), 1 ulp + FP32 accumulation bound);\n"
+                "           a tensor when every element does and MERE <= %g (MERE/MARE: mean/max of err / "
+                "max(|expected|, %g))\n",
+                o.tolerance, o.floor, o.tolerance, o.floor);
+  std::printf("%5s %-6s %10s %10s %10s %9s %8s %11s %-16s %s\n", "rank", "tensor", "elements", "MERE", "MARE", "err/bound",
+              "max ulp", "mismatches", "first mismatch", "result");
   for (const auto& r : results) {
     if (!r.checked) {
-      std::printf("%5d %-6s %10lld %10s %10s %8s %11s %-16s not checked (no %s)\n", r.rank, r.tensor.c_str(),
-                  static_cast<long long>(r.elements), "-", "-", "-", "-", "-", case_file(r.tensor, r.rank).c_str());
+      std::printf("%5d %-6s %10lld %10s %10s %9s %8s %11s %-16s not checked (no %s)\n", r.rank, r.tensor.c_str(),
+                  static_cast<long long>(r.elements), "-", "-", "-", "-", "-", "-", case_file(r.tensor, r.rank).c_str());
       continue;
     }
     std::string first = "-";
     if (r.cmp.mismatches > 0) first = "(" + std::to_string(r.cmp.first_row) + ", " + std::to_string(r.cmp.first_col) + ")";
-    std::printf("%5d %-6s %10lld %10.3g %10.3g %8lld %11lld %-16s %s\n", r.rank, r.tensor.c_str(),
-                static_cast<long long>(r.elements), r.cmp.mere, r.cmp.mare, static_cast<long long>(r.cmp.max_ulp),
+    std::printf("%5d %-6s %10lld %10.3g %10.3g %9.3g %8lld %11lld %-16s %s\n", r.rank, r.tensor.c_str(),
+                static_cast<long long>(r.elements), r.cmp.mere, r.cmp.mare, r.cmp.max_err_to_bound,
+                static_cast<long long>(r.cmp.max_ulp),
                 static_cast<long long>(r.cmp.mismatches), first.c_str(), r.cmp.pass ? "PASS" : "FAIL");
   }
   for (const auto& r : results) {
@@ -274,6 +308,7 @@ void print_json(const VerifyOptions& o, const VerifyCase& c, const std::vector<T
       x["mere"] = r.cmp.mere;
       x["mare"] = r.cmp.mare;
       x["max_ulp"] = r.cmp.max_ulp;
+      x["max_err_to_bound"] = r.cmp.max_err_to_bound;
       x["mismatches"] = r.cmp.mismatches;
       if (r.cmp.mismatches > 0)
         x["first_mismatch"] = {{"row", r.cmp.first_row},
@@ -289,12 +324,13 @@ void print_json(const VerifyOptions& o, const VerifyCase& c, const std::vector<T
   std::printf("%s\n", j.dump(2).c_str());
 }
 
-void write_outputs(const VerifyCase& c, const std::vector<RankOutputs>& outs, const fs::path& dir) {
+void write_outputs(const VerifyCase& c, const std::vector<RankOutputs>& outs, const std::vector<int>& ranks,
+                   const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) input_error(dir.string() + ": cannot create the --out directory: " + ec.message());
   const char* descr = npy_descr(c.layout.dtype);
-  for (int r = 0; r < c.world_size(); ++r) {
+  for (int r : ranks) {
     const RankCase& rc = c.ranks[static_cast<std::size_t>(r)];
     const RankOutputs& o = outs[static_cast<std::size_t>(r)];
     const std::int64_t y_shape[] = {rc.rows_out, rc.desc.n1};
@@ -308,39 +344,106 @@ void write_outputs(const VerifyCase& c, const std::vector<RankOutputs>& outs, co
   }
 }
 
-int verify(const VerifyOptions& o) {
+// A failure every process reaches at the same step (loading the case, writing
+// outputs): every process learns of it before the next collective. When all
+// failed alike (the same files), rank 0 alone prints; otherwise each failing
+// rank prints its own. Returns 2 on every process if any failed, else 0.
+int agree_on_failure(const ProcessGroup& g, const std::string& failure) {
+  const int failed = static_cast<int>(g.sum(failure.empty() ? 0.0 : 1.0));
+  if (failed == 0) return 0;
+  if (!failure.empty() && failed < g.size())
+    std::fprintf(stderr, "gmmav verify: rank %d: %s\n", g.rank(), failure.c_str());
+  else if (!failure.empty() && g.root())
+    std::fprintf(stderr, "gmmav verify: %s\n", failure.c_str());
+  return 2;
+}
+
+nlohmann::json to_json(const TensorResult& r) {
+  const TensorComparison& c = r.cmp;
+  return {{"rank", r.rank}, {"tensor", r.tensor}, {"elements", r.elements}, {"checked", r.checked},
+          {"cmp", {c.elements, c.mismatches, c.mere, c.mare, c.max_ulp, c.max_err_to_bound, c.first_row, c.first_col,
+                   c.first_got, c.first_expected, c.pass}}};
+}
+
+TensorResult from_json(const nlohmann::json& j) {
+  TensorResult r;
+  r.rank = j.at("rank");
+  r.tensor = j.at("tensor");
+  r.elements = j.at("elements");
+  r.checked = j.at("checked");
+  const auto& c = j.at("cmp");
+  // nlohmann::json writes an infinite error as null.
+  auto number = [](const nlohmann::json& v) {
+    return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>();
+  };
+  r.cmp = {c[0], c[1], number(c[2]), number(c[3]), c[4], number(c[5]), c[6], c[7], c[8], c[9], c[10]};
+  return r;
+}
+
+// Under MPI every process compared its own rank's tensors: all of them, in
+// rank order, on rank 0 (the others get an empty list).
+std::vector<TensorResult> gather_results(const ProcessGroup& g, const std::vector<TensorResult>& mine) {
+  if (!g.is_mpi()) return mine;
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& r : mine) j.push_back(to_json(r));
+  std::vector<TensorResult> all;
+  for (const auto& text : g.gather(j.dump()))
+    for (const auto& x : nlohmann::json::parse(text)) all.push_back(from_json(x));
+  return all;
+}
+
+int verify(const VerifyOptions& o, const ProcessGroup& g) {
   CaseLayout layout;
   layout.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f16;
   layout.trans_gmm_weight = o.trans_gmm;
   layout.trans_mm_weight = o.trans_mm;
-  const VerifyCase c = load_verify_case(o.inputs, layout);
-  if (!o.out.empty()) {
-    std::error_code ec;
-    if (fs::exists(o.out, ec) && fs::equivalent(o.out, o.inputs, ec))
-      input_error("--out " + o.out + " is the --inputs directory: writing y_r*.npy there would replace the expected outputs");
+  VerifyCase c;
+  std::string failure;
+  try {
+    c = load_verify_case(o.inputs, layout);
+    if (g.is_mpi() && c.world_size() != g.size())
+      input_error(o.inputs + ": expected a case of W = " + std::to_string(g.size()) + " ranks (the processes mpirun started, "
+                  "one per rank), got W = " + std::to_string(c.world_size()) + " (" + case_file("gmmX", 0) + " .. " +
+                  case_file("gmmX", c.world_size() - 1) + "): run it with mpirun -np " + std::to_string(c.world_size()));
+    if (!o.out.empty()) {
+      std::error_code ec;
+      if (fs::exists(o.out, ec) && fs::equivalent(o.out, o.inputs, ec))
+        input_error("--out " + o.out + " is the --inputs directory: writing y_r*.npy there would replace the expected outputs");
+    }
+  } catch (const InputError& e) {
+    failure = e.what();
+  } catch (const NpyError& e) {
+    failure = e.what();
   }
+  if (const int rc = agree_on_failure(g, failure); rc != 0) return rc;
 
   std::vector<RankOutputs> outs;
   double seconds = 0;
-  if (const int rc = run_case(c, outs, seconds); rc != 0) return rc;
-  if (!o.out.empty()) write_outputs(c, outs, o.out);
+  g.share_cores();
+  if (const int rc = run_case(c, g, outs, seconds); rc != 0) return rc;
+  const std::vector<int> mine = ranks_here(c, g);
+  if (!o.out.empty()) {
+    try {
+      write_outputs(c, outs, mine, o.out);
+    } catch (const InputError& e) {
+      failure = e.what();
+    } catch (const NpyError& e) {
+      failure = e.what();
+    }
+    if (const int rc = agree_on_failure(g, failure); rc != 0) return rc;
+  }
 
   bool any_expected = false;
   for (const RankCase& rc : c.ranks) any_expected = any_expected || rc.expected_y || rc.expected_mm_y;
-  std::vector<RankOutputs> abs_sums;
-  if (any_expected && !o.exact) {
-    double ignored = 0;
-    if (run_case(absolute_case(c), abs_sums, ignored) != 0) return 1;
-  }
+  std::vector<reference::RankOutputs> sums_of;
+  if (any_expected && !o.exact) sums_of = reference_sums(c);
 
   CompareOptions co;
   co.exact = o.exact;
   co.tolerance = o.tolerance;
   co.floor = o.floor;
   std::vector<TensorResult> results;
-  int checked = 0;
-  bool pass = true;
-  for (int r = 0; r < c.world_size(); ++r) {
+  for (int r : mine) {
     const RankCase& rc = c.ranks[static_cast<std::size_t>(r)];
     for (int which = 0; which < (rc.desc.shared ? 2 : 1); ++which) {
       TensorResult tr;
@@ -352,17 +455,23 @@ int verify(const VerifyOptions& o) {
       if (want) {
         const std::int64_t cols = which == 0 ? rc.desc.n1 : rc.desc.shared->n2;
         const std::int64_t k = which == 0 ? rc.desc.h1 : rc.desc.shared->h2;
-        std::span<const std::uint16_t> sums;
-        if (!abs_sums.empty())
-          sums = which == 0 ? abs_sums[static_cast<std::size_t>(r)].y : abs_sums[static_cast<std::size_t>(r)].mm_y;
+        std::span<const double> sums;
+        if (!sums_of.empty())
+          sums = which == 0 ? sums_of[static_cast<std::size_t>(r)].y.abs_sum : sums_of[static_cast<std::size_t>(r)].mm_y.abs_sum;
         tr.cmp = compare_tensor(c.layout.dtype, got, *want, cols, co, sums, k);
         tr.checked = true;
-        ++checked;
-        pass = pass && tr.cmp.pass;
       }
       results.push_back(tr);
     }
   }
+  bool pass = true;
+  for (const auto& r : results) pass = pass && (!r.checked || r.cmp.pass);
+  pass = g.max(pass ? 0 : 1) == 0;
+  results = gather_results(g, results);
+  if (!g.root()) return pass ? 0 : 1;  // rank 0 prints; every process exits with the group's status
+
+  int checked = 0;
+  for (const auto& r : results) checked += r.checked;
   if (o.json)
     print_json(o, c, results, seconds, pass, checked);
   else
@@ -395,15 +504,21 @@ void add_verify_command(CLI::App& app) {
   cmd->add_flag("--exact", o->exact, "Require bit-identical outputs instead of the tolerance");
   cmd->add_option("--tolerance", o->tolerance, "Bound on MERE and on each element's relative error (beyond 1 ulp + the FP32 accumulation bound)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(finite_non_negative());
   cmd->add_option("--floor", o->floor, "Relative errors are taken against max(|expected|, floor)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(finite_non_negative());
   cmd->add_flag("--json", o->json, "Print JSON instead of the table");
+  cmd->add_option("--backend", o->backend,
+                  "inproc (ranks are threads), mpi (one process per rank, under mpirun -np W), or auto (mpi when started "
+                  "by mpirun)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
   cmd->callback([o] {
     int rc = 0;
     try {
-      rc = verify(*o);
+      const ProcessGroup g(o->backend);
+      rc = verify(*o, g);
     } catch (const InputError& e) {
       std::fprintf(stderr, "gmmav verify: %s\n", e.what());
       rc = 2;

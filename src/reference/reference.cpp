@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 #include "numeric/half.hpp"
@@ -16,6 +17,7 @@ double ulp(DType dtype, double v) {
   const int man = dtype == DType::f16 ? 10 : 7;
   const int emin = dtype == DType::f16 ? -14 : -126;
   const double a = std::fabs(v);
+  if (a == 0) return std::ldexp(1.0, emin - man);  // frexp(0) gives exponent 0: that would be the ulp at 0.5
   int e2 = 0;
   std::frexp(a, &e2);
   const int E = std::max(e2 - 1, emin);
@@ -142,9 +144,17 @@ Comparison compare(DType dtype, std::span<const std::uint16_t> got, const Output
     const double err = std::fabs(g - v);
     const bool bits_differ = got[i] != ref.bits[i];
     c.bit_differences += bits_differ;
-    bool bad = exact ? bits_differ : !(err <= ulp(dtype, v) + gamma * ref.abs_sum[i]);
+    const double one_ulp = ulp(dtype, v);
+    const double bound = one_ulp + gamma * ref.abs_sum[i];
+    bool bad = exact ? bits_differ : !(err <= bound);
     if (std::isnan(g) != std::isnan(v)) bad = true;
     if (std::isnan(g) && std::isnan(v)) bad = false;
+    if (std::isnan(g) != std::isnan(v)) {
+      c.max_error_to_bound = c.max_ulp_error = std::numeric_limits<double>::infinity();
+    } else if (!std::isnan(err)) {
+      c.max_error_to_bound = std::max(c.max_error_to_bound, err / bound);
+      c.max_ulp_error = std::max(c.max_ulp_error, err / one_ulp);
+    }
     const double rel = v != 0 ? err / std::fabs(v) : (g == 0 ? 0.0 : 1.0);
     if (!std::isnan(err)) {
       c.max_abs_error = std::max(c.max_abs_error, err);

@@ -58,6 +58,8 @@ struct Comparison {
   double max_abs_error = 0;            // vs the FP64 value
   double max_rel_error = 0;
   double mean_rel_error = 0;
+  double max_error_to_bound = 0;       // worst |got - exact| / (1 ulp + FP32 accumulation bound): <= 1 passes
+  double max_ulp_error = 0;            // worst |got - exact| in ulps of the output dtype at the exact value
   std::string first_mismatch_text;
   bool ok() const { return mismatches == 0; }
 };

@@ -165,13 +165,14 @@ std::vector<std::string> run_in_process(Case& c, const GroupOptions& options) {
   return errors;
 }
 
-CaseCheck check_case(const Case& c, bool exact) {
+CaseCheck check_case(const Case& c, bool exact, int only_rank) {
   CaseCheck out;
   const auto inputs = c.reference_inputs();
   const auto ref = reference::compute(c.shapes(), inputs);
   double rel_sum = 0;
   std::int64_t tensors = 0;
   for (int r = 0; r < c.spec.world_size; ++r) {
+    if (only_rank >= 0 && r != only_rank) continue;
     const RankData& rd = c.ranks[static_cast<std::size_t>(r)];
     for (int which = 0; which < (c.spec.shared_expert ? 2 : 1); ++which) {
       const auto& got = which == 0 ? rd.y : rd.mm_y;
@@ -179,6 +180,8 @@ CaseCheck check_case(const Case& c, bool exact) {
       const Comparison cmp = compare(c.spec.dtype, got, want, exact);
       out.max_rel_error = std::max(out.max_rel_error, cmp.max_rel_error);
       out.max_abs_error = std::max(out.max_abs_error, cmp.max_abs_error);
+      out.max_error_to_bound = std::max(out.max_error_to_bound, cmp.max_error_to_bound);
+      out.max_ulp_error = std::max(out.max_ulp_error, cmp.max_ulp_error);
       out.bit_differences += cmp.bit_differences;
       rel_sum += cmp.mean_rel_error;
       ++tensors;

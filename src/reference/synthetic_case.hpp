@@ -62,14 +62,15 @@ Case make_case(const CaseSpec& spec);
 /// Returns each rank's error message (empty = success).
 std::vector<std::string> run_in_process(Case& c, const GroupOptions& options = {});
 
-/// Checks every rank's y and mmY against the reference.
+/// Checks every rank's y and mmY (or only `rank`'s) against the reference.
 struct CaseCheck {
   bool ok = true;
   double max_rel_error = 0, mean_rel_error = 0, max_abs_error = 0;
+  double max_error_to_bound = 0, max_ulp_error = 0;  // as in reference::Comparison
   std::int64_t bit_differences = 0;
   std::string first_failure;
 };
-CaseCheck check_case(const Case& c, bool exact);
+CaseCheck check_case(const Case& c, bool exact, int rank = -1);
 
 const char* to_string(CountPattern p);
 

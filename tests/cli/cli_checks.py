@@ -28,8 +28,8 @@ def expect(cond, what):
         raise CheckFailed(what)
 
 
-def run(args, expect_rc):
-    p = subprocess.run([GMMAV] + args, capture_output=True, text=True, timeout=300)
+def run(args, expect_rc, timeout=300):
+    p = subprocess.run([GMMAV] + args, capture_output=True, text=True, timeout=timeout)
     print(f"$ gmmav {' '.join(args)}  -> exit {p.returncode}")
     if p.stdout:
         print(p.stdout.rstrip())
@@ -138,6 +138,33 @@ def verify_exact(tmp):
     expect("rank 0 y: first mismatch at (row 1, col 1)" in p.stdout, "the first mismatch is not named")
 
 
+def verify_fail_large_sums(tmp):
+    """Issue 16: where sum |a*b| exceeds FP16's range (65504) an element 200 % wrong still fails."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "2", "--seed", "11")
+    for name in os.listdir(d):
+        path = os.path.join(d, name)
+        if name.startswith(("gmmX_", "gmmWeight_")):  # +-32: every sum |a*b| is 64 * 1024 = 65536
+            a = np.load(path)
+            np.save(path, np.where(a < 0, -32.0, 32.0).astype(np.float16))
+        elif name.startswith("y_"):
+            os.remove(path)
+    out = os.path.join(tmp, "out")
+    # Every partial sum is a multiple of 1024 below 65536: exact in FP32, so gmmav's y is the exact result.
+    run(["verify", "--inputs", d, "--out", out], 0)
+    corrupted = None
+    for r in range(2):
+        y = np.load(os.path.join(out, f"y_r{r}.npy"))
+        nonzero = np.argwhere(y != 0)
+        if corrupted is None and len(nonzero):
+            corrupted = (r, *map(int, nonzero[0]))
+            y[corrupted[1], corrupted[2]] = -y[corrupted[1], corrupted[2]]  # 200 % wrong
+        np.save(os.path.join(d, f"y_r{r}.npy"), y)
+    expect(corrupted is not None, "the case has no nonzero output")
+    r, row, col = corrupted
+    p = run(["verify", "--inputs", d], 1)
+    expect(f"rank {r} y: first mismatch at (row {row}, col {col})" in p.stdout, "the 200 % error is not reported")
+
+
 # ---- verify rejects bad input (exit 2, naming the file) -----------------------
 
 def bad_input(tmp, mutate, needle, flags=("-W", "3", "--shared"), verify_flags=()):
@@ -213,6 +240,51 @@ def verify_bad_no_case(tmp):
     expect("gmmX_r0.npy" in p.stderr, "no clear message")
 
 
+def verify_bad_fifo(tmp):
+    """A FIFO in place of an input file is refused by name (reading it would block forever)."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    os.remove(os.path.join(d, "gmmX_r1.npy"))
+    os.mkfifo(os.path.join(d, "gmmX_r1.npy"))
+    p = run(["verify", "--inputs", d], 2, timeout=20)
+    expect("gmmX_r1.npy" in p.stderr and "expected a regular file, got a FIFO" in p.stderr, "no clear message")
+
+
+def verify_bad_tolerance(tmp):
+    """--tolerance and --floor must be finite and >= 0."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    for option, value in (("--tolerance", "nan"), ("--tolerance", "inf"), ("--tolerance", "-0.1"), ("--floor", "nan")):
+        p = run(["verify", "--inputs", d, option, value], 2)
+        expect(option in p.stderr and f"expected a finite number >= 0, got '{value}'" in p.stderr,
+               f"{option} {value}: no clear message")
+        expect(p.stdout == "", f"{option} {value}: printed results")
+
+
+# ---- run: bad parameters ------------------------------------------------------
+
+def run_bad_dimension(tmp):
+    """A dimension of 0 is refused with a readable range (not CLI::PositiveNumber's 300-digit doubles)."""
+    for option, value in (("--bs", "0"), ("--h1", "0"), ("-k", "-3"), ("--n2", "x")):
+        p = run(["run", option, value], 2)
+        expect("expected an integer >= 1, got" in p.stderr, f"{option} {value}: no clear message")
+        expect(len(p.stderr) < 300, f"{option} {value}: a {len(p.stderr)}-character message")
+
+
+def run_bad_too_large(tmp):
+    """A case larger than the machine's memory is refused before anything is allocated."""
+    p = run(["run", "--h1", "1000000000", "--n1", "1000000000"], 2, timeout=60)
+    expect("bad_alloc" not in p.stderr, "std::bad_alloc instead of a message")
+    expect("the case needs about" in p.stderr and "of memory" in p.stderr and "H1=1000000000" in p.stderr,
+           "the message does not say how much memory the case needs and what the limit is")
+
+
+def backend_mpi_without_launcher(tmp):
+    """--backend mpi outside mpirun is a usage error that says how to start it, for run and verify."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    for args in (["run", "--backend", "mpi"], ["verify", "--inputs", d, "--backend", "mpi"]):
+        p = run(args, 2)
+        expect("--backend mpi: expected a process started by mpirun/mpiexec" in p.stderr, "no clear message")
+
+
 # ---- run --json ---------------------------------------------------------------
 
 RUN_SMALL = ["run", "--json", "-W", "3", "-e", "2", "--bs", "24", "--h1", "64", "--n1", "32", "--n2", "16",
@@ -253,11 +325,17 @@ CHECKS = {
     "verify_fail_y": verify_fail_y,
     "verify_fail_mmy_bf16": verify_fail_mmy_bf16,
     "verify_exact": verify_exact,
+    "verify_fail_large_sums": verify_fail_large_sums,
     "verify_bad_dtype_bf16_without_flag": verify_bad_dtype_bf16_without_flag,
     "verify_bad_dtype_fp16_as_bf16": verify_bad_dtype_fp16_as_bf16,
     "verify_bad_trans_flag": verify_bad_trans_flag,
     "verify_bad_out_is_inputs": verify_bad_out_is_inputs,
     "verify_bad_no_case": verify_bad_no_case,
+    "verify_bad_fifo": verify_bad_fifo,
+    "verify_bad_tolerance": verify_bad_tolerance,
+    "run_bad_dimension": run_bad_dimension,
+    "run_bad_too_large": run_bad_too_large,
+    "backend_mpi_without_launcher": backend_mpi_without_launcher,
     "run_json_pass": run_json_pass,
     "run_json_fault_y": run_json_fault("y"),
     "run_json_fault_mmY": run_json_fault("mmY"),

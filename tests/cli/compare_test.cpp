@@ -2,10 +2,13 @@
 // floor, the one-ulp and FP32-accumulation allowance, NaN/inf, --exact.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "numeric/half.hpp"
 #include "output_compare.hpp"
+#include "reference/reference.hpp"
 
 namespace gmmav::cli {
 namespace {
@@ -68,7 +71,7 @@ TEST(Compare, AccumulationBoundAllowsCancellation) {
   // (The element's rel alone, 1 %, would fail MERE on a 1-element tensor; the mismatch count is what matters here.)
   const std::vector<std::uint16_t> want = {h(0.01)}, got = {h(0.0101)};
   EXPECT_EQ(compare_tensor(DType::f16, got, want, 1, {}).mismatches, 1);
-  const std::vector<std::uint16_t> small = {h(1.0)}, large = {h(4096.0)};
+  const std::vector<double> small = {1.0}, large = {4096.0};
   EXPECT_EQ(compare_tensor(DType::f16, got, want, 1, {}, small, 512).mismatches, 1);
   // 512 * 2^-24 * 4096 = 0.125: the FP32 accumulation bound covers the difference.
   EXPECT_EQ(compare_tensor(DType::f16, got, want, 1, {}, large, 512).mismatches, 0);
@@ -81,8 +84,39 @@ TEST(Compare, NanAndInfinity) {
   EXPECT_FALSE(compare_tensor(DType::f16, std::vector<std::uint16_t>{h(1)}, std::vector<std::uint16_t>{nan}, 1, {}).pass);
   // Even an infinite sum |a*b| allows no infinity.
   EXPECT_FALSE(compare_tensor(DType::f16, std::vector<std::uint16_t>{inf}, std::vector<std::uint16_t>{0x7BFF}, 1, {},
-                              std::vector<std::uint16_t>{inf}, 16)
+                              std::vector<double>{std::numeric_limits<double>::infinity()}, 16)
                    .pass);
+}
+
+// Issue 16: a sum |a*b| above FP16's range (here 2^17) must still bound the
+// allowance: 64 * 2^-24 * 2^17 = 0.5, so an element 200 % wrong at 1024 fails.
+TEST(Compare, LargeAccumulationSumStillBoundsTheError) {
+  const std::vector<std::uint16_t> want(64, h(1024.0)), got = [&] {
+    std::vector<std::uint16_t> g = want;
+    g[5] = h(-1024.0);
+    return g;
+  }();
+  const std::vector<double> sums(64, 131072.0);
+  const auto c = compare_tensor(DType::f16, got, want, 8, {}, sums, 64);
+  EXPECT_EQ(c.mismatches, 1);
+  EXPECT_FALSE(c.pass);
+}
+
+// One ulp at an exact zero is the smallest subnormal step, not the step at 0.5.
+TEST(Compare, UlpAtZeroIsTheSubnormalStep) {
+  EXPECT_EQ(reference::ulp(DType::f16, 0.0), std::ldexp(1.0, -24));
+  EXPECT_EQ(reference::ulp(DType::bf16, -0.0), std::ldexp(1.0, -133));
+  EXPECT_EQ(reference::ulp(DType::f16, std::ldexp(1.0, -20)), std::ldexp(1.0, -24));  // subnormal range
+  // The FP64 result is exactly 0 with no accumulation term; got 2^-14 is 1024 subnormal steps away.
+  reference::Output ref;
+  ref.bits = {h(0.0)};
+  ref.exact = {0.0};
+  ref.abs_sum = {0.0};
+  ref.k = 1;
+  const std::vector<std::uint16_t> got = {h(std::ldexp(1.0, -14))};
+  const auto c = reference::compare(DType::f16, got, ref, false);
+  EXPECT_EQ(c.mismatches, 1);
+  EXPECT_EQ(c.max_ulp_error, 1024.0);
 }
 
 TEST(Compare, MereAboveToleranceFails) {

@@ -1,0 +1,17 @@
+// CLI11 validators whose errors read "expected ..., got ..." in plain numbers
+// (CLI::PositiveNumber prints its range as two 300-digit doubles, and
+// CLI::NonNegativeNumber lets NaN through).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+
+namespace gmmav::cli {
+
+/// An integer >= `min` (e.g. a tensor dimension).
+CLI::Validator integer_at_least(std::int64_t min);
+
+/// A finite number >= 0 (a tolerance, a floor): NaN, inf and negatives are refused.
+CLI::Validator finite_non_negative();
+
+}  // namespace gmmav::cli
