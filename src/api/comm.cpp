@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "api/group_timeout.hpp"
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
 #include "common/fail.hpp"
@@ -26,7 +27,7 @@ const std::string& Comm::name() const { return impl_->name(); }
 std::chrono::milliseconds Comm::timeout() const { return impl_->timeout(); }
 
 std::vector<Comm> create_in_process_group(int world_size, const GroupOptions& options) {
-  const auto timeout = options.timeout.count() > 0 ? options.timeout : default_timeout();
+  const auto timeout = api::group_timeout(options);
   std::vector<Comm> out;
   for (auto& c : comm::create_in_process(world_size, timeout, options.name)) out.emplace_back(std::move(c));
   return out;

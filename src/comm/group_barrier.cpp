@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "common/deadline.hpp"
+
 namespace gmmav::comm {
 
 void GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_aware) {
@@ -16,7 +18,7 @@ void GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_awa
     cv_.notify_all();
     return;
   }
-  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  auto deadline = deadline_after(timeout_);
   std::uint64_t seen = progress_.load(std::memory_order_relaxed);
   while (generation_ == gen && !broken_) {
     if (cv_.wait_until(lk, deadline) != std::cv_status::timeout) continue;
@@ -24,7 +26,7 @@ void GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_awa
     const std::uint64_t now_progress = progress_.load(std::memory_order_relaxed);
     if (progress_aware && now_progress != seen) {
       seen = now_progress;
-      deadline = std::chrono::steady_clock::now() + timeout_;
+      deadline = deadline_after(timeout_);
       continue;
     }
     std::string missing;

@@ -30,6 +30,7 @@
 
 #include "comm/mpi_count_check.hpp"
 #include "comm/mpi_runtime.hpp"
+#include "common/deadline.hpp"
 #include "common/fail.hpp"
 #include "engine/compute_pool.hpp"
 #include "engine/tile_schedule.hpp"
@@ -90,7 +91,7 @@ class MpiExchange final : public Exchange {
     }
     workers_drive_ = mpi::thread_level_at_least_serialized();
     const auto now = std::chrono::steady_clock::now();
-    check_deadline_ = now + timeout_;
+    check_deadline_ = deadline_after(timeout_, now);
     last_progress_ns_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     if (agreed) {
       auto lk = mpi::lock();
@@ -125,7 +126,7 @@ class MpiExchange final : public Exchange {
         }
         // Until the check passed nothing can leave: the deadline is the check's.
         const auto now = std::chrono::steady_clock::now();
-        const bool stuck = agreed_.load(std::memory_order_acquire) ? now - last_progress() > timeout_ : now > check_deadline_;
+        const bool stuck = agreed_.load(std::memory_order_acquire) ? exceeds(now - last_progress(), timeout_) : now > check_deadline_;
         if (!stuck) backoff.pause();
         lk.lock();
         if (stuck && free_slots_.empty()) {
@@ -242,7 +243,7 @@ class MpiExchange final : public Exchange {
     // FUNNELED: workers blocked on a staging slot while nothing moves for the
     // timeout means a peer is gone. Wake them with an error (never throw from
     // here: the pool's job is still running on this thread's stack).
-    if (!workers_drive_ && std::chrono::steady_clock::now() - last_progress() > timeout_) {
+    if (!workers_drive_ && exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) {
       bool stuck = false;
       {
         std::lock_guard q(queue_mu_);
@@ -295,7 +296,7 @@ class MpiExchange final : public Exchange {
         if (worker_error_) std::rethrow_exception(worker_error_);
         if (requests_.empty() && queue_.empty()) return;
       }
-      if (std::chrono::steady_clock::now() - last_progress() > timeout_) {
+      if (exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) {
         *broken_ = true;
         fail(Errc::timeout, "group",
              "rank {} timed out after {} ms without progress waiting for {} transfers to finish (a peer died or stopped); "
@@ -456,7 +457,7 @@ class MpiCommunicator final : public Communicator {
       check_->start(mine);
     }
     if (!mpi::thread_level_at_least_serialized()) {
-      const auto deadline = std::chrono::steady_clock::now() + timeout_;
+      const auto deadline = deadline_after(timeout_);
       mpi::Backoff backoff;
       for (;;) {
         {
