@@ -75,7 +75,7 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes) {
 class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
-              std::int64_t staging_slots, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout, bool* broken)
+              std::int64_t staging_slots, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout, std::atomic<bool>* broken)
       : comm_(comm), me_(rank), W_(size), e_(mine.local_experts), row_type_(row_type), check_(check), timeout_(timeout),
         broken_(broken) {
     row_bytes_ = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
@@ -131,7 +131,7 @@ class MpiExchange final : public Exchange {
         lk.lock();
         if (stuck && free_slots_.empty()) {
           aborted_ = true;
-          *broken_ = true;
+          broken_->store(true, std::memory_order_relaxed);
           stuck_before_agreement_ = !agreed_.load(std::memory_order_acquire);
         }
       }
@@ -179,7 +179,7 @@ class MpiExchange final : public Exchange {
       if (agreed_.load(std::memory_order_acquire)) return;
       if (refused_.load(std::memory_order_acquire)) std::rethrow_exception(refusal_);
       if (std::chrono::steady_clock::now() > check_deadline_) {
-        *broken_ = true;
+        broken_->store(true, std::memory_order_relaxed);
         fail_check_timeout();
       }
       backoff.pause();
@@ -251,7 +251,7 @@ class MpiExchange final : public Exchange {
         if (stuck) aborted_ = true;
       }
       if (stuck) {
-        *broken_ = true;
+        broken_->store(true, std::memory_order_relaxed);
         slot_freed_.notify_all();
         return true;
       }
@@ -297,7 +297,7 @@ class MpiExchange final : public Exchange {
         if (requests_.empty() && queue_.empty()) return;
       }
       if (exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) {
-        *broken_ = true;
+        broken_->store(true, std::memory_order_relaxed);
         fail(Errc::timeout, "group",
              "rank {} timed out after {} ms without progress waiting for {} transfers to finish (a peer died or stopped); "
              "the group is broken, recreate it",
@@ -311,7 +311,7 @@ class MpiExchange final : public Exchange {
     // A refused call sent and posted nothing: the group stays usable.
     // Otherwise peers waiting for this rank's rows will time out; the group
     // cannot be reused.
-    if (!refused_.load(std::memory_order_acquire)) *broken_ = true;
+    if (!refused_.load(std::memory_order_acquire)) broken_->store(true, std::memory_order_relaxed);
     {
       std::lock_guard lk(queue_mu_);
       aborted_ = true;
@@ -360,7 +360,7 @@ class MpiExchange final : public Exchange {
   MPI_Datatype row_type_;
   MpiCountCheck& check_;
   std::chrono::milliseconds timeout_;
-  bool* broken_;
+  std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
   std::int64_t tag_stride_ = 1;
   std::int64_t row_bytes_ = 0;
   std::byte* y_ = nullptr;
@@ -407,7 +407,7 @@ class MpiCommunicator final : public Communicator {
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized && !broken_) {
+    if (!finalized && !broken_.load()) {
       auto lk = mpi::lock();
       for (auto& [bytes, type] : row_types_) MPI_Type_free(&type);
       MPI_Comm_free(&comm_);
@@ -435,7 +435,7 @@ class MpiCommunicator final : public Communicator {
   // passed (D10). Under FUNNELED only this thread may call MPI, so the check
   // completes here first.
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) override {
-    if (broken_)
+    if (broken_.load())
       fail(Errc::group_broken, "group", "an earlier call on this MPI group failed or timed out; the group is broken, recreate it");
     std::int64_t remote_rows = 0;
     for (int d = 0; d < size_; ++d)
@@ -465,7 +465,7 @@ class MpiCommunicator final : public Communicator {
           if (check_->advance()) break;
         }
         if (std::chrono::steady_clock::now() > deadline) {
-          broken_ = true;
+          broken_.store(true);
           fail(Errc::timeout, "group", "timed out after {} ms {}; the group is broken, recreate it", timeout_.count(),
                check_->waiting_for());
         }
@@ -493,7 +493,7 @@ class MpiCommunicator final : public Communicator {
   std::chrono::milliseconds timeout_;
   std::string name_;
   int rank_ = 0, size_ = 1;
-  bool broken_ = false;
+  std::atomic<bool> broken_{false};  // written by pool workers during a call (through MpiExchange)
   std::unique_ptr<MpiCountCheck> check_;  // owned here: a gather that timed out may still write into it
   std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
 };
