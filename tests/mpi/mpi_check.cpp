@@ -153,6 +153,10 @@ bool mismatch(const gmmav::Comm& comm) {
   auto& rc = c.ranks[static_cast<std::size_t>(W - 1)].recv_counts;
   rc[0] += 1;  // (source 0, destination W-1, expert 0) now disagrees
   rc[1] -= 1;
+  // A later mismatch in another rank's column: every rank must still name the group's first.
+  auto& later = c.ranks[1].recv_counts;
+  later[static_cast<std::size_t>((W - 1) * 2)] += 1;  // (source W-1, destination 1, expert 0)
+  later[static_cast<std::size_t>((W - 1) * 2 + 1)] -= 1;
   const std::string want = "(source 0, destination " + std::to_string(W - 1) + ", expert 0)";
   bool refused = true;
   std::string err;
