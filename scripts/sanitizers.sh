@@ -24,5 +24,19 @@ if [ "$which" = thread ] || [ "$which" = all ]; then
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
   # The threaded parts: groups, barriers, the pool (both modes), failures, determinism, packed weights shared by threads,
   # a slice of the random cases.
-  run_stage thread build-tsan 'GroupFailures.*:ComputePool.*:Determinism*:*Packed*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*:Faults.*:Resources.*:Bounds.*'
+  run_stage thread build-tsan 'GroupFailures.*:GroupMisuse.*:ComputePool.*:Determinism*:*Packed*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*:Faults.*:Resources.*:Bounds.*'
+  # The C API's threaded misuse cases (a destroyed rank's device, one handle destroyed by two
+  # threads, another rank's stream) and the streams.
+  cmake --build build-tsan -j "$jobs" --target gmmav_compat_tests gmmav_mpi_check
+  echo "== thread sanitizer: gmmav_compat_tests =="
+  build-tsan/bin/gmmav_compat_tests --gtest_brief=1 --gtest_filter='HcclMisuse.*:Stream.*'
+  # The MPI backend's threaded paths: pool workers drive MPI at tile boundaries, the count check
+  # travels while they compute, refused calls, FUNNELED polling, a rank that never calls (the
+  # group's broken flag is set from the waiting threads). One process per rank.
+  mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
+  for args in "2 --cases 6" "3 --cases 4 min" "3 --mismatch" "3 --cases 3 funneled" "3 --absent 1"; do
+    read -r np rest <<<"$args"
+    echo "== thread sanitizer: mpirun -np $np gmmav_mpi_check $rest =="
+    "${mpi_env[@]}" mpirun --oversubscribe -np "$np" build-tsan/bin/gmmav_mpi_check $rest
+  done
 fi

@@ -18,6 +18,7 @@ struct aclOpExecutor {
   gmmav::OpTensors tensors;
   std::size_t workspace = 0;
   std::string who;  ///< "rank r of group 'name'", for messages
+  int device = -1;  ///< the device of the rank's communicator; its calls run on a stream of it (-1: any)
 };
 
 namespace gmmav::aclnn {

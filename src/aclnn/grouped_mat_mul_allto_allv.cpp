@@ -81,7 +81,8 @@ aclnnStatus aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
     if (epWorldSize < 1 || epWorldSize > std::numeric_limits<int>::max())
       raise(ACLNN_ERR_PARAM_INVALID, "epWorldSize", "expected a rank count >= 1, got {}", epWorldSize);
     const std::string name(group, name_len);
-    Comm comm = runtime::resolve_group(name, runtime::current_device());
+    const runtime::ResolvedGroup resolved = runtime::resolve_group(name, runtime::current_device());
+    const Comm& comm = resolved.comm;
     if (comm.size() != epWorldSize)
       raise(ACLNN_ERR_PARAM_INVALID, "epWorldSize", "expected the size of group '{}', {}, got {}", name, comm.size(),
             epWorldSize);
@@ -100,8 +101,8 @@ aclnnStatus aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
                                    transMmWeight, envelope());
     const std::size_t ws = workspace_size(plan, comm);
     weight_cache_enabled();  // a malformed GMMAV_WEIGHT_CACHE_MB is this call's error
-    auto e = std::make_unique<aclOpExecutor>(aclOpExecutor{plan, comm, t, ws,
-                                                           fmt::format("rank {} of group '{}'", comm.rank(), name)});
+    auto e = std::make_unique<aclOpExecutor>(
+        aclOpExecutor{plan, comm, t, ws, fmt::format("rank {} of group '{}'", comm.rank(), name), resolved.device});
     *workspaceSize = ws;
     *executor = adopt_executor(std::move(e));
     return ACLNN_SUCCESS;
@@ -127,6 +128,11 @@ aclnnStatus aclnnGroupedMatMulAlltoAllv(void* workspace, uint64_t workspaceSize,
     } catch (const runtime::ApiError& err) {  // a bad stream is a bad argument of this call
       throw runtime::ApiError(stream == nullptr ? ACLNN_ERR_PARAM_NULLPTR : ACLNN_ERR_PARAM_INVALID, err.what());
     }
+    // Two ranks' calls queued on one stream would wait for each other forever:
+    // a rank's calls go to a stream of its own device.
+    if (live->device >= 0 && s->device() != live->device)
+      raise(ACLNN_ERR_PARAM_INVALID, "stream", "expected a stream of device {} (the device of {}), got a stream of device {}",
+            live->device, live->who, s->device());
     // Consumed from here on: a failure of the run is the stream's error.
     std::shared_ptr<aclOpExecutor> e = take_executor(executor);
     if (!e) raise(ACLNN_ERR_PARAM_INVALID, "executor", "expected a live executor, got one consumed concurrently");

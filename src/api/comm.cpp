@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "api/group_timeout.hpp"
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
 #include "common/env_int.hpp"
@@ -13,8 +14,9 @@
 namespace gmmav {
 
 std::chrono::milliseconds default_timeout() {
-  // At most 2^31 - 1 ms (24.8 days): far beyond any useful wait, and no deadline arithmetic can overflow.
-  if (const auto ms = env_int("GMMAV_TIMEOUT_MS", 1, std::numeric_limits<std::int32_t>::max(), "milliseconds"))
+  // Up to 2^62 ms: "wait for ever" written as a large number is honoured (every deadline saturates,
+  // common/deadline.hpp); only values beyond that are refused, as typos.
+  if (const auto ms = env_int("GMMAV_TIMEOUT_MS", 1, std::int64_t{1} << 62, "milliseconds"))
     return std::chrono::milliseconds(*ms);
   return std::chrono::milliseconds(60000);
 }
@@ -25,7 +27,7 @@ const std::string& Comm::name() const { return impl_->name(); }
 std::chrono::milliseconds Comm::timeout() const { return impl_->timeout(); }
 
 std::vector<Comm> create_in_process_group(int world_size, const GroupOptions& options) {
-  const auto timeout = options.timeout.count() > 0 ? options.timeout : default_timeout();
+  const auto timeout = api::group_timeout(options);
   std::vector<Comm> out;
   for (auto& c : comm::create_in_process(world_size, timeout, options.name)) out.emplace_back(std::move(c));
   return out;

@@ -1,18 +1,19 @@
 // Native API: MPI groups.
 #include "gmmav/mpi.hpp"
 
+#include "api/group_timeout.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "comm/mpi_runtime.hpp"
 
 namespace gmmav {
 
 Comm create_mpi_group(MPI_Comm comm, const GroupOptions& options) {
-  const auto timeout = options.timeout.count() > 0 ? options.timeout : default_timeout();
+  const auto timeout = api::group_timeout(options);
   return Comm(comm::create_mpi(comm, timeout, options.name));
 }
 
 Comm create_mpi_group_from_root_info(int n_ranks, std::span<const std::byte> root_info, int rank, const GroupOptions& options) {
-  const auto timeout = options.timeout.count() > 0 ? options.timeout : default_timeout();
+  const auto timeout = api::group_timeout(options);
   return Comm(comm::create_mpi_from_root_info(n_ranks, root_info, rank, timeout));
 }
 

@@ -8,6 +8,7 @@
 // a timeout; a failure on one rank is made visible to the others.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +22,13 @@
 
 namespace gmmav::comm {
 
+/// A tensor's bytes, for the overlap check across ranks that share an address space.
+struct TensorBytes {
+  const void* data = nullptr;
+  std::size_t bytes = 0;  ///< 0: absent
+  const char* name = "";  ///< the vendor parameter name
+};
+
 /// What one rank brings to a call's meeting. Copied by the backend.
 struct CallInfo {
   int local_experts = 0;
@@ -29,6 +37,8 @@ struct CallInfo {
   std::vector<std::int64_t> send_counts;  // [d*e + j]
   std::vector<std::int64_t> recv_counts;  // [s*e + j]
   void* y = nullptr;                      // this rank's output, (sum(recv_counts), n1)
+  std::array<TensorBytes, 4> inputs{};    // gmmX, gmmWeight, mmX, mmWeight
+  std::array<TensorBytes, 2> outputs{};   // y, mmY
 };
 
 /// One call's data movement as one rank sees it. Used by one thread (the
@@ -85,10 +95,17 @@ class Communicator {
 };
 
 /// Checks the cross-rank contract of SPEC §2 over every rank's CallInfo
-/// (indexed by rank): same e, dtype and N1 everywhere, and
+/// (indexed by rank; by value or by pointer): same e, dtype and N1 everywhere, and
 /// recv@d[s*e + j] == send@s[d*e + j]. Throws Errc::count_mismatch naming the
 /// first mismatching (source, destination, expert). Deterministic, so every
 /// rank that runs it on the same data throws the same error.
+void check_contract(std::span<const CallInfo* const> all);
 void check_contract(std::span<const CallInfo> all);
+
+/// For ranks sharing one address space: throws Errc::invalid_argument when
+/// any rank's output overlaps any other tensor of any rank (an input or an
+/// output; inputs may overlap inputs). Sorts the intervals: O(W log W).
+/// Deterministic, like check_contract.
+void check_no_overlap_across_ranks(std::span<const CallInfo* const> all);
 
 }  // namespace gmmav::comm

@@ -2,21 +2,30 @@
 
 #include <fmt/format.h>
 
+#include "common/deadline.hpp"
+
 namespace gmmav::comm {
 
-void GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_aware) {
+std::uint64_t GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_aware, const Hooks& hooks) {
   std::unique_lock lk(mu_);
   if (broken_) throw Error(Errc::group_broken, "group", reason_);
   const std::uint64_t gen = generation_;
+  if (here_[static_cast<std::size_t>(rank)])
+    throw Error(Errc::invalid_argument, "group",
+                fmt::format("group: rank {} arrived twice at {} (two threads used rank {}'s communicator at once; a Comm is "
+                            "used by one thread at a time)",
+                            rank, what, rank));
   here_[static_cast<std::size_t>(rank)] = true;
+  if (hooks.on_arrival) hooks.on_arrival(gen);
   if (++arrived_ == size_) {
+    if (hooks.on_complete) hooks.on_complete(gen);
     arrived_ = 0;
     here_.assign(here_.size(), false);
     ++generation_;
     cv_.notify_all();
-    return;
+    return gen;
   }
-  auto deadline = std::chrono::steady_clock::now() + timeout_;
+  auto deadline = deadline_after(timeout_);
   std::uint64_t seen = progress_.load(std::memory_order_relaxed);
   while (generation_ == gen && !broken_) {
     if (cv_.wait_until(lk, deadline) != std::cv_status::timeout) continue;
@@ -24,7 +33,7 @@ void GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_awa
     const std::uint64_t now_progress = progress_.load(std::memory_order_relaxed);
     if (progress_aware && now_progress != seen) {
       seen = now_progress;
-      deadline = std::chrono::steady_clock::now() + timeout_;
+      deadline = deadline_after(timeout_);
       continue;
     }
     std::string missing;
@@ -37,6 +46,7 @@ void GroupBarrier::arrive_and_wait(int rank, const char* what, bool progress_awa
     throw Error(Errc::timeout, "group", reason_);
   }
   if (generation_ == gen) throw Error(Errc::group_broken, "group", reason_);
+  return gen;
 }
 
 void GroupBarrier::break_group(const std::string& reason) noexcept {

@@ -1,13 +1,16 @@
 // A reusable barrier for the ranks of one in-process group, with a timeout on
 // every wait and a "broken" state: once a rank times out or aborts, every
 // waiter and every later arrival fails with the recorded reason (the group
-// must then be recreated, as with gloo's and NCCL's communicators).
+// must then be recreated, as with gloo's and NCCL's communicators). A rank
+// counts once per round: arriving twice is refused, never taken for another
+// rank (two threads acting as one rank would otherwise complete a round).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -20,10 +23,20 @@ class GroupBarrier {
  public:
   GroupBarrier(int size, std::chrono::milliseconds timeout) : size_(size), timeout_(timeout), here_(size, false) {}
 
-  /// Waits for all ranks. `what` names the phase for messages. When
-  /// `progress_aware`, the deadline restarts whenever the group makes progress
-  /// (a slow but working peer is not a dead one).
-  void arrive_and_wait(int rank, const char* what, bool progress_aware);
+  /// Run under the barrier's lock with the round's number (so one at a time,
+  /// in arrival order); they must not throw. on_arrival: once this rank is
+  /// counted. on_complete: by the last rank to arrive, before anyone leaves.
+  struct Hooks {
+    std::function<void(std::uint64_t round)> on_arrival;
+    std::function<void(std::uint64_t round)> on_complete;
+  };
+
+  /// Waits for all ranks and returns the round this rank arrived in. `what`
+  /// names the phase for messages. When `progress_aware`, the deadline
+  /// restarts whenever the group makes progress (a slow but working peer is
+  /// not a dead one). A rank already waiting in this round is refused
+  /// (Errc::invalid_argument; it is not counted and nothing else changes).
+  std::uint64_t arrive_and_wait(int rank, const char* what, bool progress_aware, const Hooks& hooks = {});
 
   /// Marks the group broken and wakes every waiter (idempotent; first reason wins).
   void break_group(const std::string& reason) noexcept;

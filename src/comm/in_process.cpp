@@ -3,18 +3,29 @@
 // Every rank's y is addressable, so a sender writes its GEMM tiles straight to
 // their final rows in the destination's y: no staging, no copy, no workspace.
 // A call is two barriers: one after every rank has put its CallInfo in the
-// call's table (meet: then each rank checks the contract on the same table),
-// one at the end (finish). Calls alternate between two tables, so a rank that
-// runs ahead into the next call never overwrites a table a slower rank may
-// still be reading: it cannot get two calls ahead without that rank arriving
-// at the next meet, after its reading is done. (A second barrier at the end of
+// call's table (meet), one at the end (finish). The last rank to arrive at
+// the meet checks the call once for the whole group — the contract (SPEC §2)
+// and overlaps across ranks — and publishes the verdict before anyone leaves,
+// so every rank throws the same error and the check costs O(W²e), not W times
+// that. Each rank writes its slot under the barrier's lock, stamped with the
+// barrier round, so the check never reads a slot left from an earlier call.
+// Tables alternate with the round, so a rank that runs ahead (after a refused
+// meet there is no finish barrier) never overwrites a table a slower rank may
+// still be reading: it cannot get two rounds ahead without that rank arriving
+// at the next one, after its reading is done. (A second barrier at the end of
 // meet would do the same but costs a wake-up of every rank thread while the
 // pool's workers hold the cores — Linux does not preempt them for it.)
+// A rank's communicator serves one call at a time: a second thread entering
+// it while a call is in flight is refused at once (it would otherwise be
+// counted as another rank or mistaken for the next phase).
 #include "comm/in_process.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <mutex>
+#include <memory>
+#include <optional>
+#include <utility>
 
 #include "comm/group_barrier.hpp"
 #include "common/fail.hpp"
@@ -22,20 +33,86 @@
 namespace gmmav::comm {
 namespace {
 
+// One meet's table: every rank's call information (a pointer into the rank's
+// own meet frame, valid while the round is open: every rank is blocked in it
+// then; cleared once checked), its y and the row offsets of its y blocks (read
+// after the round), the round each slot was written in, and the verdict.
+struct MeetTable {
+  explicit MeetTable(int w)
+      : infos(static_cast<std::size_t>(w), nullptr), ys(static_cast<std::size_t>(w), nullptr),
+        recv_offsets(static_cast<std::size_t>(w)), rounds(static_cast<std::size_t>(w), kNever) {}
+  static constexpr std::uint64_t kNever = ~std::uint64_t{0};
+  std::vector<const CallInfo*> infos;                    // [rank]
+  std::vector<void*> ys;                                 // [rank]
+  std::vector<std::vector<std::int64_t>> recv_offsets;  // [rank][s*e + j]: first row of that block in its y
+  std::vector<std::uint64_t> rounds;                     // [rank]
+  std::optional<Error> verdict;                          // set by the last rank to arrive
+};
+
 struct GroupState {
-  GroupState(int w, std::chrono::milliseconds t, std::string n) : size(w), timeout(t), name(std::move(n)), barrier(w, t), slots{std::vector<CallInfo>(static_cast<std::size_t>(w)), std::vector<CallInfo>(static_cast<std::size_t>(w))} {}
+  GroupState(int w, std::chrono::milliseconds t, std::string n)
+      : size(w), timeout(t), name(std::move(n)), barrier(w, t), tables{MeetTable(w), MeetTable(w)},
+        in_call(std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(w))) {}
   const int size;
   const std::chrono::milliseconds timeout;
   const std::string name;
   GroupBarrier barrier;
-  std::mutex slots_mu;
-  std::vector<CallInfo> slots[2];  // [call parity][rank]
+  MeetTable tables[2];                         // [round parity]; written under the barrier's lock
+  std::unique_ptr<std::atomic<bool>[]> in_call;  // [rank]: a call is in flight on that rank's communicator
 };
+
+// Holds a rank's "call in flight" flag for one call.
+class CallClaim {
+ public:
+  CallClaim(std::atomic<bool>& flag, int rank) : flag_(&flag) {
+    if (flag.exchange(true, std::memory_order_acquire))
+      fail(Errc::invalid_argument, "group",
+           "rank {} arrived twice: its communicator is already in a call on another thread (a Comm is used by one thread at a "
+           "time)",
+           rank);
+  }
+  CallClaim(CallClaim&& o) noexcept : flag_(std::exchange(o.flag_, nullptr)) {}
+  CallClaim& operator=(CallClaim&&) = delete;
+  ~CallClaim() {
+    if (flag_ != nullptr) flag_->store(false, std::memory_order_release);
+  }
+
+ private:
+  std::atomic<bool>* flag_;
+};
+
+std::vector<std::int64_t> prefix_offsets(const std::vector<std::int64_t>& counts) {
+  std::vector<std::int64_t> out(counts.size());
+  std::int64_t row = 0;
+  for (std::size_t g = 0; g < counts.size(); ++g) {
+    out[g] = row;
+    row += counts[g];
+  }
+  return out;
+}
+
+// The verdict of a meet, once for the group (under the barrier's lock).
+void judge(MeetTable& t, std::uint64_t round) noexcept {
+  t.verdict.reset();
+  try {
+    for (std::size_t r = 0; r < t.rounds.size(); ++r)
+      if (t.rounds[r] != round)  // cannot happen: every rank wrote its slot in this round
+        fail(Errc::internal, "group", "rank {}'s call information is not from this call", r);
+    check_contract(t.infos);
+    check_no_overlap_across_ranks(t.infos);
+  } catch (const Error& e) {
+    t.verdict = e;
+  } catch (const std::exception& e) {
+    t.verdict = Error(Errc::internal, "", std::string("internal error checking the call: ") + e.what());
+  }
+  std::fill(t.infos.begin(), t.infos.end(), nullptr);  // their frames end with the round
+}
 
 class InProcessExchange final : public Exchange {
  public:
-  InProcessExchange(std::shared_ptr<GroupState> g, int rank, std::vector<std::byte*> dest_rows, std::int64_t row_bytes)
-      : g_(std::move(g)), rank_(rank), dest_rows_(std::move(dest_rows)), row_bytes_(row_bytes) {}
+  InProcessExchange(std::shared_ptr<GroupState> g, int rank, CallClaim claim, std::vector<std::byte*> dest_rows,
+                    std::int64_t row_bytes)
+      : g_(std::move(g)), rank_(rank), claim_(std::move(claim)), dest_rows_(std::move(dest_rows)), row_bytes_(row_bytes) {}
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
     const int e = static_cast<int>(dest_rows_.size()) / g_->size;
@@ -51,6 +128,7 @@ class InProcessExchange final : public Exchange {
  private:
   std::shared_ptr<GroupState> g_;
   int rank_;
+  CallClaim claim_;
   std::vector<std::byte*> dest_rows_;  // [d*e + j]: first row of block (this rank's j) in d's y
   std::int64_t row_bytes_;
 };
@@ -66,45 +144,40 @@ class InProcessCommunicator final : public Communicator {
 
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte>) override {
     g_->barrier.throw_if_broken();
-    std::vector<CallInfo>& table = g_->slots[calls_++ % 2];
-    {
-      std::lock_guard lk(g_->slots_mu);
-      table[static_cast<std::size_t>(rank_)] = mine;
+    CallClaim claim(g_->in_call[static_cast<std::size_t>(rank_)], rank_);
+    // Built outside the lock; swapped into the table on arrival (the old slot is freed here, outside it too).
+    std::vector<std::int64_t> offsets = prefix_offsets(mine.recv_counts);
+    const auto me = static_cast<std::size_t>(rank_);
+    GroupBarrier::Hooks hooks;
+    hooks.on_arrival = [&](std::uint64_t round) {
+      MeetTable& t = g_->tables[round % 2];
+      t.infos[me] = &mine;
+      t.ys[me] = mine.y;
+      std::swap(t.recv_offsets[me], offsets);
+      t.rounds[me] = round;
+    };
+    hooks.on_complete = [&](std::uint64_t round) { judge(g_->tables[round % 2], round); };
+    const std::uint64_t round = g_->barrier.arrive_and_wait(rank_, "the start of the call", false, hooks);
+    const MeetTable& table = g_->tables[round % 2];
+    if (table.verdict) throw *table.verdict;  // the same on every rank
+    // Where this rank's blocks go in the peers' y, for the blocks that have
+    // rows (a peer's table is read only where rows go: W ranks reading every
+    // peer's entry would be W² cache misses even for an empty call).
+    const int e = mine.local_experts;
+    const std::int64_t row_bytes = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
+    std::vector<std::byte*> dest_rows(static_cast<std::size_t>(e) * static_cast<std::size_t>(g_->size), nullptr);
+    for (std::size_t b = 0; b < dest_rows.size(); ++b) {
+      if (mine.send_counts[b] == 0) continue;
+      const std::size_t d = b / static_cast<std::size_t>(e), j = b % static_cast<std::size_t>(e);
+      const std::int64_t first = table.recv_offsets[d][me * static_cast<std::size_t>(e) + j];
+      dest_rows[b] = static_cast<std::byte*>(table.ys[d]) + first * row_bytes;
     }
-    g_->barrier.arrive_and_wait(rank_, "the start of the call", false);
-    // Every rank reads the same table, so every rank reaches the same verdict.
-    std::vector<std::byte*> dest_rows;
-    std::string verdict;
-    Errc code = Errc::count_mismatch;
-    std::string param;
-    try {
-      check_contract(table);
-      const int e = mine.local_experts;
-      const std::int64_t row_bytes = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
-      dest_rows.resize(static_cast<std::size_t>(e) * static_cast<std::size_t>(g_->size));
-      for (int d = 0; d < g_->size; ++d) {
-        const CallInfo& peer = table[static_cast<std::size_t>(d)];
-        std::int64_t row = 0;
-        for (int g = 0; g < rank_ * e; ++g) row += peer.recv_counts[static_cast<std::size_t>(g)];
-        for (int j = 0; j < e; ++j) {
-          dest_rows[static_cast<std::size_t>(d * e + j)] = static_cast<std::byte*>(peer.y) + row * row_bytes;
-          row += peer.recv_counts[static_cast<std::size_t>(rank_ * e + j)];
-        }
-      }
-    } catch (const Error& err) {
-      verdict = err.what();
-      code = err.code();
-      param = err.param();
-    }
-    if (!verdict.empty()) throw Error(code, param, verdict);
-    return std::make_unique<InProcessExchange>(g_, rank_, std::move(dest_rows),
-                                               mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype)));
+    return std::make_unique<InProcessExchange>(g_, rank_, std::move(claim), std::move(dest_rows), row_bytes);
   }
 
  private:
   std::shared_ptr<GroupState> g_;
   int rank_;
-  std::uint64_t calls_ = 0;  // this rank's meets so far: every rank's count advances in step
 };
 
 std::atomic<int> g_group_counter{0};

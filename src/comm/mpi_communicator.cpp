@@ -30,6 +30,7 @@
 
 #include "comm/mpi_count_check.hpp"
 #include "comm/mpi_runtime.hpp"
+#include "common/deadline.hpp"
 #include "common/env_int.hpp"
 #include "common/fail.hpp"
 #include "engine/compute_pool.hpp"
@@ -73,7 +74,7 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes) {
 class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
-              std::int64_t staging_slots, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout, bool* broken)
+              std::int64_t staging_slots, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout, std::atomic<bool>* broken)
       : comm_(comm), me_(rank), W_(size), e_(mine.local_experts), row_type_(row_type), check_(check), timeout_(timeout),
         broken_(broken) {
     row_bytes_ = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
@@ -89,7 +90,7 @@ class MpiExchange final : public Exchange {
     }
     workers_drive_ = mpi::thread_level_at_least_serialized();
     const auto now = std::chrono::steady_clock::now();
-    check_deadline_ = now + timeout_;
+    check_deadline_ = deadline_after(timeout_, now);
     last_progress_ns_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     if (agreed) {
       auto lk = mpi::lock();
@@ -124,12 +125,12 @@ class MpiExchange final : public Exchange {
         }
         // Until the check passed nothing can leave: the deadline is the check's.
         const auto now = std::chrono::steady_clock::now();
-        const bool stuck = agreed_.load(std::memory_order_acquire) ? now - last_progress() > timeout_ : now > check_deadline_;
+        const bool stuck = agreed_.load(std::memory_order_acquire) ? exceeds(now - last_progress(), timeout_) : now > check_deadline_;
         if (!stuck) backoff.pause();
         lk.lock();
         if (stuck && free_slots_.empty()) {
           aborted_ = true;
-          *broken_ = true;
+          broken_->store(true, std::memory_order_relaxed);
           stuck_before_agreement_ = !agreed_.load(std::memory_order_acquire);
         }
       }
@@ -177,7 +178,7 @@ class MpiExchange final : public Exchange {
       if (agreed_.load(std::memory_order_acquire)) return;
       if (refused_.load(std::memory_order_acquire)) std::rethrow_exception(refusal_);
       if (std::chrono::steady_clock::now() > check_deadline_) {
-        *broken_ = true;
+        broken_->store(true, std::memory_order_relaxed);
         fail_check_timeout();
       }
       backoff.pause();
@@ -241,7 +242,7 @@ class MpiExchange final : public Exchange {
     // FUNNELED: workers blocked on a staging slot while nothing moves for the
     // timeout means a peer is gone. Wake them with an error (never throw from
     // here: the pool's job is still running on this thread's stack).
-    if (!workers_drive_ && std::chrono::steady_clock::now() - last_progress() > timeout_) {
+    if (!workers_drive_ && exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) {
       bool stuck = false;
       {
         std::lock_guard q(queue_mu_);
@@ -249,7 +250,7 @@ class MpiExchange final : public Exchange {
         if (stuck) aborted_ = true;
       }
       if (stuck) {
-        *broken_ = true;
+        broken_->store(true, std::memory_order_relaxed);
         slot_freed_.notify_all();
         return true;
       }
@@ -294,8 +295,8 @@ class MpiExchange final : public Exchange {
         if (worker_error_) std::rethrow_exception(worker_error_);
         if (requests_.empty() && queue_.empty()) return;
       }
-      if (std::chrono::steady_clock::now() - last_progress() > timeout_) {
-        *broken_ = true;
+      if (exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) {
+        broken_->store(true, std::memory_order_relaxed);
         fail(Errc::timeout, "group",
              "rank {} timed out after {} ms without progress waiting for {} transfers to finish (a peer died or stopped); "
              "the group is broken, recreate it",
@@ -309,7 +310,7 @@ class MpiExchange final : public Exchange {
     // A refused call sent and posted nothing: the group stays usable.
     // Otherwise peers waiting for this rank's rows will time out; the group
     // cannot be reused.
-    if (!refused_.load(std::memory_order_acquire)) *broken_ = true;
+    if (!refused_.load(std::memory_order_acquire)) broken_->store(true, std::memory_order_relaxed);
     {
       std::lock_guard lk(queue_mu_);
       aborted_ = true;
@@ -358,7 +359,7 @@ class MpiExchange final : public Exchange {
   MPI_Datatype row_type_;
   MpiCountCheck& check_;
   std::chrono::milliseconds timeout_;
-  bool* broken_;
+  std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
   std::int64_t tag_stride_ = 1;
   std::int64_t row_bytes_ = 0;
   std::byte* y_ = nullptr;
@@ -405,7 +406,7 @@ class MpiCommunicator final : public Communicator {
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized && !broken_) {
+    if (!finalized && !broken_.load()) {
       auto lk = mpi::lock();
       for (auto& [bytes, type] : row_types_) MPI_Type_free(&type);
       MPI_Comm_free(&comm_);
@@ -433,7 +434,7 @@ class MpiCommunicator final : public Communicator {
   // passed (D10). Under FUNNELED only this thread may call MPI, so the check
   // completes here first.
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) override {
-    if (broken_)
+    if (broken_.load())
       fail(Errc::group_broken, "group", "an earlier call on this MPI group failed or timed out; the group is broken, recreate it");
     std::int64_t remote_rows = 0;
     for (int d = 0; d < size_; ++d)
@@ -455,7 +456,7 @@ class MpiCommunicator final : public Communicator {
       check_->start(mine);
     }
     if (!mpi::thread_level_at_least_serialized()) {
-      const auto deadline = std::chrono::steady_clock::now() + timeout_;
+      const auto deadline = deadline_after(timeout_);
       mpi::Backoff backoff;
       for (;;) {
         {
@@ -463,7 +464,7 @@ class MpiCommunicator final : public Communicator {
           if (check_->advance()) break;
         }
         if (std::chrono::steady_clock::now() > deadline) {
-          broken_ = true;
+          broken_.store(true);
           fail(Errc::timeout, "group", "timed out after {} ms {}; the group is broken, recreate it", timeout_.count(),
                check_->waiting_for());
         }
@@ -491,7 +492,7 @@ class MpiCommunicator final : public Communicator {
   std::chrono::milliseconds timeout_;
   std::string name_;
   int rank_ = 0, size_ = 1;
-  bool broken_ = false;
+  std::atomic<bool> broken_{false};  // written by pool workers during a call (through MpiExchange)
   std::unique_ptr<MpiCountCheck> check_;  // owned here: a gather that timed out may still write into it
   std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
 };

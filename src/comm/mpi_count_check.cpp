@@ -41,19 +41,23 @@ MpiCountCheck::MpiCountCheck(MPI_Comm comm, int rank, int size, int tag_ub)
 
 void MpiCountCheck::start(const CallInfo& mine) {
   const CountDigest digest = digest_of(mine.send_counts, mine.recv_counts);
+  std::int64_t max_tiles = 1;
+  for (auto v : mine.send_counts) max_tiles = std::max(max_tiles, tiles_of(v));
   const std::int64_t header[kHeader] = {mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.n1,
                                         static_cast<std::int64_t>(mine.send_counts.size()), static_cast<std::int64_t>(digest.a),
-                                        static_cast<std::int64_t>(digest.b)};
+                                        static_cast<std::int64_t>(digest.b), max_tiles};
   std::copy(header, header + kHeader, header_);
-  mine_counts_ = mine.send_counts;
-  mine_counts_.insert(mine_counts_.end(), mine.recv_counts.begin(), mine.recv_counts.end());
+  send_ = mine.send_counts;
+  recv_ = mine.recv_counts;
   headers_.assign(static_cast<std::size_t>(kHeader * size_), 0);
   mpi::check(MPI_Iallgather(header_, kHeader, MPI_INT64_T, headers_.data(), kHeader, MPI_INT64_T, comm_, &req_), "MPI_Iallgather");
   stage_ = Stage::headers;
 }
 
 const char* MpiCountCheck::waiting_for() const {
-  return stage_ == Stage::lists ? "at the count exchange" : "at the start of the call (a rank did not call, or died)";
+  const Stage s = stage_;
+  return s == Stage::columns || s == Stage::verdicts ? "at the count exchange"
+                                                     : "at the start of the call (a rank did not call, or died)";
 }
 
 bool MpiCountCheck::test(MPI_Request* req) {
@@ -64,68 +68,90 @@ bool MpiCountCheck::test(MPI_Request* req) {
 
 bool MpiCountCheck::advance() {
   if (stage_ == Stage::passed) return true;
+  const int W = size_;
   if (stage_ == Stage::headers) {
     if (!test(&req_)) return false;
-    const int W = size_;
-    all_.assign(static_cast<std::size_t>(W), CallInfo{});
+    std::vector<CallInfo> shapes(static_cast<std::size_t>(W));
     bool same_shape = true;
-    as_last_call_ = last_lists_.size() == static_cast<std::size_t>(W);
+    bool as_last_call = last_digest_.size() == static_cast<std::size_t>(W);
     for (int r = 0; r < W; ++r) {
-      CallInfo& c = all_[static_cast<std::size_t>(r)];
+      CallInfo& c = shapes[static_cast<std::size_t>(r)];
       const std::int64_t* h = headers_.data() + static_cast<std::size_t>(kHeader * r);
       c.local_experts = static_cast<int>(h[0]);
       c.dtype = static_cast<DType>(h[1]);
       c.n1 = h[2];
-      same_shape = same_shape && h[0] == header_[0] && h[3] == header_[3];
-      as_last_call_ = as_last_call_ && static_cast<std::uint64_t>(h[4]) == last_digest_[static_cast<std::size_t>(r)].a &&
-                      static_cast<std::uint64_t>(h[5]) == last_digest_[static_cast<std::size_t>(r)].b;
+      same_shape = same_shape && h[0] == header_[0] && h[1] == header_[1] && h[2] == header_[2] && h[3] == header_[3];
+      as_last_call = as_last_call && static_cast<std::uint64_t>(h[4]) == last_digest_[static_cast<std::size_t>(r)].a &&
+                     static_cast<std::uint64_t>(h[5]) == last_digest_[static_cast<std::size_t>(r)].b;
     }
     if (!same_shape) {
       stage_ = Stage::idle;
-      check_contract(all_);  // names the disagreement on every rank (lists left empty)
+      check_contract(shapes);  // names the disagreement on every rank (lists left empty)
     }
-    if (as_last_call_) {
-      for (int r = 0; r < W; ++r) {
-        all_[static_cast<std::size_t>(r)].send_counts = last_lists_[static_cast<std::size_t>(r)].send_counts;
-        all_[static_cast<std::size_t>(r)].recv_counts = last_lists_[static_cast<std::size_t>(r)].recv_counts;
-      }
-      return conclude();
-    }
-    // The count lists (the same length everywhere now).
-    counts_.assign(mine_counts_.size() * static_cast<std::size_t>(W), 0);
-    const int n = static_cast<int>(mine_counts_.size());
-    mpi::check(MPI_Iallgather(mine_counts_.data(), n, MPI_INT64_T, counts_.data(), n, MPI_INT64_T, comm_, &req_), "MPI_Iallgather");
-    stage_ = Stage::lists;
+    if (as_last_call) return conclude();  // the same lists as the last call that passed
+    // Every rank's column: source s's counts for this rank are s's block [me*e, me*e + e).
+    const int e = static_cast<int>(header_[0]);
+    column_.assign(send_.size(), 0);
+    mpi::check(MPI_Ialltoall(send_.data(), e, MPI_INT64_T, column_.data(), e, MPI_INT64_T, comm_, &req_), "MPI_Ialltoall");
+    stage_ = Stage::columns;
+  }
+  if (stage_ == Stage::columns) {
+    if (!test(&req_)) return false;
+    check_column();
+    verdicts_.assign(static_cast<std::size_t>(kVerdict * W), 0);
+    mpi::check(MPI_Iallgather(verdict_, kVerdict, MPI_INT64_T, verdicts_.data(), kVerdict, MPI_INT64_T, comm_, &req_),
+               "MPI_Iallgather");
+    stage_ = Stage::verdicts;
   }
   if (!test(&req_)) return false;
-  const std::size_t n = mine_counts_.size() / 2;
-  for (int r = 0; r < size_; ++r) {
-    CallInfo& c = all_[static_cast<std::size_t>(r)];
-    const auto* base = counts_.data() + 2 * n * static_cast<std::size_t>(r);
-    c.send_counts.assign(base, base + n);
-    c.recv_counts.assign(base + n, base + 2 * n);
+  // The first mismatch of the group in (source, destination, expert) order: the same on every rank.
+  const std::int64_t* first = nullptr;
+  for (int r = 0; r < W; ++r) {
+    const std::int64_t* v = verdicts_.data() + static_cast<std::size_t>(kVerdict * r);
+    if (v[0] != kNone && (first == nullptr || v[0] < first[0])) first = v;
+  }
+  if (first != nullptr) {
+    stage_ = Stage::idle;
+    refuse(first);
+  }
+  last_digest_.assign(static_cast<std::size_t>(W), CountDigest{});
+  for (int r = 0; r < W; ++r) {
+    const std::int64_t* h = headers_.data() + static_cast<std::size_t>(kHeader * r);
+    last_digest_[static_cast<std::size_t>(r)] = {static_cast<std::uint64_t>(h[4]), static_cast<std::uint64_t>(h[5])};
   }
   return conclude();
 }
 
-// Both gathers are done: the same data on every rank, so the same verdict.
+// recv@me[s*e + j] against send@s[me*e + j], for every source s: this rank's first mismatch.
+void MpiCountCheck::check_column() {
+  const std::size_t e = static_cast<std::size_t>(header_[0]);
+  verdict_[0] = kNone;
+  verdict_[1] = verdict_[2] = 0;
+  for (std::size_t g = 0; g < column_.size(); ++g) {
+    if (column_[g] == recv_[g]) continue;
+    const std::int64_t s = static_cast<std::int64_t>(g / e), j = static_cast<std::int64_t>(g % e);
+    verdict_[0] = (s * size_ + rank_) * static_cast<std::int64_t>(e) + j;
+    verdict_[1] = column_[g];
+    verdict_[2] = recv_[g];
+    return;
+  }
+}
+
+void MpiCountCheck::refuse(const std::int64_t* verdict) const {
+  const std::int64_t e = header_[0];
+  const std::int64_t j = verdict[0] % e, sd = verdict[0] / e;
+  const std::int64_t s = sd / size_, d = sd % size_;
+  fail(Errc::count_mismatch, "recvCounts",
+       "cross-rank count mismatch at (source {}, destination {}, expert {}): rank {} sendCounts[{}] = {} but rank {} "
+       "recvCounts[{}] = {}",
+       s, d, j, s, d * e + j, verdict[1], d, s * e + j, verdict[2]);
+}
+
+// The counts agree: the same data on every rank, so the same conclusion.
 bool MpiCountCheck::conclude() {
   stage_ = Stage::idle;
   std::int64_t max_tiles = 1;
-  for (const CallInfo& c : all_)
-    for (auto v : c.send_counts) max_tiles = std::max(max_tiles, tiles_of(v));
-  check_contract(all_);
-  if (!as_last_call_) {
-    last_lists_.assign(static_cast<std::size_t>(size_), CallInfo{});
-    last_digest_.assign(static_cast<std::size_t>(size_), CountDigest{});
-    for (int r = 0; r < size_; ++r) {
-      const CallInfo& c = all_[static_cast<std::size_t>(r)];
-      last_lists_[static_cast<std::size_t>(r)].send_counts = c.send_counts;
-      last_lists_[static_cast<std::size_t>(r)].recv_counts = c.recv_counts;
-      const std::int64_t* h = headers_.data() + static_cast<std::size_t>(kHeader * r);
-      last_digest_[static_cast<std::size_t>(r)] = {static_cast<std::uint64_t>(h[4]), static_cast<std::uint64_t>(h[5])};
-    }
-  }
+  for (int r = 0; r < size_; ++r) max_tiles = std::max(max_tiles, headers_[static_cast<std::size_t>(kHeader * r + 6)]);
   const int e = static_cast<int>(header_[0]);
   if (static_cast<std::int64_t>(e) * max_tiles > tag_ub_)
     fail(Errc::invalid_argument, "sendCounts", "expected at most {} row tiles per call for MPI tags, got {} experts x {} tiles", tag_ub_,

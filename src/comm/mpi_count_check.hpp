@@ -1,18 +1,23 @@
 // The cross-rank count check of one MPI call, as a non-blocking state machine.
 //
-// Every rank gathers every rank's header (e, dtype, N1, list length and a
-// 128-bit digest of its count lists); when every digest equals the group's
-// last good call the lists are reused, otherwise a second gather brings them.
-// Then check_contract runs on the same data everywhere, so every rank reaches
-// the same verdict. advance() never blocks, so the engine can compute the
-// call's remote tiles into staging while the check's messages travel
-// (docs/decisions.md D10): nothing is sent, and nothing is written to this
-// rank's outputs, before the check passed.
+// Every rank gathers every rank's header (e, dtype, N1, list length, a
+// 128-bit digest of its count lists, its largest block in tiles); when every
+// digest equals the group's last good call the call passes as that one did.
+// Otherwise each rank checks only its own column: an all-to-all brings it,
+// from every source s, the e counts s sends it, which it compares with its
+// recvCounts; then every rank's first mismatch (or none) is gathered and every
+// rank names the first of them in (source, destination, expert) order — the
+// same verdict and message everywhere, for O(W e) work and data per rank
+// (gathering every rank's lists was O(W² e) per rank). advance() never
+// blocks, so the engine can compute the call's remote tiles into staging
+// while the check's messages travel (docs/decisions.md D10): nothing is sent,
+// and nothing is written to this rank's outputs, before the check passed.
 #pragma once
 
 #include <mpi.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <vector>
 
@@ -49,26 +54,30 @@ class MpiCountCheck {
   std::int64_t tag_stride() const { return tag_stride_; }
 
  private:
-  enum class Stage { idle, headers, lists, passed };
-  static constexpr int kHeader = 6;
+  enum class Stage { idle, headers, columns, verdicts, passed };
+  static constexpr int kHeader = 7;   // e, dtype, n1, list length, digest a, digest b, largest block in tiles
+  static constexpr int kVerdict = 3;  // first mismatch in this rank's column: key (or kNone), sent, received
+  static constexpr std::int64_t kNone = INT64_MAX;
   bool test(MPI_Request* req);
+  void check_column();
+  [[noreturn]] void refuse(const std::int64_t* verdict) const;
   bool conclude();
 
   MPI_Comm comm_;
   int rank_, size_, tag_ub_;
   std::atomic<Stage> stage_{Stage::idle};  // read by waiting_for() on any thread
   MPI_Request req_ = MPI_REQUEST_NULL;
-  // Gather buffers live here, not on a caller's stack: a gather that timed out
-  // is still pending in MPI and may write into them later.
+  // Buffers of collectives live here, not on a caller's stack: one that timed
+  // out is still pending in MPI and may write into them later.
   std::int64_t header_[kHeader] = {};
   std::vector<std::int64_t> headers_;
-  std::vector<std::int64_t> mine_counts_, counts_;
-  std::vector<CallInfo> all_;
-  bool as_last_call_ = false;
-  std::int64_t tag_stride_ = 1;
-  // Per rank: the count lists and digest of the group's last call that passed.
-  std::vector<CallInfo> last_lists_;
+  std::vector<std::int64_t> send_, recv_;  // this call's lists
+  std::vector<std::int64_t> column_;      // [s*e + j]: what source s sends this rank
+  std::int64_t verdict_[kVerdict] = {};
+  std::vector<std::int64_t> verdicts_;
+  // Per rank: the digest of the group's last call that passed.
   std::vector<CountDigest> last_digest_;
+  std::int64_t tag_stride_ = 1;
 };
 
 }  // namespace gmmav::comm

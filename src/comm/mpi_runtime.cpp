@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/deadline.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav::comm::mpi {
@@ -78,7 +79,7 @@ void Backoff::pause() {
 }
 
 void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string& what) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = deadline_after(timeout);
   Backoff backoff;
   for (;;) {
     int done = 0;

@@ -179,6 +179,16 @@ void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const Pack
   mine.send_counts = d.send_counts;
   mine.recv_counts = d.recv_counts;
   mine.y = t.y.data;
+  // For backends whose ranks share memory: no rank's output may be another rank's tensor.
+  const auto bytes = [](const auto& v, const char* name) { return comm::TensorBytes{v.data, v.bytes(), name}; };
+  mine.inputs[0] = bytes(t.gmm_x, "gmmX");
+  mine.inputs[1] = bytes(t.gmm_weight, "gmmWeight");
+  mine.outputs[0] = bytes(t.y, "y");
+  if (t.mm_y) {
+    mine.inputs[2] = bytes(*t.mm_x, "mmXOptional");
+    mine.inputs[3] = bytes(*t.mm_weight, "mmWeightOptional");
+    mine.outputs[1] = bytes(*t.mm_y, "mmYOptional");
+  }
   auto ex = comm.impl().meet(mine, workspace);
   try {
     engine::compute_tiles(plan, t, *ex, packed);

@@ -20,10 +20,16 @@
 namespace gmmav::runtime {
 namespace {
 
+// A group name's handles in this process.
+struct NamedHandles {
+  std::vector<HcclCommHandle*> live;
+  int registered = 0;  // ever, while the name had a live handle: > 1 = ranks of this process share it
+};
+
 struct Registry {
-  std::mutex mu;
+  std::mutex mu;  // guards everything here, and makes "is it live" and "unregister" one step
   std::unordered_set<HcclCommHandle*> live;
-  std::map<std::string, std::vector<HcclCommHandle*>, std::less<>> by_name;
+  std::map<std::string, NamedHandles, std::less<>> by_name;
 };
 
 Registry& registry() {
@@ -37,7 +43,9 @@ HcclComm register_comm(gmmav::Comm comm, std::int32_t device) {
   auto h = std::make_unique<HcclCommHandle>(HcclCommHandle{std::move(comm), device});
   Registry& r = registry();
   std::lock_guard lk(r.mu);
-  r.by_name[h->comm.name()].push_back(h.get());
+  NamedHandles& named = r.by_name[h->comm.name()];
+  named.live.push_back(h.get());
+  ++named.registered;
   r.live.insert(h.get());
   return h.release();
 }
@@ -52,35 +60,40 @@ HcclCommHandle& handle_of(HcclComm comm) {
 }
 
 void destroy_comm(HcclComm comm) {
-  HcclCommHandle& h = handle_of(comm);
+  if (comm == nullptr) raise(HCCL_E_PTR, "comm", "expected a communicator, got null");
   Registry& r = registry();
+  std::unique_ptr<HcclCommHandle> owned;
   {
+    // Checked and unregistered under one lock: of two threads destroying one
+    // handle, exactly one gets it; the other finds it no longer live.
     std::lock_guard lk(r.mu);
-    r.live.erase(&h);
-    auto it = r.by_name.find(h.comm.name());
+    auto* h = static_cast<HcclCommHandle*>(comm);
+    if (r.live.erase(h) == 0)
+      raise(HCCL_E_PARA, "comm", "expected a live communicator, got {} (never created or destroyed)", comm);
+    owned.reset(h);
+    auto it = r.by_name.find(h->comm.name());
     if (it != r.by_name.end()) {
-      std::erase(it->second, &h);
-      if (it->second.empty()) r.by_name.erase(it);
+      std::erase(it->second.live, h);
+      if (it->second.live.empty()) r.by_name.erase(it);
     }
   }
-  delete &h;
 }
 
-gmmav::Comm resolve_group(const std::string& name, int device) {
+ResolvedGroup resolve_group(const std::string& name, int device) {
   Registry& r = registry();
   std::lock_guard lk(r.mu);
   auto it = r.by_name.find(name);
   if (it == r.by_name.end())
     fail(Errc::invalid_argument, "group", "expected the name of a live communicator (from HcclGetCommName), got '{}'", name);
-  const auto& ranks = it->second;
-  if (ranks.size() == 1) return ranks.front()->comm;
+  const NamedHandles& named = it->second;
+  if (named.registered == 1) return {named.live.front()->comm, -1};  // one rank per process: any device
   if (device < 0)
     fail(Errc::invalid_argument, "group",
          "expected a current device on this thread to pick this rank's communicator of group '{}' ({} ranks in this process; "
          "call aclrtSetDevice or aclrtSetCurrentContext), got none",
-         name, ranks.size());
+         name, named.registered);
   const HcclCommHandle* found = nullptr;
-  for (const HcclCommHandle* h : ranks) {
+  for (const HcclCommHandle* h : named.live) {
     if (h->device != device) continue;
     if (found != nullptr)
       fail(Errc::invalid_argument, "group", "expected one communicator of group '{}' on device {}, got several", name, device);
@@ -88,9 +101,10 @@ gmmav::Comm resolve_group(const std::string& name, int device) {
   }
   if (found == nullptr)
     fail(Errc::invalid_argument, "group",
-         "expected a communicator of group '{}' bound to device {} (the calling thread's current device), got none", name,
-         device);
-  return found->comm;
+         "expected a live communicator of group '{}' bound to device {} (the calling thread's current device), got none: no "
+         "communicator of group '{}' on device {} (destroyed, or never created there)",
+         name, device, name, device);
+  return {found->comm, found->device};
 }
 
 }  // namespace gmmav::runtime

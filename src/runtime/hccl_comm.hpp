@@ -28,11 +28,20 @@ HcclCommHandle& handle_of(HcclComm comm);
 /// Unregisters and frees a handle (in-flight calls keep their gmmav::Comm alive).
 void destroy_comm(HcclComm comm);
 
+/// The communicator the op's `group` names for the calling thread, and the
+/// device its calls must run on (-1: any).
+struct ResolvedGroup {
+  gmmav::Comm comm;
+  int device = -1;
+};
+
 /// Which rank's communicator the op's `group` names for the calling thread:
-/// the only live handle of that name in this process if there is exactly one,
-/// else the one bound to `device` (the thread's current device).
+/// the one bound to `device` (the thread's current device); or, when the
+/// process only ever had one handle of that name (one rank per process:
+/// HcclCommInitRootInfo), that one whatever the device. A destroyed rank's
+/// device never falls back to another rank of its group.
 /// Throws gmmav::Error(invalid_argument, "group") naming what was looked for.
-gmmav::Comm resolve_group(const std::string& name, int device);
+ResolvedGroup resolve_group(const std::string& name, int device);
 
 /// HcclCommInitRootInfo's backend hook. A process-spanning backend (MPI)
 /// registers a factory that joins rank `rank` of the `n_ranks`-rank group

@@ -12,15 +12,21 @@
 //                  while the count check travels fill the ring and wait for it.
 //   --absent R     rank R never calls: the others must get a timeout error.
 //   ... funneled   (last) MPI initialised at MPI_THREAD_FUNNELED.
-//   --killed R     rank R dies (SIGKILL) in the middle of the call: the others
-//                  must get an error within the timeout (run with mpirun
-//                  --enable-recovery so the launcher lets them finish).
+//   --killed R DIR [S]  rank R dies (SIGKILL) in the middle of the call: the
+//                  others must get an error within the timeout (run with mpirun
+//                  --enable-recovery so the launcher lets them finish). Each
+//                  survivor writes its verdict line to DIR/rank<r>, since a
+//                  launcher whose rank was killed reports no useful status
+//                  (tests/mpi/survivors_report.sh requires every survivor's).
+//                  S: survivor S aborts instead of reporting (the wrapper's
+//                  own test: it must then fail).
 // Exit 0 only when every process passed (the verdict is reduced over MPI).
 #include <mpi.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -147,6 +153,10 @@ bool mismatch(const gmmav::Comm& comm) {
   auto& rc = c.ranks[static_cast<std::size_t>(W - 1)].recv_counts;
   rc[0] += 1;  // (source 0, destination W-1, expert 0) now disagrees
   rc[1] -= 1;
+  // A later mismatch in another rank's column: every rank must still name the group's first.
+  auto& later = c.ranks[1].recv_counts;
+  later[static_cast<std::size_t>((W - 1) * 2)] += 1;  // (source W-1, destination 1, expert 0)
+  later[static_cast<std::size_t>((W - 1) * 2 + 1)] -= 1;
   const std::string want = "(source 0, destination " + std::to_string(W - 1) + ", expert 0)";
   bool refused = true;
   std::string err;
@@ -196,7 +206,7 @@ class DyingExchange final : public gmmav::testing::ForwardingExchange {
   std::atomic<int> tiles_{0};
 };
 
-bool killed(int who, const gmmav::Comm& comm) {
+bool killed(int who, const std::string& dir, int crashing, const gmmav::Comm& comm) {
   const int me = comm.rank();
   CaseSpec s;
   s.world_size = comm.size();
@@ -212,8 +222,15 @@ bool killed(int who, const gmmav::Comm& comm) {
   const std::string err = run_rank(c, me, use);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const bool ok = !err.empty();
-  std::printf("rank %d: after %.2f s: %s -> %s\n", me, secs, err.empty() ? "no error" : err.c_str(), ok ? "expected" : "UNEXPECTED");
+  if (me == crashing) std::abort();
+  const std::string line = "rank " + std::to_string(me) + ": after " + std::to_string(secs) + " s: " +
+                           (err.empty() ? "no error" : err) + " -> " + (ok ? "expected" : "UNEXPECTED");
+  std::printf("%s\n", line.c_str());
   std::fflush(stdout);
+  if (FILE* f = std::fopen((dir + "/rank" + std::to_string(me)).c_str(), "w")) {
+    std::fprintf(f, "%s\n", line.c_str());
+    std::fclose(f);
+  }
   return ok;
 }
 
@@ -238,7 +255,7 @@ int main(int argc, char** argv) {
     else if (mode == "--mismatch") ok = mismatch(comm);
     else if (mode == "--absent") ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);
     else if (mode == "--killed") {
-      killed(argc > 2 ? std::atoi(argv[2]) : 0, comm);
+      killed(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 ? argv[3] : ".", argc > 4 ? std::atoi(argv[4]) : -1, comm);
       std::_Exit(0);  // a peer is dead: no collective teardown (MPI_Finalize could wait for it)
     }
     else {

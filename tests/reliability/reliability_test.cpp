@@ -4,10 +4,15 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <latch>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -70,6 +75,79 @@ TEST(Scale, ThousandCasesBitExact) {
   }
   EXPECT_EQ(max_w, 16);
   EXPECT_GE(max_e, 60);
+}
+
+// CPU time of this process so far (user + system), in ms.
+double cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e3;
+}
+
+// An empty problem (every count 0) on W in-process ranks with e = 1, one
+// thread per rank; `mismatch`: rank 1 expects one row from rank 0 that rank 0
+// does not send. Every thread builds its plan, then all call at once: the
+// time printed is the calls' (the group's meet, check and finish).
+std::vector<std::string> run_empty_problem(int W, bool mismatch) {
+  auto comms = gmmav::create_in_process_group(W);
+  std::vector<std::string> err(static_cast<std::size_t>(W));
+  std::vector<std::uint16_t> y1(8, 0xA5A5);
+  std::latch planned(W + 1), go(1);
+  std::vector<std::thread> t;
+  t.reserve(static_cast<std::size_t>(W));
+  for (int r = 0; r < W; ++r)
+    t.emplace_back([&, r] {
+      try {
+        gmmav::ProblemDesc d;
+        d.world_size = W;
+        d.rank = r;
+        d.local_experts = 1;
+        d.send_counts.assign(static_cast<std::size_t>(W), 0);
+        d.recv_counts.assign(static_cast<std::size_t>(W), 0);
+        d.h1 = 8;
+        d.n1 = 8;
+        const bool receiver = mismatch && r == 1;
+        if (receiver) d.recv_counts[0] = 1;
+        std::optional<gmmav::Plan> plan;
+        try {
+          plan = gmmav::Plan::create(d);
+        } catch (...) {
+          planned.count_down();
+          throw;
+        }
+        std::uint16_t w[64] = {};
+        gmmav::OpTensors o;
+        o.gmm_x = gmmav::ConstTensorView::matrix(nullptr, gmmav::DType::f16, 0, 8);
+        o.gmm_weight = gmmav::ConstTensorView::cube(w, gmmav::DType::f16, 1, 8, 8);
+        o.y = gmmav::TensorView::matrix(receiver ? y1.data() : nullptr, gmmav::DType::f16, receiver ? 1 : 0, 8);
+        planned.count_down();
+        go.wait();
+        gmmav::run(*plan, comms[static_cast<std::size_t>(r)], o);
+      } catch (const std::exception& e) {
+        err[static_cast<std::size_t>(r)] = e.what();
+      }
+    });
+  planned.arrive_and_wait();
+  const double cpu0 = cpu_ms();
+  const auto start = std::chrono::steady_clock::now();
+  go.count_down();
+  for (auto& th : t) th.join();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::printf("W=%d e=1 empty problem%s: the calls took %.0f ms (%.0f ms of CPU)\n", W,
+              mismatch ? " with one mismatched count" : "", ms, cpu_ms() - cpu0);
+  EXPECT_TRUE(std::all_of(y1.begin(), y1.end(), [](std::uint16_t v) { return v == 0xA5A5; }));
+  return err;
+}
+
+// The cross-rank check is done once per call for the group (not by every rank): W = 4096 is cheap.
+TEST(Scale, EmptyProblemOn4096InProcessRanks) {
+  for (const auto& e : run_empty_problem(4096, false)) ASSERT_EQ(e, "");
+}
+
+TEST(Scale, MismatchOn4096InProcessRanksFailsEveryRankAlike) {
+  const auto err = run_empty_problem(4096, true);
+  EXPECT_NE(err[0].find("(source 0, destination 1, expert 0)"), std::string::npos) << err[0];
+  for (const auto& e : err) ASSERT_EQ(e, err[0]);
 }
 
 // ---------- memory bounds ----------
