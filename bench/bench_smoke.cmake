@@ -80,7 +80,13 @@ foreach(i RANGE ${last})
 endforeach()
 message(STATUS "bench JSON complete: ${n} case(s)")
 
-execute_process(COMMAND ${GMMAV} bench --quick --cases tiny --repeat 1 --dtype bf16 --repack --torch off --json ${OUT}
+# The repack run also checks that a composite whose outputs cannot be checked is
+# never reported as timed: a stand-in script (GMMAV_TORCH_COMPOSITE) claims a time
+# and writes no outputs.
+set(fake ${OUT}.fake_torch_composite.py)
+file(WRITE ${fake} "import json\nprint(json.dumps({'available': True, 'torch': 'stand-in', 'samples_s': [1e-3], 'median_s': 1e-3}))\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E env GMMAV_TORCH_COMPOSITE=${fake}
+                        ${GMMAV} bench --quick --cases tiny --repeat 1 --dtype bf16 --repack --json ${OUT}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "gmmav bench --repack exited with ${rc}\n${out}\n${err}")
@@ -91,4 +97,13 @@ string(JSON verified GET "${doc}" cases 0 verified)
 if(once OR NOT verified)
   message(FATAL_ERROR "--repack: weights_packed_once=${once} (expected false), verified=${verified}")
 endif()
+string(JSON torch_available GET "${doc}" cases 0 torch available)
+string(JSON why GET "${doc}" cases 0 torch why)
+if(torch_available)
+  message(FATAL_ERROR "a composite that wrote no outputs was reported as timed")
+endif()
+if(EXISTS /usr/bin/python3 AND NOT why MATCHES "could not be checked")
+  message(FATAL_ERROR "stand-in composite: expected 'could not be checked', got: ${why}")
+endif()
+file(REMOVE ${fake})
 message(STATUS "bench --repack: weights packed in every call, output check passed")

@@ -157,7 +157,9 @@ TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings&
   TorchResult t;
   t.attempted = true;
   if (s.script.empty()) {
-    t.why = "bench/torch/torch_composite.py not found (set GMMAV_TORCH_COMPOSITE to its path)";
+    t.why = std::getenv("GMMAV_TORCH_COMPOSITE") != nullptr
+                ? fmt::format("GMMAV_TORCH_COMPOSITE={}: no such file", std::getenv("GMMAV_TORCH_COMPOSITE"))
+                : "torch_composite.py not found (not in share/gmmav beside the CLI nor in the source tree; set GMMAV_TORCH_COMPOSITE)";
     return t;
   }
   const char* tmp = std::getenv("TMPDIR");
