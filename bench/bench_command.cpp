@@ -17,6 +17,8 @@
 #include "machine_info.hpp"
 #include "omp_spin_limit.hpp"
 #include "report.hpp"
+#include "roofline.hpp"
+#include "torch_baseline.hpp"
 #include "trace.hpp"
 
 namespace gmmav::bench {
@@ -35,6 +37,7 @@ struct Options {
   int world_size = 0;
   int threads = 0;
   bool repack = false;
+  std::string torch = "auto";
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -57,7 +60,8 @@ int run(const Options& o) {
   const auto all = all_cases(o.quick);
   for (const auto& w : wanted)
     if (std::none_of(all.begin(), all.end(), [&](const CaseShape& c) { return c.name == w; }))
-      throw CLI::ValidationError("--cases", "unknown case '" + w + "' (balanced, compute_bound, comm_bound, skewed, tiny, seed)");
+      throw CLI::ValidationError("--cases", "unknown case '" + w +
+                                                "' (balanced, compute_bound, comm_bound, skewed, tiny, seed, decode, prefill)");
   for (const auto& c : all) {
     const bool named = std::find(wanted.begin(), wanted.end(), c.name) != wanted.end();
     if (wanted.empty() ? !(c.heavy && o.quick) : named) selected.push_back(c);
@@ -98,6 +102,12 @@ int run(const Options& o) {
   }
 
   const bool progress = root && isatty(STDERR_FILENO) && o.json.empty();
+  // The PyTorch composite (--torch auto): for decode and prefill, the cases it was made for, and for any case named.
+  const std::string torch_script = o.torch == "off" ? std::string() : find_torch_composite();
+  const auto torch_for = [&](const CaseShape& c) {
+    return o.torch != "off" && (c.name == "decode" || c.name == "prefill" ||
+                                std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
+  };
   // MPI over loopback TCP only (Open MPI's btl list names tcp and no shared-memory
   // transport, every rank on this machine): the kernel's copies run on the
   // ranks' cores, at the cost --peak measured; the report then shows what that
@@ -119,11 +129,18 @@ int run(const Options& o) {
     s.progress_label = fmt::format("[{}/{}] {} {}", i + 1, jobs.size(), jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
     s.trace = !o.trace.empty() && !traced;
     s.repack = o.repack;
+    s.ceilings = roofline_ceilings(machine, jobs[i].dtype);
+    s.torch = torch_for(jobs[i].shape);
+    s.torch_settings.script = torch_script;
+    s.torch_settings.repeat = o.repeat;
+    s.torch_settings.warmup = o.warmup;
     if (tcp_only) {
       s.exchange_cpu_ns_per_byte = machine.tcp.cpu_ns_per_byte;
       s.cores = machine.cores;
     }
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
+    if (!s.torch)
+      r.torch.why = o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
     if (s.trace && r.skipped.empty()) {
       traced = true;
       if (root) {
@@ -146,7 +163,8 @@ int run(const Options& o) {
 
   const nlohmann::json run_info = {{"quick", o.quick}, {"repeat", o.repeat}, {"warmup", o.warmup},
                                    {"backend", backend->name()}, {"compute_threads_per_rank", compute_threads()},
-                                   {"trace", o.trace}, {"weights_packed_once", !o.repack},
+                                   {"trace", o.trace}, {"weights_packed_once", !o.repack}, {"torch", o.torch},
+                                   {"torch_composite", torch_script},
                                    {"library_openmp_spinning", openmp_spin_setting()}};
   bool ok = true;
   for (const auto& r : results) ok = ok && r.verified_ok;
@@ -170,12 +188,15 @@ void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
       "bench", "Time the fused operator against GEMM alone, AlltoAllv alone, the sequential design, the vendor's per-expert "
-               "overlap and the GEMM library, per named case (in-process, or one rank per process under mpirun)");
+               "overlap, the GEMM library, the per-call and aclnn entry points and the PyTorch composite, per named case "
+               "(in-process, or one rank per process under mpirun)");
   cmd->add_option("--backend", o->backend, "inproc, mpi, or auto (mpi when started by mpirun)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
   cmd->add_flag("--quick", o->quick, "Scaled-down shapes (the whole run takes < 2 minutes); the seed case only when named");
-  cmd->add_option("--cases", o->cases, "Comma-separated: balanced, compute_bound, comm_bound, skewed, tiny, seed (default: all)");
+  cmd->add_option("--cases", o->cases,
+                  "Comma-separated: balanced, compute_bound, comm_bound, skewed, tiny, seed, decode, prefill (default: all; "
+                  "seed only in full mode)");
   cmd->add_option("--repeat", o->repeat, "Timed repetitions per variant (the median is reported)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
@@ -188,7 +209,13 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--repack", o->repack,
                 "Pack the weights in every call of the engine variants (default: packed once per case, outside the "
                 "timing, with gmmav::PackedWeights, as the library variant does)");
-  cmd->add_flag("--peak", o->peak, "Only print the machine: FMA peak and memcpy bandwidth");
+  cmd->add_option("--torch", o->torch,
+                  "The PyTorch composite baseline (bench/torch/torch_composite.py, run by /usr/bin/python3; "
+                  "$GMMAV_TORCH_COMPOSITE overrides the script): auto = after decode and prefill, and after every case named "
+                  "in --cases; off = never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "off"}));
+  cmd->add_flag("--peak", o->peak, "Only print the machine: FMA peak, memcpy and DRAM read bandwidth");
   cmd->add_option("-W,--world-size", o->world_size, "In-process ranks (default: each case's own)")->check(CLI::Range(1, 1024));
   cmd->add_option("--threads", o->threads, "Compute threads per rank process (default: cores, shared by the ranks of a machine)")
       ->check(CLI::Range(1, 1024));

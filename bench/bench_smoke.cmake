@@ -1,13 +1,15 @@
 # ctest bench.smoke: `gmmav bench --quick --cases tiny --repeat 2 --json OUT`
 # must succeed and write every documented field (values are not judged);
 # the same with --repack (weights packed in every call) must pass its output check too.
+# tiny is named, so the PyTorch composite runs after it (--torch auto): its
+# fields must be there whether PyTorch is importable or not (then with a reason).
 execute_process(COMMAND ${GMMAV} bench --quick --cases tiny --repeat 2 --json ${OUT}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "gmmav bench exited with ${rc}\n${out}\n${err}")
 endif()
 file(READ ${OUT} doc)
-foreach(key cpu_model cores isa_flags onednn peak memcpy_gbps)
+foreach(key cpu_model cores isa_flags onednn peak memcpy_gbps read_gbps)
   string(JSON v ERROR_VARIABLE e GET "${doc}" machine ${key})
   if(e)
     message(FATAL_ERROR "machine.${key} missing: ${e}")
@@ -21,12 +23,52 @@ math(EXPR last "${n} - 1")
 foreach(i RANGE ${last})
   foreach(key name backend W e dtype t_fused_s t_gemm_alone_s t_a2a_alone_s t_sequential_s t_per_expert_s t_library_s
               overlap_pct fused_over_bound speedup_vs_sequential speedup_vs_per_expert gemm_vs_library workspace_bytes gflops
-              weights_packed_once t_weight_prep_s)
+              weights_packed_once t_weight_prep_s
+              t_fused_per_call_s t_aclnn_s torch torch_over_fused torch_over_fused_per_call torch_over_aclnn
+              roofline fused_over_roofline)
     string(JSON v ERROR_VARIABLE e GET "${doc}" cases ${i} ${key})
     if(e)
       message(FATAL_ERROR "cases[${i}].${key} missing: ${e}")
     endif()
   endforeach()
+  foreach(key t_s bound t_memory_s t_compute_s weight_bytes read_gbps peak_gflops)
+    string(JSON v ERROR_VARIABLE e GET "${doc}" cases ${i} roofline ${key})
+    if(e)
+      message(FATAL_ERROR "cases[${i}].roofline.${key} missing: ${e}")
+    endif()
+  endforeach()
+  # Both per-call entry points run in-process, and their outputs are part of the check above.
+  foreach(key t_fused_per_call_s t_aclnn_s)
+    string(JSON type TYPE "${doc}" cases ${i} ${key})
+    if(NOT type STREQUAL "NUMBER")
+      string(JSON why ERROR_VARIABLE e GET "${doc}" cases ${i} aclnn_skipped)
+      message(FATAL_ERROR "cases[${i}].${key} is ${type}, expected a time (aclnn_skipped: ${why})")
+    endif()
+  endforeach()
+  # torch: timed and checked, or absent with a reason; never a time without a check.
+  string(JSON torch_available GET "${doc}" cases ${i} torch available)
+  string(JSON torch_attempted GET "${doc}" cases ${i} torch attempted)
+  if(NOT torch_attempted)
+    message(FATAL_ERROR "cases[${i}]: tiny was named, so --torch auto should have run the composite")
+  endif()
+  if(torch_available)
+    foreach(key t_s samples_s processes threads_per_rank differ_from_fused max_ulp_from_fused verified verification)
+      string(JSON v ERROR_VARIABLE e GET "${doc}" cases ${i} torch ${key})
+      if(e)
+        message(FATAL_ERROR "cases[${i}].torch.${key} missing: ${e}")
+      endif()
+    endforeach()
+    string(JSON ratio TYPE "${doc}" cases ${i} torch_over_fused)
+    if(NOT ratio STREQUAL "NUMBER")
+      message(FATAL_ERROR "cases[${i}]: torch ran but torch_over_fused is ${ratio}")
+    endif()
+  else()
+    string(JSON why GET "${doc}" cases ${i} torch why)
+    if(why STREQUAL "")
+      message(FATAL_ERROR "cases[${i}]: torch absent without a reason")
+    endif()
+    message(STATUS "cases[${i}]: torch absent: ${why}")
+  endif()
   string(JSON verified GET "${doc}" cases ${i} verified)
   if(NOT verified)
     message(FATAL_ERROR "cases[${i}]: the output check failed")
@@ -38,7 +80,13 @@ foreach(i RANGE ${last})
 endforeach()
 message(STATUS "bench JSON complete: ${n} case(s)")
 
-execute_process(COMMAND ${GMMAV} bench --quick --cases tiny --repeat 1 --dtype bf16 --repack --json ${OUT}
+# The repack run also checks that a composite whose outputs cannot be checked is
+# never reported as timed: a stand-in script (GMMAV_TORCH_COMPOSITE) claims a time
+# and writes no outputs.
+set(fake ${OUT}.fake_torch_composite.py)
+file(WRITE ${fake} "import json\nprint(json.dumps({'available': True, 'torch': 'stand-in', 'samples_s': [1e-3], 'median_s': 1e-3}))\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E env GMMAV_TORCH_COMPOSITE=${fake}
+                        ${GMMAV} bench --quick --cases tiny --repeat 1 --dtype bf16 --repack --json ${OUT}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "gmmav bench --repack exited with ${rc}\n${out}\n${err}")
@@ -49,4 +97,13 @@ string(JSON verified GET "${doc}" cases 0 verified)
 if(once OR NOT verified)
   message(FATAL_ERROR "--repack: weights_packed_once=${once} (expected false), verified=${verified}")
 endif()
+string(JSON torch_available GET "${doc}" cases 0 torch available)
+string(JSON why GET "${doc}" cases 0 torch why)
+if(torch_available)
+  message(FATAL_ERROR "a composite that wrote no outputs was reported as timed")
+endif()
+if(EXISTS /usr/bin/python3 AND NOT why MATCHES "could not be checked")
+  message(FATAL_ERROR "stand-in composite: expected 'could not be checked', got: ${why}")
+endif()
+file(REMOVE ${fake})
 message(STATUS "bench --repack: weights packed in every call, output check passed")

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "aclnn_variant.hpp"
 #include "cpu_time.hpp"
 #include "engine/compute_pool.hpp"
 #include "expert_pipeline.hpp"
@@ -85,6 +86,7 @@ struct CaseState {
   InProcessPeers peers;
   std::unique_ptr<LibraryMatmul> library;
   std::unique_ptr<TraceRecorder> recorder;
+  std::unique_ptr<AclnnCommunicators> aclnn_comms;  // in-process: every rank's; MPI: this process's
   std::mutex mu;
 };
 
@@ -99,8 +101,16 @@ class RankRun {
     // Weights packed once, outside every timing (as the library variant's are), unless --repack.
     PackedWeights packed;
     if (!s_.repack) packed = PackedWeights::create(plan_, st_.kase.tensors(r_));
+    std::unique_ptr<AclnnRank> aclnn;  // destroyed before st_.aclnn_comms (at the end of this rank's run)
+    if (mode_ == Mode::measure) aclnn = setup_aclnn();
     RankVariants rv{plan_, st_.kase.tensors(r_), buf_, comm_, *transport_, r_ == 0 ? st_.library.get() : nullptr,
-                    packed ? &packed : nullptr};
+                    packed ? &packed : nullptr, aclnn.get()};
+    // Every rank runs a variant or none does (aclnn and library may be skipped, collectively;
+    // under MPI only rank 0 holds the library).
+    const bool library_runs = mode_ == Mode::measure && g_.max(st_.library ? 1.0 : 0.0) > 0;
+    const auto runs = [&](Variant v) {
+      return (v != Variant::aclnn || rv.aclnn != nullptr) && (v != Variant::library || library_runs);
+    };
     const auto timed = [&](Variant v) {
       if (v == Variant::library && rv.library) rv.library->wake();
       g_.barrier();
@@ -115,7 +125,8 @@ class RankRun {
     const int total = s_.warmup + s_.repeat;
     for (int w = 0; w < s_.warmup; ++w) {
       show(w + 1, total, "warm-up");
-      for (int v = 0; v < kVariants; ++v) timed(static_cast<Variant>(v));
+      for (int v = 0; v < kVariants; ++v)
+        if (runs(static_cast<Variant>(v))) timed(static_cast<Variant>(v));
     }
     g_.barrier();
     const auto wall0 = Clock::now();
@@ -124,6 +135,7 @@ class RankRun {
       show(s_.warmup + rep + 1, total, "timing");
       for (int i = 0; i < kVariants; ++i) {
         const int v = (rep + i) % kVariants;  // rotate, so no variant always runs right after another
+        if (!runs(static_cast<Variant>(v))) continue;
         const double t = timed(static_cast<Variant>(v));
         if (r_ == 0) res_.samples[static_cast<std::size_t>(v)].push_back(t);
       }
@@ -169,7 +181,14 @@ class RankRun {
       res_.workspace_bytes = static_cast<std::int64_t>(ws_max);
       res_.vendor_workspace_bytes = static_cast<std::int64_t>(vendor_max);
       res_.flops = 0;
-      for (const Plan& p : st_.plans) res_.flops += static_cast<double>(p.flops());
+      res_.weight_bytes = 0;
+      for (const Plan& p : st_.plans) {
+        res_.flops += static_cast<double>(p.flops());
+        const ProblemDesc& pd = p.desc();
+        res_.weight_bytes += static_cast<double>(pd.local_experts * pd.h1 * pd.n1 * 2);
+        if (pd.shared) res_.weight_bytes += static_cast<double>(pd.shared->h2 * pd.shared->n2 * 2);
+      }
+      res_.ceilings = s_.ceilings;
     }
     if (r_ == 0) {
       if (!g_.is_mpi()) {
@@ -189,6 +208,45 @@ class RankRun {
                              : make_in_process_transport(st_.peers, r_, g_);
   }
 
+  // The aclnn variant's communicators, device, stream and aclrtMalloc copies of
+  // the inputs (untimed). Null, with the reason in res_.aclnn_skipped, when any
+  // rank cannot run it: a rank alone in a collective call would wait for the others.
+  std::unique_ptr<AclnnRank> setup_aclnn() {
+    std::string why;
+    std::unique_ptr<AclnnRank> a;
+    try {
+      if (g_.is_mpi()) {
+        use_aclnn_device(r_);  // HcclCommInitRootInfo binds the communicator to the current device
+        st_.aclnn_comms = AclnnCommunicators::over_mpi(dynamic_cast<MpiRankGroup&>(g_));
+      } else if (r_ == 0) {
+        st_.aclnn_comms = AclnnCommunicators::in_process(plan_.world_size());
+      }
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    g_.barrier();
+    if (why.empty() && (!st_.aclnn_comms || !st_.aclnn_comms->error().empty()))
+      why = st_.aclnn_comms ? st_.aclnn_comms->error() : "no HCCL communicator";
+    if (why.empty()) {
+      try {
+        a = std::make_unique<AclnnRank>(r_, st_.aclnn_comms->comm(r_), plan_, st_.kase.tensors(r_));
+        why = a->unusable();
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+    }
+    const bool everywhere = g_.min(why.empty() ? 1.0 : 0.0) > 0;
+    const auto reasons = g_.gather(why);
+    if (r_ == 0 && !everywhere)
+      for (std::size_t q = 0; q < reasons.size(); ++q)
+        if (!reasons[q].empty()) {
+          res_.aclnn_skipped = fmt::format("rank {}: {}", q, reasons[q]);
+          break;
+        }
+    if (!everywhere) a.reset();
+    return a;
+  }
+
   void make_library() {
     const CaseShape& c = res_.shape;
     LibraryShape ls;
@@ -202,8 +260,15 @@ class RankRun {
     }
     // Under MPI the library runs on rank 0 with every core of the machine (start mpirun with --bind-to none).
     const int threads = g_.is_mpi() ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : engine::available_cores();
-    st_.library = std::make_unique<LibraryMatmul>(res_.dtype, ls, threads);
-    res_.library = st_.library->description();
+    // oneDNN may have no kernel for the dtype on this CPU (BF16 without AVX-512 on oneDNN 2.6): the
+    // variant is then not run, rather than the rank throwing while the others wait at a barrier.
+    try {
+      st_.library = std::make_unique<LibraryMatmul>(res_.dtype, ls, threads);
+      res_.library = st_.library->description();
+    } catch (const std::exception& e) {
+      st_.library.reset();
+      res_.library = std::string("unavailable: ") + e.what();
+    }
   }
 
   template <typename Timed>
@@ -227,11 +292,19 @@ class RankRun {
     std::int64_t diff = 0;
     const auto ny = static_cast<std::size_t>(plan_.rows_out() * plan_.desc().n1);
     for (const auto* y : ys) diff += count_differences(*y, rv.fused.y.data, ny);
-    if (plan_.has_shared_expert()) {
-      const auto nm = buf_.mm_gemm.size();
-      for (const auto* m : {&buf_.mm_gemm, &buf_.mm_seq, &buf_.mm_pe}) diff += count_differences(*m, rv.fused.mm_y->data, nm);
-    }
+    diff += count_differences(buf_.y_per_call, rv.fused.y.data, ny);
+    const auto nm = buf_.mm_gemm.size();
+    if (plan_.has_shared_expert())
+      for (const auto* m : {&buf_.mm_gemm, &buf_.mm_seq, &buf_.mm_pe, &buf_.mm_per_call})
+        diff += count_differences(*m, rv.fused.mm_y->data, nm);
     const double total_diff = g_.sum(static_cast<double>(diff));
+    // The aclnn variant's outputs (downloaded from its aclrtMalloc memory): the same engine, so bit-identical too.
+    std::int64_t aclnn_diff = 0;
+    if (rv.aclnn) {
+      aclnn_diff += count_differences(rv.aclnn->y(), rv.fused.y.data, ny);
+      if (plan_.has_shared_expert()) aclnn_diff += count_differences(rv.aclnn->mm_y(), rv.fused.mm_y->data, nm);
+    }
+    const double total_aclnn_diff = g_.sum(static_cast<double>(aclnn_diff));
     // 2. Small cases: the fused output against the independent FP64 reference (SPEC §4 tolerance).
     bool ref_checked = false;
     double ref_bad = 0;
@@ -255,9 +328,13 @@ class RankRun {
       }
     }
     if (r_ == 0) {
-      res_.verified_ok = total_diff == 0 && ref_bad == 0;
-      res_.verification = fmt::format("fused y/mmY vs a2a_alone (gemm_alone's gmmY moved), sequential, per_expert: {} ",
-                                      total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff));
+      res_.verified_ok = total_diff == 0 && total_aclnn_diff == 0 && ref_bad == 0;
+      res_.verification = fmt::format(
+          "fused y/mmY vs a2a_alone (gemm_alone's gmmY moved), sequential, per_expert, fused_per_call: {}; vs aclnn: {}",
+          total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff),
+          !rv.aclnn              ? std::string("not run")
+          : total_aclnn_diff == 0 ? std::string("bit-identical")
+                                  : fmt::format("{} elements DIFFER", total_aclnn_diff));
       if (ref_checked)
         res_.verification += fmt::format("; vs FP64 reference: {}{}", ref_bad == 0 ? "PASS" : "FAIL",
                                          ref_text.empty() ? "" : " (" + ref_text + ")");
@@ -325,6 +402,23 @@ void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
   for (int r = 0; r < W; ++r) st.plans.push_back(Plan::create(st.kase.desc(r)));
   st.bufs.resize(static_cast<std::size_t>(W));
   b.for_each_rank(W, [&](RankGroup& g, const Comm& comm) { RankRun(st, res, s, g, comm, mode)(); });
+  if (mode == Mode::measure && s.torch && b.process_rank() == 0) {
+    if (b.is_mpi()) {
+      res.torch.attempted = true;
+      res.torch.why = "runs in-process only (the composite starts W processes of its own): run this case without mpirun";
+      return;
+    }
+    if (s.progress) {
+      std::fprintf(stderr, "\r%-40s %-8s", s.progress_label.c_str(), "torch");
+      std::fflush(stderr);
+    }
+    // W processes x T threads on the cores the gmmav ranks shared.
+    TorchSettings ts = s.torch_settings;
+    ts.threads_per_rank = std::max(1, engine::available_cores() / W);
+    ts.check_reference = res.flops <= static_cast<double>(s.reference_flops_limit);
+    res.torch = run_torch_baseline(st.kase, ts);
+    if (s.progress) std::fprintf(stderr, "\r%-100s\r", "");
+  }
 }
 
 std::int64_t round16(double v) { return std::max<std::int64_t>(16, static_cast<std::int64_t>(std::llround(v / 16.0)) * 16); }

@@ -14,6 +14,8 @@
 #include "cases.hpp"
 #include "gmmav/comm.hpp"
 #include "rank_group.hpp"
+#include "roofline.hpp"
+#include "torch_baseline.hpp"
 #include "variants.hpp"
 
 namespace gmmav::bench {
@@ -31,6 +33,9 @@ struct RunSettings {
   /// measured by --peak); 0 when not known or not applicable.
   double exchange_cpu_ns_per_byte = 0;
   int cores = 0;  ///< cores of the machine the ranks share (with exchange_cpu_ns_per_byte)
+  RooflineCeilings ceilings;  ///< the machine's, for this case's dtype (rank 0 measured them)
+  bool torch = false;         ///< run the PyTorch composite after the variants (in-process only)
+  TorchSettings torch_settings;  ///< script, interpreter, repeat/warmup (threads and the reference check are per case)
 };
 
 struct CaseResult {
@@ -55,6 +60,12 @@ struct CaseResult {
   nlohmann::json trace_events;  ///< this process's (in-process: all ranks') events when traced
   std::vector<std::string> trace_parts;  ///< MPI: every rank's events (rank 0)
   std::string skipped;       ///< non-empty: the case did not run, and why
+  std::string aclnn_skipped;  ///< non-empty: the aclnn variant did not run, and why
+  double weight_bytes = 0;    ///< every rank's routed + shared weights (16-bit): what a call must read at least once
+  RooflineCeilings ceilings;
+  TorchResult torch;          ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
+
+  bool ran(Variant v) const { return !samples[static_cast<std::size_t>(v)].empty(); }
 
   double t(Variant v) const { return median[static_cast<std::size_t>(v)]; }
 };

@@ -66,6 +66,29 @@ std::vector<CaseShape> all_cases(bool quick) {
   seed.dtypes = {DType::f16};
   seed.heavy = true;
   v.push_back(seed);
+
+  // The seed widths at the two token counts of MoE inference (issue 17): what a
+  // user compares with the PyTorch composite. W = 2 ranks, e = 4, shared expert.
+  // --quick shrinks H and N (not the rows): the row counts are what makes a call
+  // decode-like (weights dominate the bytes) or prefill-like (FLOPs dominate).
+  const std::int64_t h = quick ? 1792 : 7168, n = quick ? 1024 : 4096;
+  CaseShape decode;
+  decode.name = "decode";
+  decode.purpose = "decode step: BS=16, K=8 (A=128 rows per rank, 16 per expert per source); the weights' bytes dominate";
+  decode.world_size = 2;
+  decode.experts = 4;
+  decode.bs = 16;
+  decode.topk = 8;
+  decode.h1 = decode.h2 = h;
+  decode.n1 = decode.n2 = n;
+  v.push_back(decode);
+
+  CaseShape prefill = decode;
+  prefill.name = "prefill";
+  prefill.purpose = "prefill chunk: BS=256, K=2 (A=512 rows per rank); the FLOPs dominate";
+  prefill.bs = 256;
+  prefill.topk = 2;
+  v.push_back(prefill);
   return v;
 }
 

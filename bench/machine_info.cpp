@@ -51,6 +51,7 @@ Bandwidth measure_memcpy(int cores) {
   b.mib8_one_core = memcpy_gbps(std::size_t{8} << 20, 1, 20);
   b.mib256_one_core = memcpy_gbps(std::size_t{256} << 20, 1, 3);
   b.mib256_all_cores = memcpy_gbps(std::size_t{256} << 20, cores, 3);
+  b.read_1gib_all_cores = measure_read_gbps(std::size_t{1} << 30, cores);
   return b;
 }
 
@@ -108,6 +109,7 @@ nlohmann::json to_json(const MachineInfo& m) {
     j["memcpy_gbps"] = {{"8MiB_one_core", m.memcpy.mib8_one_core},
                         {"256MiB_one_core", m.memcpy.mib256_one_core},
                         {"256MiB_all_cores", m.memcpy.mib256_all_cores}};
+    j["read_gbps"] = {{"1GiB_all_cores", m.memcpy.read_1gib_all_cores}};
     j["tcp_loopback"] = {{"gbps", m.tcp.gbps}, {"cpu_ns_per_byte", m.tcp.cpu_ns_per_byte}};
   }
   return j;
@@ -122,9 +124,10 @@ std::string to_text(const MachineInfo& m) {
   if (m.measured)
     s += fmt::format(
         "peak ({}): FP32 FMA {:.0f} GFLOP/s one core, {:.0f} all cores; BF16 dot {:.0f} / {:.0f}; "
-        "memcpy {:.1f} GB/s (8 MiB, one core), {:.1f} (256 MiB, one core), {:.1f} (256 MiB, all cores)\n",
+        "memcpy {:.1f} GB/s (8 MiB, one core), {:.1f} (256 MiB, one core), {:.1f} (256 MiB, all cores); "
+        "DRAM read {:.1f} GB/s (1 GiB, all cores)\n",
         m.peak.isa, m.peak.fp32_one_core, m.peak.fp32_all_cores, m.peak.bf16_one_core, m.peak.bf16_all_cores,
-        m.memcpy.mib8_one_core, m.memcpy.mib256_one_core, m.memcpy.mib256_all_cores);
+        m.memcpy.mib8_one_core, m.memcpy.mib256_one_core, m.memcpy.mib256_all_cores, m.memcpy.read_1gib_all_cores);
   if (m.measured)
     s += fmt::format("loopback TCP: {:.2f} GB/s one stream, {:.2f} ns of CPU per byte (sender + receiver, kernel copies)\n",
                      m.tcp.gbps, m.tcp.cpu_ns_per_byte);

@@ -1,6 +1,6 @@
 // What the numbers were measured on: CPU, the ISA flags that matter to the
 // GEMM paths, the oneDNN kernels dispatched, and measured ceilings (FMA peak,
-// memcpy bandwidth) to read the benchmark's figures against.
+// memcpy and DRAM read bandwidth) to read the benchmark's figures against.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -23,6 +23,7 @@ struct Bandwidth {
   double mib8_one_core = 0;    ///< GB/s of memcpy (bytes copied / time)
   double mib256_one_core = 0;
   double mib256_all_cores = 0;
+  double read_1gib_all_cores = 0;  ///< GB/s read: a streaming sum over 1 GiB on every core (the decode roofline)
 };
 
 struct MachineInfo {
@@ -42,6 +43,8 @@ struct MachineInfo {
 MachineInfo machine_info(bool measure);
 Peak measure_peak(int cores);
 Bandwidth measure_memcpy(int cores);
+/// GB/s of reading `bytes` (split over `cores` threads, summed); best of a few passes.
+double measure_read_gbps(std::size_t bytes, int cores);
 nlohmann::json to_json(const MachineInfo& m);
 std::string to_text(const MachineInfo& m);
 

@@ -17,13 +17,21 @@ Derived derive(const CaseResult& r) {
     d.speedup_vs_per_expert = r.t(Variant::per_expert) / f;
     d.gflops = r.flops / f * 1e-9;
   }
-  d.gemm_vs_library = g > 0 ? r.t(Variant::library) / g : 0;
+  d.gemm_vs_library = g > 0 && r.ran(Variant::library) ? r.t(Variant::library) / g : 0;
   if (r.exchange_cpu_ns_per_byte > 0 && r.cores > 0) {
     const double copy_cpu = static_cast<double>(r.remote_bytes) * r.exchange_cpu_ns_per_byte * 1e-9;
     d.cpu_bound = std::max(d.bound, g + copy_cpu / r.cores);
     d.fused_over_cpu_bound = f > 0 ? f / d.cpu_bound : 0;
     d.max_overlap_pct = std::min(g, a) > 0 ? 100.0 * (g + a - d.cpu_bound) / std::min(g, a) : 0;
   }
+  if (r.torch.available) {
+    const auto over = [&](Variant v) { return r.ran(v) && r.t(v) > 0 ? r.torch.median / r.t(v) : 0.0; };
+    d.torch_over_fused = over(Variant::fused);
+    d.torch_over_fused_per_call = over(Variant::fused_per_call);
+    d.torch_over_aclnn = over(Variant::aclnn);
+  }
+  d.roofline = roofline(r.weight_bytes, r.flops, r.ceilings);
+  d.fused_over_roofline = d.roofline.t > 0 ? f / d.roofline.t : 0;
   return d;
 }
 
@@ -46,6 +54,26 @@ nlohmann::json to_json(const CaseResult& r) {
   j["t_sequential_s"] = r.t(Variant::sequential);
   j["t_per_expert_s"] = r.t(Variant::per_expert);
   j["t_library_s"] = r.t(Variant::library);
+  // The user-facing entry points, the PyTorch composite and the roofline (issue 17); null where one did not run.
+  const auto time_or_null = [&](Variant v) { return r.ran(v) ? nlohmann::json(r.t(v)) : nlohmann::json(nullptr); };
+  const auto ratio_or_null = [](double x) { return x > 0 ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  j["t_fused_per_call_s"] = time_or_null(Variant::fused_per_call);
+  j["t_aclnn_s"] = time_or_null(Variant::aclnn);
+  if (!r.aclnn_skipped.empty()) j["aclnn_skipped"] = r.aclnn_skipped;
+  j["torch"] = to_json(r.torch);
+  if (r.torch.available) j["torch"]["processes"] = c.world_size;
+  j["torch_over_fused"] = ratio_or_null(d.torch_over_fused);
+  j["torch_over_fused_per_call"] = ratio_or_null(d.torch_over_fused_per_call);
+  j["torch_over_aclnn"] = ratio_or_null(d.torch_over_aclnn);
+  j["roofline"] = {{"t_s", d.roofline.t},
+                   {"bound", d.roofline.bound},
+                   {"t_memory_s", d.roofline.t_memory},
+                   {"t_compute_s", d.roofline.t_compute},
+                   {"weight_bytes", r.weight_bytes},
+                   {"read_gbps", r.ceilings.read_gbps},
+                   {"peak_gflops", r.ceilings.peak_gflops},
+                   {"peak", r.ceilings.peak_kind}};
+  j["fused_over_roofline"] = ratio_or_null(d.fused_over_roofline);
   j["overlap_pct"] = d.overlap_pct;
   j["fused_over_bound"] = d.fused_over_bound;
   j["speedup_vs_sequential"] = d.speedup_vs_sequential;
@@ -89,6 +117,37 @@ nlohmann::json document(const MachineInfo& m, const std::vector<CaseResult>& cas
   return doc;
 }
 
+namespace {
+
+std::string ms_or_dash(const CaseResult& r, Variant v) { return r.ran(v) ? fmt::format("{:.3f}", r.t(v) * 1e3) : "-"; }
+std::string ratio_or_dash(double x) { return x > 0 ? fmt::format("{:.2f}", x) : "-"; }
+
+// What a user compares: the native call with weights packed once, the native
+// call without, the aclnn C API, the PyTorch composite, and the roofline.
+std::string user_table(const std::vector<CaseResult>& cases) {
+  std::string s = "\nentry points vs the PyTorch composite (torch/x: speed-up over it) and the roofline:\n";
+  s += fmt::format("{:<14} {:>2} {:<4} | {:>9} {:>9} {:>9} {:>9} | {:>7} {:>7} {:>7} | {:>9} {:<7} {:>6}\n", "case", "W", "type",
+                   "fused ms", "call ms", "aclnn ms", "torch ms", "t/fused", "t/call", "t/aclnn", "roof ms", "bound", "f/roof");
+  for (const auto& r : cases) {
+    if (!r.skipped.empty()) continue;
+    const Derived d = derive(r);
+    s += fmt::format("{:<14} {:>2} {:<4} | {:>9} {:>9} {:>9} {:>9} | {:>7} {:>7} {:>7} | {:>9} {:<7} {:>6}\n", r.shape.name,
+                     r.shape.world_size, r.dtype == DType::bf16 ? "bf16" : "fp16", ms_or_dash(r, Variant::fused),
+                     ms_or_dash(r, Variant::fused_per_call), ms_or_dash(r, Variant::aclnn),
+                     r.torch.available ? fmt::format("{:.3f}", r.torch.median * 1e3) : "-", ratio_or_dash(d.torch_over_fused),
+                     ratio_or_dash(d.torch_over_fused_per_call), ratio_or_dash(d.torch_over_aclnn),
+                     d.roofline.t > 0 ? fmt::format("{:.3f}", d.roofline.t * 1e3) : "-", d.roofline.bound,
+                     ratio_or_dash(d.fused_over_roofline));
+  }
+  s += "fused = gmmav::run with PackedWeights made once; call = gmmav::run packing the weights in every call (`gmmav run`);\n"
+       "aclnn = the two-phase C API on aclrtMalloc memory (its weight cache: packed by the first call); torch = the PyTorch\n"
+       "composite (per-expert matmul, cat, gloo all_to_all_single, shared matmul), W processes; roof = max(weight bytes / DRAM\n"
+       "read bandwidth, FLOPs / peak) of all ranks, bound = the larger term; f/roof = fused / roof\n";
+  return s;
+}
+
+}  // namespace
+
 std::string table(const std::vector<CaseResult>& cases) {
   std::string s;
   for (const bool once : {true, false}) {
@@ -116,6 +175,7 @@ std::string table(const std::vector<CaseResult>& cases) {
   }
   s += "medians of the slowest rank per repetition; ovlp% = 100(gemm+a2a-fused)/min(gemm,a2a); f/bnd = fused/max(gemm,a2a);\n"
        "x seq, x pexp = speedup of fused over sequential / per-expert overlap; g/lib = library/gemm_alone; cont = other processes' CPU\n";
+  s += user_table(cases);
   for (const auto& r : cases) {
     if (!r.skipped.empty()) continue;
     s += fmt::format("{} {} {}: {}\n", r.shape.name, r.backend, r.dtype == DType::bf16 ? "bf16" : "fp16", r.verification);
@@ -129,6 +189,17 @@ std::string table(const std::vector<CaseResult>& cases) {
           static_cast<double>(r.remote_bytes) * 1e-6, r.exchange_cpu_ns_per_byte,
           static_cast<double>(r.remote_bytes) * r.exchange_cpu_ns_per_byte * 1e-6, r.cores, d.cpu_bound * 1e3, d.fused_over_cpu_bound,
           d.max_overlap_pct);
+    if (!r.aclnn_skipped.empty()) s += "    aclnn variant not run: " + r.aclnn_skipped + "\n";
+    if (!r.ran(Variant::library)) s += "    library variant not run (lib ms 0): " + r.library + "\n";
+    if (r.torch.available)
+      s += fmt::format("    torch {} ({} processes x {} threads): {}{}\n", r.torch.version, r.shape.world_size,
+                       r.torch.threads_per_rank, r.torch.check, r.torch.reference_ok ? "" : "  TORCH OUTPUT OUTSIDE SPEC §4");
+    else if (r.torch.attempted)
+      s += "    torch: absent: " + r.torch.why + "\n";
+    if (const Derived d = derive(r); d.roofline.t > 0)
+      s += fmt::format("    roofline: weights {:.1f} MB / {:.1f} GB/s read = {:.3f} ms; {:.2f} GFLOP / {:.0f} GFLOP/s ({}) = {:.3f} ms\n",
+                       r.weight_bytes * 1e-6, r.ceilings.read_gbps, d.roofline.t_memory * 1e3, r.flops * 1e-9,
+                       r.ceilings.peak_gflops, r.ceilings.peak_kind, d.roofline.t_compute * 1e3);
     for (const auto& n : r.notes) s += "    " + n + "\n";
   }
   return s;

@@ -25,6 +25,10 @@ struct Derived {
   double cpu_bound = 0;
   double fused_over_cpu_bound = 0;
   double max_overlap_pct = 0;  ///< the overlap % a fused call at cpu_bound would show
+  /// Speed-up over the PyTorch composite: t_torch / t_x (0 when torch or x did not run).
+  double torch_over_fused = 0, torch_over_fused_per_call = 0, torch_over_aclnn = 0;
+  Roofline roofline;               ///< the least time of a call on this machine (roofline.hpp)
+  double fused_over_roofline = 0;  ///< t_fused / roofline
 };
 
 Derived derive(const CaseResult& r);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "aclnn_variant.hpp"
 #include "engine/compute.hpp"
 #include "engine/compute_pool.hpp"
 #include "expert_pipeline.hpp"
@@ -17,6 +18,8 @@ const char* to_string(Variant v) {
     case Variant::sequential: return "sequential";
     case Variant::per_expert: return "per_expert_overlap";
     case Variant::library: return "library_matmul";
+    case Variant::fused_per_call: return "fused_per_call";
+    case Variant::aclnn: return "aclnn";
   }
   return "?";
 }
@@ -34,7 +37,9 @@ void RankBuffers::allocate(const Plan& plan, std::size_t workspace_bytes) {
     mm_gemm.assign(mm, 0);
     mm_seq.assign(mm, 0);
     mm_pe.assign(mm, 0);
+    mm_per_call.assign(mm, 0);
   }
+  y_per_call.assign(bsk, 0);
   workspace.assign(workspace_bytes, std::byte{0});
 }
 
@@ -105,6 +110,16 @@ void RankVariants::run(Variant v) {
     }
     case Variant::library:
       if (library) library->run();
+      return;
+    case Variant::fused_per_call: {
+      OpTensors t = fused;
+      t.y.data = buf.y_per_call.data();
+      if (t.mm_y) t.mm_y->data = buf.mm_per_call.data();
+      gmmav::run(plan, comm, t, buf.workspace);
+      return;
+    }
+    case Variant::aclnn:
+      if (aclnn) aclnn->call();
       return;
   }
 }

@@ -1,5 +1,9 @@
-// The six things `gmmav bench` times, as one rank runs them:
-//   fused       gmmav::run (the operator)
+// The eight things `gmmav bench` times, as one rank runs them:
+//   fused       gmmav::run (the operator) with PackedWeights made once
+//   fused_per_call  gmmav::run without PackedWeights: every call packs its weights
+//               (what `gmmav run` and the native per-call API do)
+//   aclnn       the vendor's two-phase C API on aclrtMalloc copies of the inputs
+//               (its weight cache applies: the first call packs, later ones hit)
 //   gemm_alone  engine::compute_tiles into a local gmmY: the GEMMs and nothing else
 //   a2a_alone   the AlltoAllv of the same bytes, nothing else
 //   sequential  GEMMs into gmmY -> unpermute copy -> AlltoAllv -> shared MatMul
@@ -20,9 +24,13 @@
 #include "library_matmul.hpp"
 
 namespace gmmav::bench {
+class AclnnRank;
+}
 
-enum class Variant : int { fused, gemm_alone, a2a_alone, sequential, per_expert, library };
-constexpr int kVariants = 6;
+namespace gmmav::bench {
+
+enum class Variant : int { fused, gemm_alone, a2a_alone, sequential, per_expert, library, fused_per_call, aclnn };
+constexpr int kVariants = 8;
 const char* to_string(Variant v);
 
 /// One rank's outputs besides the fused ones, so every variant's result can be compared.
@@ -30,6 +38,7 @@ struct RankBuffers {
   std::vector<std::uint16_t> gmm_y, send_buf;
   std::array<std::vector<std::uint16_t>, kTargets> y;  // per Target
   std::vector<std::uint16_t> mm_gemm, mm_seq, mm_pe;   // shared-expert outputs of gemm_alone, sequential, per_expert
+  std::vector<std::uint16_t> y_per_call, mm_per_call;  // fused_per_call's outputs
   std::vector<std::byte> workspace;                    // the fused call's (MPI staging)
 
   void allocate(const Plan& plan, std::size_t workspace_bytes);
@@ -45,6 +54,7 @@ struct RankVariants {
   BaselineTransport& transport;
   LibraryMatmul* library = nullptr;  // rank 0 only
   const PackedWeights* packed = nullptr;  // this rank's weights packed once (null: pack in every call)
+  AclnnRank* aclnn = nullptr;             // this rank's aclnn calls (null: the variant is skipped)
 
   void run(Variant v);
   /// Destination-major send buffer from gmmY (SPEC §3), copies on the pool.

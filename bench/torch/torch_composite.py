@@ -81,7 +81,9 @@ def rank_main(rank, args, case, port, out_queue):
         gmm_y = torch.cat(outs)
         send_buf = torch.cat([gmm_y[starts[(j, dd)]:starts[(j, dd)] + send[dd * e + j]]
                               for dd in range(W) for j in range(e)])
-        dist.all_to_all_single(y, send_buf, out_splits, in_splits)
+        # gloo rejects bfloat16 ("Invalid scalar type"): a 16-bit view moves the same bytes.
+        wire = (lambda t: t.view(torch.float16)) if dt == torch.bfloat16 else (lambda t: t)
+        dist.all_to_all_single(wire(y), wire(send_buf), out_splits, in_splits)
         return matmul(mx, mw) if shared else None
 
     samples = []

@@ -1,0 +1,263 @@
+#include "torch_baseline.hpp"
+
+#include <fmt/format.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+
+#include "reference/reference.hpp"
+#include "spec_bound.hpp"
+
+#ifndef GMMAV_TORCH_COMPOSITE_SOURCE
+#define GMMAV_TORCH_COMPOSITE_SOURCE ""
+#endif
+#ifndef GMMAV_TORCH_COMPOSITE_FROM_BIN
+#define GMMAV_TORCH_COMPOSITE_FROM_BIN "../share/gmmav/torch_composite.py"
+#endif
+
+namespace gmmav::bench {
+namespace fs = std::filesystem;
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void write_raw(const fs::path& p, const std::vector<std::uint16_t>& v) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 2));  // x86: little-endian
+  if (!f) throw std::runtime_error("torch baseline: cannot write " + p.string());
+}
+
+std::vector<std::uint16_t> read_raw(const fs::path& p, std::size_t elements) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) throw std::runtime_error(fmt::format("the script wrote no {}", p.filename().string()));
+  std::vector<std::uint16_t> v(elements);
+  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(elements * 2));
+  if (f.gcount() != static_cast<std::streamsize>(elements * 2))
+    throw std::runtime_error(fmt::format("{} has {} bytes, expected {}", p.filename().string(), f.gcount(), elements * 2));
+  return v;
+}
+
+// The case in the script's format (its docstring): case.json + one raw file per array.
+void write_case(const reference::Case& kase, const fs::path& dir) {
+  const reference::CaseSpec& s = kase.spec;
+  nlohmann::json j;
+  j["world_size"] = s.world_size;
+  j["local_experts"] = s.local_experts;
+  j["h1"] = s.h1;
+  j["n1"] = s.n1;
+  j["dtype"] = s.dtype == DType::bf16 ? "bf16" : "fp16";
+  j["trans_gmm_weight"] = s.trans_gmm_weight;
+  j["shared"] = s.shared_expert ? nlohmann::json{{"bs", s.bs}, {"h2", s.h2}, {"n2", s.n2}, {"trans_mm_weight", s.trans_mm_weight}}
+                                : nlohmann::json(nullptr);
+  j["ranks"] = nlohmann::json::array();
+  for (std::size_t r = 0; r < kase.ranks.size(); ++r) {
+    const reference::RankData& d = kase.ranks[r];
+    nlohmann::json rj{{"send_counts", d.send_counts}, {"recv_counts", d.recv_counts}};
+    const auto file = [&](const char* name, const std::vector<std::uint16_t>& v) {
+      const std::string f = fmt::format("{}_{}.bin", name, r);
+      write_raw(dir / f, v);
+      rj[name] = f;
+    };
+    file("gmm_x", d.gmm_x);
+    file("gmm_weight", d.gmm_weight);
+    if (s.shared_expert) {
+      file("mm_x", d.mm_x);
+      file("mm_weight", d.mm_weight);
+    }
+    j["ranks"].push_back(rj);
+  }
+  std::ofstream(dir / "case.json") << j.dump() << "\n";
+}
+
+// 16-bit floats (fp16 and bf16 alike) are sign-magnitude: this maps them onto
+// integers in value order, so the difference is the distance in ulps.
+std::int64_t ordered(std::uint16_t b) { return (b & 0x8000) ? -static_cast<std::int64_t>(b & 0x7FFF) : b; }
+
+// The last non-empty line of the script's stderr (a Python traceback ends with the error itself).
+std::string last_error_line(const fs::path& p) {
+  std::ifstream f(p);
+  std::string last;
+  for (std::string line; std::getline(f, line);)
+    if (line.find_first_not_of(" \t") != std::string::npos) last = line;
+  return last.empty() ? "(no message on stderr)" : last.substr(0, 300);
+}
+
+void check_outputs(const reference::Case& kase, const fs::path& dir, const TorchSettings& s, TorchResult& t) {
+  const reference::CaseSpec& spec = kase.spec;
+  std::vector<reference::RankOutputs> ref;
+  std::optional<SpecBoundBetweenResults> bound;  // too large for the reference: the bound between torch and fused
+  if (s.check_reference)
+    ref = reference::compute(kase.shapes(), kase.reference_inputs());
+  else
+    bound.emplace(kase);
+  std::int64_t ref_bad = 0, bound_bad = 0;
+  double max_rel = 0;
+  for (std::size_t r = 0; r < kase.ranks.size(); ++r) {
+    const reference::RankData& d = kase.ranks[r];
+    struct Pair {
+      const char* file;
+      const std::vector<std::uint16_t>& fused;
+      const reference::Output* ref;
+    };
+    std::vector<Pair> outs{{"torch_y", d.y, s.check_reference ? &ref[r].y : nullptr}};
+    if (spec.shared_expert) outs.push_back({"torch_mm_y", d.mm_y, s.check_reference ? &ref[r].mm_y : nullptr});
+    for (const Pair& p : outs) {
+      const auto got = read_raw(dir / fmt::format("{}_{}.bin", p.file, r), p.fused.size());
+      t.elements += static_cast<std::int64_t>(got.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        if (got[i] == p.fused[i]) continue;
+        ++t.differ_from_fused;
+        t.max_ulp_from_fused = std::max(t.max_ulp_from_fused, std::abs(ordered(got[i]) - ordered(p.fused[i])));
+      }
+      if (p.ref) {
+        const auto c = reference::compare(spec.dtype, got, *p.ref, false);
+        ref_bad += c.mismatches;
+        max_rel = std::max(max_rel, c.max_rel_error);
+      }
+      if (bound)
+        bound_bad += std::string(p.file) == "torch_y" ? bound->y_violations(static_cast<int>(r), got, p.fused)
+                                                       : bound->mm_y_violations(static_cast<int>(r), got, p.fused);
+    }
+  }
+  t.check = fmt::format("vs fused: {}", t.differ_from_fused == 0
+                                            ? std::string("bit-identical")
+                                            : fmt::format("{} of {} elements differ, max {} ulp", t.differ_from_fused,
+                                                          t.elements, t.max_ulp_from_fused));
+  if (s.check_reference) {
+    t.reference_checked = true;
+    t.reference_ok = ref_bad == 0;
+    t.check += ref_bad == 0 ? fmt::format("; vs FP64 reference: PASS (max rel err {:.2g})", max_rel)
+                            : fmt::format("; vs FP64 reference: FAIL ({} elements outside SPEC §4 tolerance)", ref_bad);
+  } else {
+    t.reference_ok = bound_bad == 0;  // both within SPEC §4 of the exact value is possible only inside the bound
+    t.check += bound_bad == 0
+                   ? std::string("; within the SPEC §4 bound of fused (FP64 reference too large; Cauchy-Schwarz bound): PASS")
+                   : fmt::format("; FAIL: {} elements farther from fused than two SPEC §4 tolerances (Cauchy-Schwarz bound)",
+                                 bound_bad);
+  }
+}
+
+}  // namespace
+
+std::string find_torch_composite() {
+  if (const char* env = std::getenv("GMMAV_TORCH_COMPOSITE"); env != nullptr && env[0] != '\0')
+    return fs::exists(env) ? std::string(env) : std::string();
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed = exe.parent_path() / GMMAV_TORCH_COMPOSITE_FROM_BIN;
+    if (fs::exists(installed, ec)) return fs::weakly_canonical(installed, ec).string();
+  }
+  const std::string source = GMMAV_TORCH_COMPOSITE_SOURCE;
+  if (!source.empty() && fs::exists(source, ec)) return source;
+  return {};
+}
+
+TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings& s) {
+  TorchResult t;
+  t.attempted = true;
+  if (s.script.empty()) {
+    t.why = std::getenv("GMMAV_TORCH_COMPOSITE") != nullptr
+                ? fmt::format("GMMAV_TORCH_COMPOSITE={}: no such file", std::getenv("GMMAV_TORCH_COMPOSITE"))
+                : "torch_composite.py not found (not in share/gmmav beside the CLI nor in the source tree; set GMMAV_TORCH_COMPOSITE)";
+    return t;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = fmt::format("{}/gmmav-torch-XXXXXX", tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp");
+  if (::mkdtemp(templ.data()) == nullptr) {
+    t.why = "cannot create a temporary directory " + templ;
+    return t;
+  }
+  const fs::path dir = templ;
+  struct RemoveAtExit {
+    fs::path p;
+    ~RemoveAtExit() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } remove_at_exit{dir};
+  try {
+    write_case(kase, dir);
+    // The bench sets GOMP_SPINCOUNT for its library variant (omp_spin_limit.cpp); torch runs as users run it.
+    const std::string env = std::getenv("GMMAV_BENCH_SPIN_SET") ? "env -u GOMP_SPINCOUNT -u GMMAV_BENCH_SPIN_SET " : "";
+    const std::string cmd = fmt::format("{}{} {} {} --repeat {} --warmup {} --threads {} 2>{}", env, shell_quote(s.python),
+                                        shell_quote(s.script), shell_quote(dir.string()), s.repeat, s.warmup,
+                                        s.threads_per_rank, shell_quote((dir / "stderr.txt").string()));
+    std::fflush(nullptr);
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) {
+      t.why = "cannot start " + s.python;
+      return t;
+    }
+    std::string out;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    const int status = ::pclose(p);
+    // The result is the last line that is a JSON object.
+    nlohmann::json j;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty() && line.front() == '{') j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) {
+      t.why = fmt::format("{} exited with status {} and no result: {}", s.python, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                          last_error_line(dir / "stderr.txt"));
+      return t;
+    }
+    if (!j.value("available", false)) {
+      t.why = j.value("why", std::string("the script says PyTorch is not available"));
+      return t;
+    }
+    if (j.contains("error")) {
+      t.why = j["error"].get<std::string>() + ": " + last_error_line(dir / "stderr.txt");
+      return t;
+    }
+    t.version = j.value("torch", std::string());
+    t.threads_per_rank = j.value("threads_per_rank", s.threads_per_rank);
+    t.samples = j.at("samples_s").get<std::vector<double>>();
+    t.median = j.at("median_s").get<double>();
+    t.available = true;
+    check_outputs(kase, dir, s, t);
+  } catch (const std::exception& e) {
+    if (!t.available) {
+      t.why = std::string("torch baseline failed: ") + e.what();
+    } else {  // timed, but its outputs could not be read: the timing of an unchecked computation is not reported
+      t.available = false;
+      t.why = std::string("the composite ran but its outputs could not be checked: ") + e.what();
+    }
+  }
+  return t;
+}
+
+nlohmann::json to_json(const TorchResult& t) {
+  nlohmann::json j{{"available", t.available}, {"attempted", t.attempted}};
+  if (!t.available) {
+    j["why"] = t.why;
+    return j;
+  }
+  j["torch"] = t.version;
+  j["threads_per_rank"] = t.threads_per_rank;
+  j["t_s"] = t.median;
+  j["samples_s"] = t.samples;
+  j["differ_from_fused"] = t.differ_from_fused;
+  j["max_ulp_from_fused"] = t.max_ulp_from_fused;
+  j["elements"] = t.elements;
+  j["reference_checked"] = t.reference_checked;
+  j["verified"] = t.reference_ok;
+  j["verification"] = t.check;
+  return j;
+}
+
+}  // namespace gmmav::bench
