@@ -3,7 +3,8 @@
 // test recomputes that chain independently and compares bits, on the
 // dispatched path (AVX2 where the host has it) and on the portable path, for
 // shapes that exercise every remainder (rows not a multiple of 4, n not a
-// multiple of the 24-column panel, k not a multiple of the 256 chunk), both
+// multiple of the 24-column panel nor of the 192-column group of panels, k not
+// a multiple of the 256 chunk), both
 // weight layouts, subnormal and random full-precision values.
 #include <gtest/gtest.h>
 
@@ -63,7 +64,7 @@ TEST_P(SmallMKernel, IsOneFmaChainPerElementOnEveryPath) {
   const auto [t, trans, subnormals] = GetParam();
   std::mt19937_64 rng(42);
   for (const Shape s : {Shape{1, 1, 1}, Shape{3, 7, 5}, Shape{4, 256, 24}, Shape{5, 300, 50}, Shape{17, 513, 49},
-                        Shape{32, 64, 100}, Shape{kSmallMRows, 260, 23}}) {
+                        Shape{32, 64, 100}, Shape{kSmallMRows, 260, 23}, Shape{5, 300, 192}, Shape{kSmallMRows, 260, 410}}) {
     SCOPED_TRACE(testing::Message() << "rows " << s.rows << " k " << s.k << " n " << s.n);
     const auto x = random_bits(t, static_cast<std::size_t>(s.rows * s.k), rng, false);
     const auto w = random_bits(t, static_cast<std::size_t>(s.k * s.n), rng, subnormals);

@@ -17,7 +17,10 @@ namespace gmmav::gemm {
 namespace {
 
 constexpr std::int64_t kPanel = 24;   // output columns per panel: 3 AVX2 vectors
-constexpr std::int64_t kChunk = 256;  // k per chunk: 256 x 24 floats = 24 KiB of converted weight
+constexpr std::int64_t kChunk = 256;  // k per chunk: 256 x 24 floats = 24 KiB of converted weight per panel
+constexpr std::int64_t kGroup = 8;    // panels converted together: each weight row is read 384
+                                      // contiguous bytes at a time, not 48 (a row is often a page
+                                      // apart from the next: 48-byte reads cost a TLB miss each)
 
 // The converted weight slice: b[kk * kPanel + c] = W[k0 + kk][n0 + c] as FP32, zero beyond n.
 void convert_slice(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, std::int64_t k0,
@@ -54,6 +57,23 @@ __attribute__((target("avx2,f16c"))) void convert_slice_avx2(DType t, const std:
       const __m256 f = t == DType::f16 ? _mm256_cvtph_ps(h)
                                        : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
       _mm256_storeu_ps(dst + 8 * v, f);
+    }
+  }
+}
+
+// convert_slice_avx2 for kGroup full panels at once: b + p * kChunk * kPanel is panel p's slice.
+__attribute__((target("avx2,f16c"))) void convert_group_avx2(DType t, const std::uint16_t* w, std::int64_t n, std::int64_t k0,
+                                                             std::int64_t kc, std::int64_t n0, float* b) {
+  for (std::int64_t kk = 0; kk < kc; ++kk) {
+    const std::uint16_t* src = w + (k0 + kk) * n + n0;
+    for (std::int64_t p = 0; p < kGroup; ++p) {
+      float* dst = b + p * kChunk * kPanel + kk * kPanel;
+      for (int v = 0; v < 3; ++v) {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + p * kPanel + 8 * v));
+        const __m256 f = t == DType::f16 ? _mm256_cvtph_ps(h)
+                                         : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        _mm256_storeu_ps(dst + 8 * v, f);
+      }
     }
   }
 }
@@ -121,21 +141,33 @@ void run(bool avx2, DType t, const std::uint16_t* x, std::int64_t rows, std::int
   if (rows <= 0 || n <= 0) return;
   thread_local std::vector<float> xf, b, acc;
   xf.resize(static_cast<std::size_t>(rows * k));
-  b.resize(static_cast<std::size_t>(kChunk * kPanel));
-  acc.resize(static_cast<std::size_t>(rows * kPanel));
+  b.resize(static_cast<std::size_t>(kGroup * kChunk * kPanel));
+  acc.resize(static_cast<std::size_t>(kGroup * rows * kPanel));  // acc + p * rows * kPanel: panel p's sums
   numeric::to_float(t, x, xf.data(), xf.size());
-  for (std::int64_t n0 = 0; n0 < n; n0 += kPanel) {
-    const std::int64_t nc = std::min(kPanel, n - n0);
+  for (std::int64_t g0 = 0; g0 < n; g0 += kGroup * kPanel) {
+    const std::int64_t panels = std::min(kGroup, (n - g0 + kPanel - 1) / kPanel);
+    const bool full_group = avx2 && !trans && panels == kGroup && g0 + kGroup * kPanel <= n;
     std::fill(acc.begin(), acc.end(), 0.0f);  // every chain starts from +0
     for (std::int64_t k0 = 0; k0 < k; k0 += kChunk) {
       const std::int64_t kc = std::min(kChunk, k - k0);
-      if (avx2 && !trans && nc == kPanel)
-        convert_slice_avx2(t, w, n, k0, kc, n0, b.data());
-      else
-        convert_slice(t, w, k, n, trans, k0, kc, n0, nc, b.data());
-      (avx2 ? chunk_avx2 : chunk_portable)(xf.data(), rows, k, k0, kc, b.data(), acc.data());
+      if (full_group) convert_group_avx2(t, w, n, k0, kc, g0, b.data());
+      for (std::int64_t p = 0; p < panels; ++p) {
+        const std::int64_t n0 = g0 + p * kPanel, nc = std::min(kPanel, n - n0);
+        float* bp = b.data() + p * kChunk * kPanel;
+        if (!full_group) {
+          if (avx2 && !trans && nc == kPanel)
+            convert_slice_avx2(t, w, n, k0, kc, n0, bp);
+          else
+            convert_slice(t, w, k, n, trans, k0, kc, n0, nc, bp);
+        }
+        (avx2 ? chunk_avx2 : chunk_portable)(xf.data(), rows, k, k0, kc, bp, acc.data() + p * rows * kPanel);
+      }
     }
-    for (std::int64_t r = 0; r < rows; ++r) numeric::from_float(t, acc.data() + r * kPanel, out + r * n + n0, static_cast<std::size_t>(nc));
+    for (std::int64_t p = 0; p < panels; ++p) {
+      const std::int64_t n0 = g0 + p * kPanel, nc = std::min(kPanel, n - n0);
+      for (std::int64_t r = 0; r < rows; ++r)
+        numeric::from_float(t, acc.data() + (p * rows + r) * kPanel, out + r * n + n0, static_cast<std::size_t>(nc));
+    }
   }
 }
 
