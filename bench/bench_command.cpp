@@ -200,7 +200,11 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--repeat", o->repeat, "Timed repetitions per variant (the median is reported)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  cmd->add_option("--warmup", o->warmup, "Untimed rounds of every variant first")->capture_default_str()->check(CLI::Range(0, 100));
+  // At least one: a2a_alone sends what sequential's unpermute left in the send buffer, so the output
+  // check is meaningful only once every variant has run (with 0 and --repeat 1 it compared stale data).
+  cmd->add_option("--warmup", o->warmup, "Untimed rounds of every variant first (at least 1: some variants move what others computed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   cmd->add_option("--dtype", o->dtype, "fp16, bf16, both, or auto (the case's own: seed fp16, the others both)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "fp16", "bf16", "both"}));
