@@ -4,6 +4,8 @@
 // threads that compute a call.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <sys/resource.h>
 
 #include <atomic>
@@ -187,8 +189,19 @@ TEST(ComputePool, ThreadCountOutOfRangeRefused) {
   try {
     gmmav::set_compute_threads(1000);
   } catch (const gmmav::Error& e) {
-    const bool ok = e.code() == gmmav::Errc::internal && threads_of_process() == before && gmmav::compute_threads() == 2;
-    std::exit(ok ? 0 : 2);
+    // Under the limit either the thread or memory for it is refused first (both are gmmav errors).
+    if (e.code() != gmmav::Errc::internal && e.code() != gmmav::Errc::out_of_memory) {
+      std::fprintf(stderr, "unexpected error: %s\n", e.what());
+      std::exit(2);
+    }
+    if (gmmav::compute_threads() != 2) std::exit(5);
+    // No worker left behind. "<=": a thread that was still exiting when `before` was counted may be
+    // gone by now (seen under load: 4 before, 3 after).
+    if (threads_of_process() > before) {
+      std::fprintf(stderr, "threads: %d before, %d after\n", before, threads_of_process());
+      std::exit(6);
+    }
+    std::exit(0);
   } catch (...) {
     std::exit(4);  // std::system_error escaped
   }

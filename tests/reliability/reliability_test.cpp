@@ -346,7 +346,8 @@ TEST(Resources, SeveralGroupsAtOnceAndCountsReturn) {
     EXPECT_EQ(bad.load(), 0);
   }
   EXPECT_EQ(count_dir("/proc/self/fd"), fds);
-  EXPECT_EQ(count_dir("/proc/self/task"), threads);
+  // At most as many: a thread that was still exiting when counted may be gone now (seen: 6 then 5).
+  EXPECT_LE(count_dir("/proc/self/task"), threads);
 }
 
 TEST(Resources, ThousandCallsOnOneGroupAndPlan) {
