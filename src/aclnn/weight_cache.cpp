@@ -6,18 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <list>
 #include <mutex>
 #include <optional>
-#include <string>
 #include <tuple>
 
-#include "runtime/api_guard.hpp"
+#include "common/env_int.hpp"
 #include "runtime/memory_versions.hpp"
-#include "runtime/status_codes.hpp"
 
 namespace gmmav::aclnn {
 namespace {
@@ -78,15 +74,8 @@ std::optional<Versions> versions_of(const Key& k) {
 // quarter of the physical memory. Read once.
 std::size_t budget_bytes() {
   static const std::size_t budget = [] {
-    if (const char* s = std::getenv("GMMAV_WEIGHT_CACHE_MB"); s != nullptr && *s != '\0') {
-      char* end = nullptr;
-      errno = 0;
-      const long long mb = std::strtoll(s, &end, 10);
-      if (errno != 0 || *end != '\0' || mb < 0 || mb > (std::int64_t{1} << 40))
-        runtime::raise(ACLNN_ERR_PARAM_INVALID, "GMMAV_WEIGHT_CACHE_MB",
-                       "expected a size in MiB in [0, 2^40] (0 turns the weight cache off), got '{}'", s);
-      return static_cast<std::size_t>(mb) << 20;
-    }
+    if (const auto mb = env_int("GMMAV_WEIGHT_CACHE_MB", 0, std::int64_t{1} << 40, "MiB; 0 turns the weight cache off"))
+      return static_cast<std::size_t>(*mb) << 20;
     const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
     return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4 : std::size_t{1} << 30;
   }();

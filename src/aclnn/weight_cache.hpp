@@ -23,9 +23,10 @@ namespace gmmav::aclnn {
 /// Thread-safe; call it where the weights are read (on the stream).
 std::shared_ptr<const PackedWeights> cached_weights(const Plan& plan, const OpTensors& t);
 
-/// Whether the cache is on (GMMAV_WEIGHT_CACHE_MB != 0). Throws ApiError
-/// (161002) for a malformed GMMAV_WEIGHT_CACHE_MB: phase 1 calls it, so the
-/// error comes back from the call that can report it.
+/// Whether the cache is on (GMMAV_WEIGHT_CACHE_MB != 0). Throws
+/// Error{invalid_argument} (161002 from the C API) for a malformed
+/// GMMAV_WEIGHT_CACHE_MB: phase 1 calls it, so the error comes back from the
+/// call that can report it.
 bool weight_cache_enabled();
 
 /// What the cache holds and has done (for tests and diagnostics).

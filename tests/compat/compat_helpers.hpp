@@ -15,6 +15,7 @@
 #include "acl/acl.h"
 #include "aclnnop/aclnn_grouped_mat_mul_allto_allv.h"
 #include "hccl/hccl.h"
+#include "../support/scoped_env.hpp"
 
 namespace compat_test {
 
@@ -24,29 +25,7 @@ inline std::string recent_error() {
   return m != nullptr ? std::string(m) : std::string();
 }
 
-/// Sets (or unsets, for nullopt) an environment variable for the scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value)
-      ::setenv(name, value->c_str(), 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      ::setenv(name_.c_str(), old_->c_str(), 1);
-    else
-      ::unsetenv(name_.c_str());
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string name_;
-  std::optional<std::string> old_;
-};
+using gmmav::testing::ScopedEnv;
 
 /// aclrtMalloc'ed memory holding `n` 16-bit elements.
 class DeviceBuffer {
