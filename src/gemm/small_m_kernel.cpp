@@ -42,7 +42,6 @@ void convert_slice(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t
     numeric::to_float(t, w + (n0 + c) * k + k0, column.data(), static_cast<std::size_t>(kc));  // row n0+c of W^T
     for (std::int64_t kk = 0; kk < kc; ++kk) b[kk * kPanel + c] = column[static_cast<std::size_t>(kk)];
   }
-  (void)k;
 }
 
 // convert_slice for the plain layout, 24 columns at a time with F16C / AVX2 shifts (exact conversions:
