@@ -64,7 +64,8 @@ TEST_P(SmallMKernel, IsOneFmaChainPerElementOnEveryPath) {
   const auto [t, trans, subnormals] = GetParam();
   std::mt19937_64 rng(42);
   for (const Shape s : {Shape{1, 1, 1}, Shape{3, 7, 5}, Shape{4, 256, 24}, Shape{5, 300, 50}, Shape{17, 513, 49},
-                        Shape{32, 64, 100}, Shape{kSmallMRows, 260, 23}, Shape{5, 300, 192}, Shape{kSmallMRows, 260, 410}}) {
+                        Shape{32, 64, 100}, Shape{kSmallMRows, 260, 23}, Shape{5, 300, 192}, Shape{kSmallMRows, 260, 410},
+                        Shape{kSmallMRows + 1, 70, 30}, Shape{127, 300, 200}, Shape{128, 257, 193}}) {
     SCOPED_TRACE(testing::Message() << "rows " << s.rows << " k " << s.k << " n " << s.n);
     const auto x = random_bits(t, static_cast<std::size_t>(s.rows * s.k), rng, false);
     const auto w = random_bits(t, static_cast<std::size_t>(s.k * s.n), rng, subnormals);
@@ -103,6 +104,28 @@ TEST(SmallMKernel, PreparedWeightRoutesSmallTilesToIt) {
       if (packing == PreparedWeight::Packing::first_need) {
         EXPECT_EQ(pw.bytes(), 0u) << "no packed copy for small tiles";
       }
+    }
+  }
+}
+
+// Where oneDNN has no FP32 brgemm kernel (D24), tiles of more rows than kSmallMRows take the
+// chain kernel too, FP16 always and BF16 where there is no native BF16 matmul, and nothing is packed.
+TEST(SmallMKernel, PreparedWeightRoutesLargeF32TilesToItWhereOneDnnHasNoBrgemm) {
+  if (f32_route_packs()) GTEST_SKIP() << "oneDNN's FP32 brgemm takes large tiles on this host";
+  std::mt19937_64 rng(9);
+  const std::int64_t k = 300, n = 72, rows = 128;
+  for (const DType t : {DType::f16, DType::bf16}) {
+    if (t == DType::bf16 && native_bf16_matmul()) continue;
+    for (const bool trans : {false, true}) {
+      const auto w = random_bits(t, static_cast<std::size_t>(k * n), rng, false);
+      const auto x = random_bits(t, static_cast<std::size_t>(rows * k), rng, false);
+      const auto want = fma_chain(t, x, rows, k, w, n, trans);
+      PreparedWeight pw;
+      pw.prepare(t, w.data(), k, n, trans, PreparedWeight::Packing::now);
+      std::vector<std::uint16_t> got(want.size());
+      pw.matmul_rows(x.data(), rows, got.data());
+      EXPECT_EQ(got, want);
+      EXPECT_EQ(pw.bytes(), 0u) << "nothing packed";
     }
   }
 }

@@ -1,9 +1,9 @@
-// A matmul for few rows on the weight as the caller stores it (FP16/BF16,
-// k x n or, transposed, n x k): no packed copy, no pass over the weight
-// before the GEMM. At decode token counts a tile has a few dozen rows, the
-// GEMM reads every weight element once and does little with it, so packing
-// (a read and a write of the whole weight, and for the f32 route a copy twice
-// its size) costs more than the GEMM itself (issue 17, D13).
+// The chain kernel: a matmul on the weight as the caller stores it
+// (FP16/BF16, k x n or, transposed, n x k): no packed copy, no pass over the
+// weight before the GEMM. It takes every tile of at most kSmallMRows rows
+// (D13: at decode token counts packing costs more than the GEMM) and, on hosts
+// where oneDNN has no FP32 brgemm kernel, every f32-route tile (D24: there it
+// is about twice as fast as oneDNN's FP32 gemm:jit on this shape class).
 //
 // Numerics (SPEC §4): every output element is one FP32 FMA chain over k in
 // ascending order, starting from +0, rounded once (RNE) to the 16-bit type.
@@ -19,8 +19,8 @@
 
 namespace gmmav::gemm {
 
-/// Tiles of at most this many rows take the small-M kernel (a property of the
-/// plan's tiles only, never of threads or hosts).
+/// Tiles of at most this many rows take this kernel on every host (a property
+/// of the plan's tiles only, never of threads).
 constexpr std::int64_t kSmallMRows = 32;
 
 /// out(rows x n) = round(x(rows x k) @ W); W is k x n row-major, or n x k when

@@ -114,6 +114,16 @@ bool native_bf16_available() {
   return yes;
 }
 
+// oneDNN's FP32 matmul is used for large f32-route tiles only where it has a
+// brgemm kernel (AVX-512 hosts: 86-93 % of the FMA peak on packed weights).
+// Elsewhere (AVX2 hosts) it runs `gemm:jit` at about half of what the chain
+// kernel reaches on the weight as stored (D24), so every f32-route tile takes
+// the chain kernel and no weight is ever converted or packed for it.
+bool onednn_f32_for_large_tiles() {
+  static const bool yes = impl_of(dt::f32).find("brg") != std::string::npos;
+  return yes;
+}
+
 // Reorders a plain weight (k x n, or n x k when trans) into `packed`, held in `storage`.
 dnnl::memory pack(dt type, const void* w, std::int64_t k, std::int64_t n, bool trans, const dnnl::memory::desc& packed,
                   std::shared_ptr<std::byte>& storage) {
@@ -165,7 +175,15 @@ bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
   return (avx2 ? min_nonzero_magnitude_avx2(v, n) : min_nonzero_magnitude_scalar(v, n)) >= (71u << 7);
 }
 
-std::string implementation_info() { return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), impl_of(dt::f32)); }
+bool f32_route_packs() { return onednn_f32_for_large_tiles(); }
+bool native_bf16_matmul() { return native_bf16_available(); }
+
+std::string implementation_info() {
+  const std::string f32 = onednn_f32_for_large_tiles()
+                              ? impl_of(dt::f32)
+                              : fmt::format("chain kernel {} (oneDNN's is {})", small_m_path(), impl_of(dt::f32));
+  return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), f32);
+}
 
 struct PreparedWeight::Impl {
   const char* param = "gmmWeight";
@@ -204,7 +222,7 @@ struct PreparedWeight::Impl {
         bf16_desc = packed_desc(dt::bf16, k, n);
         bf16_packed = pack(dt::bf16, raw, k, n, trans, bf16_desc, bf16_storage);
         bf16_bytes.store(bf16_desc.get_size(), std::memory_order_relaxed);
-      } else {
+      } else if (onednn_f32_for_large_tiles()) {
         f32_weight();  // every large tile will need it
       }
     } catch (const dnnl::error& e) {
@@ -216,6 +234,16 @@ struct PreparedWeight::Impl {
   }
   void packed() const {
     std::call_once(packed_once, [this] { prepare_packed(); });
+  }
+  // The chain kernel on the weight as stored; its buffers grow with rows x k.
+  void chain(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const {
+    try {
+      small_m_matmul(dtype, x, rows, k, raw, n, trans, out);
+    } catch (const std::bad_alloc&) {
+      fail(Errc::out_of_memory, param,
+           "expected {} bytes of host memory for the FP32 rows of a {} x {} x {} row tile (rows x K x N), got an allocation failure",
+           static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(k) * 4, rows, k, n);
+    }
   }
 };
 
@@ -249,11 +277,13 @@ void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std:
   if (rows <= 0) return;
   const Impl& p = *impl_;
   const std::int64_t k = p.k, n = p.n;
-  if (rows <= kSmallMRows) return small_m_matmul(p.dtype, x, rows, k, p.raw, n, p.trans, out);
+  if (rows <= kSmallMRows) return p.chain(x, rows, out);
   p.packed();
+  const bool bf16_native = p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k));
+  if (!bf16_native && !onednn_f32_for_large_tiles()) return p.chain(x, rows, out);
   try {
     dnnl::stream& s = thread_stream();
-    if (p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k))) {
+    if (bf16_native) {
       const Matmul mm = primitives().get(dt::bf16, rows, k, n, p.bf16_desc);
       dnnl::memory a({{rows, k}, dt::bf16, tag::ab}, cpu_engine(), const_cast<std::uint16_t*>(x));
       dnnl::memory c({{rows, n}, dt::bf16, tag::ab}, cpu_engine(), out);

@@ -1,13 +1,16 @@
 // Row tiles of a 16-bit matmul: out(rows x n) = round(x(rows x k) @ W), FP32
 // accumulation over the whole k, one RNE rounding to the 16-bit type.
 //
-// Three routes; which one a tile takes depends only on its rows and the data,
-// never on threads, backends or whether the weights were packed in advance:
-// - small-M route (tiles of at most kSmallMRows rows): the hand-written kernel
-//   of small_m_kernel.hpp on the weight as stored, no packed copy (D13).
-// - f32 route (FP16 always; BF16 when the fast route is not exact): inputs are
-//   converted to FP32 exactly, oneDNN's FP32 matmul runs on weights packed
-//   once, and the FP32 result is rounded once.
+// Three routes; which one a tile takes depends only on its rows, the data and
+// the host (fixed for the process), never on threads, backends or whether the
+// weights were packed in advance:
+// - chain kernel (small_m_kernel.hpp) on the weight as stored, no packed copy:
+//   tiles of at most kSmallMRows rows (D13), and every f32-route tile on hosts
+//   where oneDNN has no FP32 brgemm kernel (AVX2 hosts, D24).
+// - f32 route (FP16 always; BF16 when the fast route is not exact): on hosts
+//   with oneDNN's FP32 brgemm, inputs are converted to FP32 exactly, oneDNN's
+//   FP32 matmul runs on weights packed once, and the FP32 result is rounded
+//   once; elsewhere the chain kernel.
 // - bf16 route: oneDNN's BF16 matmul (vdpbf16ps) on packed weights. Those
 //   instructions flush subnormals, so the route is taken only when it is
 //   provably exact: every nonzero input has |v| >= 2^-56, which keeps every
@@ -64,10 +67,20 @@ class PreparedWeight {
   std::unique_ptr<Impl> impl_;
 };
 
+/// True where f32-route tiles of more than kSmallMRows rows run oneDNN on a
+/// packed FP32 copy of the weight (hosts where oneDNN has an FP32 brgemm
+/// kernel); false where every f32-route tile takes the chain kernel on the
+/// weight as stored (D24). A property of the host, fixed for the process.
+bool f32_route_packs();
+
+/// True where a BF16 weight can take the native route (oneDNN has a real BF16 matmul here).
+bool native_bf16_matmul();
+
 /// True when every nonzero BF16 value has |v| >= 2^-56 (no subnormal can occur in a dot product).
 bool bf16_dot_exact(const std::uint16_t* v, std::size_t n);
 
-/// The oneDNN implementations in use, e.g. "bf16: brg:avx512_core_bf16, f32: brg:avx512_core".
+/// The implementations of the two large-tile routes here, e.g. "bf16: brg:avx512_core_bf16, f32: brg:avx512_core"
+/// or "bf16: unavailable, f32: chain kernel avx2+fma+f16c (oneDNN's is gemm:jit)".
 std::string implementation_info();
 
 }  // namespace gmmav::gemm

@@ -378,32 +378,33 @@ TEST(Resources, ThousandCallsOnOneGroupAndPlan) {
   EXPECT_TRUE(check_case(c, true).ok);
 }
 
-// A call whose shapes need more host memory than there is (issue 16): y of
-// 2 TB (one row of N1 = 2^40) and its weight, reserved but never touched. The
+// A call whose shapes need more host memory than there is (issue 16): gmmX
+// and a weight of terabytes, reserved but never touched. The
 // call must fail with Errc::out_of_memory naming what was too big, not with a
 // bare std::bad_alloc.
 TEST(Resources, HugeShapesFailWithOutOfMemory) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "the sanitizers' allocators abort on a request this large instead of failing it";
 #endif
-  // A weight of 2^36 elements used by one tile of more rows than the small-M kernel takes, so it
-  // must be packed (as FP32: 256 GiB, more than the machine has); y and the weight are only
-  // address space (nothing is written: packing fails before any tile runs).
-  constexpr std::int64_t kN1 = std::int64_t{1} << 36;
+  // One tile of more rows than kSmallMRows with K = H1 = 2^36: wherever it runs, the call needs
+  // FP32 copies far beyond the machine (oneDNN's route packs the 2^36-element weight as FP32,
+  // 256 GiB; the chain kernel converts the tile's rows to FP32, 33 x 256 GiB). gmmX and the
+  // weight are only address space (nothing reads them: the allocation fails first).
+  constexpr std::int64_t kH1 = std::int64_t{1} << 36;
   constexpr std::int64_t kRows = gmmav::gemm::kSmallMRows + 1;
-  const std::size_t w_bytes = static_cast<std::size_t>(kN1) * 2, y_bytes = w_bytes * kRows;
+  const std::size_t w_bytes = static_cast<std::size_t>(kH1) * 2, x_bytes = w_bytes * kRows;
   void* w = mmap(nullptr, w_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  void* y = mmap(nullptr, y_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (w == MAP_FAILED || y == MAP_FAILED) GTEST_SKIP() << "cannot reserve the address space here";
-  std::vector<std::uint16_t> x(kRows, 0x3C00);
+  void* x = mmap(nullptr, x_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (w == MAP_FAILED || x == MAP_FAILED) GTEST_SKIP() << "cannot reserve the address space here";
+  std::vector<std::uint16_t> y(kRows, 0x7E00);
   gmmav::ProblemDesc d;
   d.send_counts = d.recv_counts = {kRows};
-  d.h1 = 1;
-  d.n1 = kN1;
+  d.h1 = kH1;
+  d.n1 = 1;
   gmmav::OpTensors t;
-  t.gmm_x = gmmav::ConstTensorView::matrix(x.data(), gmmav::DType::f16, kRows, 1);
-  t.gmm_weight = gmmav::ConstTensorView::cube(w, gmmav::DType::f16, 1, 1, kN1);
-  t.y = gmmav::TensorView::matrix(y, gmmav::DType::f16, kRows, kN1);
+  t.gmm_x = gmmav::ConstTensorView::matrix(x, gmmav::DType::f16, kRows, kH1);
+  t.gmm_weight = gmmav::ConstTensorView::cube(w, gmmav::DType::f16, 1, kH1, 1);
+  t.y = gmmav::TensorView::matrix(y.data(), gmmav::DType::f16, kRows, 1);
   auto comms = gmmav::create_in_process_group(1);
   try {
     gmmav::run(gmmav::Plan::create(d), comms[0], t);
@@ -414,8 +415,9 @@ TEST(Resources, HugeShapesFailWithOutOfMemory) {
     EXPECT_NE(std::string(e.what()).find("bytes of host memory"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("68719476736"), std::string::npos) << "names the shape: " << e.what();
   }
+  EXPECT_EQ(y, std::vector<std::uint16_t>(kRows, 0x7E00)) << "nothing written";
   munmap(w, w_bytes);
-  munmap(y, y_bytes);
+  munmap(x, x_bytes);
 }
 
 }  // namespace
