@@ -64,6 +64,28 @@ TEST(Conversions, BulkFloatToHalfMatchesScalarOnRandomFloats) {
   }
 }
 
+// The bulk BF16 rounding (AVX2 where the host has it) gives float_to_bf16's bits for every
+// pattern class: ties, carries into the exponent, infinities, NaNs (quieted, payload kept),
+// subnormals, and the remainder after the last full vector.
+TEST(Conversions, BulkFloatToBf16MatchesScalarOnEveryPattern) {
+  std::mt19937 rng(6);
+  std::vector<float> f((1 << 18) + 5);
+  for (auto& x : f) {
+    std::uint32_t u = rng();
+    switch (rng() % 6) {
+      case 0: u = (u & 0xFFFF0000u) | 0x8000u; break;           // exact tie
+      case 1: u |= 0x7F800000u; break;                            // inf or NaN
+      case 2: u &= 0x807FFFFFu; break;                            // zero or subnormal
+      case 3: u = (u & 0xFF800000u) | 0x007FFFFFu; break;        // rounds up into the exponent
+      default: break;
+    }
+    x = float_of(u);
+  }
+  std::vector<std::uint16_t> bulk(f.size());
+  from_float(DType::bf16, f.data(), bulk.data(), f.size());
+  for (std::size_t i = 0; i < f.size(); ++i) ASSERT_EQ(bulk[i], float_to_bf16(f[i])) << "bits " << std::hex << bits_of(f[i]);
+}
+
 TEST(Conversions, Bf16RoundingMatchesDoubleRounding) {
   std::mt19937 rng(9);
   for (int i = 0; i < 1 << 20; ++i) {

@@ -92,13 +92,15 @@ void chunk_portable(const float* xf, std::int64_t rows, std::int64_t k, std::int
 }
 
 // The same chains, 4 rows x 24 columns in 12 registers (the FMA latency is hidden by 12 independent chains).
+// The first chunk (k0 == 0) starts the chains from +0 in registers: acc is only written.
 __attribute__((target("avx2,fma"))) void chunk_avx2(const float* xf, std::int64_t rows, std::int64_t k, std::int64_t k0,
                                                     std::int64_t kc, const float* b, float* acc) {
+  const bool first = k0 == 0;
   std::int64_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     __m256 a[4][3];
     for (int i = 0; i < 4; ++i)
-      for (int v = 0; v < 3; ++v) a[i][v] = _mm256_loadu_ps(acc + (r + i) * kPanel + 8 * v);
+      for (int v = 0; v < 3; ++v) a[i][v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(acc + (r + i) * kPanel + 8 * v);
     const float* x0 = xf + r * k + k0;
     for (std::int64_t kk = 0; kk < kc; ++kk) {
       const float* bk = b + kk * kPanel;
@@ -114,8 +116,8 @@ __attribute__((target("avx2,fma"))) void chunk_avx2(const float* xf, std::int64_
       for (int v = 0; v < 3; ++v) _mm256_storeu_ps(acc + (r + i) * kPanel + 8 * v, a[i][v]);
   }
   for (; r < rows; ++r) {
-    __m256 a0 = _mm256_loadu_ps(acc + r * kPanel), a1 = _mm256_loadu_ps(acc + r * kPanel + 8),
-           a2 = _mm256_loadu_ps(acc + r * kPanel + 16);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0;
+    if (!first) a0 = _mm256_loadu_ps(acc + r * kPanel), a1 = _mm256_loadu_ps(acc + r * kPanel + 8), a2 = _mm256_loadu_ps(acc + r * kPanel + 16);
     const float* xr = xf + r * k + k0;
     for (std::int64_t kk = 0; kk < kc; ++kk) {
       const float* bk = b + kk * kPanel;
@@ -146,7 +148,7 @@ void run(bool avx2, DType t, const std::uint16_t* x, std::int64_t rows, std::int
   for (std::int64_t g0 = 0; g0 < n; g0 += kGroup * kPanel) {
     const std::int64_t panels = std::min(kGroup, (n - g0 + kPanel - 1) / kPanel);
     const bool full_group = avx2 && !trans && panels == kGroup && g0 + kGroup * kPanel <= n;
-    std::fill(acc.begin(), acc.end(), 0.0f);  // every chain starts from +0
+    if (!avx2) std::fill(acc.begin(), acc.end(), 0.0f);  // every chain starts from +0 (chunk_avx2: in registers)
     for (std::int64_t k0 = 0; k0 < k; k0 += kChunk) {
       const std::int64_t kc = std::min(kChunk, k - k0);
       if (full_group) convert_group_avx2(t, w, n, k0, kc, g0, b.data());
