@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "numeric/half.hpp"
+#include "reference/fp64_rows.hpp"
 
 namespace gmmav::reference {
 
@@ -23,8 +24,6 @@ double ulp(DType dtype, double v) {
   const int E = std::max(e2 - 1, emin);
   return std::ldexp(1.0, E - man);
 }
-
-namespace {
 
 std::uint16_t round_once(DType dtype, double v) {
   return dtype == DType::f16 ? numeric::double_to_half(v) : numeric::double_to_bf16(v);
@@ -56,8 +55,6 @@ void resize(Output& o, std::int64_t elems, std::int64_t k) {
   o.abs_sum.assign(static_cast<std::size_t>(elems), 0);
   o.k = k;
 }
-
-}  // namespace
 
 std::vector<RankOutputs> compute(const Shapes& sh, std::span<const RankInputs> ranks) {
   const int W = sh.world_size, e = sh.local_experts;
