@@ -12,20 +12,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 GMMAV, MAKE_CASE = sys.argv[1], sys.argv[2]
 
 
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise CheckFailed(what)
+from check_runner import expect, main
 
 
 def run(args, expect_rc, timeout=300):
@@ -344,20 +337,5 @@ CHECKS = {
 }
 
 
-def main():
-    if len(sys.argv) == 4 and sys.argv[3] == "--list":
-        print(";".join(sorted(CHECKS)))
-        return 0
-    name = sys.argv[3]
-    with tempfile.TemporaryDirectory(prefix="gmmav_cli_") as tmp:
-        try:
-            CHECKS[name](tmp)
-        except CheckFailed as e:
-            print(f"FAIL {name}: {e}")
-            return 1
-    print(f"PASS {name}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(CHECKS, 3, "gmmav_cli_"))

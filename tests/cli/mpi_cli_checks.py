@@ -12,7 +12,6 @@ rank's status, not only the launcher's first non-zero one.
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
@@ -20,13 +19,7 @@ MPIEXEC, GMMAV, MAKE_CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 SMALL_RUN = ["run", "--backend", "mpi", "--bs", "16", "--h1", "32", "--n1", "32", "--n2", "16", "--repeat", "1"]
 
 
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise CheckFailed(what)
+from check_runner import expect, main
 
 
 def mpirun(np_, args):
@@ -86,20 +79,5 @@ CHECKS = {f.__name__: f for f in (run_fault_fails_every_rank, run_world_size_mis
                                   verify_world_size_mismatch)}
 
 
-def main():
-    if len(sys.argv) == 5 and sys.argv[4] == "--list":
-        print(";".join(sorted(CHECKS)))
-        return 0
-    name = sys.argv[4]
-    with tempfile.TemporaryDirectory(prefix="gmmav_mpi_cli_") as tmp:
-        try:
-            CHECKS[name](tmp)
-        except CheckFailed as e:
-            print(f"FAIL {name}: {e}")
-            return 1
-    print(f"PASS {name}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(CHECKS, 4, "gmmav_mpi_cli_"))
