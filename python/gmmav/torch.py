@@ -31,6 +31,7 @@ _dist_names = {}  # torch.distributed process group -> hcom name
 _mpi_name = None
 _lock = threading.Lock()
 _ids = itertools.count()
+_last_cpp_seconds = 0.0  # seconds the last call spent in the C++ API (binding-overhead measurement)
 
 
 def _raise(e):
@@ -197,8 +198,9 @@ def npu_gmm_alltoallv(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_
         bs = mm_x.shape[0] if mm_x.dim() == 2 else 0
         n2 = mm_weight.shape[0 if trans_mm_weight else 1] if mm_weight.dim() == 2 else 0
         mm_y = torch.empty((bs, n2), dtype=gmm_x.dtype)
+    global _last_cpp_seconds
     try:
-        _native.run(g, ep_world_size, send, recv, trans_gmm_weight, trans_mm_weight, _view(gmm_x), _view(gmm_weight), _view(y),
+        _last_cpp_seconds = _native.run(g, ep_world_size, send, recv, trans_gmm_weight, trans_mm_weight, _view(gmm_x), _view(gmm_weight), _view(y),
                     _view(mm_x) if shared else None, _view(mm_weight) if shared else None, _view(mm_y) if shared else None)
     except _native.Error as e:
         _raise(e)

@@ -146,12 +146,16 @@ PYBIND11_MODULE(_native, m) {
   });
   m.def("compute_threads", &compute_threads);
 
-  // One rank's call: gmmav::Plan::from_tensors + gmmav::run, the GIL released.
+  // One rank's call: gmmav::Plan::from_tensors + gmmav::run, the GIL released. Returns the
+  // seconds those two took (what a C++ caller would spend; the rest of the Python call is the
+  // binding's overhead, measured by tests/python/binding_overhead.py).
   m.def("run", [](GMMAV_CALL_ARGS) {
     Call c = GMMAV_MAKE_CALL;
     py::gil_scoped_release nogil;
+    const auto t0 = std::chrono::steady_clock::now();
     const Plan plan = plan_for(group.comm, c);
     run(plan, group.comm, c.t, group.workspace_for(plan));
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   });
 
   // The C++ API timed on its own (for the binding-overhead measurement): `iterations`

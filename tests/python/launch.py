@@ -13,6 +13,8 @@ def main():
         print(f"SKIP: {sys.executable} lacks {', '.join(missing)} (apt-get install python3-torch python3-pytest; "
               "./scripts/setup.sh --python installs them)")
         sys.exit(77)
+    if sys.argv[1] == "--run":  # any command (the docs' example under torchrun / mpirun)
+        sys.exit(subprocess.call(sys.argv[2:]))
     if sys.argv[1] == "--mpi":
         mpiexec, np, scenario = sys.argv[2], sys.argv[3], sys.argv[4]
         cmd = [mpiexec, "--oversubscribe", "-np", np, "-x", "PYTHONPATH", sys.executable,
