@@ -37,13 +37,13 @@ class Transport:
         self.wait([work], self.timeout_ms)
         return [o.tolist() for o in out]
 
-    def irecv(self, src, addr, nbytes):
+    def irecv(self, src, tag, addr, nbytes):
         buf = _bytes_at(addr, nbytes)
-        return (dist.irecv(buf, self.globals[src], group=self.group), buf)
+        return (dist.irecv(buf, self.globals[src], group=self.group, tag=tag), buf)
 
-    def isend(self, dst, addr, nbytes):
+    def isend(self, dst, tag, addr, nbytes):
         buf = _bytes_at(addr, nbytes)
-        return (dist.isend(buf, self.globals[dst], group=self.group), buf)
+        return (dist.isend(buf, self.globals[dst], group=self.group, tag=tag), buf)
 
     def wait(self, handles, timeout_ms):
         deadline = time.monotonic() + timeout_ms / 1000.0

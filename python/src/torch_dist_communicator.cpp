@@ -57,8 +57,7 @@ class TorchDistExchange final : public comm::Exchange {
         y_(static_cast<std::byte*>(mine.y)), staging_(workspace.data()), timeout_(timeout),
         send_(mine.send_counts), rows_to_(static_cast<std::size_t>(size), 0), stage_first_(static_cast<std::size_t>(size), 0),
         expert_first_(send_.size(), 0), recv_first_(mine.recv_counts.size() + 1, 0),
-        done_(std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(size))),
-        sent_(static_cast<std::size_t>(size), false) {
+        done_(std::make_unique<std::atomic<std::int64_t>[]>(send_.size())), sent_(send_.size(), false) {
     std::int64_t staged = 0;
     for (int d = 0; d < W_; ++d) {
       std::int64_t in_block = 0;
@@ -71,16 +70,19 @@ class TorchDistExchange final : public comm::Exchange {
         stage_first_[static_cast<std::size_t>(d)] = staged;
         staged += in_block;
       }
-      done_[static_cast<std::size_t>(d)].store(0, std::memory_order_relaxed);
     }
+    for (std::size_t b = 0; b < send_.size(); ++b) done_[b].store(0, std::memory_order_relaxed);
     for (std::size_t g = 0; g < mine.recv_counts.size(); ++g) recv_first_[g + 1] = recv_first_[g] + mine.recv_counts[g];
-    // One receive per source with rows, straight into its rows of y (contiguous: y is ordered by source).
+    // One receive per (source, expert) block with rows, straight into its rows of y; the tag is
+    // the expert (blocks of one peer may complete in any order; per tag, gloo keeps the order).
     with_transport(*shared_, me_, "irecv", [&](py::object& t) {
       for (int s = 0; s < W_; ++s) {
         if (s == me_) continue;
-        const std::int64_t first = recv_first_[idx(s, 0)], rows = recv_first_[idx(s, 0) + static_cast<std::size_t>(e_)] - first;
-        if (rows == 0) continue;
-        handles_.push_back(t.attr("irecv")(s, reinterpret_cast<std::uintptr_t>(y_ + first * row_bytes_), rows * row_bytes_));
+        for (int j = 0; j < e_; ++j) {
+          const std::int64_t first = recv_first_[idx(s, j)], rows = mine_recv(s, j);
+          if (rows == 0) continue;
+          handles_.push_back(t.attr("irecv")(s, j, reinterpret_cast<std::uintptr_t>(y_ + first * row_bytes_), rows * row_bytes_));
+        }
       }
       return 0;
     });
@@ -95,16 +97,17 @@ class TorchDistExchange final : public comm::Exchange {
     if (dest == me_) return y_ + static_cast<std::size_t>(recv_first_[idx(me_, j)] + first) * row_bytes_;
     return staging_ + static_cast<std::size_t>(stage_first_[static_cast<std::size_t>(dest)] + expert_first_[idx(dest, j)] + first) * row_bytes_;
   }
-  void rows_done(int dest, int, std::int64_t, std::int64_t rows, void*) override {
-    if (dest != me_) done_[static_cast<std::size_t>(dest)].fetch_add(rows, std::memory_order_acq_rel);
+  void rows_done(int dest, int j, std::int64_t, std::int64_t rows, void*) override {
+    if (dest != me_) done_[idx(dest, j)].fetch_add(rows, std::memory_order_acq_rel);
   }
   void progress() noexcept override {}
   bool needs_poll() const override { return true; }
 
-  // The rank's thread, between tiles: start the message of every peer whose rows are all written.
+  // The rank's thread, between tiles: start the message of every (peer, expert) block whose rows are all written.
   void poll() override {
     bool ready = false;
-    for (int d = 0; d < W_ && !ready; ++d) ready = ready_to_send(d);
+    for (int d = 0; d < W_ && !ready; ++d)
+      for (int j = 0; j < e_ && !ready; ++j) ready = ready_to_send(d, j);
     if (!ready) return;
     start_sends(/*all=*/false);
   }
@@ -129,20 +132,23 @@ class TorchDistExchange final : public comm::Exchange {
 
  private:
   std::size_t idx(int r, int j) const { return static_cast<std::size_t>(r) * static_cast<std::size_t>(e_) + static_cast<std::size_t>(j); }
-  bool ready_to_send(int d) const {
-    const auto u = static_cast<std::size_t>(d);
-    return d != me_ && !sent_[u] && rows_to_[u] > 0 && done_[u].load(std::memory_order_acquire) == rows_to_[u];
+  std::int64_t mine_recv(int s, int j) const { return recv_first_[idx(s, j) + 1] - recv_first_[idx(s, j)]; }
+  bool ready_to_send(int d, int j) const {
+    const std::size_t b = idx(d, j);
+    return d != me_ && !sent_[b] && send_[b] > 0 && done_[b].load(std::memory_order_acquire) == send_[b];
   }
   void start_sends(bool all) {
     with_transport(*shared_, me_, "isend", [&](py::object& t) {
-      for (int d = 0; d < W_; ++d) {
-        const auto u = static_cast<std::size_t>(d);
-        if (d == me_ || sent_[u] || rows_to_[u] == 0) continue;
-        if (!all && !ready_to_send(d)) continue;
-        handles_.push_back(t.attr("isend")(d, reinterpret_cast<std::uintptr_t>(staging_ + static_cast<std::size_t>(stage_first_[u]) * row_bytes_),
-                                        rows_to_[u] * row_bytes_));
-        sent_[u] = true;
-      }
+      for (int d = 0; d < W_; ++d)
+        for (int j = 0; j < e_; ++j) {
+          const std::size_t b = idx(d, j);
+          if (d == me_ || sent_[b] || send_[b] == 0) continue;
+          if (!all && !ready_to_send(d, j)) continue;
+          const std::int64_t first = stage_first_[static_cast<std::size_t>(d)] + expert_first_[b];
+          handles_.push_back(t.attr("isend")(d, j, reinterpret_cast<std::uintptr_t>(staging_ + static_cast<std::size_t>(first) * row_bytes_),
+                                             send_[b] * row_bytes_));
+          sent_[b] = true;
+        }
       return 0;
     });
   }
@@ -158,8 +164,8 @@ class TorchDistExchange final : public comm::Exchange {
   std::vector<std::int64_t> stage_first_;   // [d]: first staging row of d's message
   std::vector<std::int64_t> expert_first_;  // [d*e + j]: first row of expert j inside d's message
   std::vector<std::int64_t> recv_first_;    // [s*e + j]: first row of that block in y (prefix sums)
-  std::unique_ptr<std::atomic<std::int64_t>[]> done_;  // [d]: rows written for d (workers)
-  std::vector<bool> sent_;                  // [d] (the rank's thread only)
+  std::unique_ptr<std::atomic<std::int64_t>[]> done_;  // [d*e + j]: rows of that block written (workers)
+  std::vector<bool> sent_;                  // [d*e + j] (the rank's thread only)
   std::vector<py::object> handles_;         // pending transfers (touched with the GIL only)
 };
 

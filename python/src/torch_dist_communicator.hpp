@@ -7,8 +7,8 @@
 // Python object (gmmav._dist.Transport) calling torch.distributed:
 //
 //   allgather(list[int]) -> list[list[int]]   equal-length lists, one per rank
-//   irecv(src, addr, nbytes) -> handle        post a receive into raw memory
-//   isend(dst, addr, nbytes) -> handle        post a send from raw memory
+//   irecv(src, tag, addr, nbytes) -> handle   post a receive into raw memory
+//   isend(dst, tag, addr, nbytes) -> handle   post a send from raw memory
 //   wait(handles, timeout_ms)                 wait for all; raises on failure/timeout
 //
 // Python is entered only from the rank's orchestrating thread (meet, poll,
@@ -16,11 +16,11 @@
 // count rows (rows_for / rows_done), never touching Python.
 //
 // Layout: rows for this rank go straight into y; rows for a peer d go to the
-// workspace, destination-major then expert (the Unpermute order of SPEC §3),
-// so each peer gets ONE contiguous message per call that lands, with one
-// receive posted at meet time, at its final place in the peer's y (rows from
-// one source are contiguous in y). A peer's message leaves as soon as its last
-// tile is written (poll), overlapping the remaining GEMMs.
+// workspace, destination-major then expert (the Unpermute order of SPEC §3).
+// Each (peer, expert) block is one message (tag = the expert: the vendor's
+// granularity, one AlltoAllv per expert) that lands, through a receive posted
+// at meet time, at its final rows of the peer's y. A block leaves as soon as
+// its last tile is written (poll), overlapping the remaining GEMMs.
 #pragma once
 
 #include <pybind11/pybind11.h>
