@@ -17,8 +17,9 @@ def main():
         sys.exit(subprocess.call(sys.argv[2:]))
     if sys.argv[1] == "--mpi":
         mpiexec, np, scenario = sys.argv[2], sys.argv[3], sys.argv[4]
-        cmd = [mpiexec, "--oversubscribe", "-np", np, "-x", "PYTHONPATH", sys.executable,
-               os.path.join(os.path.dirname(os.path.abspath(__file__)), "ranks.py"), scenario]
+        exports = [a for v in ("PYTHONPATH", "GMMAV_TIMEOUT_MS") if v in os.environ for a in ("-x", v)]
+        cmd = [mpiexec, "--oversubscribe", "-np", np] + exports + [
+            sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ranks.py"), scenario]
         sys.exit(subprocess.call(cmd))
     import pytest
 
