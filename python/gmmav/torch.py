@@ -14,6 +14,7 @@ Nothing is written on error (y and mm_y are allocated by the call and not return
 """
 import importlib.util
 import itertools
+import operator
 import sys
 import threading
 import types
@@ -48,32 +49,38 @@ def _raise(e):
 def hcom(group=None):
     """The name to pass as ``hcom`` for this rank.
 
-    With torch.distributed initialised: a gmmav group over ``group`` (default: the world), on a
-    dedicated gloo process group whose timeout is gmmav's (GMMAV_TIMEOUT_MS, default 60 s).
-    Collective like ``torch.distributed.new_group``: every rank of the world calls it, in the same
-    order. Under mpirun without torch.distributed: the MPI world (``group`` must be None).
-    The same group gives the same name on later calls (no new group)."""
+    With torch.distributed initialised: a gmmav group over ``group``. For the world (``group``
+    None or the world group) gmmav creates its own gloo process group over all ranks, whose timeout
+    is gmmav's (GMMAV_TIMEOUT_MS, default 60 s): collective like ``torch.distributed.new_group``,
+    every rank calls it, in the same order. For a subgroup (e.g. one expert-parallel group of
+    several) gmmav uses that group itself — each rank calls ``hcom`` with its own group; create
+    the group with ``backend="gloo"`` and, ideally, ``timeout=`` gmmav's. Under mpirun without
+    torch.distributed: the MPI world (``group`` must be None). The same group gives the same name
+    again (no new group)."""
     global _mpi_name
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        pg = dist.group.WORLD if group is None else group
+        world = dist.group.WORLD
+        pg = world if group is None else group
+        if pg == dist.GroupMember.NON_GROUP_MEMBER:
+            raise ValueError("group: expected a process group this rank belongs to, got NON_GROUP_MEMBER")
         with _lock:
             if pg in _dist_names:
                 return _dist_names[pg]
-        if group is None:
-            ranks = list(range(dist.get_world_size()))
-        else:
-            if group == dist.GroupMember.NON_GROUP_MEMBER:
-                raise ValueError("group: expected a process group this rank belongs to, got NON_GROUP_MEMBER")
-            ranks = sorted(dist.distributed_c10d._pg_group_ranks[group].keys())
         timeout_ms = _native.default_timeout_ms()
-        import datetime
+        if pg == world:
+            import datetime
 
-        own = dist.new_group(ranks=ranks, timeout=datetime.timedelta(milliseconds=timeout_ms), backend="gloo")
+            ranks = list(range(dist.get_world_size()))
+            own = dist.new_group(ranks=ranks, timeout=datetime.timedelta(milliseconds=timeout_ms), backend="gloo")
+        else:
+            ranks = sorted(dist.distributed_c10d._pg_group_ranks[pg].keys())
+            own = pg
         rank, size = dist.get_rank(own), dist.get_world_size(own)
-        # Same name on every rank: the n-th gmmav group over these ranks.
-        name = f"gmmav_torch_{'-'.join(map(str, ranks)) if len(ranks) <= 8 else len(ranks)}_{next(_ids)}"
+        # Same name on every rank of the group: its global ranks and how many gmmav groups this process made.
+        label = "-".join(map(str, ranks)) if len(ranks) <= 8 else f"{ranks[0]}-{ranks[-1]}x{len(ranks)}"
+        name = f"gmmav_torch_{label}_{next(_ids)}"
         native = _native.torch_dist_group(rank, size, name, timeout_ms, Transport(own, timeout_ms))
         with _lock:
             _groups[name] = native
@@ -168,8 +175,12 @@ def npu_gmm_alltoallv(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_
     mm_x (BS, H2) and mm_weight (H2, N2) (or (N2, H2) with trans_mm_weight) give mm_y (BS, N2).
     Collective: every rank of the group calls it."""
     g = _group(hcom)
-    if isinstance(ep_world_size, bool) or not isinstance(ep_world_size, int):
-        raise ValueError(f"ep_world_size: expected an int, got {type(ep_world_size).__name__}")
+    try:
+        if isinstance(ep_world_size, bool):
+            raise TypeError
+        ep_world_size = operator.index(ep_world_size)
+    except TypeError:
+        raise ValueError(f"ep_world_size: expected an int, got {type(ep_world_size).__name__}") from None
     send = _counts("send_counts", send_counts, send_counts_tensor)
     recv = _counts("recv_counts", recv_counts, recv_counts_tensor)
     for name, flag in (("trans_gmm_weight", trans_gmm_weight), ("trans_mm_weight", trans_mm_weight)):

@@ -80,7 +80,26 @@ def absent(rank, W, name):
         raise AssertionError(f"rank {rank}: a call without rank 1 did not raise")
 
 
-SCENARIOS = {"matrix": matrix, "mismatch": mismatch, "absent": absent}
+def subgroups(rank, W, name):
+    """W = 4 world ranks, two expert-parallel groups {0, 1} and {2, 3} (each rank names its own),
+    calling at the same time: each group's results are its own (golden + bits of the C++ API)."""
+    import torch.distributed as dist
+
+    assert W == 4
+    groups = [dist.new_group([0, 1], backend="gloo"), dist.new_group([2, 3], backend="gloo")]
+    mine = groups[rank // 2]
+    sub = gt.hcom(mine)
+    assert gt.hcom(mine) == sub  # same group, same name
+    case = cases.Case(2, 3, 40, 24, torch.bfloat16, 20 + rank // 2, shared=(8, 16, 12))
+    r = dist.get_rank(mine)
+    y, mm_y = case.call(r, sub)
+    cases.check_case_rank(case, r, y, mm_y)
+    ref = cases.in_process_results(case)[r]
+    assert cases.bits_equal(y, ref[0]) and cases.bits_equal(mm_y, ref[1])
+    print(f"rank {rank}: subgroup {rank // 2} rank {r}: within bound and bit-identical", flush=True)
+
+
+SCENARIOS = {"matrix": matrix, "mismatch": mismatch, "absent": absent, "subgroups": subgroups}
 
 
 def gloo_worker(rank, W, port, scenario):

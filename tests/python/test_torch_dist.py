@@ -34,3 +34,7 @@ def test_gloo_count_mismatch_is_runtime_error_on_every_rank():
 def test_gloo_rank_that_never_calls_is_runtime_error_within_the_timeout(monkeypatch):
     monkeypatch.setenv("GMMAV_TIMEOUT_MS", "2000")  # inherited by the spawned ranks
     spawn(2, "absent")
+
+
+def test_gloo_expert_parallel_subgroups_W4():
+    spawn(4, "subgroups")
