@@ -57,6 +57,14 @@ def hcom(group=None):
     the group with ``backend="gloo"`` and, ideally, ``timeout=`` gmmav's. Under mpirun without
     torch.distributed: the MPI world (``group`` must be None). The same group gives the same name
     again (no new group)."""
+    try:
+        return _hcom(group)
+    except _native.Error as e:  # e.g. a bad GMMAV_TIMEOUT_MS (ValueError), MPI start-up failures
+        _raise(e)
+
+
+def _hcom(group):
+    """hcom() without the error mapping."""
     global _mpi_name
     import torch.distributed as dist
 
