@@ -86,6 +86,7 @@ def _hcom(group):
             ranks = sorted(dist.distributed_c10d._pg_group_ranks[pg].keys())
             own = pg
         rank, size = dist.get_rank(own), dist.get_world_size(own)
+        _share_cores(own)
         # Same name on every rank of the group: its global ranks and how many gmmav groups this process made.
         label = "-".join(map(str, ranks)) if len(ranks) <= 8 else f"{ranks[0]}-{ranks[-1]}x{len(ranks)}"
         name = f"gmmav_torch_{label}_{next(_ids)}"
@@ -105,6 +106,34 @@ def _hcom(group):
             return _mpi_name
     raise RuntimeError("gmmav.torch.hcom: expected torch.distributed to be initialised (torchrun, "
                        "torch.multiprocessing) or a start by mpirun, got neither")
+
+
+_cores_shared = False
+
+
+def _share_cores(group):
+    """Once per process, unless GMMAV_NUM_THREADS is set: the compute pool gets this machine's cores
+    divided by the ranks on it (torchrun's LOCAL_WORLD_SIZE, else the group's ranks with this
+    host name), as the MPI backend does with the launcher's local size (D4) — otherwise every
+    rank's pool would take all the cores. Results do not depend on it (D3)."""
+    global _cores_shared
+    import os
+    import socket
+
+    import torch.distributed as dist
+
+    if _cores_shared or os.environ.get("GMMAV_NUM_THREADS"):
+        return
+    _cores_shared = True
+    local = os.environ.get("LOCAL_WORLD_SIZE", "")
+    if local.isdigit() and int(local) > 0:
+        n = int(local)
+    else:
+        hosts = [None] * dist.get_world_size(group)
+        dist.all_gather_object(hosts, socket.gethostname(), group=group)
+        n = hosts.count(socket.gethostname())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _native.set_compute_threads(max(1, cores // max(n, 1)))
 
 
 def in_process_hcoms(world_size):

@@ -145,6 +145,10 @@ PYBIND11_MODULE(_native, m) {
     return std::make_unique<Group>(Group{Comm(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});
   });
   m.def("compute_threads", &compute_threads);
+  m.def("set_compute_threads", [](int n) {
+    py::gil_scoped_release nogil;
+    set_compute_threads(n);
+  });
 
   // One rank's call: gmmav::Plan::from_tensors + gmmav::run, the GIL released. Returns the
   // seconds those two took (what a C++ caller would spend; the rest of the Python call is the
