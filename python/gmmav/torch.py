@@ -32,6 +32,7 @@ _dist_names = {}  # torch.distributed process group -> hcom name
 _mpi_name = None
 _lock = threading.Lock()
 _ids = itertools.count()
+_failed_outputs = []  # outputs of calls that failed after starting (see npu_gmm_alltoallv)
 _last_cpp_seconds = 0.0  # seconds the last call spent in the C++ API (binding-overhead measurement)
 
 
@@ -251,6 +252,10 @@ def npu_gmm_alltoallv(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_
         _last_cpp_seconds = _native.run(g, ep_world_size, send, recv, trans_gmm_weight, trans_mm_weight, _view(gmm_x), _view(gmm_weight), _view(y),
                     _view(mm_x) if shared else None, _view(mm_weight) if shared else None, _view(mm_y) if shared else None)
     except _native.Error as e:
+        if e.code in ("timeout", "internal", "out_of_memory"):
+            # The call started: a backend may still have transfers in flight into y (a peer's
+            # late message after a timeout). y stays allocated for the process's lifetime.
+            _failed_outputs.append(y)
         _raise(e)
     return y, mm_y
 

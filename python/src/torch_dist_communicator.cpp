@@ -20,14 +20,20 @@ struct Shared {
   py::object transport;  // touched only with the GIL held
   std::atomic<bool> broken{false};
   std::string broken_reason;
+  // Transfers still pending when a call failed: kept for the group's lifetime, so gloo never
+  // completes a transfer into a buffer object already destroyed (the memory they write, y, is
+  // kept alive by gmmav/torch.py for a failed call; the staging workspace by the group handle).
+  std::vector<py::object> abandoned;  // GIL
 
   ~Shared() {
-    if (!Py_IsInitialized()) {  // interpreter gone: leak the reference rather than touch it
+    if (!Py_IsInitialized()) {  // interpreter gone: leak the references rather than touch them
       transport.release();
+      for (py::object& h : abandoned) h.release();
       return;
     }
     py::gil_scoped_acquire gil;
     transport = py::object();
+    abandoned.clear();
   }
 };
 
@@ -90,6 +96,7 @@ class TorchDistExchange final : public comm::Exchange {
 
   ~TorchDistExchange() override {
     py::gil_scoped_acquire gil;
+    for (py::object& h : handles_) shared_->abandoned.push_back(std::move(h));  // a failed call's pending transfers
     handles_.clear();
   }
 
@@ -117,8 +124,8 @@ class TorchDistExchange final : public comm::Exchange {
     with_transport(*shared_, me_, "wait", [&](py::object& t) {
       py::list pending;
       for (py::object& h : handles_) pending.append(h);
-      handles_.clear();
       t.attr("wait")(pending, static_cast<std::int64_t>(timeout_.count()));
+      handles_.clear();  // all complete (on an exception they stay, and are kept: see ~TorchDistExchange)
       return 0;
     });
   }
