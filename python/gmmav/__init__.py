@@ -1,0 +1,14 @@
+"""gmmav: the fused MoE operator GroupedMatMul -> Unpermute -> AlltoAllv (+ shared-expert MatMul) on CPUs.
+
+The PyTorch face is ``gmmav.torch`` (torch_npu's ``npu_gmm_alltoallv`` on CPU tensors, over
+torch.distributed or MPI); see docs/python.md.
+"""
+from ._native import compute_threads, launched_by_mpi  # noqa: F401
+
+__all__ = ["compute_threads", "launched_by_mpi", "torch"]
+
+try:  # gmmav.torch needs PyTorch; the package itself does not.
+    from . import torch  # noqa: F401
+except ImportError as _e:  # pragma: no cover - depends on the machine
+    if getattr(_e, "name", None) != "torch":
+        raise

@@ -1,0 +1,180 @@
+// gmmav._native: the binding between gmmav.torch and the native C++ API.
+//
+// Tensors cross as (data_ptr, dtype, shape, strides) tuples of Python ints —
+// no torch headers, no copies: the views point at the torch tensors' memory,
+// which the caller (gmmav/torch.py) keeps alive during the call. Every call
+// into gmmav releases the GIL; gmmav::Error is re-raised as gmmav._native.Error
+// (code, param, message), which gmmav.torch maps to ValueError/RuntimeError.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gmmav/gmmav.hpp"
+#include "gmmav/mpi.hpp"
+#include "torch_dist_communicator.hpp"
+
+namespace py = pybind11;
+using namespace gmmav;
+
+namespace {
+
+// (ptr, dtype, shape, strides): dtype 0 = f16, 1 = bf16; shape/strides in elements, at most 3 dims.
+template <typename View>
+View to_view(const py::tuple& t) {
+  View v;
+  using Ptr = decltype(v.data);
+  v.data = reinterpret_cast<Ptr>(t[0].cast<std::uintptr_t>());
+  v.dtype = static_cast<DType>(t[1].cast<int>());
+  const auto shape = t[2].cast<std::vector<std::int64_t>>();
+  const auto strides = t[3].cast<std::vector<std::int64_t>>();
+  v.rank = static_cast<int>(shape.size());
+  for (std::size_t i = 0; i < shape.size() && i < 3; ++i) {
+    v.dims[i] = shape[i];
+    v.strides[i] = strides[i];
+  }
+  return v;
+}
+
+std::chrono::milliseconds timeout_of(std::int64_t ms) { return ms > 0 ? std::chrono::milliseconds(ms) : default_timeout(); }
+
+struct Call {
+  std::vector<std::int64_t> send, recv;
+  OpTensors t;
+  bool trans_gmm = false, trans_mm = false;
+  int world_size = 0;
+};
+
+Call make_call(int world_size, std::vector<std::int64_t> send, std::vector<std::int64_t> recv, bool trans_gmm, bool trans_mm,
+               const py::tuple& gmm_x, const py::tuple& gmm_w, const py::tuple& y, const std::optional<py::tuple>& mm_x,
+               const std::optional<py::tuple>& mm_w, const std::optional<py::tuple>& mm_y) {
+  Call c;
+  c.world_size = world_size;
+  c.send = std::move(send);
+  c.recv = std::move(recv);
+  c.trans_gmm = trans_gmm;
+  c.trans_mm = trans_mm;
+  c.t.gmm_x = to_view<ConstTensorView>(gmm_x);
+  c.t.gmm_weight = to_view<ConstTensorView>(gmm_w);
+  c.t.y = to_view<TensorView>(y);
+  if (mm_x) c.t.mm_x = to_view<ConstTensorView>(*mm_x);
+  if (mm_w) c.t.mm_weight = to_view<ConstTensorView>(*mm_w);
+  if (mm_y) c.t.mm_y = to_view<TensorView>(*mm_y);
+  return c;
+}
+
+Plan plan_for(const Comm& comm, const Call& c) {
+  return Plan::from_tensors(c.world_size, comm.rank(), c.send, c.recv, c.t, c.trans_gmm, c.trans_mm);
+}
+
+// A rank's handle as Python holds it: the group and the workspace its calls reuse
+// (grown when a call needs more; one call at a time per rank, as for any Comm).
+struct Group {
+  Comm comm;
+  std::vector<std::byte> workspace;
+  std::span<std::byte> workspace_for(const Plan& plan) {
+    const std::size_t need = workspace_size(plan, comm);
+    if (workspace.size() < need) workspace.resize(need);
+    return std::span<std::byte>(workspace.data(), need);
+  }
+};
+
+const char* errc_name(Errc c) {
+  switch (c) {
+    case Errc::null_argument: return "null_argument";
+    case Errc::invalid_argument: return "invalid_argument";
+    case Errc::count_mismatch: return "count_mismatch";
+    case Errc::timeout: return "timeout";
+    case Errc::group_broken: return "group_broken";
+    case Errc::internal: return "internal";
+    case Errc::out_of_memory: return "out_of_memory";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+#define GMMAV_CALL_ARGS                                                                                                        \
+  Group &group, int world_size, std::vector<std::int64_t> send, std::vector<std::int64_t> recv, bool trans_gmm, bool trans_mm, \
+      py::tuple gmm_x, py::tuple gmm_w, py::tuple y, std::optional<py::tuple> mm_x, std::optional<py::tuple> mm_w,            \
+      std::optional<py::tuple> mm_y
+#define GMMAV_MAKE_CALL make_call(world_size, std::move(send), std::move(recv), trans_gmm, trans_mm, gmm_x, gmm_w, y, mm_x, mm_w, mm_y)
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "gmmav native binding (used by gmmav.torch)";
+
+  static py::exception<Error> error_type(m, "Error", PyExc_RuntimeError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      py::object err = py::reinterpret_borrow<py::object>(error_type.ptr())(py::str(e.what()));
+      err.attr("code") = std::string(errc_name(e.code()));
+      err.attr("param") = e.param();
+      PyErr_SetObject(error_type.ptr(), err.ptr());
+    }
+  });
+
+  py::class_<Group>(m, "Group")
+      .def_property_readonly("rank", [](const Group& g) { return g.comm.rank(); })
+      .def_property_readonly("size", [](const Group& g) { return g.comm.size(); })
+      .def_property_readonly("name", [](const Group& g) { return g.comm.name(); })
+      .def_property_readonly("timeout_ms", [](const Group& g) { return static_cast<std::int64_t>(g.comm.timeout().count()); });
+
+  m.def("default_timeout_ms", [] { return static_cast<std::int64_t>(default_timeout().count()); });
+  m.def("launched_by_mpi", &launched_by_mpi);
+  m.def("in_process_group", [](int w, std::int64_t timeout_ms, const std::string& name) {
+    GroupOptions o;
+    o.timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
+    o.name = name;
+    std::vector<std::unique_ptr<Group>> out;
+    for (Comm& c : create_in_process_group(w, o)) out.push_back(std::make_unique<Group>(Group{std::move(c), {}}));
+    return out;
+  }, py::arg("world_size"), py::arg("timeout_ms") = 0, py::arg("name") = "");
+  m.def("mpi_world_group", [](std::int64_t timeout_ms) {
+    GroupOptions o;
+    o.timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
+    py::gil_scoped_release nogil;
+    return std::make_unique<Group>(Group{create_mpi_group(MPI_COMM_WORLD, o), {}});
+  }, py::arg("timeout_ms") = 0);
+  m.def("torch_dist_group", [](int rank, int size, const std::string& name, std::int64_t timeout_ms, py::object transport) {
+    return std::make_unique<Group>(Group{Comm(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});
+  });
+  m.def("compute_threads", &compute_threads);
+  m.def("set_compute_threads", [](int n) {
+    py::gil_scoped_release nogil;
+    set_compute_threads(n);
+  });
+
+  // One rank's call: gmmav::Plan::from_tensors + gmmav::run, the GIL released. Returns the
+  // seconds those two took (what a C++ caller would spend; the rest of the Python call is the
+  // binding's overhead, measured by tests/python/binding_overhead.py).
+  m.def("run", [](GMMAV_CALL_ARGS) {
+    Call c = GMMAV_MAKE_CALL;
+    py::gil_scoped_release nogil;
+    const auto t0 = std::chrono::steady_clock::now();
+    const Plan plan = plan_for(group.comm, c);
+    run(plan, group.comm, c.t, group.workspace_for(plan));
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
+
+  // The C++ API timed on its own (for the binding-overhead measurement): `iterations`
+  // calls of Plan::from_tensors + gmmav::run, as a C++ program makes them (workspace
+  // kept across calls); the seconds of each call.
+  m.def("time_cpp_calls", [](GMMAV_CALL_ARGS, int iterations) {
+    Call c = GMMAV_MAKE_CALL;
+    std::vector<double> seconds;
+    py::gil_scoped_release nogil;
+    for (int i = 0; i < iterations; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Plan plan = plan_for(group.comm, c);
+      run(plan, group.comm, c.t, group.workspace_for(plan));
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return seconds;
+  });
+}

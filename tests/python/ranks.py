@@ -1,0 +1,133 @@
+"""Multi-rank scenarios, run by every rank: over torch.distributed/gloo (spawned by
+test_torch_dist.py) or under mpirun (`mpirun -np 2 python3 ranks.py <scenario>`: the MPI backend).
+Exit status 0 = pass; a failing rank raises (spawn) or exits 1 (mpirun)."""
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cases  # noqa: E402
+import gmmav.torch as gt  # noqa: E402
+
+
+def matrix(rank, W, name):
+    n = 0
+    for case in cases.matrix(W):
+        y, mm_y = case.call(rank, name)
+        assert y.dtype == case.dtype and y.shape == (sum(case.recv(rank)), case.n1), (y.shape, case.recv(rank))
+        cases.check_case_rank(case, rank, y, mm_y)
+        ref = cases.in_process_results(case)[rank]  # the C++ API, in-process ranks, same inputs
+        assert cases.bits_equal(y, ref[0]), f"case {case.seed}: y differs from the C++ API's in-process result"
+        assert cases.bits_equal(mm_y, ref[1]), f"case {case.seed}: mm_y differs from the C++ API's in-process result"
+        n += 1
+    # torch.ops and the torch_npu stand-in reach the same function.
+    for case in (cases.matrix(W)[4], cases.matrix(W)[7]):  # without and with the shared expert
+        y_op, mm_op = case.call(rank, name, op=torch.ops.gmmav.npu_gmm_alltoallv)
+        y_fn, mm_fn = case.call(rank, name)
+        assert cases.bits_equal(y_op, y_fn)
+        # torch.ops cannot return None: an empty tensor stands for "no shared expert"
+        assert cases.bits_equal(mm_op, mm_fn) if mm_fn is not None else mm_op.numel() == 0
+    torch_npu = gt.patch_torch_npu()
+    import torch_npu as again  # noqa: F401 - the import must succeed
+
+    assert again is torch_npu
+    y_npu, _ = case.call(rank, name, op=torch_npu.npu_gmm_alltoallv)
+    assert cases.bits_equal(y_npu, y_fn)
+    # Counts given as tensors (beyond torch_npu) give the same result.
+    x, w, kw = case.inputs(rank)
+    y_t, _ = gt.npu_gmm_alltoallv(x, w, name, W, None, None, send_counts_tensor=torch.tensor(case.send(rank)),
+                                  recv_counts_tensor=torch.tensor(case.recv(rank)), trans_gmm_weight=case.trans_gmm,
+                                  trans_mm_weight=case.trans_mm, **kw)
+    assert cases.bits_equal(y_t, y_fn)
+    print(f"rank {rank}: {n} cases within SPEC §4's bound and bit-identical to the C++ API", flush=True)
+
+
+def mismatch(rank, W, name):
+    case = cases.Case(W, 2, 32, 16, torch.float16, 7)
+    x, w, _ = case.inputs(rank)
+    recv = case.recv(rank)
+    if rank == W - 1:
+        recv[0] += 1  # disagrees with rank 0's send_counts
+        x = x  # own send counts unchanged
+    try:
+        gt.npu_gmm_alltoallv(x, w, name, W, case.send(rank), recv)
+    except RuntimeError as e:
+        assert "mismatch" in str(e), str(e)
+        print(f"rank {rank}: RuntimeError as expected: {e}", flush=True)
+    else:
+        raise AssertionError(f"rank {rank}: a cross-rank count mismatch did not raise")
+    # The group stays usable after a mismatch (D2).
+    y, mm_y = case.call(rank, name)
+    cases.check_case_rank(case, rank, y, mm_y)
+
+
+def absent(rank, W, name):
+    timeout = gt._groups[name].timeout_ms / 1000.0
+    if rank == 1:  # never calls; stays alive past the others' timeout
+        time.sleep(timeout + 3)
+        return
+    case = cases.Case(W, 2, 32, 16, torch.bfloat16, 8)
+    t0 = time.monotonic()
+    try:
+        case.call(rank, name)
+    except RuntimeError as e:
+        took = time.monotonic() - t0
+        assert took < timeout + 2.0, f"rank {rank}: raised after {took:.1f} s, timeout {timeout} s"
+        print(f"rank {rank}: RuntimeError after {took:.2f} s (timeout {timeout} s): {e}", flush=True)
+    else:
+        raise AssertionError(f"rank {rank}: a call without rank 1 did not raise")
+
+
+def subgroups(rank, W, name):
+    """W = 4 world ranks, two expert-parallel groups {0, 1} and {2, 3} (each rank names its own),
+    calling at the same time: each group's results are its own (golden + bits of the C++ API)."""
+    import torch.distributed as dist
+
+    assert W == 4
+    groups = [dist.new_group([0, 1], backend="gloo"), dist.new_group([2, 3], backend="gloo")]
+    mine = groups[rank // 2]
+    sub = gt.hcom(mine)
+    assert gt.hcom(mine) == sub  # same group, same name
+    case = cases.Case(2, 3, 40, 24, torch.bfloat16, 20 + rank // 2, shared=(8, 16, 12))
+    r = dist.get_rank(mine)
+    y, mm_y = case.call(r, sub)
+    cases.check_case_rank(case, r, y, mm_y)
+    ref = cases.in_process_results(case)[r]
+    assert cases.bits_equal(y, ref[0]) and cases.bits_equal(mm_y, ref[1])
+    print(f"rank {rank}: subgroup {rank // 2} rank {r}: within bound and bit-identical", flush=True)
+
+
+SCENARIOS = {"matrix": matrix, "mismatch": mismatch, "absent": absent, "subgroups": subgroups}
+
+
+def gloo_worker(rank, W, port, scenario):
+    """torch.multiprocessing.spawn target."""
+    import torch.distributed as dist
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=W)
+    try:
+        SCENARIOS[scenario](rank, W, gt.hcom())
+    finally:
+        if scenario != "absent":
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":  # under mpirun: the MPI backend
+    import gmmav
+
+    assert gmmav.launched_by_mpi(), "run me under mpirun"
+    name = gt.hcom()
+    g = gt._groups[name]
+    try:
+        SCENARIOS[sys.argv[1]](g.rank, g.size, name)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(1)
