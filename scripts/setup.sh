@@ -4,7 +4,7 @@
 # asks anything (safe under CI=true). Extra arguments go to cmake's configure step.
 # --python (first argument): also install PyTorch and pytest (python3-torch, python3-pytest), which
 # the Python package's tests need (ctest label "python"; docs/python.md). The package itself
-# (pybind11 + Python headers, small) is always built; PyTorch is large, so only on request (DP4).
+# (pybind11 + Python headers, small) is always built; PyTorch is large, so only on request (D28).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with_torch=0
