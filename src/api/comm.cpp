@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 
+#include "api/comm_access.hpp"
 #include "api/group_timeout.hpp"
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
@@ -29,7 +30,7 @@ std::chrono::milliseconds Comm::timeout() const { return impl_->timeout(); }
 std::vector<Comm> create_in_process_group(int world_size, const GroupOptions& options) {
   const auto timeout = api::group_timeout(options);
   std::vector<Comm> out;
-  for (auto& c : comm::create_in_process(world_size, timeout, options.name)) out.emplace_back(std::move(c));
+  for (auto& c : comm::create_in_process(world_size, timeout, options.name)) out.push_back(detail::CommAccess::wrap(std::move(c)));
   return out;
 }
 

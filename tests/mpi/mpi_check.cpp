@@ -216,8 +216,8 @@ bool killed(int who, const std::string& dir, int crashing, const gmmav::Comm& co
   s.n1 = 64;
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
-  const gmmav::Comm use = me == who ? gmmav::Comm(std::make_shared<gmmav::testing::WrappingCommunicator>(
-                                        comm.shared_impl(), [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })) : comm;
+  const gmmav::Comm use = me == who ? gmmav::testing::wrapped(comm, [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })
+                                    : comm;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string err = run_rank(c, me, use);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -274,10 +274,10 @@ TEST(Faults, RankFailingMidCallFailsItsPeersPromptly) {
   s.rows_per_rank = 600;
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
-  auto inner = gmmav::comm::create_in_process(3, 30s);
-  std::vector<gmmav::Comm> comms = {gmmav::Comm(inner[0]), gmmav::Comm(std::make_shared<gmmav::testing::WrappingCommunicator>(
-                                            inner[1], [](auto in) { return std::make_unique<FailingExchange>(std::move(in), 2); })),
-                                    gmmav::Comm(inner[2])};
+  gmmav::GroupOptions opt;
+  opt.timeout = 30s;
+  std::vector<gmmav::Comm> comms = gmmav::create_in_process_group(3, opt);
+  comms[1] = gmmav::testing::wrapped(comms[1], [](auto in) { return std::make_unique<FailingExchange>(std::move(in), 2); });
   std::string err[3];
   gmmav::Errc code[3] = {};
   std::thread th[3];
