@@ -9,7 +9,7 @@
 #include "api/group_timeout.hpp"
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav {
@@ -17,7 +17,7 @@ namespace gmmav {
 std::chrono::milliseconds default_timeout() {
   // Up to 2^62 ms: "wait for ever" written as a large number is honoured (every deadline saturates,
   // common/deadline.hpp); only values beyond that are refused, as typos.
-  if (const auto ms = env_int("GMMAV_TIMEOUT_MS", 1, std::int64_t{1} << 62, "milliseconds"))
+  if (const auto ms = config::timeout_ms())
     return std::chrono::milliseconds(*ms);
   return std::chrono::milliseconds(60000);
 }

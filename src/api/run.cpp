@@ -1,6 +1,8 @@
 // Native API: gmmav::run and the other entry points of gmmav/gmmav.hpp —
 // checks, the call's meeting, then the engine's pipeline (engine/pipeline.hpp).
+#include <cstdio>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -8,10 +10,12 @@
 
 #include "api/comm_access.hpp"
 #include "comm/communicator.hpp"
+#include "common/config.hpp"
 #include "common/fail.hpp"
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
 #include "engine/pipeline.hpp"
+#include "engine/plan_log.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gmmav/gmmav.hpp"
 
@@ -23,6 +27,14 @@ std::size_t workspace_size(const Plan& plan, const Comm& comm) {
 }
 
 namespace {
+
+// GMMAV_LOG=plan: one line per call, whole lines from concurrent ranks.
+void log_plan(const std::string& line) {
+  static std::mutex mu;
+  std::lock_guard lk(mu);
+  std::fprintf(stderr, "[gmmav] plan: %s\n", line.c_str());
+  std::fflush(stderr);
+}
 
 void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights* packed, std::span<std::byte> workspace) {
   if (!comm) fail(Errc::null_argument, "group", "expected a communicator, got none");
@@ -36,6 +48,7 @@ void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const Pack
   const std::size_t need = detail::CommAccess::impl(comm).min_workspace_bytes(plan, tiling);
   if (workspace.size() < need)
     fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace, got {}", need, workspace.size());
+  if (config::log().plan) log_plan(engine::describe_call(plan, packed, workspace.size(), need));  // a bad GMMAV_LOG throws here
 
   const ProblemDesc& d = plan.desc();
   comm::CallInfo mine;

@@ -31,7 +31,7 @@
 #include "comm/mpi_count_check.hpp"
 #include "comm/mpi_runtime.hpp"
 #include "common/deadline.hpp"
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav::comm {
@@ -42,7 +42,7 @@ namespace {
 // of an overlap measurement.
 // Read once, by create_mpi: a bad value fails the group's creation, not a call.
 bool progress_enabled() {
-  static const bool on = env_switch("GMMAV_MPI_PROGRESS", true);
+  static const bool on = config::mpi_progress();
   return on;
 }
 
