@@ -191,7 +191,7 @@ TEST_P(PackedReuse, ThreeCallsWithOtherX) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   const auto enc = [&](double v) {
-    return GetParam() == DType::f16 ? gmmav::numeric::double_to_half(v) : gmmav::numeric::double_to_bf16(v);
+    return gmmav::numeric::from_double(GetParam(), v);
   };
   std::vector<Outputs> seen;
   for (int call = 0; call < 3; ++call) {
