@@ -39,4 +39,7 @@ if [ "$which" = thread ] || [ "$which" = all ]; then
     echo "== thread sanitizer: mpirun -np $np gmmav_mpi_check $rest =="
     "${mpi_env[@]}" mpirun --oversubscribe -np "$np" build-tsan/bin/gmmav_mpi_check $rest
   done
+  # The bodies written for every backend (the spawn harness), on MPI processes.
+  echo "== thread sanitizer: mpirun -np 4 gmmav_tests --backend=mpi (Backends/*) =="
+  "${mpi_env[@]}" mpirun --oversubscribe -np 4 build-tsan/bin/gmmav_tests --backend=mpi --gtest_brief=1 --gtest_filter='Backends/*'
 fi
