@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "case_runner.hpp"
+#include "common/config.hpp"
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "machine_info.hpp"
@@ -75,7 +76,7 @@ int run(const Options& o) {
   const bool root = backend->process_rank() == 0;
   if (o.threads > 0) {
     set_compute_threads(o.threads);
-  } else if (mpi && std::getenv("GMMAV_NUM_THREADS") == nullptr) {
+  } else if (mpi && !config::num_threads_given()) {
     // Ranks on one machine share its cores: one pool thread per core per rank, not per core each.
     const int ranks_here = backend->ranks_on_this_machine();
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

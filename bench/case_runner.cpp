@@ -14,6 +14,7 @@
 
 #include "aclnn_variant.hpp"
 #include "cpu_time.hpp"
+#include "api/comm_access.hpp"
 #include "engine/compute_pool.hpp"
 #include "expert_pipeline.hpp"
 #include "mpi_group.hpp"
@@ -355,7 +356,7 @@ class RankRun {
     }
     g_.barrier();
     TraceRecorder& rec = *st_.recorder;
-    const Comm traced(make_tracing_communicator(comm_.shared_impl(), rec, !g_.is_mpi()));
+    const Comm traced = detail::CommAccess::wrap(make_tracing_communicator(detail::CommAccess::shared(comm_), rec, !g_.is_mpi()));
     g_.barrier();
     const auto fused = [&](const Comm& c) {
       if (rv.packed)

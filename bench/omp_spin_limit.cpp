@@ -8,10 +8,12 @@
 #include <iterator>
 #include <vector>
 
+#include "common/config.hpp"
+
 namespace gmmav::bench {
 namespace {
 
-constexpr const char* kMarker = "GMMAV_BENCH_SPIN_SET";
+constexpr const char* kMarker = config::kBenchSpinMarker;  // read through common/config.hpp
 
 }  // namespace
 
@@ -54,7 +56,7 @@ void limit_openmp_spinning(bool mpi) {
 std::string openmp_spin_setting() {
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   const char* policy = std::getenv("OMP_WAIT_POLICY");
-  if (spin != nullptr) return std::string("GOMP_SPINCOUNT=") + spin + (std::getenv(kMarker) ? " (set by the bench)" : "");
+  if (spin != nullptr) return std::string("GOMP_SPINCOUNT=") + spin + (config::bench_spin_marker() ? " (set by the bench)" : "");
   if (policy != nullptr) return std::string("OMP_WAIT_POLICY=") + policy;
   return "libgomp default";
 }

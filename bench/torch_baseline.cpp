@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/config.hpp"
 #include "reference/reference.hpp"
 #include "spec_bound.hpp"
 
@@ -153,7 +154,7 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Torch
 }  // namespace
 
 std::string find_torch_composite() {
-  if (const char* env = std::getenv("GMMAV_TORCH_COMPOSITE"); env != nullptr && env[0] != '\0')
+  if (const char* env = config::torch_composite())
     return fs::exists(env) ? std::string(env) : std::string();
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -170,8 +171,8 @@ TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings&
   TorchResult t;
   t.attempted = true;
   if (s.script.empty()) {
-    t.why = std::getenv("GMMAV_TORCH_COMPOSITE") != nullptr
-                ? fmt::format("GMMAV_TORCH_COMPOSITE={}: no such file", std::getenv("GMMAV_TORCH_COMPOSITE"))
+    t.why = config::torch_composite() != nullptr
+                ? fmt::format("GMMAV_TORCH_COMPOSITE={}: no such file", config::torch_composite())
                 : "torch_composite.py not found (not in share/gmmav beside the CLI nor in the source tree; set GMMAV_TORCH_COMPOSITE)";
     return t;
   }
@@ -192,7 +193,7 @@ TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings&
   try {
     write_case(kase, dir);
     // The bench sets GOMP_SPINCOUNT for its library variant (omp_spin_limit.cpp); torch runs as users run it.
-    const std::string env = std::getenv("GMMAV_BENCH_SPIN_SET") ? "env -u GOMP_SPINCOUNT -u GMMAV_BENCH_SPIN_SET " : "";
+    const std::string env = config::bench_spin_marker() ? "env -u GOMP_SPINCOUNT -u GMMAV_BENCH_SPIN_SET " : "";
     const std::string cmd = fmt::format("{}{} {} {} --repeat {} --warmup {} --threads {} 2>{}", env, shell_quote(s.python),
                                         shell_quote(s.script), shell_quote(dir.string()), s.repeat, s.warmup,
                                         s.threads_per_rank, shell_quote((dir / "stderr.txt").string()));

@@ -5,19 +5,21 @@
 #include <map>
 #include <set>
 
+#include "comm/forwarding.hpp"
+
 namespace gmmav::bench {
 namespace {
 
 using Clock = TraceRecorder::Clock;
 
-class TracingExchange final : public comm::Exchange {
+class TracingExchange final : public comm::ForwardingExchange {
  public:
   TracingExchange(std::unique_ptr<comm::Exchange> inner, TraceRecorder& rec, int rank, bool addressable)
-      : inner_(std::move(inner)), rec_(rec), rank_(rank), addressable_(addressable) {}
+      : ForwardingExchange(std::move(inner)), rec_(rec), rank_(rank), addressable_(addressable) {}
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override {
     const auto t0 = Clock::now();
-    void* where = inner_->rows_for(dest, j, first, rows);
+    void* where = inner().rows_for(dest, j, first, rows);
     // The engine computes the tile right after it knows where it goes; a
     // long answer was a wait (a free staging slot, or the count check).
     tile_start() = Clock::now();
@@ -26,7 +28,7 @@ class TracingExchange final : public comm::Exchange {
     return where;
   }
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
-    inner_->rows_done(dest, j, first, rows, where);
+    inner().rows_done(dest, j, first, rows, where);
     const auto t = Clock::now();
     const nlohmann::json args = {{"expert", j}, {"dest", dest}, {"first", first}, {"rows", rows}};
     rec_.span(rank_, rec_.worker_tid(), fmt::format("e{}->r{}", j, dest), "tile", tile_start(), t, args);
@@ -37,7 +39,7 @@ class TracingExchange final : public comm::Exchange {
       rec_.instant(rank_, rec_.worker_tid(), fmt::format("queued for r{}", dest), "send", t, args);
   }
   void progress() noexcept override {
-    inner_->progress();
+    inner().progress();
     try {
       rec_.instant(rank_, rec_.worker_tid(), "shared tile done", "shared", Clock::now());
     } catch (...) {
@@ -45,52 +47,44 @@ class TracingExchange final : public comm::Exchange {
   }
   void wait_agreed() override {
     const auto t0 = Clock::now();
-    inner_->wait_agreed();
+    inner().wait_agreed();
     const auto t1 = Clock::now();
     if (t1 - t0 > std::chrono::microseconds(5)) rec_.span(rank_, rec_.worker_tid(), "wait (count check)", "comm", t0, t1);
   }
   void poll() override {
     const auto t0 = Clock::now();
-    inner_->poll();
+    inner().poll();
     rec_.span(rank_, TraceRecorder::kRankThread, "poll", "comm", t0, Clock::now());
   }
-  bool needs_poll() const override { return inner_->needs_poll(); }
   void finish() override {
     const auto t0 = Clock::now();
-    inner_->finish();
+    inner().finish();
     rec_.span(rank_, TraceRecorder::kRankThread, "finish (all rows in)", "comm", t0, Clock::now());
   }
-  void abort(const std::string& reason) noexcept override { inner_->abort(reason); }
 
  private:
   static Clock::time_point& tile_start() {
     thread_local Clock::time_point t;
     return t;
   }
-  std::unique_ptr<comm::Exchange> inner_;
   TraceRecorder& rec_;
   int rank_;
   bool addressable_;
 };
 
-class TracingCommunicator final : public comm::Communicator {
+// Everything forwarded (comm/forwarding.hpp); the meet and each call's Exchange are recorded.
+class TracingCommunicator final : public comm::ForwardingCommunicator {
  public:
   TracingCommunicator(std::shared_ptr<comm::Communicator> inner, TraceRecorder& rec, bool addressable)
-      : inner_(std::move(inner)), rec_(rec), addressable_(addressable) {}
-  int rank() const override { return inner_->rank(); }
-  int size() const override { return inner_->size(); }
-  const std::string& name() const override { return inner_->name(); }
-  std::chrono::milliseconds timeout() const override { return inner_->timeout(); }
-  std::size_t workspace_bytes(const Plan& plan) const override { return inner_->workspace_bytes(plan); }
+      : ForwardingCommunicator(std::move(inner)), rec_(rec), addressable_(addressable) {}
   std::unique_ptr<comm::Exchange> meet(const comm::CallInfo& mine, std::span<std::byte> workspace) override {
     const auto t0 = Clock::now();
-    auto ex = inner_->meet(mine, workspace);
+    auto ex = inner().meet(mine, workspace);
     rec_.span(rank(), TraceRecorder::kRankThread, "meet", "comm", t0, Clock::now());
     return std::make_unique<TracingExchange>(std::move(ex), rec_, rank(), addressable_);
   }
 
  private:
-  std::shared_ptr<comm::Communicator> inner_;
   TraceRecorder& rec_;
   bool addressable_;
 };

@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "aclnn_variant.hpp"
-#include "engine/compute.hpp"
+#include "engine/pipeline.hpp"
 #include "engine/compute_pool.hpp"
 #include "expert_pipeline.hpp"
 #include "local_exchange.hpp"

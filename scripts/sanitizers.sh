@@ -24,7 +24,7 @@ if [ "$which" = thread ] || [ "$which" = all ]; then
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
   # The threaded parts: groups, barriers, the pool (both modes), failures, determinism, packed weights shared by threads,
   # a slice of the random cases.
-  run_stage thread build-tsan 'GroupFailures.*:GroupMisuse.*:ComputePool.*:Determinism*:*Packed*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*:Faults.*:Resources.*:Bounds.*'
+  run_stage thread build-tsan 'Backends/GroupFailures.*:Backends/WorkedExampleOn.*:Backends/CrossBackendCases.*W2_cases0*:GroupMisuse.*:ComputePool.*:Determinism*:*Packed*:WorkedExample.*:Seeded/RandomCases.MatchesReference/1*:PlanValidation.*:Faults.*:Resources.*:Bounds.*'
   # The C API's threaded misuse cases (a destroyed rank's device, one handle destroyed by two
   # threads, another rank's stream) and the streams.
   cmake --build build-tsan -j "$jobs" --target gmmav_compat_tests gmmav_mpi_check
@@ -39,4 +39,7 @@ if [ "$which" = thread ] || [ "$which" = all ]; then
     echo "== thread sanitizer: mpirun -np $np gmmav_mpi_check $rest =="
     "${mpi_env[@]}" mpirun --oversubscribe -np "$np" build-tsan/bin/gmmav_mpi_check $rest
   done
+  # The bodies written for every backend (the spawn harness), on MPI processes.
+  echo "== thread sanitizer: mpirun -np 4 gmmav_tests --backend=mpi (Backends/*) =="
+  "${mpi_env[@]}" mpirun --oversubscribe -np 4 build-tsan/bin/gmmav_tests --backend=mpi --gtest_brief=1 --gtest_filter='Backends/*'
 fi

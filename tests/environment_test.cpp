@@ -1,13 +1,14 @@
-// Numeric settings from the environment follow one rule (src/common/env_int.hpp):
-// unset or empty → the default; a whole integer in range → used; anything
-// else → gmmav::Error naming the variable, the range and the text given.
+// Settings from the environment follow one rule (src/common/config.hpp, the one
+// place they are read): unset or empty → the default; a valid value → used;
+// anything else → gmmav::Error naming the variable, what was expected and the text given.
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "engine/compute_pool.hpp"
 #include "gmmav/gmmav.hpp"
+#include "reference/synthetic_case.hpp"
 #include "support/expect_error.hpp"
 #include "support/scoped_env.hpp"
 
@@ -72,6 +73,48 @@ TEST(Environment, TimeoutRefusedWhenNotMilliseconds) {
   }
   ScopedEnv v("GMMAV_TIMEOUT_MS", "1500");
   EXPECT_EQ(gmmav::default_timeout().count(), 1500);
+}
+
+// GMMAV_LOG=plan: one line per call saying what the engine chose (tile groups and GEMM route per
+// weight, packing, workspace), on stderr.
+TEST(Environment, LogPlanPrintsTheChoicesOfEachCall) {
+  ScopedEnv v("GMMAV_LOG", "plan");
+  gmmav::reference::CaseSpec s;
+  s.world_size = 2;
+  s.local_experts = 2;
+  s.rows_per_rank = 40;
+  s.shared_expert = true;
+  gmmav::reference::Case c = gmmav::reference::make_case(s);
+  ::testing::internal::CaptureStderr();
+  const auto errors = gmmav::reference::run_in_process(c);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  for (const auto& e : errors) ASSERT_EQ(e, "");
+  for (const char* want : {"[gmmav] plan: rank 0/2 float16 e=2", "[gmmav] plan: rank 1/2 float16 e=2", "| expert 0: ", "| expert 1: ",
+                           " GEMMs (", "small-M", "| shared expert: ", "| weights: converted/packed in the call",
+                           "| workspace 0 B (backend minimum 0 B)"})
+    EXPECT_NE(err.find(want), std::string::npos) << "missing '" << want << "' in:\n" << err;
+  EXPECT_TRUE(gmmav::reference::check_case(c, true).ok);
+}
+
+// A bad GMMAV_LOG is refused by the call (nothing written), like every other variable.
+TEST(Environment, LogRefusedWhenNotAKnownWord) {
+  for (const char* bad : {"plans", "2", "1;plan", "yes"}) {
+    ScopedEnv v("GMMAV_LOG", bad);
+    expect_error([] { (void)gmmav::config::log(); }, Errc::invalid_argument, "GMMAV_LOG");
+    gmmav::reference::CaseSpec s;
+    s.world_size = 1;
+    gmmav::reference::Case c = gmmav::reference::make_case(s);
+    const auto errors = gmmav::reference::run_in_process(c);
+    EXPECT_NE(errors[0].find("GMMAV_LOG"), std::string::npos) << bad << ": " << errors[0];
+    for (auto y : c.ranks[0].y) ASSERT_EQ(y, 0xA5A5) << "nothing may be written when GMMAV_LOG is refused";
+  }
+  for (const char* good : {"", "0", "1", "plan", "1,plan", "plan,1"}) {
+    ScopedEnv v("GMMAV_LOG", good);
+    EXPECT_NO_THROW((void)gmmav::config::log()) << good;
+  }
+  ScopedEnv v("GMMAV_LOG", "1,plan");
+  EXPECT_TRUE(gmmav::config::log().errors);
+  EXPECT_TRUE(gmmav::config::log().plan);
 }
 
 }  // namespace

@@ -1,18 +1,49 @@
 // Failures across ranks: mismatched counts fail on every rank before any byte
 // is written; a rank that never calls makes the others time out (no hang);
-// a broken group says so.
+// a broken group says so. Every body runs through the spawn harness
+// (tests/support/spawn.hpp): on in-process threads here, and on MPI processes
+// under `mpirun ... gmmav_tests --backend=mpi` (ctest mpi.backends.W4).
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <thread>
+#include <latch>
+#include <string>
+#include <vector>
 
 #include "gmmav/gmmav.hpp"
 #include "reference/synthetic_case.hpp"
+#include "support/spawn.hpp"
 
 namespace {
 
 using namespace gmmav::reference;
 using namespace std::chrono_literals;
+using gmmav::testing::Backend;
+using gmmav::testing::Rank;
+
+class GroupFailures : public ::testing::TestWithParam<Backend> {};
+
+std::size_t at(int r) { return static_cast<std::size_t>(r); }
+
+// Runs rank `me` of `c` on its group: the error's message and code (empty: none).
+struct Outcome {
+  std::string what;
+  gmmav::Errc code{};
+};
+// With the workspace the backend asks for (MPI stages remote tiles in it).
+void run_with_workspace(const gmmav::Plan& plan, const gmmav::Comm& comm, const gmmav::OpTensors& t) {
+  std::vector<std::byte> workspace(gmmav::workspace_size(plan, comm));
+  gmmav::run(plan, comm, t, workspace);
+}
+
+Outcome run_rank(Case& c, const Rank& me) {
+  try {
+    run_with_workspace(gmmav::Plan::create(c.desc(me.rank)), me.comm, c.tensors(me.rank));
+    return {};
+  } catch (const gmmav::Error& e) {
+    return {e.what(), e.code()};
+  }
+}
 
 CaseSpec small_case(int W) {
   CaseSpec s;
@@ -30,151 +61,103 @@ bool all_sentinel(const std::vector<std::uint16_t>& v) {
   return true;
 }
 
-TEST(GroupFailures, MismatchedCountsFailEveryRankNothingWritten) {
+TEST_P(GroupFailures, MismatchedCountsFailEveryRankNothingWritten) {
   Case c = make_case(small_case(4));
   // Rank 2 claims one row less from (source 1, expert 1) and one more from (source 3, expert 0):
   // its total is unchanged, so only the cross-rank check can catch it.
   auto& rc = c.ranks[2].recv_counts;
   rc[1 * 2 + 1] -= 1;
   rc[3 * 2 + 0] += 1;
-  const auto errors = run_in_process(c);
-  for (int r = 0; r < 4; ++r) {
-    SCOPED_TRACE("rank " + std::to_string(r));
-    EXPECT_NE(errors[static_cast<std::size_t>(r)].find("(source 1, destination 2, expert 1)"), std::string::npos)
-        << errors[static_cast<std::size_t>(r)];
-    EXPECT_EQ(errors[static_cast<std::size_t>(r)], errors[0]) << "every rank reports the same first mismatch";
-    EXPECT_TRUE(all_sentinel(c.ranks[static_cast<std::size_t>(r)].y));
-    EXPECT_TRUE(all_sentinel(c.ranks[static_cast<std::size_t>(r)].mm_y));
+  std::vector<std::string> errors(4);
+  GMMAV_SPAWN(GetParam(), 4, [&](const Rank& me) {
+    const Outcome o = run_rank(c, me);
+    errors[at(me.rank)] = o.what;
+    EXPECT_EQ(o.code, gmmav::Errc::count_mismatch) << "rank " << me.rank << ": " << o.what;
+    EXPECT_NE(o.what.find("(source 1, destination 2, expert 1)"), std::string::npos) << "rank " << me.rank << ": " << o.what;
+    EXPECT_TRUE(all_sentinel(c.ranks[at(me.rank)].y)) << "rank " << me.rank;
+    EXPECT_TRUE(all_sentinel(c.ranks[at(me.rank)].mm_y)) << "rank " << me.rank;
+  });
+  if (GetParam() == Backend::in_process) {
+    for (int r = 1; r < 4; ++r) EXPECT_EQ(errors[at(r)], errors[0]) << "every rank reports the same first mismatch";
   }
 }
 
-TEST(GroupFailures, GroupStillUsableAfterCountMismatch) {
+TEST_P(GroupFailures, GroupStillUsableAfterCountMismatch) {
   Case bad = make_case(small_case(2));
   bad.ranks[0].recv_counts[0] += 1;
   bad.ranks[0].recv_counts[1] -= 1;
-  auto comms = gmmav::create_in_process_group(2);
-  for (int round = 0; round < 2; ++round) {
-    Case& c = bad;
-    std::string err[2];
-    std::thread t[2];
-    for (int r = 0; r < 2; ++r)
-      t[r] = std::thread([&, r] {
-        try {
-          gmmav::run(gmmav::Plan::create(c.desc(r)), comms[static_cast<std::size_t>(r)], c.tensors(r));
-        } catch (const gmmav::Error& e) {
-          err[r] = e.what();
-          EXPECT_EQ(e.code(), gmmav::Errc::count_mismatch);
-        }
-      });
-    t[0].join();
-    t[1].join();
-    EXPECT_NE(err[0], "");
-    EXPECT_EQ(err[0], err[1]);
-  }
-  // The same group then runs a good case.
   Case good = make_case(small_case(2));
-  std::thread t[2];
-  std::string err[2];
-  for (int r = 0; r < 2; ++r)
-    t[r] = std::thread([&, r] {
-      try {
-        gmmav::run(gmmav::Plan::create(good.desc(r)), comms[static_cast<std::size_t>(r)], good.tensors(r));
-      } catch (const std::exception& e) {
-        err[r] = e.what();
-      }
-    });
-  t[0].join();
-  t[1].join();
-  EXPECT_EQ(err[0], "");
-  EXPECT_EQ(err[1], "");
-  EXPECT_TRUE(check_case(good, true).ok);
+  GMMAV_SPAWN(GetParam(), 2, [&](const Rank& me) {
+    for (int round = 0; round < 2; ++round) {
+      const Outcome o = run_rank(bad, me);
+      EXPECT_EQ(o.code, gmmav::Errc::count_mismatch) << "rank " << me.rank << " round " << round << ": " << o.what;
+      EXPECT_NE(o.what.find("(source 0, destination 0, expert 0)"), std::string::npos) << o.what;
+    }
+    // The same group then runs a good case.
+    EXPECT_EQ(run_rank(good, me).what, "") << "rank " << me.rank;
+    const CaseCheck check = check_case(good, true, me.rank);
+    EXPECT_TRUE(check.ok) << "rank " << me.rank << ": " << check.first_failure;
+  });
 }
 
-TEST(GroupFailures, MismatchedN1AcrossRanks) {
+TEST_P(GroupFailures, MismatchedN1AcrossRanks) {
   Case c = make_case(small_case(2));
-  auto comms = gmmav::create_in_process_group(2);
-  // Rank 1 runs with N1 = 24 but a y of another width: a separate case with a different n1.
+  // Rank 1 runs with N1 = 8 (a separate case of another width), rank 0 with N1 = 24.
   CaseSpec other = small_case(2);
   other.n1 = 8;
   Case c2 = make_case(other);
-  std::string err[2];
-  std::thread t0([&] {
-    try {
-      gmmav::run(gmmav::Plan::create(c.desc(0)), comms[0], c.tensors(0));
-    } catch (const gmmav::Error& e) {
-      err[0] = e.what();
-    }
+  std::vector<std::string> errors(2);
+  GMMAV_SPAWN(GetParam(), 2, [&](const Rank& me) {
+    Case& mine = me.rank == 0 ? c : c2;
+    const Outcome o = run_rank(mine, me);
+    errors[at(me.rank)] = o.what;
+    EXPECT_NE(o.what.find("N1"), std::string::npos) << "rank " << me.rank << ": " << o.what;
+    EXPECT_TRUE(all_sentinel(mine.ranks[at(me.rank)].y)) << "rank " << me.rank;
   });
-  std::thread t1([&] {
-    try {
-      gmmav::run(gmmav::Plan::create(c2.desc(1)), comms[1], c2.tensors(1));
-    } catch (const gmmav::Error& e) {
-      err[1] = e.what();
-    }
-  });
-  t0.join();
-  t1.join();
-  EXPECT_NE(err[0].find("N1"), std::string::npos) << err[0];
-  EXPECT_EQ(err[0], err[1]);
-  EXPECT_TRUE(all_sentinel(c.ranks[0].y));
-  EXPECT_TRUE(all_sentinel(c2.ranks[1].y));
+  if (GetParam() == Backend::in_process) {
+    EXPECT_EQ(errors[0], errors[1]);
+  }
 }
 
-TEST(GroupFailures, RankThatNeverCallsTimesOut) {
+TEST_P(GroupFailures, RankThatNeverCallsTimesOut) {
   Case c = make_case(small_case(3));
   gmmav::GroupOptions opt;
   opt.timeout = 300ms;
-  auto comms = gmmav::create_in_process_group(3, opt);
-  std::string err[2];
-  gmmav::Errc code[2] = {};
-  std::thread t[2];
-  const auto start = std::chrono::steady_clock::now();
-  for (int r = 0; r < 2; ++r)  // rank 2 never calls
-    t[r] = std::thread([&, r] {
-      try {
-        gmmav::run(gmmav::Plan::create(c.desc(r)), comms[static_cast<std::size_t>(r)], c.tensors(r));
-      } catch (const gmmav::Error& e) {
-        err[r] = e.what();
-        code[r] = e.code();
-      }
-    });
-  t[0].join();
-  t[1].join();
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(elapsed, 5s);
-  EXPECT_GE(elapsed, 290ms);
-  for (int r = 0; r < 2; ++r) {
-    EXPECT_TRUE(code[r] == gmmav::Errc::timeout || code[r] == gmmav::Errc::group_broken) << err[r];
-    EXPECT_NE(err[r].find("rank(s) 2"), std::string::npos) << err[r];
-    EXPECT_TRUE(all_sentinel(c.ranks[static_cast<std::size_t>(r)].y));
-  }
-  // The late rank learns that the group is broken instead of hanging.
-  try {
-    gmmav::run(gmmav::Plan::create(c.desc(2)), comms[2], c.tensors(2));
-    ADD_FAILURE() << "expected group_broken";
-  } catch (const gmmav::Error& e) {
-    EXPECT_EQ(e.code(), gmmav::Errc::group_broken) << e.what();
-    EXPECT_NE(std::string(e.what()).find("recreate"), std::string::npos);
-  }
+  std::latch peers_returned(2);
+  GMMAV_SPAWN(GetParam(), 3, [&](const Rank& me) {
+    if (me.rank == 2) {  // never calls while the others wait for it
+      if (me.backend != Backend::in_process) return;
+      // In-process the late rank then learns that the group is broken instead of hanging.
+      peers_returned.wait();
+      const Outcome late = run_rank(c, me);
+      EXPECT_EQ(late.code, gmmav::Errc::group_broken) << late.what;
+      EXPECT_NE(late.what.find("recreate"), std::string::npos) << late.what;
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    const Outcome o = run_rank(c, me);
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    peers_returned.count_down();
+    EXPECT_LT(elapsed, 5s);
+    EXPECT_GE(elapsed, 290ms);
+    EXPECT_TRUE(o.code == gmmav::Errc::timeout || o.code == gmmav::Errc::group_broken) << o.what;
+    if (me.backend == Backend::in_process) {
+      EXPECT_NE(o.what.find("rank(s) 2"), std::string::npos) << o.what;
+    }
+    EXPECT_TRUE(all_sentinel(c.ranks[at(me.rank)].y));
+  }, opt);
 }
 
-TEST(GroupFailures, ManyCallsOnOneGroupAndPlan) {
+TEST_P(GroupFailures, ManyCallsOnOneGroupAndPlan) {
   Case c = make_case(small_case(3));
-  auto comms = gmmav::create_in_process_group(3);
-  std::vector<std::thread> t;
-  std::vector<std::string> err(3);
-  for (int r = 0; r < 3; ++r)
-    t.emplace_back([&, r] {
-      try {
-        const auto plan = gmmav::Plan::create(c.desc(r));
-        for (int i = 0; i < 50; ++i) gmmav::run(plan, comms[static_cast<std::size_t>(r)], c.tensors(r));
-      } catch (const std::exception& e) {
-        err[static_cast<std::size_t>(r)] = e.what();
-      }
-    });
-  for (auto& th : t) th.join();
-  for (auto& e : err) EXPECT_EQ(e, "");
-  EXPECT_TRUE(check_case(c, true).ok);
+  GMMAV_SPAWN(GetParam(), 3, [&](const Rank& me) {
+    const auto plan = gmmav::Plan::create(c.desc(me.rank));
+    for (int i = 0; i < 50; ++i) run_with_workspace(plan, me.comm, c.tensors(me.rank));
+    const CaseCheck check = check_case(c, true, me.rank);
+    EXPECT_TRUE(check.ok) << "rank " << me.rank << ": " << check.first_failure;
+  });
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, GroupFailures, gmmav::testing::backends(), gmmav::testing::backend_name);
 
 }  // namespace

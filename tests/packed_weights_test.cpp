@@ -18,6 +18,7 @@
 #include "numeric/half.hpp"
 #include "reference/synthetic_case.hpp"
 #include "support/expect_error.hpp"
+#include "support/spawn.hpp"
 
 namespace {
 
@@ -50,30 +51,18 @@ void reset_outputs(Case& c) {
   }
 }
 
-// Runs every rank of `c` on a fresh in-process group, one thread per rank:
-// with packed[r] when `packed` is given, else packing in the call.
+// Runs every rank of `c` on a fresh in-process group (the spawn harness), one thread per rank:
+// with packed[r] when `packed` is given, else packing in the call. An error fails the test, naming the rank.
 void run_all(Case& c, const std::vector<PackedWeights>* packed, const std::vector<gmmav::OpTensors>* tensors = nullptr) {
-  const int W = c.spec.world_size;
-  auto comms = gmmav::create_in_process_group(W);
-  std::vector<std::string> errors(static_cast<std::size_t>(W));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < W; ++r) {
-    threads.emplace_back([&, r] {
-      const auto i = static_cast<std::size_t>(r);
-      try {
-        const Plan plan = Plan::create(c.desc(r));
-        const gmmav::OpTensors t = tensors ? (*tensors)[i] : c.tensors(r);
-        if (packed)
-          gmmav::run(plan, comms[i], t, (*packed)[i]);
-        else
-          gmmav::run(plan, comms[i], t);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < W; ++r) EXPECT_EQ(errors[static_cast<std::size_t>(r)], "") << "rank " << r;
+  gmmav::testing::spawn(gmmav::testing::Backend::in_process, c.spec.world_size, [&](const gmmav::testing::Rank& me) {
+    const auto i = static_cast<std::size_t>(me.rank);
+    const Plan plan = Plan::create(c.desc(me.rank));
+    const gmmav::OpTensors t = tensors ? (*tensors)[i] : c.tensors(me.rank);
+    if (packed)
+      gmmav::run(plan, me.comm, t, (*packed)[i]);
+    else
+      gmmav::run(plan, me.comm, t);
+  });
 }
 
 std::vector<PackedWeights> pack_all(Case& c) {
@@ -201,7 +190,7 @@ TEST_P(PackedReuse, ThreeCallsWithOtherX) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   const auto enc = [&](double v) {
-    return GetParam() == DType::f16 ? gmmav::numeric::double_to_half(v) : gmmav::numeric::double_to_bf16(v);
+    return gmmav::numeric::from_double(GetParam(), v);
   };
   std::vector<Outputs> seen;
   for (int call = 0; call < 3; ++call) {

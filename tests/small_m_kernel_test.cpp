@@ -27,7 +27,7 @@ std::vector<std::uint16_t> random_bits(DType t, std::size_t n, std::mt19937_64& 
   for (auto& x : v) {
     double d = g(rng);
     if (subnormals) d *= t == DType::f16 ? std::ldexp(1.0, -20) : std::ldexp(1.0, -130);
-    x = t == DType::f16 ? gmmav::numeric::double_to_half(d) : gmmav::numeric::double_to_bf16(d);
+    x = gmmav::numeric::from_double(t, d);
   }
   return v;
 }

@@ -1,10 +1,12 @@
 // SPEC §3's worked example (e = 2, W = 2), exactly as written there.
 #include <gtest/gtest.h>
 
-#include <thread>
+#include <string>
+#include <vector>
 
 #include "gmmav/gmmav.hpp"
 #include "numeric/half.hpp"
+#include "support/spawn.hpp"
 
 namespace {
 
@@ -57,8 +59,10 @@ TEST(WorkedExample, LayoutAsWrittenInSpec) {
 }
 
 // With identity weights gmmY = gmmX; row i of rank r holds (r + 1, i), so y shows which row landed where.
-TEST(WorkedExample, YAsWrittenInSpec) {
-  auto comms = gmmav::create_in_process_group(2);
+// Runs through the spawn harness: on in-process threads, and on MPI processes (mpi.backends.W4).
+class WorkedExampleOn : public ::testing::TestWithParam<gmmav::testing::Backend> {};
+
+TEST_P(WorkedExampleOn, YAsWrittenInSpec) {
   std::vector<std::uint16_t> x[2], w[2], y[2];
   for (int r = 0; r < 2; ++r) {
     const std::int64_t a = r == 0 ? 7 : 5;
@@ -70,36 +74,27 @@ TEST(WorkedExample, YAsWrittenInSpec) {
       for (double v : {1.0, 0.0, 0.0, 1.0}) w[r].push_back(double_to_half(v));
     y[r].assign(12, 0xFFFF);
   }
-  std::thread t[2];
-  std::string err[2];
-  for (int r = 0; r < 2; ++r) {
-    t[r] = std::thread([&, r] {
-      try {
-        gmmav::OpTensors o;
-        o.gmm_x = gmmav::ConstTensorView::matrix(x[r].data(), DType::f16, static_cast<std::int64_t>(x[r].size() / 2), 2);
-        o.gmm_weight = gmmav::ConstTensorView::cube(w[r].data(), DType::f16, 2, 2, 2);
-        o.y = gmmav::TensorView::matrix(y[r].data(), DType::f16, 6, 2);
-        gmmav::run(gmmav::Plan::create(desc(r)), comms[static_cast<std::size_t>(r)], o);
-      } catch (const std::exception& e) {
-        err[r] = e.what();
-      }
-    });
-  }
-  t[0].join();
-  t[1].join();
-  ASSERT_EQ(err[0], "");
-  ASSERT_EQ(err[1], "");
   // y on rank 0 = [r0.gmmY0, r0.gmmY1, r0.gmmY5, r1.gmmY0, r1.gmmY1, r1.gmmY2]
   // y on rank 1 = [r0.gmmY2, r0.gmmY3, r0.gmmY4, r0.gmmY6, r1.gmmY3, r1.gmmY4]
   const std::pair<int, int> expect[2][6] = {{{0, 0}, {0, 1}, {0, 5}, {1, 0}, {1, 1}, {1, 2}},
                                             {{0, 2}, {0, 3}, {0, 4}, {0, 6}, {1, 3}, {1, 4}}};
-  for (int r = 0; r < 2; ++r) {
+  GMMAV_SPAWN(GetParam(), 2, [&](const gmmav::testing::Rank& me) {
+    const int r = me.rank;
+    gmmav::OpTensors o;
+    o.gmm_x = gmmav::ConstTensorView::matrix(x[r].data(), DType::f16, static_cast<std::int64_t>(x[r].size() / 2), 2);
+    o.gmm_weight = gmmav::ConstTensorView::cube(w[r].data(), DType::f16, 2, 2, 2);
+    o.y = gmmav::TensorView::matrix(y[r].data(), DType::f16, 6, 2);
+    const auto plan = gmmav::Plan::create(desc(r));
+    std::vector<std::byte> workspace(gmmav::workspace_size(plan, me.comm));
+    gmmav::run(plan, me.comm, o, workspace);
     for (int row = 0; row < 6; ++row) {
       SCOPED_TRACE("rank " + std::to_string(r) + " y row " + std::to_string(row));
       EXPECT_EQ(half_to_float(y[r][static_cast<std::size_t>(row * 2)]), expect[r][row].first + 1);
       EXPECT_EQ(half_to_float(y[r][static_cast<std::size_t>(row * 2 + 1)]), expect[r][row].second);
     }
-  }
+  });
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, WorkedExampleOn, gmmav::testing::backends(), gmmav::testing::backend_name);
 
 }  // namespace

@@ -19,7 +19,7 @@ bool is_nan(DType dtype, std::uint16_t b) {
 }  // namespace
 
 double value_of(DType dtype, std::uint16_t bits) {
-  return dtype == DType::f16 ? numeric::half_to_float(bits) : numeric::bf16_to_float(bits);
+  return numeric::to_float(dtype, bits);
 }
 
 std::int64_t ulp_distance(std::uint16_t a, std::uint16_t b) {

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/config.hpp"
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 
@@ -75,7 +76,7 @@ std::vector<std::string> ProcessGroup::gather(const std::string& mine) const {
 }
 
 void ProcessGroup::share_cores() const {
-  if (!mpi_ || std::getenv("GMMAV_NUM_THREADS") != nullptr) return;
+  if (!mpi_ || config::num_threads_given()) return;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_compute_threads(std::max(1, cores / local_size_));
 }

@@ -63,7 +63,7 @@ bool inject_fault(reference::Case& c, const std::string& tensor) {
     auto& x = v[v.size() / 2];
     const double d = reference::to_double(c.spec.dtype, x);
     const double wrong = d + std::max(1.0, std::fabs(d));
-    x = c.spec.dtype == DType::f16 ? numeric::double_to_half(wrong) : numeric::double_to_bf16(wrong);
+    x = numeric::from_double(c.spec.dtype, wrong);
     return true;
   }
   return false;

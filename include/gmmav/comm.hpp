@@ -6,10 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "gmmav/export.hpp"
+
 namespace gmmav {
 
 namespace comm {
 class Communicator;  // the backend interface (src/comm/communicator.hpp)
+}
+namespace detail {
+struct CommAccess;  // internal: reaches a Comm's backend (src/api/comm_access.hpp)
 }
 
 /// Group-wide settings.
@@ -22,14 +27,13 @@ struct GroupOptions {
 };
 
 /// The effective default timeout (GMMAV_TIMEOUT_MS or 60000 ms).
-std::chrono::milliseconds default_timeout();
+GMMAV_API std::chrono::milliseconds default_timeout();
 
 /// One rank's handle into a group. Cheap to copy; the group lives while any
 /// handle does. A Comm is used by one thread at a time (one call in flight per rank).
-class Comm {
+class GMMAV_API Comm {
  public:
   Comm() = default;
-  explicit Comm(std::shared_ptr<comm::Communicator> impl) : impl_(std::move(impl)) {}
 
   int rank() const;
   int size() const;
@@ -37,15 +41,14 @@ class Comm {
   std::chrono::milliseconds timeout() const;
   explicit operator bool() const noexcept { return impl_ != nullptr; }
 
-  comm::Communicator& impl() const { return *impl_; }
-  const std::shared_ptr<comm::Communicator>& shared_impl() const noexcept { return impl_; }
-
  private:
+  friend struct detail::CommAccess;
+  explicit Comm(std::shared_ptr<comm::Communicator> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<comm::Communicator> impl_;
 };
 
 /// A group of `world_size` ranks that are threads of this process: element r
 /// is rank r's handle. Every rank's output is written in place by its peers.
-std::vector<Comm> create_in_process_group(int world_size, const GroupOptions& options = {});
+GMMAV_API std::vector<Comm> create_in_process_group(int world_size, const GroupOptions& options = {});
 
 }  // namespace gmmav

@@ -17,6 +17,7 @@
 #include <span>
 
 #include "gmmav/comm.hpp"
+#include "gmmav/export.hpp"
 #include "gmmav/packed_weights.hpp"
 #include "gmmav/plan.hpp"
 #include "gmmav/types.hpp"
@@ -25,16 +26,16 @@ namespace gmmav {
 
 /// Bytes of workspace `run` needs for this plan on this communicator's backend
 /// (0 for the in-process backend: results are written straight into peers' y).
-std::size_t workspace_size(const Plan& plan, const Comm& comm);
+GMMAV_API std::size_t workspace_size(const Plan& plan, const Comm& comm);
 
 /// Runs the operator for this rank: routed GroupedMatMul -> Unpermute ->
 /// AlltoAllv into `t.y`, and the shared-expert MatMul into `t.mm_y` if given.
 /// Collective over `comm`'s group: every rank calls it with its own plan.
 /// Nothing is written when validation or the cross-rank count check fails.
-void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::byte> workspace = {});
+GMMAV_API void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::byte> workspace = {});
 
 namespace detail {
-void run_packed(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights& packed,
+GMMAV_API void run_packed(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights& packed,
                 std::span<std::byte> workspace);
 }
 
@@ -52,7 +53,7 @@ void run(const Plan& plan, const Comm& comm, const OpTensors& t, const P& packed
 
 /// Number of threads of the process-wide compute pool (default: GMMAV_NUM_THREADS,
 /// else the cores available). Results are bit-identical for any value.
-int compute_threads();
-void set_compute_threads(int n);
+GMMAV_API int compute_threads();
+GMMAV_API void set_compute_threads(int n);
 
 }  // namespace gmmav

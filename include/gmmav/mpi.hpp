@@ -10,24 +10,25 @@
 #include <span>
 
 #include "gmmav/comm.hpp"
+#include "gmmav/export.hpp"
 
 namespace gmmav {
 
 /// This process's handle into a group over `comm` (duplicated internally):
 /// the group's ranks are `comm`'s ranks. Collective over `comm`.
-Comm create_mpi_group(MPI_Comm comm = MPI_COMM_WORLD, const GroupOptions& options = {});
+GMMAV_API Comm create_mpi_group(MPI_Comm comm = MPI_COMM_WORLD, const GroupOptions& options = {});
 
 /// HCCL root-info style: every process of MPI_COMM_WORLD calls it; processes
 /// passing the same `root_info` bytes form one group of `n_ranks`, and `rank` is
 /// the rank this process asks for. Inconsistent sizes, duplicate or
 /// out-of-range ranks fail on every process with a clear message.
-Comm create_mpi_group_from_root_info(int n_ranks, std::span<const std::byte> root_info, int rank,
+GMMAV_API Comm create_mpi_group_from_root_info(int n_ranks, std::span<const std::byte> root_info, int rank,
                                      const GroupOptions& options = {});
 
 /// True when this process was started by an MPI launcher (mpirun/mpiexec).
-bool launched_by_mpi();
+GMMAV_API bool launched_by_mpi();
 
 /// Finalises MPI if gmmav initialised it (also done automatically at exit).
-void finalize_mpi();
+GMMAV_API void finalize_mpi();
 
 }  // namespace gmmav

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "gmmav/export.hpp"
 #include "gmmav/plan.hpp"
 #include "gmmav/types.hpp"
 
@@ -46,7 +47,7 @@ struct PackedWeightsData;  // internal (src/engine/packed_weights.hpp)
 /// twice it for FP16 (and BF16 on the f32 route), which is packed as FP32; a
 /// BF16 weight used with inputs below 2^-56 (SPEC §4's exact route) adds its
 /// FP32 copy once, on first need.
-class PackedWeights {
+class GMMAV_API PackedWeights {
  public:
   /// An empty object (passing it to run() is an error).
   PackedWeights() noexcept;

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "gmmav/export.hpp"
 #include "gmmav/types.hpp"
 
 namespace gmmav {
@@ -55,7 +56,7 @@ namespace detail {
 struct PlanData;
 }
 
-class Plan {
+class GMMAV_API Plan {
  public:
   /// Validates `desc` (throws gmmav::Error naming the parameter) and computes the layout.
   static Plan create(const ProblemDesc& desc, Envelope envelope = Envelope::native);

@@ -6,13 +6,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "gmmav/export.hpp"
+
 namespace gmmav {
 
 /// Element type of every tensor of one call (all FP16 or all BF16).
 enum class DType : std::uint8_t { f16, bf16 };
 
 constexpr std::size_t element_size(DType) noexcept { return 2; }
-const char* to_string(DType t) noexcept;
+GMMAV_API const char* to_string(DType t) noexcept;
 
 /// What went wrong. The aclnn skin maps these to 161001 / 161002 / runtime codes.
 enum class Errc : std::uint8_t {
@@ -24,11 +26,11 @@ enum class Errc : std::uint8_t {
   internal,          ///< a library or system call failed
   out_of_memory,     ///< host memory a call needs (sized by its shapes) could not be allocated
 };
-const char* to_string(Errc c) noexcept;
+GMMAV_API const char* to_string(Errc c) noexcept;
 
 /// The one exception type of the native API. `param()` names the offending
 /// parameter when there is one ("sendCounts", "gmmX", ...).
-class Error : public std::runtime_error {
+class GMMAV_API Error : public std::runtime_error {
  public:
   Error(Errc code, std::string param, const std::string& message)
       : std::runtime_error(message), code_(code), param_(std::move(param)) {}

@@ -16,6 +16,7 @@
 
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
+#include "api/comm_access.hpp"
 #include "torch_dist_communicator.hpp"
 
 namespace py = pybind11;
@@ -142,7 +143,7 @@ PYBIND11_MODULE(_native, m) {
     return std::make_unique<Group>(Group{create_mpi_group(MPI_COMM_WORLD, o), {}});
   }, py::arg("timeout_ms") = 0);
   m.def("torch_dist_group", [](int rank, int size, const std::string& name, std::int64_t timeout_ms, py::object transport) {
-    return std::make_unique<Group>(Group{Comm(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});
+    return std::make_unique<Group>(Group{detail::CommAccess::wrap(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});
   });
   m.def("compute_threads", &compute_threads);
   m.def("set_compute_threads", [](int n) {

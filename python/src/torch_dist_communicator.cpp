@@ -187,8 +187,8 @@ class TorchDistCommunicator final : public comm::Communicator {
   const std::string& name() const override { return name_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
 
-  // Staging for every row that leaves this rank.
-  std::size_t workspace_bytes(const Plan& plan) const override {
+  // Staging for every row that leaves this rank (sized by rows: the tiling does not matter here).
+  std::size_t workspace_bytes(const Plan& plan, const comm::Tiling&) const override {
     return static_cast<std::size_t>(plan.rows_in() - plan.rows_to(rank_)) * static_cast<std::size_t>(plan.desc().n1) * 2;
   }
 

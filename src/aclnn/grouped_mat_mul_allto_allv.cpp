@@ -10,7 +10,7 @@
 #include <span>
 
 #include "aclnn/executor.hpp"
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "aclnn/tensor_args.hpp"
 #include "aclnn/weight_cache.hpp"
 #include "runtime/api_guard.hpp"
@@ -34,7 +34,7 @@ void require(const void* p, const char* param, const char* what) {
 }
 
 // GMMAV_STRICT_A3=1 adds the A3 hardware envelope (SPEC §5). Read per call: cheap next to planning.
-Envelope envelope() { return env_switch("GMMAV_STRICT_A3", false) ? Envelope::strict_a3 : Envelope::aclnn; }
+Envelope envelope() { return config::strict_a3() ? Envelope::strict_a3 : Envelope::aclnn; }
 
 }  // namespace
 }  // namespace gmmav::aclnn

@@ -12,7 +12,7 @@
 #include <optional>
 #include <tuple>
 
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "runtime/memory_versions.hpp"
 
 namespace gmmav::aclnn {
@@ -74,7 +74,7 @@ std::optional<Versions> versions_of(const Key& k) {
 // quarter of the physical memory. Read once.
 std::size_t budget_bytes() {
   static const std::size_t budget = [] {
-    if (const auto mb = env_int("GMMAV_WEIGHT_CACHE_MB", 0, std::int64_t{1} << 40, "MiB; 0 turns the weight cache off"))
+    if (const auto mb = config::weight_cache_mb())
       return static_cast<std::size_t>(*mb) << 20;
     const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
     return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4 : std::size_t{1} << 30;

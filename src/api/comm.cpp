@@ -5,10 +5,11 @@
 #include <limits>
 #include <string>
 
+#include "api/comm_access.hpp"
 #include "api/group_timeout.hpp"
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav {
@@ -16,7 +17,7 @@ namespace gmmav {
 std::chrono::milliseconds default_timeout() {
   // Up to 2^62 ms: "wait for ever" written as a large number is honoured (every deadline saturates,
   // common/deadline.hpp); only values beyond that are refused, as typos.
-  if (const auto ms = env_int("GMMAV_TIMEOUT_MS", 1, std::int64_t{1} << 62, "milliseconds"))
+  if (const auto ms = config::timeout_ms())
     return std::chrono::milliseconds(*ms);
   return std::chrono::milliseconds(60000);
 }
@@ -29,7 +30,7 @@ std::chrono::milliseconds Comm::timeout() const { return impl_->timeout(); }
 std::vector<Comm> create_in_process_group(int world_size, const GroupOptions& options) {
   const auto timeout = api::group_timeout(options);
   std::vector<Comm> out;
-  for (auto& c : comm::create_in_process(world_size, timeout, options.name)) out.emplace_back(std::move(c));
+  for (auto& c : comm::create_in_process(world_size, timeout, options.name)) out.push_back(detail::CommAccess::wrap(std::move(c)));
   return out;
 }
 

@@ -6,6 +6,25 @@
 // and hands back an Exchange; the Exchange then takes row tiles as the engine
 // produces them, wherever they must go, and completes the call. Every wait has
 // a timeout; a failure on one rank is made visible to the others.
+//
+// Layering: comm depends on plan (include/gmmav) and its transport only, never
+// on the engine. What a backend needs to know about how the engine computes
+// (rows per tile, how many threads hand it tiles at once, whether the rank's
+// thread computes) is passed in through this interface (Tiling, CallInfo,
+// caller_computes) — docs/architecture.md.
+//
+// Threading rules (every backend must honour them, the engine relies on them):
+// - A Communicator belongs to one rank and is used by one thread at a time:
+//   rank(), size(), name(), timeout(), workspace_bytes() may be called from any
+//   thread; meet() only by the rank's orchestrating thread, one call in flight
+//   (a second thread entering meet() while a call runs is refused, D23).
+// - An Exchange lives for one call. rows_for, rows_done, progress and
+//   wait_agreed are called concurrently by up to Tiling::compute_threads
+//   threads (the compute pool's workers, and the rank's own thread when
+//   caller_computes()); poll, needs_poll, finish and abort only by the rank's
+//   orchestrating thread (abort also after a worker threw; never concurrently
+//   with finish).
+// - No method of either calls back into the engine.
 #pragma once
 
 #include <array>
@@ -29,8 +48,20 @@ struct TensorBytes {
   const char* name = "";  ///< the vendor parameter name
 };
 
+/// How the engine cuts a call into work, as far as a backend must know it
+/// (staging sizes, MPI tags). Filled by the engine (engine::tiling()).
+struct Tiling {
+  /// Rows per tile: a tile of block (expert j, destination d) starts at a
+  /// multiple of tile_rows within the block and has at most tile_rows rows
+  /// (the last one of the block fewer). Part of the numerics contract (D3).
+  std::int64_t tile_rows = 0;
+  /// Threads that may call rows_for/rows_done at once (sizes the staging ring).
+  int compute_threads = 1;
+};
+
 /// What one rank brings to a call's meeting. Copied by the backend.
 struct CallInfo {
+  Tiling tiling;
   int local_experts = 0;
   DType dtype = DType::f16;
   std::int64_t n1 = 0;
@@ -42,8 +73,8 @@ struct CallInfo {
 };
 
 /// One call's data movement as one rank sees it. Used by one thread (the
-/// rank's orchestrating thread) except rows_for/rows_done/progress, which the
-/// compute pool's workers call concurrently.
+/// rank's orchestrating thread) except rows_for/rows_done/progress/wait_agreed,
+/// which the compute threads call concurrently (see the threading rules above).
 class Exchange {
  public:
   virtual ~Exchange() = default;
@@ -82,10 +113,16 @@ class Communicator {
   virtual int size() const = 0;
   virtual const std::string& name() const = 0;
   virtual std::chrono::milliseconds timeout() const = 0;
-  /// Workspace bytes a call with this plan should get on this backend (what
-  /// GetWorkspaceSize reports), and the least it can run with (slower).
-  virtual std::size_t workspace_bytes(const Plan& plan) const = 0;
-  virtual std::size_t min_workspace_bytes(const Plan& plan) const { return workspace_bytes(plan); }
+  /// Workspace bytes a call with this plan (cut as `tiling` says) should get
+  /// on this backend (what GetWorkspaceSize reports), and the least it can run
+  /// with (slower).
+  virtual std::size_t workspace_bytes(const Plan& plan, const Tiling& tiling) const = 0;
+  virtual std::size_t min_workspace_bytes(const Plan& plan, const Tiling& tiling) const { return workspace_bytes(plan, tiling); }
+  /// The backend's thread policy: true when the rank's own thread should
+  /// compute tiles beside the pool's workers (one rank per process, MPI)
+  /// instead of waiting for them (many ranks per process). Read once by the
+  /// API layer when the group is created (it sets the process's pool).
+  virtual bool caller_computes() const { return false; }
   /// Collective, once per call on every rank. Exchanges CallInfo, checks the
   /// cross-rank contract (same verdict and message on every rank, before any
   /// byte moves or any output is written), and returns the call's Exchange —

@@ -140,7 +140,7 @@ class InProcessCommunicator final : public Communicator {
   int size() const override { return g_->size; }
   const std::string& name() const override { return g_->name; }
   std::chrono::milliseconds timeout() const override { return g_->timeout; }
-  std::size_t workspace_bytes(const Plan&) const override { return 0; }
+  std::size_t workspace_bytes(const Plan&, const Tiling&) const override { return 0; }
 
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte>) override {
     g_->barrier.throw_if_broken();

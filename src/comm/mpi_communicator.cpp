@@ -31,24 +31,18 @@
 #include "comm/mpi_count_check.hpp"
 #include "comm/mpi_runtime.hpp"
 #include "common/deadline.hpp"
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "common/fail.hpp"
-#include "engine/compute_pool.hpp"
-#include "engine/tile_schedule.hpp"
 
 namespace gmmav::comm {
 namespace {
-
-using engine::kTileRows;
-
-std::int64_t tiles_of(std::int64_t rows) { return (rows + kTileRows - 1) / kTileRows; }
 
 // GMMAV_MPI_PROGRESS=0: nobody drives MPI while the pool computes (sends start
 // when the staging ring is full, and in finish) — the "without progress" half
 // of an overlap measurement.
 // Read once, by create_mpi: a bad value fails the group's creation, not a call.
 bool progress_enabled() {
-  static const bool on = env_switch("GMMAV_MPI_PROGRESS", true);
+  static const bool on = config::mpi_progress();
   return on;
 }
 
@@ -64,10 +58,11 @@ struct PendingSend {
 // Staging slots for a call: enough for every pool worker to hold one while
 // sends are in flight, at most a quarter of the remote volume (or all of it
 // when that is smaller than the minimum).
-std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes) {
-  const std::int64_t remote_tiles = (remote_rows + kTileRows - 1) / kTileRows;
-  const std::int64_t quarter = remote_rows * row_bytes / 4 / (kTileRows * row_bytes);
-  const std::int64_t minimum = 4 * engine::ComputePool::instance().threads();
+std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, const Tiling& tiling) {
+  const std::int64_t tile_rows = tiling.tile_rows;
+  const std::int64_t remote_tiles = (remote_rows + tile_rows - 1) / tile_rows;
+  const std::int64_t quarter = remote_rows * row_bytes / 4 / (tile_rows * row_bytes);
+  const std::int64_t minimum = 4 * std::int64_t{tiling.compute_threads};
   return std::min(remote_tiles, std::max(minimum, quarter));
 }
 
@@ -78,6 +73,7 @@ class MpiExchange final : public Exchange {
       : comm_(comm), me_(rank), W_(size), e_(mine.local_experts), row_type_(row_type), check_(check), timeout_(timeout),
         broken_(broken) {
     row_bytes_ = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
+    tile_rows_ = mine.tiling.tile_rows;
     y_ = static_cast<std::byte*>(mine.y);
     staging_ = staging;
     for (std::int64_t i = staging_slots; i-- > 0;) free_slots_.push_back(static_cast<int>(i));
@@ -144,13 +140,13 @@ class MpiExchange final : public Exchange {
     }
     const int slot = free_slots_.back();
     free_slots_.pop_back();
-    return staging_ + static_cast<std::int64_t>(slot) * kTileRows * row_bytes_;
+    return staging_ + static_cast<std::int64_t>(slot) * tile_rows_ * row_bytes_;
   }
 
   // A tile is written: queue its send and, at this tile boundary, drive MPI.
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
     if (dest != me_) {
-      const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (kTileRows * row_bytes_));
+      const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (tile_rows_ * row_bytes_));
       std::lock_guard lk(queue_mu_);
       queue_.push_back({dest, j, first, where, rows, slot});
     }
@@ -329,7 +325,8 @@ class MpiExchange final : public Exchange {
          check_.waiting_for());
   }
 
-  int tag(int j, std::int64_t first) const { return static_cast<int>(j * tag_stride_ + first / kTileRows); }
+  int tag(int j, std::int64_t first) const { return static_cast<int>(j * tag_stride_ + first / tile_rows_); }
+  std::int64_t tiles_of(std::int64_t rows) const { return (rows + tile_rows_ - 1) / tile_rows_; }
 
   // The check passed (caller holds mpi::lock()): every incoming tile gets its
   // receive, straight at its final place in y; queued sends may start.
@@ -340,10 +337,10 @@ class MpiExchange final : public Exchange {
       for (int j = 0; j < e_; ++j) {
         const std::int64_t rows = recv_counts_[static_cast<std::size_t>(s * e_ + j)];
         for (std::int64_t t = 0; t < tiles_of(rows); ++t) {
-          const std::int64_t first = t * kTileRows;
+          const std::int64_t first = t * tile_rows_;
           MPI_Request req;
           mpi::check(MPI_Irecv(y_ + (recv_offset_[static_cast<std::size_t>(s * e_ + j)] + first) * row_bytes_,
-                               static_cast<int>(std::min(kTileRows, rows - first)), row_type_, s, tag(j, first), comm_, &req),
+                               static_cast<int>(std::min(tile_rows_, rows - first)), row_type_, s, tag(j, first), comm_, &req),
                      "MPI_Irecv");
           requests_.push_back(req);
           slot_of_.push_back(-1);
@@ -362,6 +359,7 @@ class MpiExchange final : public Exchange {
   std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
   std::int64_t tag_stride_ = 1;
   std::int64_t row_bytes_ = 0;
+  std::int64_t tile_rows_ = 1;  // the engine's rows per tile (CallInfo::tiling)
   std::byte* y_ = nullptr;
   std::byte* staging_ = nullptr;
   std::vector<std::int64_t> recv_counts_;  // [s*e + j]
@@ -417,16 +415,20 @@ class MpiCommunicator final : public Communicator {
   const std::string& name() const override { return name_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
 
-  std::size_t workspace_bytes(const Plan& plan) const override {
+  std::size_t workspace_bytes(const Plan& plan, const Tiling& tiling) const override {
     const std::int64_t remote_rows = plan.rows_in() - plan.rows_to(plan.rank());
     const std::int64_t row_bytes = plan.desc().n1 * static_cast<std::int64_t>(element_size(plan.desc().dtype));
-    return static_cast<std::size_t>(staging_slots(remote_rows, row_bytes) * kTileRows * row_bytes);
+    return static_cast<std::size_t>(staging_slots(remote_rows, row_bytes, tiling) * tiling.tile_rows * row_bytes);
   }
 
-  std::size_t min_workspace_bytes(const Plan& plan) const override {
+  std::size_t min_workspace_bytes(const Plan& plan, const Tiling& tiling) const override {
     const bool remote = plan.rows_in() > plan.rows_to(plan.rank());
-    return remote ? static_cast<std::size_t>(kTileRows * plan.desc().n1) * element_size(plan.desc().dtype) : 0;
+    return remote ? static_cast<std::size_t>(tiling.tile_rows * plan.desc().n1) * element_size(plan.desc().dtype) : 0;
   }
+
+  // One rank per process: its thread computes too instead of waiting for the
+  // pool (docs/decisions.md D4), so nothing wakes it just to poll.
+  bool caller_computes() const override { return true; }
 
   // Starts the count check and hands out the call's Exchange at once: the
   // engine computes while the check's messages travel, and the Exchange
@@ -442,9 +444,11 @@ class MpiCommunicator final : public Communicator {
         for (int j = 0; j < mine.local_experts; ++j) remote_rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
     // Any workspace of at least one slot works; more slots keep more sends in flight.
     const std::int64_t row_bytes = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
-    const std::int64_t slot_bytes = kTileRows * row_bytes;
+    const std::int64_t tile_rows = mine.tiling.tile_rows;
+    if (tile_rows < 1) fail(Errc::internal, "tiling", "expected the engine's rows per tile (>= 1), got {}", tile_rows);
+    const std::int64_t slot_bytes = tile_rows * row_bytes;
     const std::int64_t slots = std::min<std::int64_t>(static_cast<std::int64_t>(workspace.size()) / slot_bytes,
-                                                      (remote_rows + kTileRows - 1) / kTileRows);
+                                                      (remote_rows + tile_rows - 1) / tile_rows);
     if (remote_rows > 0 && slots < 1)
       fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace (one tile), got {}", slot_bytes,
            workspace.size());
@@ -502,9 +506,6 @@ class MpiCommunicator final : public Communicator {
 std::shared_ptr<Communicator> create_mpi(MPI_Comm user_comm, std::chrono::milliseconds timeout, const std::string& name) {
   (void)progress_enabled();
   mpi::ensure_initialized();
-  // One rank per process: its thread computes too instead of waiting for the
-  // pool (engine/compute_pool.hpp), so nothing wakes it just to poll.
-  engine::ComputePool::instance().set_caller_computes(true);
   MPI_Comm dup;
   {
     auto lk = mpi::lock();

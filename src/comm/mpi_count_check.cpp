@@ -4,7 +4,6 @@
 
 #include "comm/mpi_runtime.hpp"
 #include "common/fail.hpp"
-#include "engine/tile_schedule.hpp"
 
 namespace gmmav::comm {
 namespace {
@@ -16,8 +15,6 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   h ^= h >> 29;
   return h;
 }
-
-std::int64_t tiles_of(std::int64_t rows) { return (rows + engine::kTileRows - 1) / engine::kTileRows; }
 
 }  // namespace
 
@@ -42,7 +39,8 @@ MpiCountCheck::MpiCountCheck(MPI_Comm comm, int rank, int size, int tag_ub)
 void MpiCountCheck::start(const CallInfo& mine) {
   const CountDigest digest = digest_of(mine.send_counts, mine.recv_counts);
   std::int64_t max_tiles = 1;
-  for (auto v : mine.send_counts) max_tiles = std::max(max_tiles, tiles_of(v));
+  const std::int64_t tile_rows = std::max<std::int64_t>(1, mine.tiling.tile_rows);
+  for (auto v : mine.send_counts) max_tiles = std::max(max_tiles, (v + tile_rows - 1) / tile_rows);
   const std::int64_t header[kHeader] = {mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.n1,
                                         static_cast<std::int64_t>(mine.send_counts.size()), static_cast<std::int64_t>(digest.a),
                                         static_cast<std::int64_t>(digest.b), max_tiles};

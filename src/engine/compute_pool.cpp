@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/env_int.hpp"
+#include "common/config.hpp"
 #include "common/fail.hpp"
 #include "gemm/library_threads.hpp"
 
@@ -37,7 +37,7 @@ int local_ranks() {
 // GMMAV_NUM_THREADS, else the cores shared fairly by the ranks of this machine
 // (4 MPI processes on 2 cores each get 1 thread, not 2: no oversubscription).
 int default_threads() {
-  if (const auto n = env_int("GMMAV_NUM_THREADS", 1, kMaxThreads, "compute threads")) return static_cast<int>(*n);
+  if (const auto n = config::num_threads(kMaxThreads)) return static_cast<int>(*n);
   return std::clamp(available_cores() / local_ranks(), 1, kMaxThreads);
 }
 

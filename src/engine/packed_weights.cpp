@@ -5,7 +5,7 @@
 
 #include "common/fail.hpp"
 #include "engine/compute_pool.hpp"
-#include "plan/plan_data.hpp"
+#include "plan/rules.hpp"
 
 namespace gmmav {
 namespace {

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 
+#include "engine/compute_pool.hpp"
+
 namespace gmmav::engine {
+
+comm::Tiling tiling() { return comm::Tiling{kTileRows, ComputePool::instance().threads()}; }
 
 std::vector<RoutedTile> routed_tiles(const Plan& plan, int j) {
   std::vector<RoutedTile> tiles;

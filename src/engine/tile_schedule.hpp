@@ -7,12 +7,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "comm/communicator.hpp"
 #include "gmmav/plan.hpp"
 
 namespace gmmav::engine {
 
 /// Rows per tile. Part of the numerics contract: every backend and thread count tiles the same way.
 constexpr std::int64_t kTileRows = 128;
+
+/// What a backend is told about the cut (comm::Tiling): kTileRows, and the
+/// threads of the process's pool that compute a call (they call the Exchange at once).
+comm::Tiling tiling();
 
 struct RoutedTile {
   int expert = 0;            // local expert j

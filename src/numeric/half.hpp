@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "gmmav/types.hpp"
+
 namespace gmmav::numeric {
 
 inline std::uint32_t bits_of(float f) {
@@ -75,5 +77,10 @@ inline std::uint16_t float_to_bf16(float f) {
   if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // quiet nan
   return static_cast<std::uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
+
+/// The one place a DType picks the 16-bit format (the reference, synthetic cases, CLI and tests):
+/// `bits` of type `t` as float (exact), and `x` rounded once (RNE) to type `t`.
+inline float to_float(DType t, std::uint16_t bits) { return t == DType::f16 ? half_to_float(bits) : bf16_to_float(bits); }
+inline std::uint16_t from_double(DType t, double x) { return t == DType::f16 ? double_to_half(x) : double_to_bf16(x); }
 
 }  // namespace gmmav::numeric

@@ -1,41 +1,13 @@
 // Plan: validation entry points and the row layout of SPEC §3, computed once.
 #include "gmmav/plan.hpp"
 
-#include <array>
-#include <cstdio>
 #include <limits>
 
 #include "common/fail.hpp"
 #include "plan/plan_data.hpp"
+#include "plan/rules.hpp"
 
 namespace gmmav {
-
-const char* to_string(DType t) noexcept {
-  switch (t) {
-    case DType::f16: return "float16";
-    case DType::bf16: return "bfloat16";
-  }
-  // Not a DType (an integer cast to one): say so, with its value.
-  static const auto invalid = [] {
-    std::array<std::array<char, 24>, 256> names{};
-    for (std::size_t i = 0; i < names.size(); ++i) std::snprintf(names[i].data(), names[i].size(), "invalid DType (%zu)", i);
-    return names;
-  }();
-  return invalid[static_cast<std::uint8_t>(t)].data();
-}
-
-const char* to_string(Errc c) noexcept {
-  switch (c) {
-    case Errc::null_argument: return "null argument";
-    case Errc::invalid_argument: return "invalid argument";
-    case Errc::count_mismatch: return "count mismatch across ranks";
-    case Errc::timeout: return "timeout";
-    case Errc::group_broken: return "group broken";
-    case Errc::internal: return "internal error";
-    case Errc::out_of_memory: return "out of memory";
-  }
-  return "unknown";
-}
 
 Plan Plan::create(const ProblemDesc& desc, Envelope envelope) {
   detail::validate_problem(desc, envelope);

@@ -19,13 +19,4 @@ struct PlanData {
   std::vector<std::int64_t> rows_from;      // [s]
 };
 
-/// Validates a description against the rules of SPEC §5 for `envelope`. Throws gmmav::Error.
-void validate_problem(const ProblemDesc& desc, Envelope envelope);
-
-/// Validates tensors against a validated description. Throws gmmav::Error.
-void validate_tensors(const ProblemDesc& desc, std::int64_t rows_in, std::int64_t rows_out, const OpTensors& t);
-
-/// Validates only the weight views (gmmWeight, mmWeightOptional) against a validated description.
-void validate_weights(const ProblemDesc& desc, const OpTensors& t);
-
 }  // namespace gmmav::detail

@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "common/fail.hpp"
-#include "plan/plan_data.hpp"
+#include "plan/rules.hpp"
 
 namespace gmmav::detail {
 namespace {

@@ -11,7 +11,7 @@
 namespace gmmav::reference {
 
 double to_double(DType dtype, std::uint16_t bits) {
-  return dtype == DType::f16 ? numeric::half_to_float(bits) : numeric::bf16_to_float(bits);
+  return numeric::to_float(dtype, bits);
 }
 
 double ulp(DType dtype, double v) {
@@ -26,7 +26,7 @@ double ulp(DType dtype, double v) {
 }
 
 std::uint16_t round_once(DType dtype, double v) {
-  return dtype == DType::f16 ? numeric::double_to_half(v) : numeric::double_to_bf16(v);
+  return numeric::from_double(dtype, v);
 }
 
 // out row = x row @ W, in FP64; w is k x n or n x k (trans).

@@ -11,7 +11,7 @@ namespace {
 
 constexpr std::uint16_t kSentinel = 0xA5A5;
 
-std::uint16_t encode(DType t, double v) { return t == DType::f16 ? numeric::double_to_half(v) : numeric::double_to_bf16(v); }
+std::uint16_t encode(DType t, double v) { return numeric::from_double(t, v); }
 
 void fill(std::vector<std::uint16_t>& v, std::size_t n, DType t, ValueKind kind, int denom, std::mt19937_64& rng) {
   v.resize(n);

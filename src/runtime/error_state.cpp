@@ -8,6 +8,7 @@
 #include <string>
 
 #include "acl/acl.h"
+#include "common/config.hpp"
 
 namespace gmmav::runtime {
 namespace {
@@ -19,10 +20,8 @@ thread_local std::deque<std::string> t_unread;  // newest first
 thread_local std::string t_returned;            // what the last take_recent_errors() handed out
 
 // Read on every use (errors are rare) so a test or a debugger can flip it.
-bool logging_enabled() {
-  const char* v = std::getenv("GMMAV_LOG");
-  return v != nullptr && v[0] == '1' && v[1] == '\0';
-}
+// A bad value counts as off here (this path cannot fail); the next call refuses it (common/config.hpp).
+bool logging_enabled() { return config::log_nothrow().errors; }
 
 }  // namespace
 

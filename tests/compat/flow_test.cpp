@@ -41,7 +41,7 @@ struct RankData {
 };
 
 std::uint16_t encode(DType t, double v) {
-  return t == DType::f16 ? gmmav::numeric::double_to_half(v) : gmmav::numeric::double_to_bf16(v);
+  return gmmav::numeric::from_double(t, v);
 }
 
 // Random counts under the cross-rank contract where every rank receives exactly bsk rows

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the build into a fresh prefix and uses it from outside the tree:
-# the installed CLI (RPATH), then the consumer project built via
+# the installed CLI and libgmmav_aclnn (RPATH), then the consumer project built via
 # find_package(gmmav CONFIG) and via pkg-config, running each program.
 # Usage: check_install.sh BUILD_DIR CONSUMER_PROJECT_DIR WORK_DIR LIBDIR
 set -euo pipefail
@@ -20,10 +20,15 @@ for f in bin/gmmav include/gmmav/gmmav.hpp include/gmmav/mpi.hpp include/acl/acl
   [ -e "$prefix/$f" ] || { echo "missing from the install: $f" >&2; exit 1; }
 done
 
-step "the installed CLI finds its libraries in the prefix (RPATH)"
-if ! ldd "$prefix/bin/gmmav" | grep 'libgmmav\.so' | grep -qF "$prefix/"; then
-  ldd "$prefix/bin/gmmav" >&2
-  echo "the installed gmmav does not load libgmmav from $prefix" >&2
+step "the installed CLI loads nothing from the build tree (it carries the engine: gmmav_internal, DA1)"
+if ldd "$prefix/bin/gmmav" | grep -F "$build/" >&2; then
+  echo "the installed gmmav loads libraries from the build tree $build" >&2
+  exit 1
+fi
+step "the installed libgmmav_aclnn finds libgmmav in the prefix (RPATH)"
+if ! ldd "$prefix/$libdir/libgmmav_aclnn.so" | grep 'libgmmav\.so' | grep -qF "$prefix/"; then
+  ldd "$prefix/$libdir/libgmmav_aclnn.so" >&2
+  echo "the installed libgmmav_aclnn does not load libgmmav from $prefix" >&2
   exit 1
 fi
 "$prefix/bin/gmmav" --version

@@ -28,7 +28,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string>
 #include <thread>
 
@@ -37,37 +36,15 @@
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "reference/synthetic_case.hpp"
+#include "../support/case_generator.hpp"
 #include "../support/forwarding_communicator.hpp"
 
 namespace {
 
 using namespace gmmav::reference;
 
-CaseSpec spec_for(int index, int W) {
-  std::mt19937_64 rng(0xC0FFEE00ULL + static_cast<unsigned>(index));
-  const int experts[] = {1, 2, 3, 4, 8};
-  CaseSpec s;
-  s.seed = rng();
-  s.world_size = W;
-  s.local_experts = experts[rng() % 5];
-  s.dtype = rng() % 2 ? gmmav::DType::f16 : gmmav::DType::bf16;
-  s.trans_gmm_weight = rng() % 2;
-  s.shared_expert = rng() % 2;
-  s.trans_mm_weight = s.shared_expert && rng() % 2;
-  const CountPattern patterns[] = {CountPattern::random, CountPattern::skewed, CountPattern::balanced};
-  s.counts = patterns[rng() % 3];
-  s.values = index % 3 == 2 ? ValueKind::random : ValueKind::exact;
-  s.rows_per_rank = index % 8 == 0 ? 300 * s.local_experts + 17 : static_cast<std::int64_t>(rng() % 200);
-  s.h1 = 1 + static_cast<std::int64_t>(rng() % 70);
-  // Every third case is long enough (H1 >= kMergeMinK) for small tiles of an
-  // expert to be merged into one GEMM and split to their destinations.
-  if (index % 3 == 1) s.h1 = gmmav::engine::kMergeMinK + static_cast<std::int64_t>(rng() % 100);
-  s.n1 = 1 + static_cast<std::int64_t>(rng() % 50);
-  s.h2 = 1 + static_cast<std::int64_t>(rng() % 40);
-  s.n2 = 1 + static_cast<std::int64_t>(rng() % 40);
-  s.bs = 1 + static_cast<std::int64_t>(rng() % 90);
-  return s;
-}
+// The cross-backend series (tests/support/case_generator.hpp; the same cases run through the spawn harness).
+CaseSpec spec_for(int index, int W) { return gmmav::testing::cross_backend_spec(index, W); }
 
 // Runs this process's rank of `c` on `comm`.
 bool g_min_workspace = false;
@@ -216,8 +193,8 @@ bool killed(int who, const std::string& dir, int crashing, const gmmav::Comm& co
   s.n1 = 64;
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
-  const gmmav::Comm use = me == who ? gmmav::Comm(std::make_shared<gmmav::testing::WrappingCommunicator>(
-                                        comm.shared_impl(), [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })) : comm;
+  const gmmav::Comm use = me == who ? gmmav::testing::wrapped(comm, [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })
+                                    : comm;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string err = run_rank(c, me, use);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -22,6 +22,7 @@
 #include "gmmav/gmmav.hpp"
 #include "reference/synthetic_case.hpp"
 #include "../support/forwarding_communicator.hpp"
+#include "../support/spawn.hpp"
 
 namespace {
 
@@ -274,38 +275,38 @@ TEST(Faults, RankFailingMidCallFailsItsPeersPromptly) {
   s.rows_per_rank = 600;
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
-  auto inner = gmmav::comm::create_in_process(3, 30s);
-  std::vector<gmmav::Comm> comms = {gmmav::Comm(inner[0]), gmmav::Comm(std::make_shared<gmmav::testing::WrappingCommunicator>(
-                                            inner[1], [](auto in) { return std::make_unique<FailingExchange>(std::move(in), 2); })),
-                                    gmmav::Comm(inner[2])};
+  gmmav::GroupOptions opt;
+  opt.timeout = 30s;
   std::string err[3];
   gmmav::Errc code[3] = {};
-  std::thread th[3];
   const auto t0 = std::chrono::steady_clock::now();
-  for (int r = 0; r < 3; ++r)
-    th[r] = std::thread([&, r] {
-      try {
-        gmmav::run(gmmav::Plan::create(c.desc(r)), comms[static_cast<std::size_t>(r)], c.tensors(r));
-      } catch (const gmmav::Error& e) {
-        err[r] = e.what();
-        code[r] = e.code();
-      } catch (const std::exception& e) {
-        err[r] = e.what();
-      }
-    });
-  for (auto& t : th) t.join();
+  gmmav::testing::spawn(gmmav::testing::Backend::in_process, 3, [&](const gmmav::testing::Rank& me) {
+    const int r = me.rank;
+    // Rank 1's exchange throws after two tiles.
+    const gmmav::Comm use =
+        r == 1 ? gmmav::testing::wrapped(me.comm, [](auto in) { return std::make_unique<FailingExchange>(std::move(in), 2); }) : me.comm;
+    try {
+      gmmav::run(gmmav::Plan::create(c.desc(r)), use, c.tensors(r));
+    } catch (const gmmav::Error& e) {
+      err[r] = e.what();
+      code[r] = e.code();
+    } catch (const std::exception& e) {
+      err[r] = e.what();
+    }
+    if (r != 0) return;
+    // The group says it must be recreated (once rank 0 itself has failed).
+    try {
+      gmmav::run(gmmav::Plan::create(c.desc(0)), me.comm, c.tensors(0));
+      ADD_FAILURE() << "expected group_broken";
+    } catch (const gmmav::Error& e) {
+      EXPECT_EQ(e.code(), gmmav::Errc::group_broken);
+    }
+  }, opt);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "peers must not wait for the 30 s timeout";
   EXPECT_NE(err[1].find("injected fault"), std::string::npos) << err[1];
   for (int r : {0, 2}) {
     EXPECT_EQ(code[r], gmmav::Errc::group_broken) << err[r];
     EXPECT_NE(err[r].find("rank 1 failed"), std::string::npos) << err[r];
-  }
-  // The group says it must be recreated.
-  try {
-    gmmav::run(gmmav::Plan::create(c.desc(0)), comms[0], c.tensors(0));
-    ADD_FAILURE() << "expected group_broken";
-  } catch (const gmmav::Error& e) {
-    EXPECT_EQ(e.code(), gmmav::Errc::group_broken);
   }
 }
 
@@ -358,23 +359,11 @@ TEST(Resources, ThousandCallsOnOneGroupAndPlan) {
   s.h1 = 8;
   s.n1 = 8;
   Case c = make_case(s);
-  auto comms = gmmav::create_in_process_group(2);
-  std::string err[2];
-  std::thread th[2];
-  for (int r = 0; r < 2; ++r)
-    th[r] = std::thread([&, r] {
-      try {
-        const auto plan = gmmav::Plan::create(c.desc(r));
-        const auto t = c.tensors(r);
-        for (int i = 0; i < 1000; ++i) gmmav::run(plan, comms[static_cast<std::size_t>(r)], t);
-      } catch (const std::exception& e) {
-        err[r] = e.what();
-      }
-    });
-  th[0].join();
-  th[1].join();
-  EXPECT_EQ(err[0], "");
-  EXPECT_EQ(err[1], "");
+  gmmav::testing::spawn(gmmav::testing::Backend::in_process, 2, [&](const gmmav::testing::Rank& me) {
+    const auto plan = gmmav::Plan::create(c.desc(me.rank));
+    const auto t = c.tensors(me.rank);
+    for (int i = 0; i < 1000; ++i) gmmav::run(plan, me.comm, t);
+  });
   EXPECT_TRUE(check_case(c, true).ok);
 }
 

@@ -7,7 +7,8 @@
 // Median of 7 timed rounds after a warm-up; the slowest rank's time counts.
 //
 // Build and run (not part of the default build):
-//   mpicxx -O2 -std=c++20 bench/mpi_p2p_vs_rma.cpp -o /tmp/mpi_p2p_vs_rma
+//   cmake -DGMMAV_BENCH_EXPERIMENTS=ON (target gmmav_mpi_p2p_vs_rma), or
+//   mpicxx -O2 -std=c++20 bench/experiments/mpi_p2p_vs_rma.cpp -o /tmp/mpi_p2p_vs_rma
 //   mpirun --allow-run-as-root --oversubscribe -np 4 [--mca btl tcp,self] /tmp/mpi_p2p_vs_rma [tile_KiB] [tiles_per_peer]
 #include <mpi.h>
 

@@ -1,6 +1,7 @@
-// The engine's compute step, exposed for the benchmarks: every routed tile and
-// shared-expert tile of one rank's call, on the process-wide pool, written
-// where `ex` says (a real backend's Exchange, or a bench's local one).
+// The engine's entry point: every routed tile and shared-expert tile of one
+// rank's call, on the process-wide pool, written where `ex` says. Called by
+// gmmav::run (src/api/run.cpp) with the backend's Exchange after the meeting,
+// and by the bench's variants with a local Exchange (bench/local_exchange.hpp).
 #pragma once
 
 #include "comm/communicator.hpp"

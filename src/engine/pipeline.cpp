@@ -1,5 +1,7 @@
-// The fused operator for one rank: routed GroupedMatMul -> Unpermute ->
-// AlltoAllv, plus the shared-expert MatMul.
+// The engine's tile pipeline for one rank's call: routed GroupedMatMul ->
+// Unpermute -> AlltoAllv, plus the shared-expert MatMul, computed tile by tile
+// into the places an Exchange names. (The public entry points, gmmav::run and
+// friends, are API glue: src/api/run.cpp.)
 //
 // There is no separate unpermute or send buffer: each row tile of block
 // (expert j, destination d) is computed straight into the memory the backend
@@ -14,13 +16,14 @@
 
 #include "comm/communicator.hpp"
 #include "common/fail.hpp"
-#include "engine/compute.hpp"
+#include "engine/pipeline.hpp"
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/small_m_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
-#include "gmmav/gmmav.hpp"
+#include "gmmav/packed_weights.hpp"
+#include "gmmav/plan.hpp"
 
 namespace gmmav {
 namespace {
@@ -150,74 +153,5 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
         poll);
   }
 }
-
-
-std::size_t workspace_size(const Plan& plan, const Comm& comm) {
-  if (!comm) fail(Errc::null_argument, "group", "expected a communicator, got none");
-  return comm.impl().workspace_bytes(plan);
-}
-
-namespace {
-
-void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights* packed, std::span<std::byte> workspace) {
-  if (!comm) fail(Errc::null_argument, "group", "expected a communicator, got none");
-  plan.check(t);
-  if (packed) detail::check_packed(*packed, plan, t);
-  if (comm.size() != plan.world_size())
-    fail(Errc::invalid_argument, "epWorldSize", "expected the group's size {}, got {}", comm.size(), plan.world_size());
-  if (comm.rank() != plan.rank())
-    fail(Errc::invalid_argument, "rank", "expected the communicator's rank {}, got a plan for rank {}", comm.rank(), plan.rank());
-  const std::size_t need = comm.impl().min_workspace_bytes(plan);
-  if (workspace.size() < need)
-    fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace, got {}", need, workspace.size());
-
-  const ProblemDesc& d = plan.desc();
-  comm::CallInfo mine;
-  mine.local_experts = d.local_experts;
-  mine.dtype = d.dtype;
-  mine.n1 = d.n1;
-  mine.send_counts = d.send_counts;
-  mine.recv_counts = d.recv_counts;
-  mine.y = t.y.data;
-  // For backends whose ranks share memory: no rank's output may be another rank's tensor.
-  const auto bytes = [](const auto& v, const char* name) { return comm::TensorBytes{v.data, v.bytes(), name}; };
-  mine.inputs[0] = bytes(t.gmm_x, "gmmX");
-  mine.inputs[1] = bytes(t.gmm_weight, "gmmWeight");
-  mine.outputs[0] = bytes(t.y, "y");
-  if (t.mm_y) {
-    mine.inputs[2] = bytes(*t.mm_x, "mmXOptional");
-    mine.inputs[3] = bytes(*t.mm_weight, "mmWeightOptional");
-    mine.outputs[1] = bytes(*t.mm_y, "mmYOptional");
-  }
-  auto ex = comm.impl().meet(mine, workspace);
-  try {
-    engine::compute_tiles(plan, t, *ex, packed);
-  } catch (const Error& e) {
-    ex->abort(e.what());
-    throw;
-  } catch (const std::bad_alloc&) {  // a buffer sized by the call's shapes (the GEMM's own ones name their weight)
-    const std::string msg = fmt::format("y: expected host memory for the call's buffers (N1 = {}, H1 = {}), got an allocation failure", d.n1, d.h1);
-    ex->abort(msg);
-    throw Error(Errc::out_of_memory, "y", msg);
-  } catch (const std::exception& e) {  // a library or allocation failure: still a gmmav::Error
-    ex->abort(e.what());
-    throw Error(Errc::internal, "", std::string("internal error: ") + e.what());
-  }
-  ex->finish();
-}
-
-}  // namespace
-
-void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::byte> workspace) {
-  run_impl(plan, comm, t, nullptr, workspace);
-}
-
-void detail::run_packed(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights& packed,
-                        std::span<std::byte> workspace) {
-  run_impl(plan, comm, t, &packed, workspace);
-}
-
-int compute_threads() { return engine::ComputePool::instance().threads(); }
-void set_compute_threads(int n) { engine::ComputePool::instance().set_threads(n); }
 
 }  // namespace gmmav

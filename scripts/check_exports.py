@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Checks what the shared libraries export (hidden visibility, docs/decisions.md DA1).
+
+  check_exports.py NM LIBDIR INCLUDEDIR
+
+- libgmmav.so defines no dynamic symbol of the internal namespaces
+  (gmmav::engine, gemm, comm, numeric, api, reference, runtime, aclnn);
+- it does export the native API (gmmav::run, gmmav::Plan::create, ...);
+- libgmmav_aclnn.so exports every C function the compat headers declare
+  (include/acl, hccl, aclnn, aclnnop: ACL_FUNC_VISIBILITY / ACLNN_API) and no
+  C++ symbol of gmmav's namespaces.
+Prints a summary; exit 1 with the offending symbols otherwise.
+"""
+import os
+import re
+import subprocess
+import sys
+
+INTERNAL = re.compile(r"\bgmmav::(engine|gemm|comm|numeric|api|reference|runtime|aclnn)::")
+PUBLIC_NEEDED = ["gmmav::run(", "gmmav::Plan::create(", "gmmav::create_in_process_group(", "gmmav::workspace_size(",
+                 "gmmav::PackedWeights::create(", "gmmav::create_mpi_group(", "gmmav::detail::run_packed(",
+                 "gmmav::to_string(gmmav::DType)", "typeinfo for gmmav::Error"]
+# A declaration: a line (not a #define, not a comment) with the export macro, the name before "(".
+DECL = re.compile(r"^(?!\s*(?:#|/\*|\*|//)).*\b(?:ACL_FUNC_VISIBILITY|ACLNN_API)\b[^(;\n]*?\b([A-Za-z_]\w*)\s*\(", re.M)
+
+
+def defined(nm, lib, demangle):
+    args = [nm, "-D", "--defined-only"] + (["-C"] if demangle else []) + [lib]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3:
+            syms.append((parts[1], parts[2]))
+    return syms
+
+
+def main():
+    nm, libdir, incdir = sys.argv[1:4]
+    bad = []
+    core = defined(nm, os.path.join(libdir, "libgmmav.so"), True)
+    internal = [s for _, s in core if INTERNAL.search(s)]
+    bad += [f"libgmmav.so exports an internal symbol: {s}" for s in internal]
+    names = [s for _, s in core]
+    for want in PUBLIC_NEEDED:
+        if not any(s.startswith(want) for s in names):
+            bad.append(f"libgmmav.so does not export {want}...")
+    gm = [s for _, s in core if "gmmav::" in s and not s.startswith("std::")]
+
+    declared = set()
+    for sub in ("acl", "hccl", "aclnn", "aclnnop"):
+        d = os.path.join(incdir, sub)
+        for f in sorted(os.listdir(d)):
+            if f.endswith(".h"):
+                declared |= set(DECL.findall(open(os.path.join(d, f), encoding="utf-8").read()))
+    skin = defined(nm, os.path.join(libdir, "libgmmav_aclnn.so"), False)
+    functions = {s for t, s in skin if t == "T"}
+    missing = sorted(declared - functions)
+    bad += [f"libgmmav_aclnn.so does not export the declared C function {s}" for s in missing]
+    skin_cxx = [s for _, s in defined(nm, os.path.join(libdir, "libgmmav_aclnn.so"), True) if INTERNAL.search(s)]
+    bad += [f"libgmmav_aclnn.so exports an internal symbol: {s}" for s in skin_cxx]
+    if len(declared) < 40:
+        bad.append(f"only {len(declared)} C functions found in the compat headers (the parser lost them?)")
+
+    print(f"libgmmav.so: {len(core)} dynamic symbols defined, {len(gm)} of namespace gmmav (public API), "
+          f"{len(internal)} internal (gmmav::engine|gemm|comm|numeric|api|reference|runtime|aclnn::)")
+    print(f"libgmmav_aclnn.so: {len(declared)} C functions declared by the compat headers, "
+          f"{len(declared) - len(missing)} exported, {len(skin_cxx)} internal C++ symbols")
+    if bad:
+        print("\n".join(bad))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+#include "support/spawn.hpp"
+
+#include <mpi.h>
+
+#include <exception>
+#include <thread>
+
+#include "gmmav/gmmav.hpp"
+#include "gmmav/mpi.hpp"
+
+namespace gmmav::testing {
+namespace {
+
+Backend g_backend = Backend::in_process;
+
+void run_rank(const RankFn& fn, const Rank& me) {
+  try {
+    fn(me);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "rank " << me.rank << " of " << me.size << " (" << to_string(me.backend) << "): uncaught exception: " << e.what();
+  } catch (...) {
+    ADD_FAILURE() << "rank " << me.rank << " of " << me.size << " (" << to_string(me.backend) << "): uncaught non-std exception";
+  }
+}
+
+}  // namespace
+
+const char* to_string(Backend b) { return b == Backend::mpi ? "mpi" : "in_process"; }
+Backend selected_backend() { return g_backend; }
+void select_backend(Backend b) { g_backend = b; }
+::testing::internal::ParamGenerator<Backend> backends() { return ::testing::Values(g_backend); }
+std::string backend_name(const ::testing::TestParamInfo<Backend>& info) { return to_string(info.param); }
+
+bool spawn(Backend backend, int W, const RankFn& fn, const GroupOptions& options) {
+  if (backend == Backend::in_process) {
+    const std::vector<Comm> comms = create_in_process_group(W, options);
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<std::size_t>(W));
+    for (int r = 0; r < W; ++r)
+      threads.emplace_back([&, r] { run_rank(fn, Rank{r, W, backend, comms[static_cast<std::size_t>(r)]}); });
+    for (auto& t : threads) t.join();
+    return true;
+  }
+  int world = 0, me = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm_rank(MPI_COMM_WORLD, &me);
+  if (world < W) return false;  // the same answer on every process: all skip alike
+  MPI_Comm sub = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, me < W ? 0 : MPI_UNDEFINED, me, &sub);
+  if (me < W) {
+    {
+      const Comm comm = create_mpi_group(sub, options);
+      run_rank(fn, Rank{me, W, backend, comm});
+    }
+    MPI_Comm_free(&sub);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);  // every process leaves the test together
+  return true;
+}
+
+}  // namespace gmmav::testing
