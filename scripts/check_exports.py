@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks what the shared libraries export (hidden visibility, docs/decisions.md DA1).
+"""Checks what the shared libraries export (hidden visibility, docs/decisions.md D31).
 
   check_exports.py NM LIBDIR INCLUDEDIR
 

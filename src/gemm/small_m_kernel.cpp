@@ -133,7 +133,8 @@ __attribute__((target("avx2,fma"))) void chunk_avx2(const float* xf, std::int64_
 }
 
 bool avx2_available() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // F16C through numeric::has_f16c (CPUID): clang 14 has no __builtin_cpu_supports("f16c").
+  static const bool yes = numeric::has_f16c() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 }
 

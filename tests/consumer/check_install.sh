@@ -20,7 +20,7 @@ for f in bin/gmmav include/gmmav/gmmav.hpp include/gmmav/mpi.hpp include/acl/acl
   [ -e "$prefix/$f" ] || { echo "missing from the install: $f" >&2; exit 1; }
 done
 
-step "the installed CLI loads nothing from the build tree (it carries the engine: gmmav_internal, DA1)"
+step "the installed CLI loads nothing from the build tree (it carries the engine: gmmav_internal, D31)"
 if ldd "$prefix/bin/gmmav" | grep -F "$build/" >&2; then
   echo "the installed gmmav loads libraries from the build tree $build" >&2
   exit 1
