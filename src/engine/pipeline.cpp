@@ -20,7 +20,7 @@
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
 #include "engine/tile_schedule.hpp"
-#include "gemm/small_m_kernel.hpp"
+#include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/packed_weights.hpp"
 #include "gmmav/plan.hpp"

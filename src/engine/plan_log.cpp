@@ -5,24 +5,29 @@
 #include <fmt/format.h>
 
 #include "engine/tile_schedule.hpp"
-#include "gemm/small_m_kernel.hpp"
+#include "gemm/chain_kernel.hpp"
+#include "gemm/tile_matmul.hpp"
 
 namespace gmmav::engine {
 namespace {
 
-// The GEMMs of one weight by route (gemm/tile_matmul.hpp): up to kSmallMRows rows the small-M
-// kernel on the weight as stored; more rows oneDNN on the packed weight (BF16: its native route
-// when the GEMM's inputs allow it exactly, else the f32 route — decided per GEMM from the data).
+// The GEMMs of one weight by route (gemm/tile_matmul.hpp): up to kSmallMRows rows the chain
+// kernel on the weight as stored; more rows the chain kernel too where oneDNN has no FP32 brgemm
+// (D24), else oneDNN on the packed weight. BF16 with a native BF16 matmul: its native route when
+// the GEMM's inputs allow it exactly, else the f32 route (decided per GEMM from the data).
 struct Routes {
-  std::size_t small_m = 0, onednn = 0;
+  std::size_t chain = 0, large = 0;
   std::int64_t largest = 0;
   void add(std::int64_t rows) {
-    (rows > gemm::kSmallMRows ? onednn : small_m) += 1;
+    (rows > gemm::kSmallMRows ? large : chain) += 1;
     largest = std::max(largest, rows);
   }
   std::string text(DType dtype) const {
-    return fmt::format("{} small-M + {} oneDNN {} (largest {} rows)", small_m, onednn, dtype == DType::bf16 ? "bf16-or-f32" : "f32",
-                       largest);
+    const char* f32 = gemm::f32_route_packs() ? "oneDNN f32" : "chain";
+    if (dtype == DType::bf16 && gemm::native_bf16_matmul())
+      return fmt::format("{} chain + {} oneDNN bf16-or-{} (largest {} rows)", chain, large, f32, largest);
+    if (!gemm::f32_route_packs()) return fmt::format("{} chain (largest {} rows)", chain + large, largest);
+    return fmt::format("{} chain + {} {} (largest {} rows)", chain, large, f32, largest);
   }
 };
 
@@ -55,7 +60,10 @@ std::string describe_call(const Plan& plan, const PackedWeights* packed, std::si
     for (const SharedTile& t : tiles) routes.add(t.rows);
     out += fmt::format(" | shared expert: {} rows in {} GEMMs: {}", d.shared->bs, tiles.size(), routes.text(d.dtype));
   }
-  out += packed ? " | weights: PackedWeights (nothing packed in the call)" : " | weights: converted/packed in the call";
+  const bool packs = gemm::f32_route_packs() || (d.dtype == DType::bf16 && gemm::native_bf16_matmul());
+  out += packed  ? std::string(" | weights: PackedWeights (nothing packed in the call)")
+         : packs ? fmt::format(" | weights: packed in the call for GEMMs of more than {} rows", gemm::kSmallMRows)
+                 : std::string(" | weights: read as stored (nothing converted or packed)");
   out += fmt::format(" | workspace {} B (backend minimum {} B)", workspace, min_workspace);
   return out;
 }

@@ -15,7 +15,7 @@
 
 #include "common/fail.hpp"
 #include "gemm/buffer_cache.hpp"
-#include "gemm/small_m_kernel.hpp"
+#include "gemm/chain_kernel.hpp"
 #include "numeric/convert.hpp"
 
 namespace gmmav::gemm {
@@ -181,7 +181,7 @@ bool native_bf16_matmul() { return native_bf16_available(); }
 std::string implementation_info() {
   const std::string f32 = onednn_f32_for_large_tiles()
                               ? impl_of(dt::f32)
-                              : fmt::format("chain kernel {} (oneDNN's is {})", small_m_path(), impl_of(dt::f32));
+                              : fmt::format("chain kernel {} (oneDNN's is {})", chain_kernel_path(), impl_of(dt::f32));
   return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), f32);
 }
 
@@ -238,7 +238,7 @@ struct PreparedWeight::Impl {
   // The chain kernel on the weight as stored; its buffers grow with rows x k.
   void chain(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const {
     try {
-      small_m_matmul(dtype, x, rows, k, raw, n, trans, out);
+      chain_matmul(dtype, x, rows, k, raw, n, trans, out);
     } catch (const std::bad_alloc&) {
       fail(Errc::out_of_memory, param,
            "expected {} bytes of host memory for the FP32 rows of a {} x {} x {} row tile (rows x K x N), got an allocation failure",

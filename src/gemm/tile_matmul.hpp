@@ -4,7 +4,7 @@
 // Three routes; which one a tile takes depends only on its rows, the data and
 // the host (fixed for the process), never on threads, backends or whether the
 // weights were packed in advance:
-// - chain kernel (small_m_kernel.hpp) on the weight as stored, no packed copy:
+// - chain kernel (chain_kernel.hpp) on the weight as stored, no packed copy:
 //   tiles of at most kSmallMRows rows (D13), and every f32-route tile on hosts
 //   where oneDNN has no FP32 brgemm kernel (AVX2 hosts, D24).
 // - f32 route (FP16 always; BF16 when the fast route is not exact): on hosts

@@ -3,6 +3,7 @@ test_torch_dist.py) or under mpirun (`mpirun -np 2 python3 ranks.py <scenario>`:
 Exit status 0 = pass; a failing rank raises (spawn) or exits 1 (mpirun)."""
 import os
 import sys
+import traceback
 import time
 
 import torch
@@ -109,11 +110,24 @@ def gloo_worker(rank, W, port, scenario):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=W)
+    if scenario == "absent":
+        # A process whose gloo group timed out sometimes aborts while torch tears the broken group
+        # down ("terminate called without an active exception", ~1 run in 10 under load; not yet
+        # understood, docs/status.md): after the check, leave without that teardown, with the
+        # check's own status.
+        status = 0
+        try:
+            SCENARIOS[scenario](rank, W, gt.hcom())
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     try:
         SCENARIOS[scenario](rank, W, gt.hcom())
     finally:
-        if scenario != "absent":
-            dist.barrier()
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -18,7 +18,7 @@
 
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
-#include "gemm/small_m_kernel.hpp"
+#include "gemm/chain_kernel.hpp"
 #include "gmmav/gmmav.hpp"
 #include "reference/synthetic_case.hpp"
 #include "../support/forwarding_communicator.hpp"

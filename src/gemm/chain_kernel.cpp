@@ -1,9 +1,9 @@
-// The small-M kernel (small_m_kernel.hpp). Blocking: a panel of kPanel output
+// The chain kernel (chain_kernel.hpp). Blocking: a panel of kPanel output
 // columns at a time; its weight slice, kChunk rows of k at a time, is
 // converted to FP32 once into an L1-sized buffer and used by every row of the
 // tile; the FP32 sums of the panel live in a small buffer between chunks
 // (stored and reloaded exactly, so the chain per element is unchanged).
-#include "gemm/small_m_kernel.hpp"
+#include "gemm/chain_kernel.hpp"
 
 #include <immintrin.h>
 
@@ -175,16 +175,16 @@ void run(bool avx2, DType t, const std::uint16_t* x, std::int64_t rows, std::int
 
 }  // namespace
 
-void small_m_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
+void chain_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
                     std::int64_t n, bool trans, std::uint16_t* out) {
   run(avx2_available(), dtype, x, rows, k, w, n, trans, out);
 }
 
-void small_m_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k,
+void chain_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k,
                              const std::uint16_t* w, std::int64_t n, bool trans, std::uint16_t* out) {
   run(false, dtype, x, rows, k, w, n, trans, out);
 }
 
-const char* small_m_path() { return avx2_available() ? "avx2+fma+f16c" : "portable"; }
+const char* chain_kernel_path() { return avx2_available() ? "avx2+fma+f16c" : "portable"; }
 
 }  // namespace gmmav::gemm

@@ -1,4 +1,4 @@
-// The small-M kernel (src/gemm/small_m_kernel.*): every output element is one
+// The chain kernel (src/gemm/chain_kernel.*): every output element is one
 // FP32 FMA chain over k in ascending order from +0, rounded once (SPEC §4). The
 // test recomputes that chain independently and compares bits, on the
 // dispatched path (AVX2 where the host has it) and on the portable path, for
@@ -11,7 +11,7 @@
 #include <cmath>
 #include <random>
 
-#include "gemm/small_m_kernel.hpp"
+#include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "numeric/convert.hpp"
 #include "numeric/half.hpp"
@@ -58,9 +58,9 @@ struct Shape {
   std::int64_t rows, k, n;
 };
 
-class SmallMKernel : public ::testing::TestWithParam<std::tuple<DType, bool, bool>> {};
+class ChainKernel : public ::testing::TestWithParam<std::tuple<DType, bool, bool>> {};
 
-TEST_P(SmallMKernel, IsOneFmaChainPerElementOnEveryPath) {
+TEST_P(ChainKernel, IsOneFmaChainPerElementOnEveryPath) {
   const auto [t, trans, subnormals] = GetParam();
   std::mt19937_64 rng(42);
   for (const Shape s : {Shape{1, 1, 1}, Shape{3, 7, 5}, Shape{4, 256, 24}, Shape{5, 300, 50}, Shape{17, 513, 49},
@@ -71,14 +71,14 @@ TEST_P(SmallMKernel, IsOneFmaChainPerElementOnEveryPath) {
     const auto w = random_bits(t, static_cast<std::size_t>(s.k * s.n), rng, subnormals);
     const auto want = fma_chain(t, x, s.rows, s.k, w, s.n, trans);
     std::vector<std::uint16_t> got(want.size(), 0xDEAD), portable(want.size(), 0xBEEF);
-    small_m_matmul(t, x.data(), s.rows, s.k, w.data(), s.n, trans, got.data());
-    small_m_matmul_portable(t, x.data(), s.rows, s.k, w.data(), s.n, trans, portable.data());
-    EXPECT_EQ(got, want) << "dispatched path (" << small_m_path() << ")";
+    chain_matmul(t, x.data(), s.rows, s.k, w.data(), s.n, trans, got.data());
+    chain_matmul_portable(t, x.data(), s.rows, s.k, w.data(), s.n, trans, portable.data());
+    EXPECT_EQ(got, want) << "dispatched path (" << chain_kernel_path() << ")";
     EXPECT_EQ(portable, want) << "portable path";
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(All, SmallMKernel,
+INSTANTIATE_TEST_SUITE_P(All, ChainKernel,
                          ::testing::Combine(::testing::Values(DType::f16, DType::bf16), ::testing::Bool(), ::testing::Bool()),
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param) == DType::f16 ? "fp16" : "bf16") +
@@ -88,7 +88,7 @@ INSTANTIATE_TEST_SUITE_P(All, SmallMKernel,
 
 // A tile of at most kSmallMRows rows takes the kernel through PreparedWeight, with or without a
 // packed copy (the route never depends on how the weight was prepared).
-TEST(SmallMKernel, PreparedWeightRoutesSmallTilesToIt) {
+TEST(ChainKernel, PreparedWeightRoutesSmallTilesToIt) {
   std::mt19937_64 rng(7);
   const std::int64_t k = 96, n = 40;
   for (const DType t : {DType::f16, DType::bf16}) {
@@ -110,7 +110,7 @@ TEST(SmallMKernel, PreparedWeightRoutesSmallTilesToIt) {
 
 // Where oneDNN has no FP32 brgemm kernel (D24), tiles of more rows than kSmallMRows take the
 // chain kernel too, FP16 always and BF16 where there is no native BF16 matmul, and nothing is packed.
-TEST(SmallMKernel, PreparedWeightRoutesLargeF32TilesToItWhereOneDnnHasNoBrgemm) {
+TEST(ChainKernel, PreparedWeightRoutesLargeF32TilesToItWhereOneDnnHasNoBrgemm) {
   if (f32_route_packs()) GTEST_SKIP() << "oneDNN's FP32 brgemm takes large tiles on this host";
   std::mt19937_64 rng(9);
   const std::int64_t k = 300, n = 72, rows = 128;
