@@ -106,18 +106,18 @@ def check_case_rank(case, r, y, mm_y):
         assert mm_y is None
 
 
-def in_process_results(case):
-    """Every rank's (y, mm_y) from the C++ API's in-process group (rank threads of this process)."""
-    names = gt.in_process_hcoms(case.W)
-    out, errors = [None] * case.W, []
+def run_ranks(names, fn):
+    """fn(r, names[r]) for every rank r, each on its own thread of this process (in-process group):
+    the results in rank order; the first exception raised by any rank is raised again."""
+    out, errors = [None] * len(names), []
 
-    def rank(r):
+    def body(r):
         try:
-            out[r] = case.call(r, names[r])
+            out[r] = fn(r, names[r])
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=rank, args=(r,)) for r in range(case.W)]
+    threads = [threading.Thread(target=body, args=(r,)) for r in range(len(names))]
     for t in threads:
         t.start()
     for t in threads:
@@ -125,6 +125,11 @@ def in_process_results(case):
     if errors:
         raise errors[0]
     return out
+
+
+def in_process_results(case):
+    """Every rank's (y, mm_y) from the C++ API's in-process group (rank threads of this process)."""
+    return run_ranks(gt.in_process_hcoms(case.W), case.call)
 
 
 def bits_equal(a, b):

@@ -1,7 +1,6 @@
 """gmmav.torch in one process: the worked example of SPEC §3, the API's shape, every validation error."""
 import os
 import sys
-import threading
 
 import pytest
 import torch
@@ -13,25 +12,6 @@ import gmmav.torch as gt  # noqa: E402
 F16, BF16 = torch.float16, torch.bfloat16
 
 
-def run_ranks(names, fn):
-    out, errors = [None] * len(names), []
-
-    def body(r):
-        try:
-            out[r] = fn(r, names[r])
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-
-    ts = [threading.Thread(target=body, args=(r,)) for r in range(len(names))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    if errors:
-        raise errors[0]
-    return out
-
-
 def test_worked_example_spec_section_3():
     # Identity weights: y rows are bit copies of gmmX rows, so the layout is checked exactly.
     send = [[2, 1, 3, 1], [1, 2, 0, 2]]
@@ -39,7 +19,7 @@ def test_worked_example_spec_section_3():
     H = 8
     xs = [torch.arange(sum(send[r]) * H, dtype=torch.float32).reshape(-1, H).add(100 * r).to(BF16) for r in range(2)]
     w = torch.eye(H).expand(2, H, H).contiguous().to(BF16)
-    ys = run_ranks(gt.in_process_hcoms(2), lambda r, n: gt.npu_gmm_alltoallv(xs[r], w, n, 2, send[r], recv[r]))
+    ys = cases.run_ranks(gt.in_process_hcoms(2), lambda r, n: gt.npu_gmm_alltoallv(xs[r], w, n, 2, send[r], recv[r]))
     r0, r1 = xs
     assert torch.equal(ys[0][0], torch.stack([r0[0], r0[1], r0[5], r1[0], r1[1], r1[2]]))
     assert torch.equal(ys[1][0], torch.stack([r0[2], r0[3], r0[4], r0[6], r1[3], r1[4]]))
