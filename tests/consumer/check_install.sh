@@ -54,4 +54,25 @@ g++ -std=c++17 -O1 "$project/aclnn_main.cpp" -o "$work/pc_aclnn" $(pkg-config --
 { set +x; } 2>/dev/null
 "$work/pc_native"
 "$work/pc_aclnn"
+
+# The Python package, when the build has it: imported from the prefix alone (not the build tree),
+# one in-process call checked against its exact value (8 ones times 8 ones = 8 in every element).
+pkg="$prefix/lib/python3/dist-packages"
+if [ -d "$pkg/gmmav" ]; then
+  step "the installed Python package (PYTHONPATH=$pkg)"
+  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    (cd "$work" && PYTHONPATH="$pkg" /usr/bin/python3 - "$build" <<'PY'
+import sys, torch
+import gmmav, gmmav.torch as gt
+assert not gmmav.__file__.startswith(sys.argv[1]), "imported from the build tree: " + gmmav.__file__
+name = gt.in_process_hcoms(1)[0]
+y, mm_y = gt.npu_gmm_alltoallv(torch.ones(4, 8, dtype=torch.float16), torch.ones(1, 8, 8, dtype=torch.float16), name, 1, [4], [4])
+assert y.shape == (4, 8) and bool((y == 8).all()) and mm_y is None, (y, mm_y)
+print("installed gmmav.torch:", gmmav.__file__, "PASS")
+PY
+    )
+  else
+    echo "skipped: /usr/bin/python3 has no torch (./scripts/setup.sh --python installs it)"
+  fi
+fi
 echo "install + consumers: PASS"
