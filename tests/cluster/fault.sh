@@ -71,8 +71,8 @@ if [ -n "$after" ]; then
   for r in "${survivors[@]}"; do afters+=("$dir/rank$r.after"); done
   wait_files 30 "${afters[@]}"
 fi
-# The job may not end by itself (a daemon cut off, or killed ranks): 20 s, then the cleanup kills it.
-for ((i = 0; i < 200; i++)); do kill -0 "$mpirun_pid" 2>/dev/null || break; sleep 0.1; done
+# The job may not end by itself (killed ranks under --enable-recovery): 5 s, then the cleanup kills it.
+for ((i = 0; i < 50; i++)); do kill -0 "$mpirun_pid" 2>/dev/null || break; sleep 0.1; done
 status=0
 missing=0
 for r in "${survivors[@]}"; do

@@ -206,6 +206,35 @@ bool absent(int who, const gmmav::Comm& comm) {
   return ok;
 }
 
+bool file_exists(const std::string& path) {
+  if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+    std::fclose(f);
+    return true;
+  }
+  return false;
+}
+
+void write_line(const std::string& path, const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  const std::string tmp = path + ".tmp";
+  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+    std::fprintf(f, "%s\n", line.c_str());
+    std::fclose(f);
+    std::rename(tmp.c_str(), path.c_str());  // the controller never sees half a line
+  }
+}
+
+// Waits (up to `limit`) for a file the controller creates.
+bool wait_for_file(const std::string& path, std::chrono::seconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!file_exists(path)) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 // Kills this process after it has handed out a few tiles of the call.
 class DyingExchange final : public gmmav::testing::ForwardingExchange {
  public:
@@ -244,36 +273,16 @@ bool killed(int who, const std::string& dir, int crashing, const gmmav::Comm& co
     std::fprintf(f, "%s\n", line.c_str());
     std::fclose(f);
   }
+  // Stay until every other survivor has written its verdict (at most 5 s): the
+  // launcher may end the whole job when the first survivor exits without
+  // MPI_Finalize, before a slower one reported (seen across simulated hosts).
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (int r = 0; r < comm.size(); ++r) {
+    if (r == who || r == me) continue;
+    while (!file_exists(dir + "/rank" + std::to_string(r)) && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   return ok;
-}
-
-bool file_exists(const std::string& path) {
-  if (std::FILE* f = std::fopen(path.c_str(), "r")) {
-    std::fclose(f);
-    return true;
-  }
-  return false;
-}
-
-void write_line(const std::string& path, const std::string& line) {
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
-  const std::string tmp = path + ".tmp";
-  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-    std::fprintf(f, "%s\n", line.c_str());
-    std::fclose(f);
-    std::rename(tmp.c_str(), path.c_str());  // the controller never sees half a line
-  }
-}
-
-// Waits (up to `limit`) for a file the controller creates.
-bool wait_for_file(const std::string& path, std::chrono::seconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!file_exists(path)) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
 }
 
 // Pauses the call after a few tiles: tells the controller, waits for its fault.
@@ -319,7 +328,12 @@ bool fault(const std::string& dir, int pauser, bool after, const gmmav::Comm& co
   const bool ok = !err.empty();
   write_line(dir + "/rank" + std::to_string(me), "rank " + std::to_string(me) + ": after " + std::to_string(secs) + " s: " +
                                                     (err.empty() ? "no error" : err) + " -> " + (ok ? "expected" : "UNEXPECTED"));
-  if (!after) return ok;
+  // Stay until the controller has every verdict (DIR/healed), so that the
+  // launcher does not end the job when this rank exits before a slower one reported.
+  if (!after) {
+    wait_for_file(dir + "/healed", std::chrono::seconds(60));
+    return ok;
+  }
   // The link is back (or the dead host stays dead): whatever MPI still had
   // pending for this call must not land in the outputs.
   if (!wait_for_file(dir + "/healed", std::chrono::seconds(60))) return ok;
