@@ -258,6 +258,10 @@ bool killed(int who, const std::string& dir, int crashing, const gmmav::Comm& co
   s.n1 = 64;
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
+  // One good call first: every TCP connection exists before a rank dies (a
+  // connect to a peer that already died can stall Open MPI itself).
+  Case warm = make_case(s);
+  if (const std::string e = run_rank(warm, me, comm); !e.empty()) std::fprintf(stderr, "rank %d: warm-up call failed: %s\n", me, e.c_str());
   const gmmav::Comm use = me == who ? gmmav::Comm(std::make_shared<gmmav::testing::WrappingCommunicator>(
                                         comm.shared_impl(), [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })) : comm;
   const auto t0 = std::chrono::steady_clock::now();
