@@ -34,6 +34,7 @@ struct Options {
   std::string dtype = "auto";
   std::string json;
   std::string trace;
+  double tcp_cpu_ns_per_byte = 0;  // > 0: the exchange's CPU cost per byte on the path used (else loopback's)
   bool peak = false;
   int world_size = 0;
   int threads = 0;
@@ -136,7 +137,7 @@ int run(const Options& o) {
     s.torch_settings.repeat = o.repeat;
     s.torch_settings.warmup = o.warmup;
     if (tcp_only) {
-      s.exchange_cpu_ns_per_byte = machine.tcp.cpu_ns_per_byte;
+      s.exchange_cpu_ns_per_byte = o.tcp_cpu_ns_per_byte > 0 ? o.tcp_cpu_ns_per_byte : machine.tcp.cpu_ns_per_byte;
       s.cores = machine.cores;
     }
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
@@ -164,7 +165,7 @@ int run(const Options& o) {
 
   const nlohmann::json run_info = {{"quick", o.quick}, {"repeat", o.repeat}, {"warmup", o.warmup},
                                    {"backend", backend->name()}, {"compute_threads_per_rank", compute_threads()},
-                                   {"trace", o.trace}, {"weights_packed_once", !o.repack}, {"torch", o.torch},
+                                   {"trace", o.trace}, {"tcp_cpu_ns_per_byte_given", o.tcp_cpu_ns_per_byte}, {"weights_packed_once", !o.repack}, {"torch", o.torch},
                                    {"torch_composite", torch_script},
                                    {"library_openmp_spinning", openmp_spin_setting()}};
   bool ok = true;
@@ -222,6 +223,10 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "off"}));
   cmd->add_flag("--peak", o->peak, "Only print the machine: FMA peak, memcpy and DRAM read bandwidth");
   cmd->add_option("-W,--world-size", o->world_size, "In-process ranks (default: each case's own)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--tcp-cpu-ns-per-byte", o->tcp_cpu_ns_per_byte,
+                  "MPI over TCP with every rank on this machine: the kernel's CPU cost per byte moved for the CPU-aware bound "
+                  "(default: loopback's, measured; across simulated hosts `scripts/sim-cluster tcp-cost` measures the real path)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "Compute threads per rank process (default: cores, shared by the ranks of a machine)")
       ->check(CLI::Range(1, 1024));
   cmd->callback([o] {

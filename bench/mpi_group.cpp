@@ -4,6 +4,10 @@
 #include <chrono>
 #include <stdexcept>
 #include <thread>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
 
 #include <sched.h>
 
@@ -23,10 +27,27 @@ MpiRankGroup::MpiRankGroup() {
   if (MPI_Comm_dup(MPI_COMM_WORLD, &comm_) != MPI_SUCCESS) throw std::runtime_error("MPI_Comm_dup failed");
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
+  // Ranks that share this machine's cores: the same kernel boot id. MPI's own
+  // notion (MPI_COMM_TYPE_SHARED) says "one node per daemon", which on hosts
+  // simulated by network namespaces (scripts/sim-cluster) is one node per
+  // rank although every rank computes on the same cores.
   MPI_Comm local;
-  MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
+  MPI_Comm_split(comm_, static_cast<int>(machine_id() & 0x7fffffff), rank_, &local);
   MPI_Comm_size(local, &local_size_);
   MPI_Comm_free(&local);
+}
+
+std::uint64_t MpiRankGroup::machine_id() {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a of the boot id (or the host name without /proc)
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (!std::getline(in, id) || id.empty()) {
+    char name[256] = {0};
+    gethostname(name, sizeof name - 1);
+    id = name;
+  }
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
+  return h;
 }
 
 MpiRankGroup::~MpiRankGroup() {

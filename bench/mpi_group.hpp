@@ -4,6 +4,8 @@
 
 #include <mpi.h>
 
+#include <cstdint>
+
 #include "rank_group.hpp"
 
 namespace gmmav::bench {
@@ -29,6 +31,7 @@ class MpiRankGroup final : public RankGroup {
   int local_size() const { return local_size_; }
 
  private:
+  static std::uint64_t machine_id();  // same value for every process on this machine (kernel boot id)
   double allreduce(double v, MPI_Op op);
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_size_ = 1;

@@ -28,8 +28,12 @@ class TracingExchange final : public comm::ForwardingExchange {
     return where;
   }
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
+    const auto t_done = Clock::now();
     inner().rows_done(dest, j, first, rows, where);
     const auto t = Clock::now();
+    // The tile boundary's own work (MPI: the tile's Isend and a pass over the requests).
+    if (t - t_done > std::chrono::microseconds(20))
+      rec_.span(rank_, rec_.worker_tid(), "tile boundary (send, progress)", "comm", t_done, t);
     const nlohmann::json args = {{"expert", j}, {"dest", dest}, {"first", first}, {"rows", rows}};
     rec_.span(rank_, rec_.worker_tid(), fmt::format("e{}->r{}", j, dest), "tile", tile_start(), t, args);
     if (dest == rank_) return;
