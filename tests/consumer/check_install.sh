@@ -64,7 +64,8 @@ if [ -d "$pkg/gmmav" ]; then
     (cd "$work" && PYTHONPATH="$pkg" /usr/bin/python3 - "$build" <<'PY'
 import sys, torch
 import gmmav, gmmav.torch as gt
-assert not gmmav.__file__.startswith(sys.argv[1]), "imported from the build tree: " + gmmav.__file__
+import os
+assert not gmmav.__file__.startswith(os.path.join(sys.argv[1], "python") + os.sep), "imported from the build tree: " + gmmav.__file__
 name = gt.in_process_hcoms(1)[0]
 y, mm_y = gt.npu_gmm_alltoallv(torch.ones(4, 8, dtype=torch.float16), torch.ones(1, 8, 8, dtype=torch.float16), name, 1, [4], [4])
 assert y.shape == (4, 8) and bool((y == 8).all()) and mm_y is None, (y, mm_y)
