@@ -82,8 +82,6 @@ Outputs unpacked_outputs(const Case& c) {
 // Whether this CPU has the native BF16 route (the library's own criterion: a real BF16 kernel).
 bool native_bf16() { return gmmav::gemm::native_bf16_matmul(); }
 
-// True when this dtype's large tiles compute from a packed copy here (not from the weight as stored, D24).
-bool packs_a_copy(DType t) { return (t == DType::bf16 && native_bf16()) || gmmav::gemm::f32_route_packs(); }
 
 // ---------------------------------------------------------------- bit-identical results
 
@@ -283,7 +281,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, PackedReuse, ::testing::Values(DType::f16, DTyp
 // not pack again. (Changing weights after create() breaks the contract; this
 // only shows that the object is what the call uses.)
 TEST_P(PackedReuse, TheCallUsesThePackedCopy) {
-  if (!packs_a_copy(GetParam()))
+  if (!gmmav::gemm::packs_weights(GetParam()))
     GTEST_SKIP() << "on this host this dtype's tiles read the weights as stored (D24): there is no packed copy to use";
   CaseSpec spec = spec_of({GetParam(), true, false}, 41);
   spec.world_size = 1;
@@ -364,7 +362,7 @@ TEST(PackedWeightsErrors, MovedFromObjectIsEmpty) {
   Case c = make_case(small_spec());
   PackedWeights a = pack(c);
   EXPECT_FALSE(a.empty());
-  if (packs_a_copy(DType::f16))
+  if (gmmav::gemm::packs_weights(DType::f16))
     EXPECT_GE(a.bytes(), static_cast<std::size_t>(2 * 32 * 24 * 4));  // FP16 packs as FP32
   else
     EXPECT_EQ(a.bytes(), 0u);  // the chain kernel reads the weights as stored (D24)

@@ -60,10 +60,9 @@ std::string describe_call(const Plan& plan, const PackedWeights* packed, std::si
     for (const SharedTile& t : tiles) routes.add(t.rows);
     out += fmt::format(" | shared expert: {} rows in {} GEMMs: {}", d.shared->bs, tiles.size(), routes.text(d.dtype));
   }
-  const bool packs = gemm::f32_route_packs() || (d.dtype == DType::bf16 && gemm::native_bf16_matmul());
-  out += packed  ? std::string(" | weights: PackedWeights (nothing packed in the call)")
-         : packs ? fmt::format(" | weights: packed in the call for GEMMs of more than {} rows", gemm::kSmallMRows)
-                 : std::string(" | weights: read as stored (nothing converted or packed)");
+  out += packed                          ? std::string(" | weights: PackedWeights (nothing packed in the call)")
+         : gemm::packs_weights(d.dtype) ? fmt::format(" | weights: packed in the call for GEMMs of more than {} rows", gemm::kSmallMRows)
+                                        : std::string(" | weights: read as stored (nothing converted or packed)");
   out += fmt::format(" | workspace {} B (backend minimum {} B)", workspace, min_workspace);
   return out;
 }

@@ -105,8 +105,10 @@ std::string impl_of(dt type) {
   }
 }
 
+}  // namespace
+
 // Native BF16 matmul is worth it only with a real BF16 kernel (not oneDNN's reference code).
-bool native_bf16_available() {
+bool native_bf16_matmul() {
   static const bool yes = [] {
     const std::string impl = impl_of(dt::bf16);
     return impl.find("bf16") != std::string::npos && impl.find("ref") == std::string::npos;
@@ -119,10 +121,12 @@ bool native_bf16_available() {
 // Elsewhere (AVX2 hosts) it runs `gemm:jit` at about half of what the chain
 // kernel reaches on the weight as stored (D24), so every f32-route tile takes
 // the chain kernel and no weight is ever converted or packed for it.
-bool onednn_f32_for_large_tiles() {
+bool f32_route_packs() {
   static const bool yes = impl_of(dt::f32).find("brg") != std::string::npos;
   return yes;
 }
+
+namespace {
 
 // Reorders a plain weight (k x n, or n x k when trans) into `packed`, held in `storage`.
 dnnl::memory pack(dt type, const void* w, std::int64_t k, std::int64_t n, bool trans, const dnnl::memory::desc& packed,
@@ -175,11 +179,10 @@ bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
   return (avx2 ? min_nonzero_magnitude_avx2(v, n) : min_nonzero_magnitude_scalar(v, n)) >= (71u << 7);
 }
 
-bool f32_route_packs() { return onednn_f32_for_large_tiles(); }
-bool native_bf16_matmul() { return native_bf16_available(); }
+bool packs_weights(DType dtype) { return f32_route_packs() || (dtype == DType::bf16 && native_bf16_matmul()); }
 
 std::string implementation_info() {
-  const std::string f32 = onednn_f32_for_large_tiles()
+  const std::string f32 = f32_route_packs()
                               ? impl_of(dt::f32)
                               : fmt::format("chain kernel {} (oneDNN's is {})", chain_kernel_path(), impl_of(dt::f32));
   return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), f32);
@@ -217,12 +220,12 @@ struct PreparedWeight::Impl {
   void prepare_packed() const {
     try {
       f32_desc = packed_desc(dt::f32, k, n);
-      bf16_route = dtype == DType::bf16 && native_bf16_available() && bf16_dot_exact(raw, static_cast<std::size_t>(k * n));
+      bf16_route = dtype == DType::bf16 && native_bf16_matmul() && bf16_dot_exact(raw, static_cast<std::size_t>(k * n));
       if (bf16_route) {
         bf16_desc = packed_desc(dt::bf16, k, n);
         bf16_packed = pack(dt::bf16, raw, k, n, trans, bf16_desc, bf16_storage);
         bf16_bytes.store(bf16_desc.get_size(), std::memory_order_relaxed);
-      } else if (onednn_f32_for_large_tiles()) {
+      } else if (f32_route_packs()) {
         f32_weight();  // every large tile will need it
       }
     } catch (const dnnl::error& e) {
@@ -280,7 +283,7 @@ void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std:
   if (rows <= kSmallMRows) return p.chain(x, rows, out);
   p.packed();
   const bool bf16_native = p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k));
-  if (!bf16_native && !onednn_f32_for_large_tiles()) return p.chain(x, rows, out);
+  if (!bf16_native && !f32_route_packs()) return p.chain(x, rows, out);
   try {
     dnnl::stream& s = thread_stream();
     if (bf16_native) {

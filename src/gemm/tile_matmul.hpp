@@ -76,6 +76,10 @@ bool f32_route_packs();
 /// True where a BF16 weight can take the native route (oneDNN has a real BF16 matmul here).
 bool native_bf16_matmul();
 
+/// True where some tiles of this dtype (more than kSmallMRows rows) compute from a packed copy
+/// of the weight, so preparing a weight packs it; false where every tile reads it as stored.
+bool packs_weights(DType dtype);
+
 /// True when every nonzero BF16 value has |v| >= 2^-56 (no subnormal can occur in a dot product).
 bool bf16_dot_exact(const std::uint16_t* v, std::size_t n);
 
