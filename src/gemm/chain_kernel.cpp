@@ -1,6 +1,6 @@
 // The chain kernel (chain_kernel.hpp). Blocking: a panel of kPanel output
-// columns at a time; its weight slice, kChunk rows of k at a time, is
-// converted to FP32 once into an L1-sized buffer and used by every row of the
+// columns at a time; its weight slice, kChunk rows of k at a time (24 KiB of
+// FP32, converted for kGroup panels at once), is used by every row of the
 // tile; the FP32 sums of the panel live in a small buffer between chunks
 // (stored and reloaded exactly, so the chain per element is unchanged).
 #include "gemm/chain_kernel.hpp"
