@@ -5,6 +5,9 @@
 //   auto plan = gmmav::Plan::create(desc);                      // validate + layout, reusable
 //   gmmav::run(plan, comms[r], tensors);                        // collective: every rank calls it
 //
+// The dispatch op (the MoE layer's first half) is the same call with
+// desc.op = gmmav::Op::dispatch (docs/dispatch-op.md).
+//
 // With weights packed once (gmmav/packed_weights.hpp):
 //   auto packed = gmmav::PackedWeights::create(plan, tensors);  // while the weights stay the same
 //   gmmav::run(plan, comms[r], tensors, packed);                // no weight packing inside the call
@@ -25,11 +28,16 @@
 namespace gmmav {
 
 /// Bytes of workspace `run` needs for this plan on this communicator's backend
-/// (0 for the in-process backend: results are written straight into peers' y).
+/// (combine op: 0 for the in-process backend, results are written straight
+/// into peers' y; dispatch op without permuteOut: also room for the received
+/// rows, A x H1).
 GMMAV_API std::size_t workspace_size(const Plan& plan, const Comm& comm);
 
-/// Runs the operator for this rank: routed GroupedMatMul -> Unpermute ->
-/// AlltoAllv into `t.y`, and the shared-expert MatMul into `t.mm_y` if given.
+/// Runs the plan's operator for this rank. Combine (SPEC.md): routed
+/// GroupedMatMul -> Unpermute -> AlltoAllv into `t.y`. Dispatch
+/// (docs/dispatch-op.md): AlltoAllv -> Permute (into `t.permute_out` if
+/// given) -> GroupedMatMul into `t.y` (gmmY). Both: the shared-expert MatMul
+/// into `t.mm_y` if given.
 /// Collective over `comm`'s group: every rank calls it with its own plan.
 /// Nothing is written when validation or the cross-rank count check fails.
 GMMAV_API void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::span<std::byte> workspace = {});

@@ -59,10 +59,10 @@ class TorchDistExchange final : public comm::Exchange {
  public:
   TorchDistExchange(std::shared_ptr<Shared> shared, int rank, int size, const comm::CallInfo& mine, std::span<std::byte> workspace,
                     std::chrono::milliseconds timeout)
-      : shared_(std::move(shared)), me_(rank), W_(size), e_(mine.local_experts), row_bytes_(static_cast<std::size_t>(mine.n1) * 2),
+      : shared_(std::move(shared)), me_(rank), W_(size), e_(mine.local_experts), row_bytes_(static_cast<std::size_t>(mine.row_width) * 2),
         y_(static_cast<std::byte*>(mine.y)), staging_(workspace.data()), timeout_(timeout),
         send_(mine.send_counts), rows_to_(static_cast<std::size_t>(size), 0), stage_first_(static_cast<std::size_t>(size), 0),
-        expert_first_(send_.size(), 0), recv_first_(mine.recv_counts.size() + 1, 0),
+        expert_first_(send_.size(), 0), recv_first_(comm::recv_offsets(mine)), recv_counts_(mine.recv_counts),
         done_(std::make_unique<std::atomic<std::int64_t>[]>(send_.size())), sent_(send_.size(), false) {
     std::int64_t staged = 0;
     for (int d = 0; d < W_; ++d) {
@@ -78,7 +78,6 @@ class TorchDistExchange final : public comm::Exchange {
       }
     }
     for (std::size_t b = 0; b < send_.size(); ++b) done_[b].store(0, std::memory_order_relaxed);
-    for (std::size_t g = 0; g < mine.recv_counts.size(); ++g) recv_first_[g + 1] = recv_first_[g] + mine.recv_counts[g];
     // One receive per (source, expert) block with rows, straight into its rows of y; the tag is
     // the expert (blocks of one peer may complete in any order; per tag, gloo keeps the order).
     with_transport(*shared_, me_, "irecv", [&](py::object& t) {
@@ -139,7 +138,7 @@ class TorchDistExchange final : public comm::Exchange {
 
  private:
   std::size_t idx(int r, int j) const { return static_cast<std::size_t>(r) * static_cast<std::size_t>(e_) + static_cast<std::size_t>(j); }
-  std::int64_t mine_recv(int s, int j) const { return recv_first_[idx(s, j) + 1] - recv_first_[idx(s, j)]; }
+  std::int64_t mine_recv(int s, int j) const { return recv_counts_[idx(s, j)]; }
   bool ready_to_send(int d, int j) const {
     const std::size_t b = idx(d, j);
     return d != me_ && !sent_[b] && send_[b] > 0 && done_[b].load(std::memory_order_acquire) == send_[b];
@@ -170,7 +169,8 @@ class TorchDistExchange final : public comm::Exchange {
   std::vector<std::int64_t> rows_to_;       // [d]
   std::vector<std::int64_t> stage_first_;   // [d]: first staging row of d's message
   std::vector<std::int64_t> expert_first_;  // [d*e + j]: first row of expert j inside d's message
-  std::vector<std::int64_t> recv_first_;    // [s*e + j]: first row of that block in y (prefix sums)
+  std::vector<std::int64_t> recv_first_;    // [s*e + j]: first row of that block in y (comm::recv_offsets)
+  std::vector<std::int64_t> recv_counts_;   // [s*e + j]
   std::unique_ptr<std::atomic<std::int64_t>[]> done_;  // [d*e + j]: rows of that block written (workers)
   std::vector<bool> sent_;                  // [d*e + j] (the rank's thread only)
   std::vector<py::object> handles_;         // pending transfers (touched with the GIL only)
@@ -189,15 +189,15 @@ class TorchDistCommunicator final : public comm::Communicator {
 
   // Staging for every row that leaves this rank (sized by rows: the tiling does not matter here).
   std::size_t workspace_bytes(const Plan& plan, const comm::Tiling&) const override {
-    return static_cast<std::size_t>(plan.rows_in() - plan.rows_to(rank_)) * static_cast<std::size_t>(plan.desc().n1) * 2;
+    return static_cast<std::size_t>(plan.rows_in() - plan.rows_to(rank_)) * static_cast<std::size_t>(plan.exchange_width()) * 2;
   }
 
   std::unique_ptr<comm::Exchange> meet(const comm::CallInfo& mine, std::span<std::byte> workspace) override {
     if (shared_->broken.load(std::memory_order_acquire))
       throw Error(Errc::group_broken, "group", "group: " + shared_->broken_reason + "; the group is broken, recreate it");
     // Round 1: the fixed header; round 2 (only when every rank has lists of the same length): the lists.
-    const std::vector<std::int64_t> header{mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.n1,
-                                           static_cast<std::int64_t>(mine.send_counts.size())};
+    const std::vector<std::int64_t> header{mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.row_width,
+                                           static_cast<std::int64_t>(mine.send_counts.size()), static_cast<std::int64_t>(mine.op)};
     using Lists = std::vector<std::vector<std::int64_t>>;
     const Lists headers = with_transport(*shared_, rank_, "all_gather", [&](py::object& t) { return t.attr("allgather")(header).cast<Lists>(); });
     std::vector<comm::CallInfo> all(static_cast<std::size_t>(size_));
@@ -207,7 +207,8 @@ class TorchDistCommunicator final : public comm::Communicator {
       comm::CallInfo& c = all[static_cast<std::size_t>(s)];
       c.local_experts = static_cast<int>(h.at(0));
       c.dtype = static_cast<DType>(h.at(1));
-      c.n1 = h.at(2);
+      c.row_width = h.at(2);
+      c.op = static_cast<Op>(h.at(4));
       same_length &= h.at(3) == header[3];
     }
     if (same_length) {

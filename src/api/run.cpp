@@ -21,9 +21,21 @@
 
 namespace gmmav {
 
+namespace {
+
+// The dispatch op without permuteOut receives its rows into the front of the
+// workspace (A x H1, 64-byte aligned); the backend's staging follows.
+std::size_t receive_buffer_bytes(const Plan& plan) {
+  if (plan.op() != Op::dispatch || plan.desc().permute_out) return 0;
+  const std::size_t bytes = static_cast<std::size_t>(plan.rows_out() * plan.desc().h1) * element_size(plan.desc().dtype);
+  return (bytes + 63) / 64 * 64;
+}
+
+}  // namespace
+
 std::size_t workspace_size(const Plan& plan, const Comm& comm) {
   if (!comm) fail(Errc::null_argument, "group", "expected a communicator, got none");
-  return detail::CommAccess::impl(comm).workspace_bytes(plan, engine::tiling());
+  return receive_buffer_bytes(plan) + detail::CommAccess::impl(comm).workspace_bytes(plan, engine::tiling());
 }
 
 namespace {
@@ -45,32 +57,43 @@ void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const Pack
   if (comm.rank() != plan.rank())
     fail(Errc::invalid_argument, "rank", "expected the communicator's rank {}, got a plan for rank {}", comm.rank(), plan.rank());
   const comm::Tiling tiling = engine::tiling();
-  const std::size_t need = detail::CommAccess::impl(comm).min_workspace_bytes(plan, tiling);
+  const std::size_t receive_bytes = receive_buffer_bytes(plan);
+  const std::size_t need = receive_bytes + detail::CommAccess::impl(comm).min_workspace_bytes(plan, tiling);
   if (workspace.size() < need)
     fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace, got {}", need, workspace.size());
   if (config::log().plan) log_plan(engine::describe_call(plan, packed, workspace.size(), need));  // a bad GMMAV_LOG throws here
 
   const ProblemDesc& d = plan.desc();
+  const bool dispatch = d.op == Op::dispatch;
+  // The dispatch op's rows arrive in permuteOut, or in the receive buffer.
+  std::byte* received = dispatch ? (t.permute_out ? static_cast<std::byte*>(t.permute_out->data) : workspace.data()) : nullptr;
   comm::CallInfo mine;
   mine.tiling = tiling;
+  mine.op = d.op;
   mine.local_experts = d.local_experts;
   mine.dtype = d.dtype;
-  mine.n1 = d.n1;
+  mine.row_width = plan.exchange_width();
   mine.send_counts = d.send_counts;
   mine.recv_counts = d.recv_counts;
-  mine.y = t.y.data;
+  mine.y = dispatch ? static_cast<void*>(received) : t.y.data;
   // For backends whose ranks share memory: no rank's output may be another rank's tensor.
   const auto bytes = [](const auto& v, const char* name) { return comm::TensorBytes{v.data, v.bytes(), name}; };
   mine.inputs[0] = bytes(t.gmm_x, "gmmX");
   mine.inputs[1] = bytes(t.gmm_weight, "gmmWeight");
-  mine.outputs[0] = bytes(t.y, "y");
+  mine.outputs[0] = bytes(t.y, dispatch ? "gmmY" : "y");
+  if (t.permute_out) mine.outputs[2] = bytes(*t.permute_out, "permuteOutOptional");
+  else if (receive_bytes) mine.outputs[2] = comm::TensorBytes{received, receive_bytes, "workspace"};
   if (t.mm_y) {
     mine.inputs[2] = bytes(*t.mm_x, "mmXOptional");
     mine.inputs[3] = bytes(*t.mm_weight, "mmWeightOptional");
     mine.outputs[1] = bytes(*t.mm_y, "mmYOptional");
   }
-  auto ex = detail::CommAccess::impl(comm).meet(mine, workspace);
+  auto ex = detail::CommAccess::impl(comm).meet(mine, workspace.subspan(receive_bytes));
   try {
+    if (dispatch) {
+      engine::compute_dispatch(plan, t, *ex, received, packed);  // finishes the exchange itself, before the routed GEMMs
+      return;
+    }
     engine::compute_tiles(plan, t, *ex, packed);
   } catch (const Error& e) {
     ex->abort(e.what());

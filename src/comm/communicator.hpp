@@ -62,15 +62,23 @@ struct Tiling {
 /// What one rank brings to a call's meeting. Copied by the backend.
 struct CallInfo {
   Tiling tiling;
+  /// The operator: the combine op's rows arrive in y by global expert
+  /// (s*e + j), the dispatch op's expert-major (j, then s) — recv_offsets().
+  /// Every rank of a call must run the same one.
+  Op op = Op::combine;
   int local_experts = 0;
   DType dtype = DType::f16;
-  std::int64_t n1 = 0;
+  std::int64_t row_width = 0;             // elements per exchanged row (Plan::exchange_width: N1 or H1)
   std::vector<std::int64_t> send_counts;  // [d*e + j]
   std::vector<std::int64_t> recv_counts;  // [s*e + j]
-  void* y = nullptr;                      // this rank's output, (sum(recv_counts), n1)
+  void* y = nullptr;                      // where this rank's rows arrive, (sum(recv_counts), row_width)
   std::array<TensorBytes, 4> inputs{};    // gmmX, gmmWeight, mmX, mmWeight
-  std::array<TensorBytes, 2> outputs{};   // y, mmY
+  std::array<TensorBytes, 3> outputs{};   // y, mmY, permuteOut
 };
+
+/// First row in y of the block that rank s sends for local expert j, indexed
+/// [s*e + j], for `mine`'s op (the same layout Plan::recv_block_offset gives).
+std::vector<std::int64_t> recv_offsets(const CallInfo& mine);
 
 /// One call's data movement as one rank sees it. Used by one thread (the
 /// rank's orchestrating thread) except rows_for/rows_done/progress/wait_agreed,
@@ -80,7 +88,7 @@ class Exchange {
   virtual ~Exchange() = default;
   /// Where to write `rows` rows of block (local expert j -> rank `dest`),
   /// starting at row `first` of that block: the peer's y itself where it is
-  /// addressable, staging memory otherwise. Rows are n1 wide, contiguous.
+  /// addressable, staging memory otherwise. Rows are row_width wide, contiguous.
   virtual void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) = 0;
   /// Those rows are written: move them on (nothing to do where written in place).
   virtual void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) = 0;
@@ -132,7 +140,7 @@ class Communicator {
 };
 
 /// Checks the cross-rank contract of SPEC §2 over every rank's CallInfo
-/// (indexed by rank; by value or by pointer): same e, dtype and N1 everywhere, and
+/// (indexed by rank; by value or by pointer): same op, e, dtype and row width everywhere, and
 /// recv@d[s*e + j] == send@s[d*e + j]. Throws Errc::count_mismatch naming the
 /// first mismatching (source, destination, expert). Deterministic, so every
 /// rank that runs it on the same data throws the same error.

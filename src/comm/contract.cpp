@@ -1,4 +1,4 @@
-// The cross-rank contract check (SPEC §2), shared by every backend.
+// The cross-rank contract check (SPEC §2) and the receive layout, shared by every backend.
 #include <algorithm>
 #include <vector>
 
@@ -34,14 +34,20 @@ void check_contract(std::span<const CallInfo* const> all) {
   const CallInfo& r0 = *all[0];
   for (int s = 1; s < W; ++s) {
     const CallInfo& c = *all[static_cast<std::size_t>(s)];
+    if (c.op != r0.op)
+      fail(Errc::count_mismatch, "group", "ranks disagree on the operator: rank 0 runs {}, rank {} runs {}", to_string(r0.op), s,
+           to_string(c.op));
     if (c.local_experts != r0.local_experts)
       fail(Errc::count_mismatch, "gmmWeight", "ranks disagree on the number of local experts: rank 0 has {}, rank {} has {}",
            r0.local_experts, s, c.local_experts);
     if (c.dtype != r0.dtype)
       fail(Errc::count_mismatch, "gmmX", "ranks disagree on the dtype: rank 0 has {}, rank {} has {}", to_string(r0.dtype),
            s, to_string(c.dtype));
-    if (c.n1 != r0.n1)
-      fail(Errc::count_mismatch, "y", "ranks disagree on N1: rank 0 has {}, rank {} has {}", r0.n1, s, c.n1);
+    if (c.row_width != r0.row_width) {
+      const bool combine = r0.op == Op::combine;  // the combine op exchanges results (N1 wide), the dispatch op inputs (H1)
+      fail(Errc::count_mismatch, combine ? "y" : "gmmX", "ranks disagree on {}: rank 0 has {}, rank {} has {}", combine ? "N1" : "H1",
+           r0.row_width, s, c.row_width);
+    }
   }
   const int e = r0.local_experts;
   const std::size_t n = static_cast<std::size_t>(e) * static_cast<std::size_t>(W);
@@ -66,6 +72,26 @@ void check_contract(std::span<const CallInfo* const> all) {
       }
     }
   }
+}
+
+std::vector<std::int64_t> recv_offsets(const CallInfo& mine) {
+  const auto& rc = mine.recv_counts;
+  std::vector<std::int64_t> offset(rc.size());
+  std::int64_t row = 0;
+  if (mine.op == Op::combine) {
+    for (std::size_t g = 0; g < rc.size(); ++g) {
+      offset[g] = row;
+      row += rc[g];
+    }
+    return offset;
+  }
+  const std::size_t e = static_cast<std::size_t>(mine.local_experts), W = e ? rc.size() / e : 0;
+  for (std::size_t j = 0; j < e; ++j)
+    for (std::size_t s = 0; s < W; ++s) {
+      offset[s * e + j] = row;
+      row += rc[s * e + j];
+    }
+  return offset;
 }
 
 void check_contract(std::span<const CallInfo> all) {

@@ -81,16 +81,6 @@ class CallClaim {
   std::atomic<bool>* flag_;
 };
 
-std::vector<std::int64_t> prefix_offsets(const std::vector<std::int64_t>& counts) {
-  std::vector<std::int64_t> out(counts.size());
-  std::int64_t row = 0;
-  for (std::size_t g = 0; g < counts.size(); ++g) {
-    out[g] = row;
-    row += counts[g];
-  }
-  return out;
-}
-
 // The verdict of a meet, once for the group (under the barrier's lock).
 void judge(MeetTable& t, std::uint64_t round) noexcept {
   t.verdict.reset();
@@ -146,7 +136,7 @@ class InProcessCommunicator final : public Communicator {
     g_->barrier.throw_if_broken();
     CallClaim claim(g_->in_call[static_cast<std::size_t>(rank_)], rank_);
     // Built outside the lock; swapped into the table on arrival (the old slot is freed here, outside it too).
-    std::vector<std::int64_t> offsets = prefix_offsets(mine.recv_counts);
+    std::vector<std::int64_t> offsets = recv_offsets(mine);
     const auto me = static_cast<std::size_t>(rank_);
     GroupBarrier::Hooks hooks;
     hooks.on_arrival = [&](std::uint64_t round) {
@@ -164,7 +154,7 @@ class InProcessCommunicator final : public Communicator {
     // rows (a peer's table is read only where rows go: W ranks reading every
     // peer's entry would be W² cache misses even for an empty call).
     const int e = mine.local_experts;
-    const std::int64_t row_bytes = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
+    const std::int64_t row_bytes = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     std::vector<std::byte*> dest_rows(static_cast<std::size_t>(e) * static_cast<std::size_t>(g_->size), nullptr);
     for (std::size_t b = 0; b < dest_rows.size(); ++b) {
       if (mine.send_counts[b] == 0) continue;

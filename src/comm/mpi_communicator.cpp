@@ -72,18 +72,13 @@ class MpiExchange final : public Exchange {
               std::int64_t staging_slots, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout, std::atomic<bool>* broken)
       : comm_(comm), me_(rank), W_(size), e_(mine.local_experts), row_type_(row_type), check_(check), timeout_(timeout),
         broken_(broken) {
-    row_bytes_ = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
+    row_bytes_ = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     tile_rows_ = mine.tiling.tile_rows;
     y_ = static_cast<std::byte*>(mine.y);
     staging_ = staging;
     for (std::int64_t i = staging_slots; i-- > 0;) free_slots_.push_back(static_cast<int>(i));
     recv_counts_ = mine.recv_counts;
-    recv_offset_.resize(mine.recv_counts.size());
-    std::int64_t row = 0;
-    for (std::size_t g = 0; g < mine.recv_counts.size(); ++g) {
-      recv_offset_[g] = row;
-      row += mine.recv_counts[g];
-    }
+    recv_offset_ = recv_offsets(mine);
     workers_drive_ = mpi::thread_level_at_least_serialized();
     const auto now = std::chrono::steady_clock::now();
     check_deadline_ = deadline_after(timeout_, now);
@@ -417,13 +412,13 @@ class MpiCommunicator final : public Communicator {
 
   std::size_t workspace_bytes(const Plan& plan, const Tiling& tiling) const override {
     const std::int64_t remote_rows = plan.rows_in() - plan.rows_to(plan.rank());
-    const std::int64_t row_bytes = plan.desc().n1 * static_cast<std::int64_t>(element_size(plan.desc().dtype));
+    const std::int64_t row_bytes = plan.exchange_width() * static_cast<std::int64_t>(element_size(plan.desc().dtype));
     return static_cast<std::size_t>(staging_slots(remote_rows, row_bytes, tiling) * tiling.tile_rows * row_bytes);
   }
 
   std::size_t min_workspace_bytes(const Plan& plan, const Tiling& tiling) const override {
     const bool remote = plan.rows_in() > plan.rows_to(plan.rank());
-    return remote ? static_cast<std::size_t>(tiling.tile_rows * plan.desc().n1) * element_size(plan.desc().dtype) : 0;
+    return remote ? static_cast<std::size_t>(tiling.tile_rows * plan.exchange_width()) * element_size(plan.desc().dtype) : 0;
   }
 
   // One rank per process: its thread computes too instead of waiting for the
@@ -443,7 +438,7 @@ class MpiCommunicator final : public Communicator {
       if (d != rank_)
         for (int j = 0; j < mine.local_experts; ++j) remote_rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
     // Any workspace of at least one slot works; more slots keep more sends in flight.
-    const std::int64_t row_bytes = mine.n1 * static_cast<std::int64_t>(element_size(mine.dtype));
+    const std::int64_t row_bytes = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     const std::int64_t tile_rows = mine.tiling.tile_rows;
     if (tile_rows < 1) fail(Errc::internal, "tiling", "expected the engine's rows per tile (>= 1), got {}", tile_rows);
     const std::int64_t slot_bytes = tile_rows * row_bytes;

@@ -41,9 +41,9 @@ void MpiCountCheck::start(const CallInfo& mine) {
   std::int64_t max_tiles = 1;
   const std::int64_t tile_rows = std::max<std::int64_t>(1, mine.tiling.tile_rows);
   for (auto v : mine.send_counts) max_tiles = std::max(max_tiles, (v + tile_rows - 1) / tile_rows);
-  const std::int64_t header[kHeader] = {mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.n1,
+  const std::int64_t header[kHeader] = {mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.row_width,
                                         static_cast<std::int64_t>(mine.send_counts.size()), static_cast<std::int64_t>(digest.a),
-                                        static_cast<std::int64_t>(digest.b), max_tiles};
+                                        static_cast<std::int64_t>(digest.b), max_tiles, static_cast<std::int64_t>(mine.op)};
   std::copy(header, header + kHeader, header_);
   send_ = mine.send_counts;
   recv_ = mine.recv_counts;
@@ -77,8 +77,10 @@ bool MpiCountCheck::advance() {
       const std::int64_t* h = headers_.data() + static_cast<std::size_t>(kHeader * r);
       c.local_experts = static_cast<int>(h[0]);
       c.dtype = static_cast<DType>(h[1]);
-      c.n1 = h[2];
-      same_shape = same_shape && h[0] == header_[0] && h[1] == header_[1] && h[2] == header_[2] && h[3] == header_[3];
+      c.row_width = h[2];
+      c.op = static_cast<Op>(h[7]);
+      same_shape = same_shape && h[0] == header_[0] && h[1] == header_[1] && h[2] == header_[2] && h[3] == header_[3] &&
+                   h[7] == header_[7];
       as_last_call = as_last_call && static_cast<std::uint64_t>(h[4]) == last_digest_[static_cast<std::size_t>(r)].a &&
                      static_cast<std::uint64_t>(h[5]) == last_digest_[static_cast<std::size_t>(r)].b;
     }

@@ -55,7 +55,7 @@ class MpiCountCheck {
 
  private:
   enum class Stage { idle, headers, columns, verdicts, passed };
-  static constexpr int kHeader = 7;   // e, dtype, n1, list length, digest a, digest b, largest block in tiles
+  static constexpr int kHeader = 8;   // e, dtype, row width, list length, digest a, digest b, largest block in tiles, op
   static constexpr int kVerdict = 3;  // first mismatch in this rank's column: key (or kNone), sent, received
   static constexpr std::int64_t kNone = INT64_MAX;
   bool test(MPI_Request* req);

@@ -79,6 +79,7 @@ void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const 
 }  // namespace
 
 void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const PackedWeights* packed_weights) {
+  if (plan.op() != Op::combine) fail(Errc::internal, "op", "expected a combine plan, got {}", to_string(plan.op()));
   const detail::PackedWeightsData* packed = packed_weights ? &detail::check_packed(*packed_weights, plan, t) : nullptr;
   auto& pool = engine::ComputePool::instance();
   std::function<void()> poll;

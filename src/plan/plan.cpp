@@ -27,24 +27,45 @@ Plan Plan::create(const ProblemDesc& desc, Envelope envelope) {
       p->rows_from[static_cast<std::size_t>(d)] += rc[static_cast<std::size_t>(d * e + j)];
     }
   }
-  // gmmX: expert-major, then destination.
-  p->send_offset.resize(static_cast<std::size_t>(e) * W);
-  std::int64_t row = 0;
-  for (int j = 0; j < e; ++j) {
-    for (int d = 0; d < W; ++d) {
-      p->send_offset[static_cast<std::size_t>(j * W + d)] = row;
-      row += sc[static_cast<std::size_t>(d * e + j)];
+  // Block offsets in rows. The combine op's gmmX and the dispatch op's
+  // y/permuteOut are expert-major (blocks (j, r) in j, then r order); the
+  // combine op's y and the dispatch op's gmmX are ordered by g = r*e + j.
+  // (The dispatch op is the combine op's transpose: docs/dispatch-op.md.)
+  const auto expert_major = [e, W](const std::vector<std::int64_t>& counts, std::vector<std::int64_t>& offset) {
+    std::int64_t row = 0;
+    for (int j = 0; j < e; ++j)
+      for (int r = 0; r < W; ++r) {
+        offset[static_cast<std::size_t>(r * e + j)] = row;
+        row += counts[static_cast<std::size_t>(r * e + j)];
+      }
+    return row;
+  };
+  const auto by_global_expert = [](const std::vector<std::int64_t>& counts, std::vector<std::int64_t>& offset) {
+    std::int64_t row = 0;
+    for (std::size_t g = 0; g < counts.size(); ++g) {
+      offset[g] = row;
+      row += counts[g];
+    }
+    return row;
+  };
+  std::vector<std::int64_t> send_offset(sc.size());  // [d*e + j]
+  p->recv_offset.resize(rc.size());
+  if (desc.op == Op::combine) {
+    p->rows_in = expert_major(sc, send_offset);
+    p->rows_out = by_global_expert(rc, p->recv_offset);
+  } else {
+    p->rows_in = by_global_expert(sc, send_offset);
+    p->rows_out = expert_major(rc, p->recv_offset);
+    for (int j = 0; j < e; ++j) {  // G_j: the received rows of expert j
+      std::int64_t g = 0;
+      for (int s = 0; s < W; ++s) g += rc[static_cast<std::size_t>(s * e + j)];
+      p->group_rows[static_cast<std::size_t>(j)] = g;
     }
   }
-  p->rows_in = row;
-  // y: by global expert g = s*e + j.
-  p->recv_offset.resize(rc.size());
-  row = 0;
-  for (std::size_t g = 0; g < rc.size(); ++g) {
-    p->recv_offset[g] = row;
-    row += rc[g];
-  }
-  p->rows_out = row;
+  p->send_offset.resize(sc.size());  // stored [j*W + d]
+  for (int j = 0; j < e; ++j)
+    for (int d = 0; d < W; ++d)
+      p->send_offset[static_cast<std::size_t>(j * W + d)] = send_offset[static_cast<std::size_t>(d * e + j)];
   return Plan(std::move(p));
 }
 
@@ -71,7 +92,7 @@ void check_recv_counts_against_y(const ProblemDesc& d, const TensorView& y) {
 
 Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> send_counts,
                         std::span<const std::int64_t> recv_counts, const OpTensors& t, bool trans_gmm_weight,
-                        bool trans_mm_weight, Envelope envelope) {
+                        bool trans_mm_weight, Envelope envelope, Op op) {
   if (t.gmm_x.data == nullptr && t.gmm_x.rank == 0) fail(Errc::null_argument, "gmmX", "expected a tensor, got null");
   if (t.gmm_weight.rank != 3)
     fail(Errc::invalid_argument, "gmmWeight", "expected a 3-D tensor, got {}-D", t.gmm_weight.rank);
@@ -105,7 +126,9 @@ Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> 
   }
   if (t.gmm_weight.dims[0] > (1 << 30))
     fail(Errc::invalid_argument, "gmmWeight", "expected e (dim 0) <= 2^30, got {}", t.gmm_weight.dims[0]);
-  if (envelope != Envelope::native) check_recv_counts_against_y(d, t.y);
+  d.op = op;
+  d.permute_out = op == Op::dispatch && t.permute_out.has_value();
+  if (envelope != Envelope::native && op == Op::combine) check_recv_counts_against_y(d, t.y);
   Plan plan = create(d, envelope);
   plan.check(t);
   return plan;
@@ -116,6 +139,7 @@ void Plan::check(const OpTensors& t) const { detail::validate_tensors(d_->desc, 
 const ProblemDesc& Plan::desc() const noexcept { return d_->desc; }
 std::int64_t Plan::rows_in() const noexcept { return d_->rows_in; }
 std::int64_t Plan::rows_out() const noexcept { return d_->rows_out; }
+std::int64_t Plan::exchange_width() const noexcept { return d_->desc.op == Op::combine ? d_->desc.n1 : d_->desc.h1; }
 namespace {
 // An accessor's argument: gmmav::Error naming it and its range, not std::out_of_range.
 std::size_t index(const char* param, const char* what, int v, int n) {
@@ -145,7 +169,7 @@ std::int64_t Plan::rows_to(int d) const { return d_->rows_to[index("d", "a desti
 std::int64_t Plan::rows_from(int s) const { return d_->rows_from[index("s", "a source rank", s, world_size())]; }
 std::int64_t Plan::flops() const noexcept {
   const ProblemDesc& d = d_->desc;
-  std::int64_t f = 2 * d_->rows_in * d.h1 * d.n1;
+  std::int64_t f = 2 * (d.op == Op::combine ? d_->rows_in : d_->rows_out) * d.h1 * d.n1;
   if (d.shared) f += 2 * d.shared->bs * d.shared->h2 * d.shared->n2;
   return f;
 }

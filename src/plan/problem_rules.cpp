@@ -63,6 +63,11 @@ void check_strict_a3(const ProblemDesc& d) {
 
 void validate_problem(const ProblemDesc& d, Envelope envelope) {
   const bool hw = envelope != Envelope::native;  // the hardware limits apply
+  if (d.op != Op::combine && d.op != Op::dispatch)
+    fail(Errc::invalid_argument, "op", "expected Op::combine or Op::dispatch, got {}", static_cast<int>(d.op));
+  const bool dispatch = d.op == Op::dispatch;
+  if (!dispatch && d.permute_out)
+    fail(Errc::invalid_argument, "permuteOutOptional", "expected no permuteOut for the combine op (only the dispatch op has one), got one");
   if (d.dtype != DType::f16 && d.dtype != DType::bf16)
     fail(Errc::invalid_argument, "gmmX", "expected dtype float16 or bfloat16, got {}", to_string(d.dtype));
   if (d.world_size < 1) fail(Errc::invalid_argument, "epWorldSize", "expected >= 1, got {}", d.world_size);
@@ -84,26 +89,34 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
   }
   const std::int64_t rows_in = checked_sum("sendCounts", d.send_counts);
   const std::int64_t rows_out = checked_sum("recvCounts", d.recv_counts);
+  // The vendor's BSK (the tokens' rows, K per token) is y's rows for the
+  // combine op and gmmX's for the dispatch op; the routed GEMMs run on the other side's rows.
+  const std::int64_t bsk = dispatch ? rows_in : rows_out;
+  const char* bsk_param = dispatch ? "sendCounts" : "recvCounts";
+  const std::int64_t gemm_rows = dispatch ? rows_out : rows_in;
+  const char* gemm_param = dispatch ? "recvCounts" : "sendCounts";
   if (d.h1 < 1) fail(Errc::invalid_argument, "gmmWeight", "expected H1 >= 1, got {}", d.h1);
   if (d.n1 < 1) fail(Errc::invalid_argument, "gmmWeight", "expected N1 >= 1, got {}", d.n1);
   if (hw) {
     check_range("gmmWeight", d.h1, 1, 65535);
     check_range("gmmWeight", d.n1, 1, 65535);
-    if (rows_out < 1 || rows_out > 52428799)
-      fail(Errc::invalid_argument, "recvCounts", "expected BSK = sum(recvCounts) in [1, 52428799], got {}", rows_out);
+    if (bsk < 1 || bsk > 52428799)
+      fail(Errc::invalid_argument, bsk_param, "expected BSK = sum({}) in [1, 52428799], got {}", bsk_param, bsk);
   }
   // Element counts must fit comfortably in int64 byte offsets.
   const auto fits = [](std::int64_t rows, std::int64_t cols) { return rows == 0 || cols <= kMaxI64 / 4 / rows; };
   if (!fits(rows_in, d.h1)) fail(Errc::invalid_argument, "sendCounts", "expected gmmX to fit in memory offsets, got {} x {} elements", rows_in, d.h1);
   if (!fits(rows_out, d.n1)) fail(Errc::invalid_argument, "recvCounts", "expected y to fit in memory offsets, got {} x {} elements", rows_out, d.n1);
+  if (dispatch && !fits(rows_out, d.h1))
+    fail(Errc::invalid_argument, "recvCounts", "expected permuteOut to fit in memory offsets, got {} x {} elements", rows_out, d.h1);
   // The weight's bytes (packed as FP32: 4 per element) and flops() must not wrap
   // either: a wrapped byte range would hide an overlap of y with the weight.
   if (!product_fits(kMaxI64 / 4, {d.local_experts, d.h1, d.n1}))
     fail(Errc::invalid_argument, "gmmWeight", "expected e * H1 * N1 <= 2^61 elements (memory offsets), got {} * {} * {}",
          d.local_experts, d.h1, d.n1);
-  if (!product_fits(kMaxI64 / 2, {rows_in, d.h1, d.n1}))
-    fail(Errc::invalid_argument, "sendCounts", "expected 2 * A * H1 * N1 (the routed flops) to fit in int64, got A = {}, H1 = {}, N1 = {}",
-         rows_in, d.h1, d.n1);
+  if (!product_fits(kMaxI64 / 2, {gemm_rows, d.h1, d.n1}))
+    fail(Errc::invalid_argument, gemm_param, "expected 2 * A * H1 * N1 (the routed flops) to fit in int64, got A = {}, H1 = {}, N1 = {}",
+         gemm_rows, d.h1, d.n1);
 
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
@@ -112,19 +125,19 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
     if (s.n2 < 1) fail(Errc::invalid_argument, "mmWeightOptional", "expected N2 >= 1, got {}", s.n2);
     if (!fits(s.bs, s.h2) || !fits(s.bs, s.n2) || !fits(s.h2, s.n2))
       fail(Errc::invalid_argument, "mmXOptional", "expected the shared-expert tensors to fit in memory offsets, got BS={} H2={} N2={}", s.bs, s.h2, s.n2);
-    const std::int64_t routed_flops = 2 * rows_in * d.h1 * d.n1;  // fits: checked above
+    const std::int64_t routed_flops = 2 * gemm_rows * d.h1 * d.n1;  // fits: checked above
     if (!product_fits((kMaxI64 - routed_flops) / 2, {s.bs, s.h2, s.n2}))
       fail(Errc::invalid_argument, "mmXOptional",
            "expected 2 * A * H1 * N1 + 2 * BS * H2 * N2 (the call's flops) to fit in int64, got BS = {}, H2 = {}, N2 = {} (and A * H1 * N1 = {})",
-           s.bs, s.h2, s.n2, rows_in * d.h1 * d.n1);
+           s.bs, s.h2, s.n2, gemm_rows * d.h1 * d.n1);
     if (hw) {
       check_range("mmWeightOptional", s.h2, 1, 12288);
       check_range("mmWeightOptional", s.n2, 1, 65535);
-      if (rows_out % s.bs != 0)
-        fail(Errc::invalid_argument, "mmXOptional", "expected BSK = {} to be a multiple of BS, got BS = {}", rows_out, s.bs);
-      const std::int64_t k = rows_out / s.bs;
+      if (bsk % s.bs != 0)
+        fail(Errc::invalid_argument, "mmXOptional", "expected BSK = {} to be a multiple of BS, got BS = {}", bsk, s.bs);
+      const std::int64_t k = bsk / s.bs;
       if (k < 2 || k > 8)
-        fail(Errc::invalid_argument, "mmXOptional", "expected K = BSK / BS in [2, 8], got {} / {} = {}", rows_out, s.bs, k);
+        fail(Errc::invalid_argument, "mmXOptional", "expected K = BSK / BS in [2, 8], got {} / {} = {}", bsk, s.bs, k);
     }
   }
   if (envelope == Envelope::strict_a3) check_strict_a3(d);

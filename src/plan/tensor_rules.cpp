@@ -75,7 +75,7 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
   const DType dt = d.dtype;
   check_view("gmmX", t.gmm_x, dt, 2, {rows_in, d.h1});
   check_gmm_weight(d, t.gmm_weight);
-  check_view("y", t.y, dt, 2, {rows_out, d.n1});
+  check_view(d.op == Op::dispatch ? "gmmY" : "y", t.y, dt, 2, {rows_out, d.n1});
 
   const int present = int(t.mm_x.has_value()) + int(t.mm_weight.has_value()) + int(t.mm_y.has_value());
   if (present != 0 && present != 3)
@@ -86,7 +86,14 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
   if (!d.shared && present == 3)
     fail(Errc::invalid_argument, "mmXOptional", "expected no shared-expert tensors (the plan has none), got them");
 
-  Range outs[2] = {range_of(t.y, "y"), {}};
+  const bool dispatch = d.op == Op::dispatch;
+  const char* y_name = dispatch ? "gmmY" : "y";
+  if (!dispatch && t.permute_out)
+    fail(Errc::invalid_argument, "permuteOutOptional", "expected no permuteOut for the combine op (only the dispatch op has one), got one");
+  if (dispatch && d.permute_out != t.permute_out.has_value())
+    fail(Errc::null_argument, "permuteOutOptional", "expected {} (permuteOutFlag is {}), got {}", d.permute_out ? "a tensor" : "none",
+         d.permute_out ? "true" : "false", t.permute_out ? "one" : "none");
+  Range outs[3] = {range_of(t.y, y_name), {}, {}};
   Range ins[4] = {range_of(t.gmm_x, "gmmX"), range_of(t.gmm_weight, "gmmWeight"), {}, {}};
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
@@ -97,11 +104,18 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
     ins[2] = range_of(*t.mm_x, "mmXOptional");
     ins[3] = range_of(*t.mm_weight, "mmWeightOptional");
   }
+  if (t.permute_out) {
+    check_view("permuteOutOptional", *t.permute_out, dt, 2, {rows_out, d.h1});
+    outs[2] = range_of(*t.permute_out, "permuteOutOptional");
+  }
   for (const Range& o : outs) {
     for (const Range& i : ins)
       if (overlaps(o, i)) fail(Errc::invalid_argument, o.name, "expected memory that does not overlap {}, got an overlap", i.name);
   }
-  if (overlaps(outs[0], outs[1])) fail(Errc::invalid_argument, "mmYOptional", "expected memory that does not overlap y, got an overlap");
+  for (int a = 1; a < 3; ++a)
+    for (int b = 0; b < a; ++b)
+      if (overlaps(outs[a], outs[b]))
+        fail(Errc::invalid_argument, outs[a].name, "expected memory that does not overlap {}, got an overlap", outs[b].name);
 }
 
 void validate_weights(const ProblemDesc& d, const OpTensors& t) {

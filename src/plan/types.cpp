@@ -1,4 +1,5 @@
-// The names of the public enums of gmmav/types.hpp (DType, Errc).
+// The names of the public enums (DType, Errc of gmmav/types.hpp; Op of gmmav/plan.hpp).
+#include "gmmav/plan.hpp"
 #include "gmmav/types.hpp"
 
 #include <array>
@@ -32,6 +33,14 @@ const char* to_string(Errc c) noexcept {
     case Errc::out_of_memory: return "out of memory";
   }
   return "unknown";
+}
+
+const char* to_string(Op op) noexcept {
+  switch (op) {
+    case Op::combine: return "combine (GroupedMatMulAlltoAllv)";
+    case Op::dispatch: return "dispatch (AlltoAllvGroupedMatMul)";
+  }
+  return "invalid Op";
 }
 
 }  // namespace gmmav

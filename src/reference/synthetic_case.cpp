@@ -1,10 +1,12 @@
 #include "reference/synthetic_case.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <thread>
 
 #include "numeric/half.hpp"
+#include "reference/dispatch_reference.hpp"
 
 namespace gmmav::reference {
 namespace {
@@ -79,6 +81,7 @@ Case make_case(const CaseSpec& spec) {
     fill(r.gmm_x, static_cast<std::size_t>(a * spec.h1), spec.dtype, spec.values, 8, rng);
     fill(r.gmm_weight, static_cast<std::size_t>(e * spec.h1 * spec.n1), spec.dtype, spec.values, 16, rng);
     r.y.assign(static_cast<std::size_t>(bsk * spec.n1), kSentinel);
+    if (spec.op == Op::dispatch && spec.permute_out) r.permute_out.assign(static_cast<std::size_t>(bsk * spec.h1), kSentinel);
     if (spec.shared_expert) {
       fill(r.mm_x, static_cast<std::size_t>(bs * spec.h2), spec.dtype, spec.values, 8, rng);
       fill(r.mm_weight, static_cast<std::size_t>(spec.h2 * spec.n2), spec.dtype, spec.values, 16, rng);
@@ -91,6 +94,8 @@ Case make_case(const CaseSpec& spec) {
 ProblemDesc Case::desc(int rank) const {
   const RankData& r = ranks[static_cast<std::size_t>(rank)];
   ProblemDesc d;
+  d.op = spec.op;
+  d.permute_out = spec.op == Op::dispatch && spec.permute_out;
   d.world_size = spec.world_size;
   d.rank = rank;
   d.local_experts = spec.local_experts;
@@ -114,6 +119,7 @@ OpTensors Case::tensors(int rank) {
   o.gmm_weight = spec.trans_gmm_weight ? ConstTensorView::cube(r.gmm_weight.data(), t, spec.local_experts, spec.n1, spec.h1)
                                        : ConstTensorView::cube(r.gmm_weight.data(), t, spec.local_experts, spec.h1, spec.n1);
   o.y = TensorView::matrix(r.y.data(), t, bsk, spec.n1);
+  if (spec.op == Op::dispatch && spec.permute_out) o.permute_out = TensorView::matrix(r.permute_out.data(), t, bsk, spec.h1);
   if (spec.shared_expert) {
     o.mm_x = ConstTensorView::matrix(r.mm_x.data(), t, spec.bs, spec.h2);
     o.mm_weight = spec.trans_mm_weight ? ConstTensorView::matrix(r.mm_weight.data(), t, spec.n2, spec.h2)
@@ -155,7 +161,8 @@ std::vector<std::string> run_in_process(Case& c, const GroupOptions& options) {
     threads.emplace_back([&, r] {
       try {
         const Plan plan = Plan::create(c.desc(r));
-        run(plan, comms[static_cast<std::size_t>(r)], c.tensors(r));
+        std::vector<std::byte> workspace(workspace_size(plan, comms[static_cast<std::size_t>(r)]));
+        run(plan, comms[static_cast<std::size_t>(r)], c.tensors(r), workspace);
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(r)] = e.what();
       }
@@ -168,16 +175,36 @@ std::vector<std::string> run_in_process(Case& c, const GroupOptions& options) {
 CaseCheck check_case(const Case& c, bool exact, int only_rank) {
   CaseCheck out;
   const auto inputs = c.reference_inputs();
-  const auto ref = reference::compute(c.shapes(), inputs);
+  const bool dispatch = c.spec.op == Op::dispatch;
+  std::vector<RankOutputs> ref;
+  std::vector<Output> permuted;  // [rank]: the dispatch op's permuteOut, as an output to compare exactly
+  if (dispatch) {
+    for (DispatchRankOutputs& o : compute_dispatch(c.shapes(), inputs)) {
+      Output p;
+      p.k = 1;
+      for (std::uint16_t b : o.permute_out) {
+        p.exact.push_back(to_double(c.spec.dtype, b));
+        p.abs_sum.push_back(std::abs(p.exact.back()));
+      }
+      p.bits = std::move(o.permute_out);
+      permuted.push_back(std::move(p));
+      ref.push_back({std::move(o.gmm_y), std::move(o.mm_y)});
+    }
+  } else {
+    ref = reference::compute(c.shapes(), inputs);
+  }
   double rel_sum = 0;
   std::int64_t tensors = 0;
   for (int r = 0; r < c.spec.world_size; ++r) {
     if (only_rank >= 0 && r != only_rank) continue;
     const RankData& rd = c.ranks[static_cast<std::size_t>(r)];
-    for (int which = 0; which < (c.spec.shared_expert ? 2 : 1); ++which) {
-      const auto& got = which == 0 ? rd.y : rd.mm_y;
-      const auto& want = which == 0 ? ref[static_cast<std::size_t>(r)].y : ref[static_cast<std::size_t>(r)].mm_y;
-      const Comparison cmp = compare(c.spec.dtype, got, want, exact);
+    for (int which = 0; which < 3; ++which) {
+      if ((which == 1 && !c.spec.shared_expert) || (which == 2 && rd.permute_out.empty())) continue;
+      const auto& got = which == 0 ? rd.y : which == 1 ? rd.mm_y : rd.permute_out;
+      const auto& want = which == 0   ? ref[static_cast<std::size_t>(r)].y
+                         : which == 1 ? ref[static_cast<std::size_t>(r)].mm_y
+                                      : permuted[static_cast<std::size_t>(r)];
+      const Comparison cmp = compare(c.spec.dtype, got, want, exact || which == 2);
       out.max_rel_error = std::max(out.max_rel_error, cmp.max_rel_error);
       out.max_abs_error = std::max(out.max_abs_error, cmp.max_abs_error);
       out.max_error_to_bound = std::max(out.max_error_to_bound, cmp.max_error_to_bound);
@@ -187,7 +214,8 @@ CaseCheck check_case(const Case& c, bool exact, int only_rank) {
       ++tensors;
       if (!cmp.ok() && out.ok) {
         out.ok = false;
-        out.first_failure = std::string("rank ") + std::to_string(r) + (which == 0 ? " y: " : " mmY: ") +
+        const char* names[] = {dispatch ? " gmmY: " : " y: ", " mmY: ", " permuteOut: "};
+        out.first_failure = std::string("rank ") + std::to_string(r) + names[which] +
                             std::to_string(cmp.mismatches) + " mismatches; first " + cmp.first_mismatch_text;
       }
     }

@@ -25,6 +25,10 @@ enum class ValueKind : std::uint8_t {
 };
 
 struct CaseSpec {
+  /// The operator. A combine case's counts and tensors are also a valid
+  /// dispatch case (gmmX has sum(sendCounts) rows, y sum(recvCounts) in both).
+  Op op = Op::combine;
+  bool permute_out = false;  ///< dispatch only: also write permuteOut
   int world_size = 2;
   int local_experts = 2;
   std::int64_t rows_per_rank = 64;  ///< target A per rank (BS * K)
@@ -43,6 +47,7 @@ struct CaseSpec {
 struct RankData {
   std::vector<std::int64_t> send_counts, recv_counts;
   std::vector<std::uint16_t> gmm_x, gmm_weight, y, mm_x, mm_weight, mm_y;
+  std::vector<std::uint16_t> permute_out;  ///< dispatch with permute_out: (sum(recv_counts), h1)
 };
 
 struct Case {
@@ -62,7 +67,8 @@ Case make_case(const CaseSpec& spec);
 /// Returns each rank's error message (empty = success).
 std::vector<std::string> run_in_process(Case& c, const GroupOptions& options = {});
 
-/// Checks every rank's y and mmY (or only `rank`'s) against the reference.
+/// Checks every rank's y and mmY (or only `rank`'s) against the reference of
+/// the case's op; for the dispatch op also permuteOut, bit for bit (a copy).
 struct CaseCheck {
   bool ok = true;
   double max_rel_error = 0, mean_rel_error = 0, max_abs_error = 0;

@@ -1,0 +1,149 @@
+// The engine's pipeline for the dispatch op (docs/dispatch-op.md): AlltoAllv
+// -> Permute -> GroupedMatMul, plus the shared-expert MatMul.
+//
+// Communicate first, then compute: every row tile of gmmX is copied straight
+// into the place the Exchange names for it (a peer's permuteOut or receive
+// buffer in-process, a staging slot on its way to the peer under MPI); the
+// Exchange lays received rows out expert-major, source-minor, so the permute
+// is only an address computation. While the rows travel, the shared expert
+// computes and the first expert's weight is prepared; once every row is in,
+// each expert's GEMM runs on row tiles of its contiguous group.
+//
+// Tiles of the routed GEMMs are cut at multiples of kTileRows from the start
+// of each expert's group: the cut depends only on the plan, so results are
+// bit-identical across backends, thread counts and rank placements (D3).
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "common/fail.hpp"
+#include "engine/compute_pool.hpp"
+#include "engine/packed_weights.hpp"
+#include "engine/pipeline.hpp"
+#include "engine/tile_schedule.hpp"
+#include "gemm/chain_kernel.hpp"
+#include "gemm/tile_matmul.hpp"
+
+namespace gmmav::engine {
+namespace {
+
+const std::uint16_t* u16(const void* p) { return static_cast<const std::uint16_t*>(p); }
+
+struct GroupTile {
+  int expert;
+  std::int64_t first;  // row of the received rows (and of gmmY)
+  std::int64_t rows;
+};
+
+}  // namespace
+
+void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const std::byte* received,
+                      const PackedWeights* packed_weights) {
+  if (plan.op() != Op::dispatch) fail(Errc::internal, "op", "expected a dispatch plan, got {}", to_string(plan.op()));
+  const detail::PackedWeightsData* packed = packed_weights ? &detail::check_packed(*packed_weights, plan, t) : nullptr;
+  auto& pool = ComputePool::instance();
+  std::function<void()> poll;
+  if (ex.needs_poll()) poll = [&ex] { ex.poll(); };
+  const ProblemDesc& d = plan.desc();
+  const int e = d.local_experts;
+  const std::size_t row_bytes = static_cast<std::size_t>(d.h1) * element_size(d.dtype);
+
+  // 1. Send: every tile of gmmX to where its rows go (remote blocks first,
+  // larger first: routed_tiles' order), with the shared expert's tiles and the
+  // first expert's weight preparation in the same job, after them: they fill
+  // the time the rows take to arrive.
+  std::vector<RoutedTile> sends;
+  for (int j = 0; j < e; ++j) {
+    auto tiles = routed_tiles(plan, j);
+    sends.insert(sends.end(), tiles.begin(), tiles.end());
+  }
+  std::stable_sort(sends.begin(), sends.end(),
+                   [me = plan.rank()](const RoutedTile& a, const RoutedTile& b) { return (a.dest != me) > (b.dest != me); });
+  const auto shared = shared_tiles(plan);
+  std::vector<GroupTile> routed;
+  for (int j = 0; j < e; ++j) {
+    const std::int64_t base = plan.recv_block_offset(0, j), rows = plan.group_rows(j);
+    for (std::int64_t first = 0; first < rows; first += kTileRows)
+      routed.push_back({j, base + first, std::min(kTileRows, rows - first)});
+  }
+  gemm::PreparedWeight prepared[2];
+  std::vector<int> experts;  // with rows, in order
+  for (int j = 0; j < e; ++j)
+    if (plan.group_rows(j) > 0) experts.push_back(j);
+  const auto weight_of = [&](int j) -> const std::uint16_t* { return u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1; };
+  const auto large = [&](int j) { return plan.group_rows(j) > gemm::kSmallMRows; };
+  const auto prepare = [&](std::size_t k) {  // the k-th expert with rows, into slot k % 2
+    const int j = experts[k];
+    prepared[k % 2].prepare(d.dtype, weight_of(j), d.h1, d.n1, d.trans_gmm_weight,
+                            large(j) ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need);
+  };
+  const bool prepare_first = !packed && !experts.empty();
+  const bool prepare_shared = d.shared && !packed;
+  gemm::PreparedWeight shared_weight;
+  const gemm::PreparedWeight* shared_w = packed ? packed->shared.get() : &shared_weight;
+  const std::size_t n_sends = sends.size();
+  pool.parallel_for(
+      n_sends + (prepare_shared ? 1 : 0) + (prepare_first ? 1 : 0),
+      [&](std::size_t i) {
+        if (i < n_sends) {
+          const RoutedTile& tile = sends[i];
+          void* dst = ex.rows_for(tile.dest, tile.expert, tile.first, tile.rows);
+          std::memcpy(dst, static_cast<const std::byte*>(t.gmm_x.data) + static_cast<std::size_t>(tile.src_row) * row_bytes,
+                      static_cast<std::size_t>(tile.rows) * row_bytes);
+          ex.rows_done(tile.dest, tile.expert, tile.first, tile.rows, dst);
+        } else if (i == n_sends && prepare_shared) {
+          const SharedExpertDesc& s = *d.shared;
+          const bool large_shared =
+              std::any_of(shared.begin(), shared.end(), [](const SharedTile& x) { return x.rows > gemm::kSmallMRows; });
+          shared_weight.prepare(d.dtype, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight,
+                                large_shared ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need,
+                                "mmWeightOptional");
+        } else {
+          prepare(0);
+        }
+      },
+      poll);
+  // The shared expert while the rows travel (MPI's progress driven between its tiles).
+  if (d.shared) {
+    const SharedExpertDesc& s = *d.shared;
+    pool.parallel_for(
+        shared.size(),
+        [&](std::size_t i) {
+          ex.wait_agreed();  // mmY is this rank's output: untouched until the call is agreed
+          shared_w->matmul_rows(u16(t.mm_x->data) + shared[i].first * s.h2, shared[i].rows,
+                                static_cast<std::uint16_t*>(t.mm_y->data) + shared[i].first * s.n2);
+          ex.progress();
+        },
+        poll);
+  }
+
+  // 2. Every row of this rank's groups is in.
+  ex.finish();
+
+  // 3. The routed GEMMs (nothing left to poll), expert by expert (the next expert's weight prepared
+  // by the first task of the current one's job), or all in one job on packed weights.
+  const auto run_tile = [&](const gemm::PreparedWeight& w, const GroupTile& tile) {
+    w.matmul_rows(reinterpret_cast<const std::uint16_t*>(received + static_cast<std::size_t>(tile.first) * row_bytes), tile.rows,
+                  static_cast<std::uint16_t*>(t.y.data) + tile.first * d.n1);
+  };
+  if (packed) {
+    pool.parallel_for(routed.size(), [&](std::size_t i) { run_tile(packed->expert(routed[i].expert), routed[i]); });
+    return;
+  }
+  for (std::size_t k = 0; k < experts.size(); ++k) {
+    const bool next = k + 1 < experts.size();
+    std::vector<const GroupTile*> tiles;
+    for (const GroupTile& g : routed)
+      if (g.expert == experts[k]) tiles.push_back(&g);
+    const gemm::PreparedWeight& w = prepared[k % 2];
+    pool.parallel_for(
+        tiles.size() + (next ? 1 : 0),
+        [&](std::size_t i) {
+          if (next && i == 0) return prepare(k + 1);
+          run_tile(w, *tiles[i - (next ? 1 : 0)]);
+        });
+  }
+}
+
+}  // namespace gmmav::engine
