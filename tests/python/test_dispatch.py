@@ -136,3 +136,44 @@ def test_matmul_binding():
     assert torch.equal(gt.matmul(torch.zeros(3, 0, dtype=F16), torch.zeros(0, 2, dtype=F16)), torch.zeros(3, 2, dtype=F16))
     with pytest.raises(ValueError, match="w"):
         gt.matmul(x, w.t().contiguous())
+
+
+def _every_rank_raises(W, body):
+    """body(r, name) on every rank; each rank's exception (or None) -> list."""
+    def wrapped(r, name):
+        try:
+            body(r, name)
+        except Exception as e:  # noqa: BLE001 - returned for the assertion
+            return e
+        return None
+
+    return cases.run_ranks(gt.in_process_hcoms(W), wrapped)
+
+
+def test_count_mismatch_is_runtime_error_on_every_rank():
+    case = cases.Case(3, 2, 16, 8, F16, 12)
+
+    def body(r, name):
+        x, w, _ = case.inputs(r)
+        recv = case.recv(r)
+        if r == 2:
+            recv[0] += 1  # disagrees with rank 0's send_counts
+        gt.npu_alltoallv_gmm(x, w, name, 3, case.send(r), recv)
+
+    errors = _every_rank_raises(3, body)
+    assert all(isinstance(e, RuntimeError) and not isinstance(e, ValueError) and "mismatch" in str(e) for e in errors), errors
+
+
+def test_mixed_ops_are_runtime_error_on_every_rank():
+    """Rank 0 calls the dispatch op while rank 1 calls the combine op with the same counts."""
+    case = cases.Case(2, 2, 16, 16, BF16, 13)
+
+    def body(r, name):
+        x, w, _ = case.inputs(r)
+        if r == 0:
+            gt.npu_alltoallv_gmm(x, w, name, 2, case.send(r), case.recv(r))
+        else:
+            gt.npu_gmm_alltoallv(x, w, name, 2, case.send(r), case.recv(r))
+
+    errors = _every_rank_raises(2, body)
+    assert all(isinstance(e, RuntimeError) and not isinstance(e, ValueError) and "operator" in str(e) for e in errors), errors
