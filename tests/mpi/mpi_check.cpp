@@ -30,13 +30,14 @@
 //                  workspace, drives MPI for 3 s and checks that y and mmY did
 //                  not change after the error (DIR/rank<r>.after), its
 //                  workspace filled with a pattern and freed (D-mpi1).
-//   --late P       rank P stalls mid-call, once the group agreed to it, past
+//   --late P [before]  rank P stalls mid-call, once the group agreed to it, past
 //                  the timeout, then resumes and sends the rest. Every other
 //                  rank must get the timeout; then it fills its workspace with
 //                  a pattern and unmaps it, drives MPI while P's late rows
 //                  arrive, and checks that y and mmY did not change after the
 //                  error; a later call on the group must be refused at once
 //                  (group broken) without touching its outputs (D-mpi1).
+//                  "before": P calls only after the others timed out.
 // Exit 0 only when every process passed (the verdict is reduced over MPI).
 #include <mpi.h>
 #include <sys/mman.h>
@@ -397,7 +398,9 @@ class StallingExchange final : public gmmav::testing::ForwardingExchange {
   std::atomic<bool> resumed_{false};
 };
 
-bool late(int who, const gmmav::Comm& comm) {
+// before_call: rank `who` calls only after the others timed out (they are
+// still in the count check, nothing posted), instead of stalling mid-call.
+bool late(int who, bool before_call, const gmmav::Comm& comm) {
   const int me = comm.rank();
   CaseSpec s;
   s.world_size = comm.size();
@@ -411,9 +414,11 @@ bool late(int who, const gmmav::Comm& comm) {
   const auto stall = 2 * timeout;
   Case c = make_case(s);
   const gmmav::Comm use =
-      me == who ? gmmav::testing::wrapped(comm, [&](auto inner) { return std::make_unique<StallingExchange>(std::move(inner), stall); })
-                : comm;
+      me == who && !before_call
+          ? gmmav::testing::wrapped(comm, [&](auto inner) { return std::make_unique<StallingExchange>(std::move(inner), stall); })
+          : comm;
   MappedBytes ws(gmmav::workspace_size(gmmav::Plan::create(c.desc(me)), comm));
+  if (me == who && before_call) std::this_thread::sleep_for(stall);
   const auto t0 = std::chrono::steady_clock::now();
   const std::string err = run_rank_in(c, me, use, {ws.data, ws.bytes});
   const auto failed_at = std::chrono::steady_clock::now();
@@ -480,13 +485,13 @@ int main(int argc, char** argv) {
       killed(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 ? argv[3] : ".", argc > 4 ? std::atoi(argv[4]) : -1, comm);
       std::_Exit(0);  // a peer is dead: no collective teardown (MPI_Finalize could wait for it)
     }
-    else if (mode == "--late") ok = late(argc > 2 ? std::atoi(argv[2]) : 1, comm);
+    else if (mode == "--late") ok = late(argc > 2 ? std::atoi(argv[2]) : 1, argc > 3 && std::string(argv[3]) == "before", comm);
     else if (mode == "--fault") {
       fault(argc > 2 ? argv[2] : ".", argc > 3 ? std::atoi(argv[3]) : 0, argc > 4 && std::string(argv[4]) == "after", comm);
       std::_Exit(0);  // peers are gone or unreachable: no collective teardown
     }
     else {
-      std::fprintf(stderr, "usage: gmmav_mpi_check --cases N | --mismatch | --absent R | --killed R DIR | --fault DIR P [after] | --late P\n");
+      std::fprintf(stderr, "usage: gmmav_mpi_check --cases N | --mismatch | --absent R | --killed R DIR | --fault DIR P [after] | --late P [before]\n");
       ok = 0;
     }
   }
