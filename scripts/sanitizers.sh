@@ -25,7 +25,7 @@ if [ "$which" = address ] || [ "$which" = all ]; then
   cmake --build build-asan -j "$jobs" --target gmmav_mpi_check
   mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
            ASAN_OPTIONS=detect_leaks=0:abort_on_error=1)
-  for args in "2 --cases 6" "3 --cases 4 min" "2 --late 1" "3 --late 1"; do
+  for args in "2 --cases 6" "3 --cases 4 min" "2 --late 1" "3 --late 1" "3 --late 1 before"; do
     read -r np rest <<<"$args"
     echo "== address sanitizer: mpirun -np $np gmmav_mpi_check $rest =="
     "${mpi_env[@]}" mpirun --oversubscribe -np "$np" build-asan/bin/gmmav_mpi_check $rest
