@@ -43,9 +43,10 @@ if [ "$which" = thread ] || [ "$which" = all ]; then
   build-tsan/bin/gmmav_compat_tests --gtest_brief=1 --gtest_filter='HcclMisuse.*:Stream.*:WeightCache.*'
   # The MPI backend's threaded paths: pool workers drive MPI at tile boundaries, the count check
   # travels while they compute, refused calls, FUNNELED polling, a rank that never calls (the
-  # group's broken flag is set from the waiting threads). One process per rank.
+  # group's broken flag is set from the waiting threads), a rank that resumes after the others
+  # timed out (a failed call's requests handed to the group). One process per rank.
   mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
-  for args in "2 --cases 6" "3 --cases 4 min" "3 --mismatch" "3 --cases 3 funneled" "3 --absent 1"; do
+  for args in "2 --cases 6" "3 --cases 4 min" "3 --mismatch" "3 --cases 3 funneled" "3 --absent 1" "3 --late 1"; do
     read -r np rest <<<"$args"
     echo "== thread sanitizer: mpirun -np $np gmmav_mpi_check $rest =="
     "${mpi_env[@]}" mpirun --oversubscribe -np "$np" build-tsan/bin/gmmav_mpi_check $rest
