@@ -355,7 +355,7 @@ def matmul(x, w, trans_w=False):
     return out
 
 
-# Autograd (docs/python.md, "Autograd"; D-py1). The two ops are each other's adjoint
+# Autograd (docs/python.md, "Autograd"; D45). The two ops are each other's adjoint
 # (docs/dispatch-op.md §6): the routed input gradient of one is the other op on the output
 # gradient, with the counts exchanged (what a rank sent it now receives) and the weights
 # transposed (the flag flipped: the same tensor read the other way). The weight gradients are

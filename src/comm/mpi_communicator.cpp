@@ -2,13 +2,21 @@
 //
 // meet: starts the cross-rank count check (mpi_count_check.hpp), which the
 // threads that drive MPI advance while the engine computes; once it passed,
-// receives are posted for every incoming row tile straight into y (the
-// unpermute is only offsets) and queued sends start. Until then tiles for
-// remote ranks wait in staging and nothing is written to this rank's outputs.
-// Tiles for remote ranks are computed into a bounded ring of tile-sized
-// staging slots (the workspace: about a quarter of the send volume for large
-// calls, never the whole gmmY) and sent as soon as each is written; a slot is
-// reused once its send completed. Tiles for this rank go straight into y.
+// receives are posted for every incoming row tile and queued sends start.
+// Until then tiles for remote ranks wait in staging and nothing is written to
+// this rank's outputs. Tiles for remote ranks are computed into a bounded ring
+// of tile-sized staging slots (as many as the caller's workspace size allows:
+// about a quarter of the send volume for large calls, never the whole gmmY)
+// and sent as soon as each is written; a slot is reused once its send
+// completed. Tiles for this rank go straight into y.
+// MPI never holds a pointer into the caller's memory (D47): the ring and
+// the receives' landing area belong to the communicator, and a received tile
+// is copied into y (the unpermute is only offsets) by the thread that saw its
+// receive complete. A send cannot be cancelled, nor a receive matched before a
+// failure, so after a failed call MPI may still read or write those buffers:
+// the communicator then keeps them, with the call's unfinished requests, and
+// refuses every later call (the group is broken). Nothing reaches y, mmY or
+// the workspace after the call threw.
 // MPI's progress is weak, so someone must call MPI while the pool computes.
 // With MPI_THREAD_SERIALIZED or better the pool worker that finished a tile
 // does it, at that tile boundary: it starts the tile's send and tests the
@@ -55,6 +63,53 @@ struct PendingSend {
   int slot;
 };
 
+// What a request in flight is for: a send from a ring slot, or a receive of
+// `bytes` into the landing area that belong at byte `y_at` of y.
+struct InFlight {
+  int slot = -1;  // the send's ring slot; -1 for a receive
+  std::int64_t landing_at = 0, y_at = 0, bytes = 0;
+};
+
+// A receive that completed: its bytes go from the landing area into y.
+struct Landed {
+  std::int64_t landing_at, y_at, bytes;
+};
+
+// Memory MPI touches during a call, owned by the communicator (D47): the
+// send ring and the landing area of receives. Grown when a call needs more;
+// kept between calls (no page faults per call).
+class Staging {
+ public:
+  std::byte* ring(std::size_t bytes) { return grow(ring_, ring_bytes_, bytes); }
+  std::byte* landing(std::size_t bytes) { return grow(landing_, landing_bytes_, bytes); }
+  // Never freed: MPI may still use them (a broken group whose requests never completed).
+  void abandon() {
+    (void)ring_.release();
+    (void)landing_.release();
+  }
+
+ private:
+  static std::byte* grow(std::unique_ptr<std::byte[]>& buf, std::size_t& have, std::size_t need) {
+    if (need > have) {
+      buf.reset();
+      buf = std::make_unique_for_overwrite<std::byte[]>(need);
+      have = need;
+    }
+    return buf.get();
+  }
+  std::unique_ptr<std::byte[]> ring_, landing_;
+  std::size_t ring_bytes_ = 0, landing_bytes_ = 0;
+};
+
+// Where a failed call's unfinished requests go (the communicator's).
+class Quarantine {
+ public:
+  virtual void quarantine(std::vector<MPI_Request> requests) noexcept = 0;
+
+ protected:
+  ~Quarantine() = default;
+};
+
 // Staging slots for a call: enough for every pool worker to hold one while
 // sends are in flight, at most a quarter of the remote volume (or all of it
 // when that is smaller than the minimum).
@@ -69,9 +124,10 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
 class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
-              std::int64_t staging_slots, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout, std::atomic<bool>* broken)
+              std::int64_t staging_slots, std::byte* landing, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout,
+              std::atomic<bool>* broken, Quarantine& quarantine)
       : comm_(comm), me_(rank), W_(size), e_(mine.local_experts), row_type_(row_type), check_(check), timeout_(timeout),
-        broken_(broken) {
+        broken_(broken), quarantine_(quarantine), landing_(landing) {
     row_bytes_ = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     tile_rows_ = mine.tiling.tile_rows;
     y_ = static_cast<std::byte*>(mine.y);
@@ -87,6 +143,27 @@ class MpiExchange final : public Exchange {
       auto lk = mpi::lock();
       on_agreed();
     }
+  }
+
+  // A call that did not finish (it threw, or a worker failed) may leave
+  // requests in MPI. Receives not yet matched are cancelled; what is left
+  // (sends, receives matched before the failure) goes to the communicator,
+  // which keeps the staging they use. Runs after the call's error was thrown,
+  // so a receive completing here is not copied into y.
+  ~MpiExchange() override {
+    if (requests_.empty()) return;
+    broken_->store(true, std::memory_order_relaxed);
+    try {
+      auto lk = mpi::lock();
+      for (std::size_t i = 0; i < requests_.size(); ++i)
+        if (in_flight_[i].slot < 0) MPI_Cancel(&requests_[i]);  // fails harmlessly on a matched receive
+      int done = 0;
+      indices_.resize(requests_.size());
+      MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE);
+    } catch (...) {  // mpi::lock cannot fail in practice; a destructor must not throw
+    }
+    std::erase(requests_, MPI_REQUEST_NULL);
+    quarantine_.quarantine(std::move(requests_));
   }
 
   // Called by pool workers: where a tile goes. Rows for this rank go straight
@@ -194,7 +271,11 @@ class MpiExchange final : public Exchange {
       return;
     }
     do {
-      if (!drive_locked()) break;
+      const bool agreed = drive_locked();
+      // Outside MPI's lock: copying a tile into y takes a while.
+      for (const Landed& l : landed_) std::memcpy(y_ + l.y_at, landing_ + l.landing_at, static_cast<std::size_t>(l.bytes));
+      landed_.clear();
+      if (!agreed) break;
       std::lock_guard lk(queue_mu_);
       if (queue_.empty()) break;
     } while (true);
@@ -227,7 +308,7 @@ class MpiExchange final : public Exchange {
       MPI_Request req;
       mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, tag(s.j, s.first), comm_, &req), "MPI_Isend");
       requests_.push_back(req);
-      slot_of_.push_back(s.slot);
+      in_flight_.push_back({.slot = s.slot});
     }
     if (requests_.empty()) return true;
     // FUNNELED: workers blocked on a staging slot while nothing moves for the
@@ -256,10 +337,12 @@ class MpiExchange final : public Exchange {
     {
       std::lock_guard q(queue_mu_);
       for (int i = 0; i < done; ++i) {
-        const int slot = slot_of_[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
-        if (slot >= 0) {
-          free_slots_.push_back(slot);
+        const InFlight& f = in_flight_[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
+        if (f.slot >= 0) {
+          free_slots_.push_back(f.slot);
           freed = true;
+        } else {
+          landed_.push_back({f.landing_at, f.y_at, f.bytes});
         }
       }
     }
@@ -268,11 +351,11 @@ class MpiExchange final : public Exchange {
     for (std::size_t i = 0; i < requests_.size(); ++i) {
       if (requests_[i] == MPI_REQUEST_NULL) continue;
       requests_[out] = requests_[i];
-      slot_of_[out] = slot_of_[i];
+      in_flight_[out] = in_flight_[i];
       ++out;
     }
     requests_.resize(out);
-    slot_of_.resize(out);
+    in_flight_.resize(out);
     return true;
   }
 
@@ -324,21 +407,26 @@ class MpiExchange final : public Exchange {
   std::int64_t tiles_of(std::int64_t rows) const { return (rows + tile_rows_ - 1) / tile_rows_; }
 
   // The check passed (caller holds mpi::lock()): every incoming tile gets its
-  // receive, straight at its final place in y; queued sends may start.
+  // receive, into the landing area (in the order of y's remote rows); queued
+  // sends may start.
   void on_agreed() {
     tag_stride_ = check_.tag_stride();
+    std::int64_t landing_at = 0;
     for (int s = 0; s < W_; ++s) {
       if (s == me_) continue;
       for (int j = 0; j < e_; ++j) {
         const std::int64_t rows = recv_counts_[static_cast<std::size_t>(s * e_ + j)];
         for (std::int64_t t = 0; t < tiles_of(rows); ++t) {
           const std::int64_t first = t * tile_rows_;
+          const std::int64_t tile = std::min(tile_rows_, rows - first);
           MPI_Request req;
-          mpi::check(MPI_Irecv(y_ + (recv_offset_[static_cast<std::size_t>(s * e_ + j)] + first) * row_bytes_,
-                               static_cast<int>(std::min(tile_rows_, rows - first)), row_type_, s, tag(j, first), comm_, &req),
-                     "MPI_Irecv");
+          mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(tile), row_type_, s, tag(j, first), comm_, &req), "MPI_Irecv");
           requests_.push_back(req);
-          slot_of_.push_back(-1);
+          in_flight_.push_back({.slot = -1,
+                                .landing_at = landing_at,
+                                .y_at = (recv_offset_[static_cast<std::size_t>(s * e_ + j)] + first) * row_bytes_,
+                                .bytes = tile * row_bytes_});
+          landing_at += tile * row_bytes_;
         }
       }
     }
@@ -352,16 +440,19 @@ class MpiExchange final : public Exchange {
   MpiCountCheck& check_;
   std::chrono::milliseconds timeout_;
   std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
+  Quarantine& quarantine_;     // takes the requests of a call that did not finish
+  std::byte* landing_ = nullptr;  // the communicator's: receives land here, then are copied into y
   std::int64_t tag_stride_ = 1;
   std::int64_t row_bytes_ = 0;
   std::int64_t tile_rows_ = 1;  // the engine's rows per tile (CallInfo::tiling)
   std::byte* y_ = nullptr;
-  std::byte* staging_ = nullptr;
+  std::byte* staging_ = nullptr;  // the communicator's send ring
   std::vector<std::int64_t> recv_counts_;  // [s*e + j]
   std::vector<std::int64_t> recv_offset_;  // [s*e + j] rows into y
   std::vector<MPI_Request> requests_;  // receives and sends in flight
-  std::vector<int> slot_of_;           // staging slot of each request (-1: a receive)
+  std::vector<InFlight> in_flight_;    // what each request is for
   std::vector<int> indices_;
+  std::vector<Landed> landed_;  // completed receives not yet copied into y (the driving thread's)
   std::mutex queue_mu_;  // guards queue_, free_slots_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;
   std::vector<int> free_slots_;
@@ -384,7 +475,7 @@ class MpiExchange final : public Exchange {
   }
 };
 
-class MpiCommunicator final : public Communicator {
+class MpiCommunicator final : public Communicator, private Quarantine {
  public:
   MpiCommunicator(MPI_Comm comm, std::chrono::milliseconds timeout, std::string name)
       : comm_(comm), timeout_(timeout), name_(std::move(name)) {
@@ -396,6 +487,10 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_get_attr(comm_, MPI_TAG_UB, &ub, &flag);
     check_ = std::make_unique<MpiCountCheck>(comm_, rank_, size_, flag && ub ? *ub : 32767);
   }
+  // A broken group may have requests left in MPI (a failed call's, or the
+  // count check's): their buffers are freed only once they completed, and
+  // never after MPI_Finalize (then nobody can tell) — a leak, not a write
+  // into freed memory.
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -403,6 +498,18 @@ class MpiCommunicator final : public Communicator {
       auto lk = mpi::lock();
       for (auto& [bytes, type] : row_types_) MPI_Type_free(&type);
       MPI_Comm_free(&comm_);
+      return;
+    }
+    bool settled = false;
+    if (!finalized) {
+      auto lk = mpi::lock();
+      int done = 0;
+      settled = check_->settled() &&
+                MPI_Testall(static_cast<int>(quarantined_.size()), quarantined_.data(), &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS && done;
+    }
+    if (!settled) {
+      staging_.abandon();
+      (void)check_.release();
     }
   }
   int rank() const override { return rank_; }
@@ -432,11 +539,17 @@ class MpiCommunicator final : public Communicator {
   // completes here first.
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) override {
     if (broken_.load())
-      fail(Errc::group_broken, "group", "an earlier call on this MPI group failed or timed out; the group is broken, recreate it");
-    std::int64_t remote_rows = 0;
+      fail(Errc::group_broken, "group",
+           "expected a working MPI group, got one broken by an earlier call that failed or timed out (MPI may still hold {} of "
+           "that call's transfers, into memory the group keeps); recreate the group",
+           quarantined_.size());
+    std::int64_t remote_rows = 0, incoming_rows = 0;
     for (int d = 0; d < size_; ++d)
       if (d != rank_)
-        for (int j = 0; j < mine.local_experts; ++j) remote_rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
+        for (int j = 0; j < mine.local_experts; ++j) {
+          remote_rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
+          incoming_rows += mine.recv_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
+        }
     // Any workspace of at least one slot works; more slots keep more sends in flight.
     const std::int64_t row_bytes = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     const std::int64_t tile_rows = mine.tiling.tile_rows;
@@ -447,6 +560,10 @@ class MpiCommunicator final : public Communicator {
     if (remote_rows > 0 && slots < 1)
       fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace (one tile), got {}", slot_bytes,
            workspace.size());
+    // The workspace's size sets the ring's slots (what GetWorkspaceSize asks
+    // for); MPI never gets its bytes, nor y's (D47).
+    std::byte* ring = staging_.ring(static_cast<std::size_t>(slots * slot_bytes));
+    std::byte* landing = staging_.landing(static_cast<std::size_t>(incoming_rows * row_bytes));
     bool agreed = false;
     MPI_Datatype row = MPI_DATATYPE_NULL;
     {
@@ -471,10 +588,18 @@ class MpiCommunicator final : public Communicator {
       }
       agreed = true;
     }
-    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, workspace.data(), slots, *check_, agreed, timeout_, &broken_);
+    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, *check_, agreed, timeout_, &broken_,
+                                         static_cast<Quarantine&>(*this));
   }
 
  private:
+  // A call that did not finish hands over what MPI still holds; the group is
+  // broken (meet refuses), so the staging those requests use is never reused.
+  void quarantine(std::vector<MPI_Request> requests) noexcept override {
+    broken_.store(true);
+    quarantined_.insert(quarantined_.end(), requests.begin(), requests.end());
+  }
+
   // One committed datatype per row width, kept for the group's life (a call
   // would otherwise create and free one).
   MPI_Datatype row_type(std::int64_t row_bytes) {
@@ -494,6 +619,8 @@ class MpiCommunicator final : public Communicator {
   std::atomic<bool> broken_{false};  // written by pool workers during a call (through MpiExchange)
   std::unique_ptr<MpiCountCheck> check_;  // owned here: a gather that timed out may still write into it
   std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
+  Staging staging_;                         // the send ring and the receives' landing area (D47)
+  std::vector<MPI_Request> quarantined_;    // a failed call's requests still in MPI (they use staging_)
 };
 
 }  // namespace

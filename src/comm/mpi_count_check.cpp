@@ -58,6 +58,12 @@ const char* MpiCountCheck::waiting_for() const {
                                                      : "at the start of the call (a rank did not call, or died)";
 }
 
+bool MpiCountCheck::settled() {
+  if (req_ == MPI_REQUEST_NULL) return true;
+  int done = 0;
+  return MPI_Test(&req_, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done != 0;
+}
+
 bool MpiCountCheck::test(MPI_Request* req) {
   int done = 0;
   mpi::check(MPI_Test(req, &done, MPI_STATUS_IGNORE), "MPI_Test");

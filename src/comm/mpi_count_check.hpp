@@ -46,6 +46,10 @@ class MpiCountCheck {
   /// mpi::lock() and serialises calls.
   bool advance();
 
+  /// True when no collective of the check is pending in MPI (its buffers may
+  /// be freed). Tests it once. The caller holds mpi::lock().
+  bool settled();
+
   /// What a timeout while the check is unfinished is waiting for.
   const char* waiting_for() const;
 

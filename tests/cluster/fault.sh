@@ -9,8 +9,8 @@
 # must report an error within the timeout (DIR/rank<r> "... -> expected"), and
 # nothing may hang: every wait here has a limit. With a last argument "after"
 # the ranks also check, once the link is back (DIR/healed), that their y and
-# mmY do not change after the error (DIR/rank<r>.after): known to fail today
-# (docs/status.md, issue 19), so not part of the ctest label.
+# mmY do not change after the error, with their workspace overwritten and
+# unmapped (DIR/rank<r>.after; D47: cluster.link_down.after.*).
 # Usage: fault.sh SIM_CLUSTER MPI_CHECK HOSTS RANKS_PER_HOST link|host H PAUSER DIR [after]
 set -u
 sim=$1 check=$2 hosts=$3 rph=$4 kind=$5 fhost=$6 pauser=$7 dir=$8 after=${9:-}

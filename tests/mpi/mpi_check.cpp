@@ -28,11 +28,19 @@
 //                  timeout; it writes its verdict to DIR/rank<r>. With "after":
 //                  once DIR/healed exists (the link is back) it keeps its
 //                  workspace, drives MPI for 3 s and checks that y and mmY did
-//                  not change after the error (DIR/rank<r>.after) — known to
-//                  fail today (docs/status.md, issue 19: MPI still holds the
-//                  call's receives into y and sends from the workspace).
+//                  not change after the error (DIR/rank<r>.after), its
+//                  workspace filled with a pattern and freed (D47).
+//   --late P [before]  rank P stalls mid-call, once the group agreed to it, past
+//                  the timeout, then resumes and sends the rest. Every other
+//                  rank must get the timeout; then it fills its workspace with
+//                  a pattern and unmaps it, drives MPI while P's late rows
+//                  arrive, and checks that y and mmY did not change after the
+//                  error; a later call on the group must be refused at once
+//                  (group broken) without touching its outputs (D47).
+//                  "before": P calls only after the others timed out.
 // Exit 0 only when every process passed (the verdict is reduced over MPI).
 #include <mpi.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <csignal>
@@ -266,6 +274,31 @@ bool killed(int who, const std::string& dir, int crashing, const gmmav::Comm& co
   return ok;
 }
 
+// Pages of this test's own, so that it can unmap a workspace after a failed
+// call: any later read by MPI then faults instead of going unseen.
+struct MappedBytes {
+  std::byte* data = nullptr;
+  std::size_t bytes = 0;
+  explicit MappedBytes(std::size_t n) : bytes(std::max<std::size_t>(n, 1)) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();
+    data = static_cast<std::byte*>(p);
+  }
+  void unmap() {
+    if (data != nullptr) munmap(data, bytes);
+    data = nullptr;
+  }
+};
+
+std::string run_rank_in(Case& c, int rank, const gmmav::Comm& comm, std::span<std::byte> ws) {
+  try {
+    gmmav::run(gmmav::Plan::create(c.desc(rank)), comm, c.tensors(rank), ws);
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
 // Pauses the call after a few tiles: tells the controller, waits for its fault.
 class PausingExchange final : public gmmav::testing::ForwardingExchange {
  public:
@@ -299,8 +332,8 @@ bool fault(const std::string& dir, int pauser, bool after, const gmmav::Comm& co
   const gmmav::Comm use =
       me == pauser ? gmmav::testing::wrapped(comm, [&](auto inner) { return std::make_unique<PausingExchange>(std::move(inner), dir); }) : comm;
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::byte> ws;  // outlives the call: MPI may still send from it after an error
-  const std::string err = run_rank(c, me, use, false, &ws);
+  MappedBytes ws(gmmav::workspace_size(gmmav::Plan::create(c.desc(me)), comm));
+  const std::string err = run_rank_in(c, me, use, {ws.data, ws.bytes});
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const RankData& mine = c.ranks[static_cast<std::size_t>(me)];
   const auto y = mine.y;
@@ -315,7 +348,10 @@ bool fault(const std::string& dir, int pauser, bool after, const gmmav::Comm& co
     return ok;
   }
   // The link is back (or the dead host stays dead): whatever MPI still had
-  // pending for this call must not land in the outputs.
+  // pending for this call must not land in the outputs, nor read the
+  // workspace, which the caller may now reuse or free.
+  std::memset(ws.data, 0x5A, ws.bytes);
+  ws.unmap();
   if (!wait_for_file(dir + "/healed", std::chrono::seconds(60))) return ok;
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);  // TCP retransmits after the link is back within ~1-2 s
   while (std::chrono::steady_clock::now() < end) {
@@ -326,6 +362,102 @@ bool fault(const std::string& dir, int pauser, bool after, const gmmav::Comm& co
   const bool same = mine.y == y && mine.mm_y == mm_y;
   write_line(dir + "/rank" + std::to_string(me) + ".after",
              "rank " + std::to_string(me) + ": outputs after the error " + (same ? "unchanged -> expected" : "CHANGED -> UNEXPECTED"));
+  return ok && same;
+}
+
+// Stalls the call at its third tile, once the group agreed to it (the peers
+// posted their receives and started their sends), for `stall`: past the peers'
+// timeout. Every computing thread stops, so nothing drives MPI on this rank.
+class StallingExchange final : public gmmav::testing::ForwardingExchange {
+ public:
+  StallingExchange(std::unique_ptr<gmmav::comm::Exchange> inner, std::chrono::milliseconds stall)
+      : ForwardingExchange(std::move(inner)), stall_(stall) {}
+  void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override {
+    const int n = ++tiles_;
+    if (n == 3) {
+      ForwardingExchange::wait_agreed();
+      // A moment of progress: the peers' own check completes (a collective
+      // may still need this rank's forwarding); short, so that their sends
+      // to this rank are still in flight when it stops.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+      while (std::chrono::steady_clock::now() < until) {
+        ForwardingExchange::progress();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::this_thread::sleep_for(stall_);
+      resumed_ = true;
+    } else if (n > 3) {
+      while (!resumed_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return ForwardingExchange::rows_for(d, j, f, r);
+  }
+
+ private:
+  std::chrono::milliseconds stall_;
+  std::atomic<int> tiles_{0};
+  std::atomic<bool> resumed_{false};
+};
+
+// before_call: rank `who` calls only after the others timed out (they are
+// still in the count check, nothing posted), instead of stalling mid-call.
+bool late(int who, bool before_call, const gmmav::Comm& comm) {
+  const int me = comm.rank();
+  CaseSpec s;
+  s.world_size = comm.size();
+  s.local_experts = 2;
+  s.rows_per_rank = 3000;
+  s.h1 = 64;
+  s.n1 = 256;  // 64 KiB tiles: rendezvous messages, several in flight
+  s.shared_expert = true;
+  s.counts = CountPattern::balanced;
+  const auto timeout = comm.timeout();
+  const auto stall = 2 * timeout;
+  Case c = make_case(s);
+  const gmmav::Comm use =
+      me == who && !before_call
+          ? gmmav::testing::wrapped(comm, [&](auto inner) { return std::make_unique<StallingExchange>(std::move(inner), stall); })
+          : comm;
+  MappedBytes ws(gmmav::workspace_size(gmmav::Plan::create(c.desc(me)), comm));
+  if (me == who && before_call) std::this_thread::sleep_for(stall);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string err = run_rank_in(c, me, use, {ws.data, ws.bytes});
+  const auto failed_at = std::chrono::steady_clock::now();
+  const double secs = std::chrono::duration<double>(failed_at - t0).count();
+  const RankData& mine = c.ranks[static_cast<std::size_t>(me)];
+  const auto y = mine.y;
+  const auto mm_y = mine.mm_y;
+  // The late rank may fail or not; every other one must time out.
+  bool ok = me == who || err.find("timed out") != std::string::npos;
+  std::printf("rank %d: after %.2f s: %s -> %s\n", me, secs, err.empty() ? "no error" : err.c_str(), ok ? "expected" : "UNEXPECTED");
+  std::fflush(stdout);
+  // The failed call's workspace is the caller's again: overwrite it, then give the pages back.
+  std::memset(ws.data, 0x5A, ws.bytes);
+  ws.unmap();
+  if (!err.empty()) {
+    // A later call on the broken group: refused at once, its outputs untouched.
+    Case again = make_case(s);
+    std::vector<std::byte> ws2(gmmav::workspace_size(gmmav::Plan::create(again.desc(me)), comm));
+    const auto t1 = std::chrono::steady_clock::now();
+    const std::string err2 = run_rank_in(again, me, comm, ws2);
+    const double secs2 = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    bool untouched = true;
+    for (auto v : again.ranks[static_cast<std::size_t>(me)].y) untouched = untouched && v == 0xA5A5;
+    for (auto v : again.ranks[static_cast<std::size_t>(me)].mm_y) untouched = untouched && v == 0xA5A5;
+    const bool refused = err2.find("broken") != std::string::npos && secs2 < 0.5 && untouched;
+    std::printf("rank %d: the next call after %.3f s: %s%s -> %s\n", me, secs2, err2.empty() ? "no error" : err2.c_str(),
+                untouched ? "" : " (it wrote y or mmY)", refused ? "expected" : "UNEXPECTED");
+    ok = ok && refused;
+  }
+  // Drive MPI while the late rank resumes, sends its rows and gives up (its
+  // own timeout): nothing of it may land in this rank's outputs.
+  const auto end = failed_at + stall + 3 * timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    int flag = 0;
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const bool same = mine.y == y && mine.mm_y == mm_y;
+  std::printf("rank %d: outputs after the error %s\n", me, same ? "unchanged -> expected" : "CHANGED -> UNEXPECTED");
   return ok && same;
 }
 
@@ -343,7 +475,7 @@ int main(int argc, char** argv) {
   {
     gmmav::GroupOptions opt;
     std::string mode = argc > 1 ? argv[1] : "--cases";
-    if (mode == "--absent" || mode == "--killed" || mode == "--fault") opt.timeout = std::chrono::milliseconds(2000);
+    if (mode == "--absent" || mode == "--killed" || mode == "--fault" || mode == "--late") opt.timeout = std::chrono::milliseconds(2000);
     const gmmav::Comm comm = gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
     g_min_workspace = (argc > 3 && std::string(argv[3]) == "min") || (mode == "--mismatch" && argc > 2 && std::string(argv[2]) == "min");
     if (mode == "--cases") ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
@@ -353,12 +485,13 @@ int main(int argc, char** argv) {
       killed(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 ? argv[3] : ".", argc > 4 ? std::atoi(argv[4]) : -1, comm);
       std::_Exit(0);  // a peer is dead: no collective teardown (MPI_Finalize could wait for it)
     }
+    else if (mode == "--late") ok = late(argc > 2 ? std::atoi(argv[2]) : 1, argc > 3 && std::string(argv[3]) == "before", comm);
     else if (mode == "--fault") {
       fault(argc > 2 ? argv[2] : ".", argc > 3 ? std::atoi(argv[3]) : 0, argc > 4 && std::string(argv[4]) == "after", comm);
       std::_Exit(0);  // peers are gone or unreachable: no collective teardown
     }
     else {
-      std::fprintf(stderr, "usage: gmmav_mpi_check --cases N | --mismatch | --absent R | --killed R DIR | --fault DIR P\n");
+      std::fprintf(stderr, "usage: gmmav_mpi_check --cases N | --mismatch | --absent R | --killed R DIR | --fault DIR P [after] | --late P [before]\n");
       ok = 0;
     }
   }
