@@ -33,6 +33,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -68,11 +69,13 @@ struct PendingSend {
 struct InFlight {
   int slot = -1;  // the send's ring slot; -1 for a receive
   std::int64_t landing_at = 0, y_at = 0, bytes = 0;
+  int expert = 0;  // a receive's local expert
 };
 
 // A receive that completed: its bytes go from the landing area into y.
 struct Landed {
   std::int64_t landing_at, y_at, bytes;
+  int expert;
 };
 
 // Memory MPI touches during a call, owned by the communicator (D47): the
@@ -135,6 +138,14 @@ class MpiExchange final : public Exchange {
     for (std::int64_t i = staging_slots; i-- > 0;) free_slots_.push_back(static_cast<int>(i));
     recv_counts_ = mine.recv_counts;
     recv_offset_ = recv_offsets(mine);
+    if (mine.op == Op::dispatch) {  // rows of each expert's group still to arrive (wait_received)
+      pending_rows_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(e_));
+      for (int j = 0; j < e_; ++j) {
+        std::int64_t rows = 0;
+        for (int s = 0; s < W_; ++s) rows += recv_counts_[static_cast<std::size_t>(s * e_ + j)];
+        pending_rows_[static_cast<std::size_t>(j)].store(rows, std::memory_order_relaxed);
+      }
+    }
     workers_drive_ = mpi::thread_level_at_least_serialized();
     const auto now = std::chrono::steady_clock::now();
     check_deadline_ = deadline_after(timeout_, now);
@@ -221,6 +232,8 @@ class MpiExchange final : public Exchange {
       const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (tile_rows_ * row_bytes_));
       std::lock_guard lk(queue_mu_);
       queue_.push_back({dest, j, first, where, rows, slot});
+    } else if (pending_rows_) {
+      pending_rows_[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel);
     }
     if (may_drive() && progress_enabled()) drive(/*wait_turn=*/false);
   }
@@ -273,7 +286,10 @@ class MpiExchange final : public Exchange {
     do {
       const bool agreed = drive_locked();
       // Outside MPI's lock: copying a tile into y takes a while.
-      for (const Landed& l : landed_) std::memcpy(y_ + l.y_at, landing_ + l.landing_at, static_cast<std::size_t>(l.bytes));
+      for (const Landed& l : landed_) {
+        std::memcpy(y_ + l.y_at, landing_ + l.landing_at, static_cast<std::size_t>(l.bytes));
+        if (pending_rows_) pending_rows_[static_cast<std::size_t>(l.expert)].fetch_sub(l.bytes / row_bytes_, std::memory_order_acq_rel);
+      }
       landed_.clear();
       if (!agreed) break;
       std::lock_guard lk(queue_mu_);
@@ -342,7 +358,7 @@ class MpiExchange final : public Exchange {
           free_slots_.push_back(f.slot);
           freed = true;
         } else {
-          landed_.push_back({f.landing_at, f.y_at, f.bytes});
+          landed_.push_back({f.landing_at, f.y_at, f.bytes, f.expert});
         }
       }
     }
@@ -357,6 +373,31 @@ class MpiExchange final : public Exchange {
     requests_.resize(out);
     in_flight_.resize(out);
     return true;
+  }
+
+  // The dispatch op: each expert's rows counted down as they reach y (a
+  // landed tile once copied, a tile of this rank's own once written).
+  bool reports_arrivals() const override { return pending_rows_ != nullptr; }
+  void wait_received(int j) override {
+    wait_agreed();
+    const auto& left = pending_rows_[static_cast<std::size_t>(j)];
+    mpi::Backoff backoff;
+    while (left.load(std::memory_order_acquire) != 0) {
+      poll();
+      {
+        std::lock_guard lk(queue_mu_);
+        if (worker_error_) std::rethrow_exception(worker_error_);
+      }
+      if (left.load(std::memory_order_acquire) == 0) return;
+      if (exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) {
+        broken_->store(true, std::memory_order_relaxed);
+        fail(Errc::timeout, "group",
+             "rank {} timed out after {} ms without progress waiting for {} rows of its expert {} (a peer died or stopped); "
+             "the group is broken, recreate it",
+             me_, timeout_.count(), left.load(std::memory_order_relaxed), j);
+      }
+      backoff.pause();
+    }
   }
 
   void finish() override {
@@ -425,7 +466,8 @@ class MpiExchange final : public Exchange {
           in_flight_.push_back({.slot = -1,
                                 .landing_at = landing_at,
                                 .y_at = (recv_offset_[static_cast<std::size_t>(s * e_ + j)] + first) * row_bytes_,
-                                .bytes = tile * row_bytes_});
+                                .bytes = tile * row_bytes_,
+                                .expert = j});
           landing_at += tile * row_bytes_;
         }
       }
@@ -468,6 +510,7 @@ class MpiExchange final : public Exchange {
   std::exception_ptr refusal_;
   std::chrono::steady_clock::time_point check_deadline_;
   std::exception_ptr worker_error_;  // an MPI failure inside progress() (noexcept)
+  std::unique_ptr<std::atomic<std::int64_t>[]> pending_rows_;  // [j]: dispatch op only (wait_received)
   std::atomic<std::chrono::steady_clock::rep> last_progress_ns_{0};  // last completed request
 
   std::chrono::steady_clock::time_point last_progress() const {
