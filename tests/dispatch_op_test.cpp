@@ -10,7 +10,9 @@
 // - a group whose ranks run different ops fails on every rank, nothing written.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -18,7 +20,9 @@
 #include "gmmav/gmmav.hpp"
 #include "numeric/half.hpp"
 #include "reference/synthetic_case.hpp"
+#include "engine/tile_schedule.hpp"
 #include "support/case_generator.hpp"
+#include "support/forwarding_communicator.hpp"
 #include "support/spawn.hpp"
 
 namespace {
@@ -164,6 +168,53 @@ TEST_P(DispatchOp, RanksRunningDifferentOpsFailOnEveryRank) {
     }
     EXPECT_EQ(mine.ranks[r].y, before) << "rank " << me.rank << ": y written after a refused call";
   });
+}
+
+// Rank 1 fails while it sends its rows to rank 0 (at its second tile): rank 0, waiting for
+// them, gets an error instead of hanging — in-process at once (the failure breaks the group),
+// under MPI at its timeout (D-level: no MPI message can say "I failed" to a peer blocked in a
+// receive; docs/reliability.md).
+TEST_P(DispatchOp, RankFailingMidSendFailsItsPeers) {
+  struct FailingExchange final : gmmav::testing::ForwardingExchange {
+    using ForwardingExchange::ForwardingExchange;
+    int tiles = 0;
+    void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override {
+      if (++tiles == 2) throw gmmav::Error(gmmav::Errc::internal, "", "injected failure");
+      return ForwardingExchange::rows_for(d, j, f, r);
+    }
+  };
+  CaseSpec spec;
+  spec.op = Op::dispatch;
+  spec.world_size = 2;
+  spec.local_experts = 2;
+  spec.counts = CountPattern::balanced;
+  spec.rows_per_rank = 4 * gmmav::engine::kTileRows;
+  Case c = make_case(spec);
+  gmmav::GroupOptions options;
+  options.timeout = std::chrono::milliseconds(2000);
+  const bool in_process = GetParam() == Backend::in_process;
+  GMMAV_SPAWN(
+      GetParam(), 2,
+      [&](const Rank& me) {
+        const gmmav::Comm comm = me.rank == 1 ? gmmav::testing::wrapped(me.comm, [](std::unique_ptr<gmmav::comm::Exchange> ex) {
+          return std::make_unique<FailingExchange>(std::move(ex));
+        })
+                                              : me.comm;
+        const auto plan = gmmav::Plan::create(c.desc(me.rank));
+        std::vector<std::byte> workspace(gmmav::workspace_size(plan, comm));
+        const auto start = std::chrono::steady_clock::now();
+        try {
+          gmmav::run(plan, comm, c.tensors(me.rank), workspace);
+          ADD_FAILURE() << "rank " << me.rank << ": expected an error";
+        } catch (const gmmav::Error& e) {
+          if (me.rank == 1 || in_process)
+            EXPECT_NE(std::string(e.what()).find(me.rank == 1 ? "injected" : "rank 1 failed"), std::string::npos) << e.what();
+          else
+            EXPECT_EQ(e.code(), gmmav::Errc::timeout) << e.what();
+        }
+        EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(in_process ? 1000 : 4000)) << "rank " << me.rank;
+      },
+      options);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DispatchOp, gmmav::testing::backends(), gmmav::testing::backend_name);

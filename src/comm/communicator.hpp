@@ -21,7 +21,7 @@
 // - An Exchange lives for one call. rows_for, rows_done, progress and
 //   wait_agreed are called concurrently by up to Tiling::compute_threads
 //   threads (the compute pool's workers, and the rank's own thread when
-//   caller_computes()); poll, needs_poll, finish and abort only by the rank's
+//   caller_computes()); poll, needs_poll, wait_received, finish and abort only by the rank's
 //   orchestrating thread (abort also after a worker threw; never concurrently
 //   with finish).
 // - No method of either calls back into the engine.
@@ -107,6 +107,13 @@ class Exchange {
   virtual void poll() {}
   /// True when poll() does something (the engine skips polling otherwise).
   virtual bool needs_poll() const { return false; }
+  /// Dispatch op: true when wait_received() is implemented (the engine then
+  /// starts each expert's GEMMs once its rows are in, before the call's other
+  /// rows; otherwise after finish()).
+  virtual bool reports_arrivals() const { return false; }
+  /// Dispatch op: returns once every row of local expert j's group (from
+  /// every source) is in y. Orchestrating thread only; throws as finish().
+  virtual void wait_received(int /*j*/) {}
   /// Waits until every row this rank sends has left and every row it receives
   /// has arrived. Throws gmmav::Error (timeout, peer failure).
   virtual void finish() = 0;

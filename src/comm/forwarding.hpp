@@ -25,6 +25,8 @@ class ForwardingExchange : public Exchange {
   void wait_agreed() override { inner_->wait_agreed(); }
   void poll() override { inner_->poll(); }
   bool needs_poll() const override { return inner_->needs_poll(); }
+  bool reports_arrivals() const override { return inner_->reports_arrivals(); }
+  void wait_received(int j) override { inner_->wait_received(j); }
   void finish() override { inner_->finish(); }
   void abort(const std::string& why) noexcept override { inner_->abort(why); }
 

@@ -49,6 +49,33 @@ std::uint64_t GroupBarrier::arrive_and_wait(int rank, const char* what, bool pro
   return gen;
 }
 
+void GroupBarrier::wait_until(int rank, const std::string& what, const std::function<bool()>& done) {
+  std::unique_lock lk(mu_);
+  auto deadline = deadline_after(timeout_);
+  std::uint64_t seen = progress_.load(std::memory_order_relaxed);
+  while (!broken_ && !done()) {
+    if (cv_.wait_until(lk, deadline) != std::cv_status::timeout) continue;
+    if (broken_ || done()) break;
+    const std::uint64_t now_progress = progress_.load(std::memory_order_relaxed);
+    if (now_progress != seen) {
+      seen = now_progress;
+      deadline = deadline_after(timeout_);
+      continue;
+    }
+    broken_ = true;
+    reason_ = fmt::format("group: rank {} timed out after {} ms waiting for {}; the group is broken, recreate it", rank,
+                          timeout_.count(), what);
+    cv_.notify_all();
+    throw Error(Errc::timeout, "group", reason_);
+  }
+  if (broken_) throw Error(Errc::group_broken, "group", reason_);
+}
+
+void GroupBarrier::wake() noexcept {
+  { std::lock_guard lk(mu_); }  // a waiter between its check and its wait holds the lock: no lost wake-up
+  cv_.notify_all();
+}
+
 void GroupBarrier::break_group(const std::string& reason) noexcept {
   std::lock_guard lk(mu_);
   if (!broken_) {

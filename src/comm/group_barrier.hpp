@@ -38,6 +38,14 @@ class GroupBarrier {
   /// (Errc::invalid_argument; it is not counted and nothing else changes).
   std::uint64_t arrive_and_wait(int rank, const char* what, bool progress_aware, const Hooks& hooks = {});
 
+  /// Waits, as `rank`, until done() holds (checked under the barrier's lock,
+  /// again after every wake()); `what` names the wait in messages. The
+  /// deadline restarts whenever the group makes progress. Throws as
+  /// arrive_and_wait: a timeout breaks the group; a broken group is group_broken.
+  void wait_until(int rank, const std::string& what, const std::function<bool()>& done);
+  /// Wakes wait_until's waiters: call after making some done() true.
+  void wake() noexcept;
+
   /// Marks the group broken and wakes every waiter (idempotent; first reason wins).
   void break_group(const std::string& reason) noexcept;
 

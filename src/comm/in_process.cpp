@@ -33,6 +33,14 @@
 namespace gmmav::comm {
 namespace {
 
+// The dispatch op's arrivals at one rank: [j] = rows of expert j's group not
+// yet written by their senders (counted down in rows_done; the sender that
+// reaches 0 wakes the receiver). Shared by the receiver and its senders.
+struct PendingRows {
+  explicit PendingRows(std::size_t e) : rows(std::make_unique<std::atomic<std::int64_t>[]>(e)) {}
+  std::unique_ptr<std::atomic<std::int64_t>[]> rows;
+};
+
 // One meet's table: every rank's call information (a pointer into the rank's
 // own meet frame, valid while the round is open: every rank is blocked in it
 // then; cleared once checked), its y and the row offsets of its y blocks (read
@@ -40,11 +48,12 @@ namespace {
 struct MeetTable {
   explicit MeetTable(int w)
       : infos(static_cast<std::size_t>(w), nullptr), ys(static_cast<std::size_t>(w), nullptr),
-        recv_offsets(static_cast<std::size_t>(w)), rounds(static_cast<std::size_t>(w), kNever) {}
+        recv_offsets(static_cast<std::size_t>(w)), pending(static_cast<std::size_t>(w)), rounds(static_cast<std::size_t>(w), kNever) {}
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
   std::vector<const CallInfo*> infos;                    // [rank]
   std::vector<void*> ys;                                 // [rank]
   std::vector<std::vector<std::int64_t>> recv_offsets;  // [rank][s*e + j]: first row of that block in its y
+  std::vector<std::shared_ptr<PendingRows>> pending;    // [rank]: the dispatch op's rows still to arrive, per expert
   std::vector<std::uint64_t> rounds;                     // [rank]
   std::optional<Error> verdict;                          // set by the last rank to arrive
 };
@@ -101,14 +110,25 @@ void judge(MeetTable& t, std::uint64_t round) noexcept {
 class InProcessExchange final : public Exchange {
  public:
   InProcessExchange(std::shared_ptr<GroupState> g, int rank, CallClaim claim, std::vector<std::byte*> dest_rows,
-                    std::int64_t row_bytes)
-      : g_(std::move(g)), rank_(rank), claim_(std::move(claim)), dest_rows_(std::move(dest_rows)), row_bytes_(row_bytes) {}
+                    std::int64_t row_bytes, std::shared_ptr<PendingRows> mine, std::vector<std::shared_ptr<PendingRows>> dests)
+      : g_(std::move(g)), rank_(rank), claim_(std::move(claim)), dest_rows_(std::move(dest_rows)), row_bytes_(row_bytes),
+        pending_(std::move(mine)), dest_pending_(std::move(dests)) {}
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
     const int e = static_cast<int>(dest_rows_.size()) / g_->size;
     return dest_rows_[static_cast<std::size_t>(dest * e + j)] + first * row_bytes_;
   }
-  void rows_done(int, int, std::int64_t, std::int64_t, void*) override { g_->barrier.note_progress(); }
+  void rows_done(int dest, int j, std::int64_t, std::int64_t rows, void*) override {
+    g_->barrier.note_progress();
+    if (dest_pending_.empty()) return;  // the combine op: nobody waits for single blocks
+    if (dest_pending_[static_cast<std::size_t>(dest)]->rows[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel) == rows)
+      g_->barrier.wake();
+  }
+  bool reports_arrivals() const override { return pending_ != nullptr; }
+  void wait_received(int j) override {
+    const auto& left = pending_->rows[static_cast<std::size_t>(j)];
+    g_->barrier.wait_until(rank_, fmt::format("the rows of its expert {}", j), [&] { return left.load(std::memory_order_acquire) == 0; });
+  }
   void progress() noexcept override { g_->barrier.note_progress(); }
   void finish() override { g_->barrier.arrive_and_wait(rank_, "the end of the call", /*progress_aware=*/true); }
   void abort(const std::string& reason) noexcept override {
@@ -121,6 +141,8 @@ class InProcessExchange final : public Exchange {
   CallClaim claim_;
   std::vector<std::byte*> dest_rows_;  // [d*e + j]: first row of block (this rank's j) in d's y
   std::int64_t row_bytes_;
+  std::shared_ptr<PendingRows> pending_;                 // this rank's arrivals (dispatch op), else null
+  std::vector<std::shared_ptr<PendingRows>> dest_pending_;  // [d]: d's arrivals (dispatch op), else empty
 };
 
 class InProcessCommunicator final : public Communicator {
@@ -138,12 +160,23 @@ class InProcessCommunicator final : public Communicator {
     // Built outside the lock; swapped into the table on arrival (the old slot is freed here, outside it too).
     std::vector<std::int64_t> offsets = recv_offsets(mine);
     const auto me = static_cast<std::size_t>(rank_);
+    std::shared_ptr<PendingRows> pending;
+    if (mine.op == Op::dispatch) {
+      const auto e = static_cast<std::size_t>(mine.local_experts);
+      pending = std::make_shared<PendingRows>(e);
+      for (std::size_t j = 0; j < e; ++j) {
+        std::int64_t rows = 0;
+        for (std::size_t g = j; g < mine.recv_counts.size(); g += e) rows += mine.recv_counts[g];
+        pending->rows[j].store(rows, std::memory_order_relaxed);
+      }
+    }
     GroupBarrier::Hooks hooks;
     hooks.on_arrival = [&](std::uint64_t round) {
       MeetTable& t = g_->tables[round % 2];
       t.infos[me] = &mine;
       t.ys[me] = mine.y;
       std::swap(t.recv_offsets[me], offsets);
+      t.pending[me] = pending;
       t.rounds[me] = round;
     };
     hooks.on_complete = [&](std::uint64_t round) { judge(g_->tables[round % 2], round); };
@@ -162,7 +195,10 @@ class InProcessCommunicator final : public Communicator {
       const std::int64_t first = table.recv_offsets[d][me * static_cast<std::size_t>(e) + j];
       dest_rows[b] = static_cast<std::byte*>(table.ys[d]) + first * row_bytes;
     }
-    return std::make_unique<InProcessExchange>(g_, rank_, std::move(claim), std::move(dest_rows), row_bytes);
+    std::vector<std::shared_ptr<PendingRows>> dest_pending;
+    if (pending) dest_pending = table.pending;  // every rank runs the dispatch op: the check passed
+    return std::make_unique<InProcessExchange>(g_, rank_, std::move(claim), std::move(dest_rows), row_bytes, std::move(pending),
+                                               std::move(dest_pending));
   }
 
  private:

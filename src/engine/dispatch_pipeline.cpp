@@ -6,8 +6,9 @@
 // buffer in-process, a staging slot on its way to the peer under MPI); the
 // Exchange lays received rows out expert-major, source-minor, so the permute
 // is only an address computation. While the rows travel, the shared expert
-// computes and the first expert's weight is prepared; once every row is in,
-// each expert's GEMM runs on row tiles of its contiguous group.
+// computes and the first expert's weight is prepared; each expert's GEMMs then
+// run on row tiles of its contiguous group as soon as that group's rows are in
+// (where the backend reports arrivals; else once every row is in).
 //
 // Tiles of the routed GEMMs are cut at multiples of kTileRows from the start
 // of each expert's group: the cut depends only on the plan, so results are
@@ -118,32 +119,33 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
         poll);
   }
 
-  // 2. Every row of this rank's groups is in.
-  ex.finish();
-
-  // 3. The routed GEMMs (nothing left to poll), expert by expert (the next expert's weight prepared
-  // by the first task of the current one's job), or all in one job on packed weights.
+  // 2./3. The routed GEMMs, expert by expert (the next expert's weight
+  // prepared by the first task of the current one's job), each as soon as its
+  // rows are in where the backend tells (the rest of the call's rows still
+  // travel meanwhile), else once every row is in; on packed weights all in one job.
+  const bool early = ex.reports_arrivals();
+  if (!early) ex.finish();
+  const std::function<void()> idle = early ? poll : std::function<void()>{};
   const auto run_tile = [&](const gemm::PreparedWeight& w, const GroupTile& tile) {
     w.matmul_rows(reinterpret_cast<const std::uint16_t*>(received + static_cast<std::size_t>(tile.first) * row_bytes), tile.rows,
                   static_cast<std::uint16_t*>(t.y.data) + tile.first * d.n1);
   };
-  if (packed) {
-    pool.parallel_for(routed.size(), [&](std::size_t i) { run_tile(packed->expert(routed[i].expert), routed[i]); });
-    return;
-  }
   for (std::size_t k = 0; k < experts.size(); ++k) {
-    const bool next = k + 1 < experts.size();
+    const bool next = !packed && k + 1 < experts.size();
+    if (early) ex.wait_received(experts[k]);
     std::vector<const GroupTile*> tiles;
     for (const GroupTile& g : routed)
       if (g.expert == experts[k]) tiles.push_back(&g);
-    const gemm::PreparedWeight& w = prepared[k % 2];
+    const gemm::PreparedWeight& w = packed ? packed->expert(experts[k]) : prepared[k % 2];
     pool.parallel_for(
         tiles.size() + (next ? 1 : 0),
         [&](std::size_t i) {
           if (next && i == 0) return prepare(k + 1);
           run_tile(w, *tiles[i - (next ? 1 : 0)]);
-        });
+        },
+        idle);
   }
+  if (early) ex.finish();
 }
 
 }  // namespace gmmav::engine

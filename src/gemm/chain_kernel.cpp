@@ -46,18 +46,18 @@ void convert_slice(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t
 
 // convert_slice for the plain layout, 24 columns at a time with F16C / AVX2 shifts (exact conversions:
 // the same values as numeric::to_float).
+// One panel row: kPanel 16-bit values widened to FP32 (exact), 8 at a time.
+__attribute__((target("avx2,f16c"), always_inline)) inline void widen_panel_row_avx2(DType t, const std::uint16_t* src, float* dst) {
+  for (int v = 0; v < 3; ++v) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 8 * v));
+    const __m256 f = t == DType::f16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    _mm256_storeu_ps(dst + 8 * v, f);
+  }
+}
+
 __attribute__((target("avx2,f16c"))) void convert_slice_avx2(DType t, const std::uint16_t* w, std::int64_t n, std::int64_t k0,
                                                              std::int64_t kc, std::int64_t n0, float* b) {
-  for (std::int64_t kk = 0; kk < kc; ++kk) {
-    const std::uint16_t* src = w + (k0 + kk) * n + n0;
-    float* dst = b + kk * kPanel;
-    for (int v = 0; v < 3; ++v) {
-      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 8 * v));
-      const __m256 f = t == DType::f16 ? _mm256_cvtph_ps(h)
-                                       : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-      _mm256_storeu_ps(dst + 8 * v, f);
-    }
-  }
+  for (std::int64_t kk = 0; kk < kc; ++kk) widen_panel_row_avx2(t, w + (k0 + kk) * n + n0, b + kk * kPanel);
 }
 
 // convert_slice_avx2 for kGroup full panels at once: b + p * kChunk * kPanel is panel p's slice.
@@ -65,15 +65,7 @@ __attribute__((target("avx2,f16c"))) void convert_group_avx2(DType t, const std:
                                                              std::int64_t kc, std::int64_t n0, float* b) {
   for (std::int64_t kk = 0; kk < kc; ++kk) {
     const std::uint16_t* src = w + (k0 + kk) * n + n0;
-    for (std::int64_t p = 0; p < kGroup; ++p) {
-      float* dst = b + p * kChunk * kPanel + kk * kPanel;
-      for (int v = 0; v < 3; ++v) {
-        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + p * kPanel + 8 * v));
-        const __m256 f = t == DType::f16 ? _mm256_cvtph_ps(h)
-                                         : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-        _mm256_storeu_ps(dst + 8 * v, f);
-      }
-    }
+    for (std::int64_t p = 0; p < kGroup; ++p) widen_panel_row_avx2(t, src + p * kPanel, b + p * kChunk * kPanel + kk * kPanel);
   }
 }
 
