@@ -381,6 +381,15 @@ void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
 
 }  // namespace
 
+std::string shape_on(Backend& b, const CaseShape& shape, CaseShape& as_run) {
+  as_run = shape;
+  const int W = b.world_size(shape);
+  if (shape.required_world && W != shape.required_world)
+    return fmt::format("needs W = {}, the group has {}", shape.required_world, W);
+  as_run.world_size = W;
+  return {};
+}
+
 TorchResult run_torch(Backend& b, const reference::Case& kase, double flops, const RunSettings& s) {
   TorchResult t;
   if (b.process_rank() != 0) return t;
@@ -410,15 +419,10 @@ std::int64_t round16(double v) { return std::max<std::int64_t>(16, static_cast<s
 
 CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& s) {
   CaseResult res;
-  res.shape = shape;
   res.backend = b.name();
   res.dtype = dtype;
-  const int W = b.world_size(shape);
-  if (shape.required_world && W != shape.required_world) {
-    res.skipped = fmt::format("needs W = {}, the group has {}", shape.required_world, W);
-    return res;
-  }
-  res.shape.world_size = W;
+  res.skipped = shape_on(b, shape, res.shape);
+  if (!res.skipped.empty()) return res;
   if (shape.calibrate) {
     // GEMM time grows with H1, the exchange's does not: scale H1 by t_a2a / t_gemm until they meet.
     RunSettings quiet = s;

@@ -99,6 +99,10 @@ double median(std::vector<double> v);
 /// Elements of `a` whose bits differ from the first `n` 16-bit values at `b` (a has at least n).
 std::int64_t count_differences(const std::vector<std::uint16_t>& a, const void* b, std::size_t n);
 
+/// `shape` as backend `b` runs it (W = the backend's) into `as_run`; non-empty: why the case
+/// cannot run on it (a case that exists only for another W).
+std::string shape_on(Backend& b, const CaseShape& shape, CaseShape& as_run);
+
 /// The synthetic case of a shape (the combine op; a dispatch bench sets spec.op itself).
 reference::CaseSpec spec_of(const CaseShape& c, DType dtype);
 

@@ -118,15 +118,11 @@ const char* to_string(DispatchVariant v) {
 
 DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& s) {
   DispatchResult res;
-  res.shape = shape;
   res.backend = b.name();
   res.dtype = dtype;
-  const int W = b.world_size(shape);
-  if (shape.required_world && W != shape.required_world) {
-    res.skipped = fmt::format("needs W = {}, the group has {}", shape.required_world, W);
-    return res;
-  }
-  res.shape.world_size = W;
+  res.skipped = shape_on(b, shape, res.shape);
+  if (!res.skipped.empty()) return res;
+  const int W = res.shape.world_size;
   reference::CaseSpec spec = spec_of(res.shape, dtype);
   spec.op = Op::dispatch;
   spec.permute_out = res.permute_out;
