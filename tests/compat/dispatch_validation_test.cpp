@@ -182,6 +182,15 @@ const Case kCases[] = {
      [](Call& c) { c.permute_out = c.make({{Call::kA, Call::kH1}}, c.y.get()); }},
     // ---- 161002 only with GMMAV_STRICT_A3=1 ----
     {"StrictA3WorldSize", kInvalid, "epWorldSize", [](Call&) {}, true},
+    {"StrictA3BlockVolume", kInvalid, "sendCounts",
+     [](Call& c) {  // the W = 8 group: 1 row per rank block, 16 * 2 bytes < 2 MiB
+       c.group_storage = Groups::get().name8;
+       c.group = c.group_storage.c_str();
+       c.ep_world_size = 8;
+       c.send_counts = c.counts(counts_summing_to(Call::kBSK, 16));
+       c.recv_counts = c.counts(counts_summing_to(Call::kA, 16));
+     },
+     true, /*device=*/8},
     // ---- V2: commMode, after the 161001 rules of the rest ----
     {"V2CommModeNull", kNull, "commMode", [](Call& c) { c.comm_mode = nullptr; }, false, 0, Entry::dispatch_v2},
     {"V2CommModeUnknown", kInvalid, "commMode", [](Call& c) { c.comm_mode = "hccs"; }, false, 0, Entry::dispatch_v2},
@@ -251,6 +260,28 @@ TEST(DispatchValidationBaseline, ValidCallsSucceed) {
       ASSERT_NE(c.executor, nullptr);
       EXPECT_EQ(aclDestroyAclOpExecutor(c.executor), ACLNN_SUCCESS);
     }
+  // The A3 envelope accepts a dispatch call it should (W = 8, 2 MiB per rank block of H1-wide rows).
+  for (bool strict : {false, true}) {
+    ScopedEnv env("GMMAV_STRICT_A3", strict ? std::optional<std::string>("1") : std::nullopt);
+    ASSERT_EQ(aclrtSetDevice(8), ACL_SUCCESS);
+    Call c;
+    const std::int64_t rows = 128 * 8, h1 = 8192;
+    DeviceBuffer x(static_cast<std::size_t>(rows * h1)), w(static_cast<std::size_t>(2 * h1 * 8)),
+        y(static_cast<std::size_t>(rows * 8)), p(static_cast<std::size_t>(rows * h1));
+    c.gmm_x = c.make({{rows, h1}}, x.get());
+    c.gmm_weight = c.make({{2, h1, 8}}, w.get());
+    c.gmm_y = c.make({{rows, 8}}, y.get());
+    c.permute_out = c.make({{rows, h1}}, p.get());
+    c.no_shared_expert();
+    c.group_storage = Groups::get().name8;
+    c.group = c.group_storage.c_str();
+    c.ep_world_size = 8;
+    c.send_counts = c.counts(std::vector<std::int64_t>(16, 64));
+    c.recv_counts = c.counts(std::vector<std::int64_t>(16, 64));
+    ASSERT_EQ(c.run(), ACLNN_SUCCESS) << "strict " << strict << ": " << recent_error();
+    EXPECT_EQ(aclDestroyAclOpExecutor(c.executor), ACLNN_SUCCESS);
+  }
+  ASSERT_EQ(aclrtSetDevice(0), ACL_SUCCESS);
   Call c;
   c.permute_out = nullptr;
   c.permute_out_flag = false;
