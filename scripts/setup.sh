@@ -2,21 +2,22 @@
 # Installs the Debian packages gmmav needs (only the missing ones; apt-get
 # update first), then configures and builds into build/. Idempotent; never
 # asks anything (safe under CI=true). Extra arguments go to cmake's configure step.
-# --python (first argument): also install PyTorch and pytest (python3-torch, python3-pytest), which
-# the Python package's tests need (ctest label "python"; docs/python.md). The package itself
-# (pybind11 + Python headers, small) is always built; PyTorch is large, so only on request (D28).
+# --suite (first argument): also install what the whole test suite needs beyond the build:
+# PyTorch and pytest (python3-torch, python3-pytest: ctest label "python", docs/python.md) and
+# clang-format and clang-tidy (ctest style.format, scripts/tidy.sh in .ci/run). The Python package itself (pybind11 + Python headers,
+# small) is always built; PyTorch is large, so only on request (D28). --python is the old name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-with_torch=0
-if [ "${1:-}" = "--python" ]; then
-  with_torch=1
+with_suite=0
+if [ "${1:-}" = "--suite" ] || [ "${1:-}" = "--python" ]; then
+  with_suite=1
   shift
 fi
 
 packages=(g++ cmake ninja-build pkg-config libdnnl-dev libopenblas-dev libopenmpi-dev openmpi-bin
           libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev python3-numpy
           python3-dev pybind11-dev)
-if [ "$with_torch" = 1 ]; then packages+=(python3-torch python3-pytest); fi
+if [ "$with_suite" = 1 ]; then packages+=(python3-torch python3-pytest clang-format clang-tidy); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
-"""gmmav: the fused MoE operator GroupedMatMul -> Unpermute -> AlltoAllv (+ shared-expert MatMul) on CPUs.
+"""gmmav: the fused MoE operators GroupedMatMul -> Unpermute -> AlltoAllv (combine) and its mirror
+AlltoAllv -> Permute -> GroupedMatMul (dispatch), each with a shared-expert MatMul, on CPUs.
 
-The PyTorch face is ``gmmav.torch`` (torch_npu's ``npu_gmm_alltoallv`` on CPU tensors, over
+The PyTorch face is ``gmmav.torch`` (torch_npu's ``npu_gmm_alltoallv`` and ``npu_alltoallv_gmm`` on CPU tensors, over
 torch.distributed or MPI); see docs/python.md.
 """
 from ._native import compute_threads, launched_by_mpi  # noqa: F401

@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -17,6 +18,8 @@
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "api/comm_access.hpp"
+#include "engine/compute_pool.hpp"
+#include "gemm/tile_matmul.hpp"
 #include "torch_dist_communicator.hpp"
 
 namespace py = pybind11;
@@ -48,6 +51,7 @@ struct Call {
   OpTensors t;
   bool trans_gmm = false, trans_mm = false;
   int world_size = 0;
+  Op op = Op::combine;
 };
 
 Call make_call(int world_size, std::vector<std::int64_t> send, std::vector<std::int64_t> recv, bool trans_gmm, bool trans_mm,
@@ -69,7 +73,7 @@ Call make_call(int world_size, std::vector<std::int64_t> send, std::vector<std::
 }
 
 Plan plan_for(const Comm& comm, const Call& c) {
-  return Plan::from_tensors(c.world_size, comm.rank(), c.send, c.recv, c.t, c.trans_gmm, c.trans_mm);
+  return Plan::from_tensors(c.world_size, comm.rank(), c.send, c.recv, c.t, c.trans_gmm, c.trans_mm, Envelope::native, c.op);
 }
 
 // A rank's handle as Python holds it: the group and the workspace its calls reuse
@@ -83,6 +87,38 @@ struct Group {
     return std::span<std::byte>(workspace.data(), need);
   }
 };
+
+// Rows per task of matmul(): fixed, so which rows share a tile (and so each tile's route,
+// tile_matmul.hpp) never depends on the thread count: results are the same bits for any pool.
+constexpr std::int64_t kMatmulTileRows = 128;
+
+// out(rows x n) = round(x(rows x k) @ W), W (k x n) or, with trans_w, stored (n x k): gmmav's GEMM
+// (FP32 accumulation over the whole k, one RNE rounding), row tiles on the compute pool.
+void matmul(const ConstTensorView& x, const ConstTensorView& w, const TensorView& out, bool trans_w) {
+  auto fail = [](const char* param, const std::string& what) { throw Error(Errc::invalid_argument, param, what); };
+  if (x.rank != 2 || w.rank != 2 || out.rank != 2) fail("x", "matmul: expected 2-D x, w and out");
+  if (x.dtype != w.dtype || x.dtype != out.dtype) fail("w", "matmul: expected one dtype for x, w and out");
+  const std::int64_t rows = x.dims[0], k = x.dims[1];
+  const std::int64_t n = trans_w ? w.dims[0] : w.dims[1];
+  if ((trans_w ? w.dims[1] : w.dims[0]) != k) fail("w", "matmul: expected w's reduction dimension to be x's columns");
+  if (out.dims[0] != rows || out.dims[1] != n) fail("out", "matmul: expected out (rows of x, columns of W)");
+  // Row-major; a dim of extent <= 1 may carry any stride (as gmmav's own tensor rules).
+  auto contiguous = [](const auto& v) {
+    return (v.dims[1] <= 1 || v.strides[1] == 1) && (v.dims[0] <= 1 || v.strides[0] == v.dims[1]);
+  };
+  if (!contiguous(x) || !contiguous(w) || !contiguous(out)) fail("x", "matmul: expected contiguous tensors");
+  if (rows == 0 || n == 0) return;
+  if (k == 0) fail("x", "matmul: expected a reduction dimension > 0 (the caller writes zeros)");
+  gemm::PreparedWeight pw;
+  pw.prepare(x.dtype, static_cast<const std::uint16_t*>(w.data), k, n, trans_w, gemm::PreparedWeight::Packing::now, "w");
+  const auto* xs = static_cast<const std::uint16_t*>(x.data);
+  auto* os = static_cast<std::uint16_t*>(out.data);
+  const std::size_t tiles = static_cast<std::size_t>((rows + kMatmulTileRows - 1) / kMatmulTileRows);
+  engine::ComputePool::instance().parallel_for(tiles, [&](std::size_t i) {
+    const std::int64_t first = static_cast<std::int64_t>(i) * kMatmulTileRows;
+    pw.matmul_rows(xs + first * k, std::min(kMatmulTileRows, rows - first), os + first * n);
+  });
+}
 
 const char* errc_name(Errc c) {
   switch (c) {
@@ -161,6 +197,28 @@ PYBIND11_MODULE(_native, m) {
     const Plan plan = plan_for(group.comm, c);
     run(plan, group.comm, c.t, group.workspace_for(plan));
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
+
+  // The dispatch op (docs/dispatch-op.md): the same call with gmmY as `y` and permuteOut if given.
+  m.def("run_dispatch", [](GMMAV_CALL_ARGS, std::optional<py::tuple> permute_out) {
+    Call c = GMMAV_MAKE_CALL;
+    c.op = Op::dispatch;
+    if (permute_out) c.t.permute_out = to_view<TensorView>(*permute_out);
+    py::gil_scoped_release nogil;
+    const auto t0 = std::chrono::steady_clock::now();
+    const Plan plan = plan_for(group.comm, c);
+    run(plan, group.comm, c.t, group.workspace_for(plan));
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
+
+  // out = round(x @ W) (W = w, or w transposed with trans_w) with gmmav's GEMM: the autograd
+  // formulas' weight and shared-expert gradients (gmmav.torch), deterministic for any thread count.
+  m.def("matmul", [](py::tuple x, py::tuple w, py::tuple out, bool trans_w) {
+    const auto xv = to_view<ConstTensorView>(x);
+    const auto wv = to_view<ConstTensorView>(w);
+    const auto ov = to_view<TensorView>(out);
+    py::gil_scoped_release nogil;
+    matmul(xv, wv, ov, trans_w);
   });
 
   // The C++ API timed on its own (for the binding-overhead measurement): `iterations`

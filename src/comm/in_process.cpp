@@ -217,6 +217,7 @@ std::vector<std::shared_ptr<Communicator>> create_in_process(int world_size, std
   const std::string n = name.empty() ? fmt::format("gmmav-inproc-{}", g_group_counter.fetch_add(1)) : name;
   auto g = std::make_shared<GroupState>(world_size, timeout, n);
   std::vector<std::shared_ptr<Communicator>> out;
+  out.reserve(static_cast<std::size_t>(world_size));
   for (int r = 0; r < world_size; ++r) out.push_back(std::make_shared<InProcessCommunicator>(g, r));
   return out;
 }

@@ -157,6 +157,7 @@ std::vector<std::string> run_in_process(Case& c, const GroupOptions& options) {
   auto comms = create_in_process_group(W, options);
   std::vector<std::string> errors(static_cast<std::size_t>(W));
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(W));
   for (int r = 0; r < W; ++r) {
     threads.emplace_back([&, r] {
       try {

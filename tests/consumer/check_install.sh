@@ -56,7 +56,7 @@ g++ -std=c++17 -O1 "$project/aclnn_main.cpp" -o "$work/pc_aclnn" $(pkg-config --
 "$work/pc_aclnn"
 
 # The Python package, when the build has it: imported from the prefix alone (not the build tree),
-# one in-process call checked against its exact value (8 ones times 8 ones = 8 in every element).
+# in-process calls of both ops (and a backward) checked against their exact values (8 ones times 8 ones = 8).
 pkg="$prefix/lib/python3/dist-packages"
 if [ -d "$pkg/gmmav" ]; then
   step "the installed Python package (PYTHONPATH=$pkg)"
@@ -69,6 +69,11 @@ assert not gmmav.__file__.startswith(os.path.join(sys.argv[1], "python") + os.se
 name = gt.in_process_hcoms(1)[0]
 y, mm_y = gt.npu_gmm_alltoallv(torch.ones(4, 8, dtype=torch.float16), torch.ones(1, 8, 8, dtype=torch.float16), name, 1, [4], [4])
 assert y.shape == (4, 8) and bool((y == 8).all()) and mm_y is None, (y, mm_y)
+# The dispatch op and autograd through it: gmm_y = 8 everywhere; d(sum gmm_y)/dW = sum of the rows = 4.
+w = torch.ones(1, 8, 8, dtype=torch.float16, requires_grad=True)
+gmm_y, _, perm = gt.npu_alltoallv_gmm(torch.ones(4, 8, dtype=torch.float16), w, name, 1, [4], [4], permute_out_flag=True)
+gmm_y.float().sum().backward()
+assert bool((gmm_y == 8).all()) and bool((perm == 1).all()) and bool((w.grad == 4).all()), (gmm_y, w.grad)
 print("installed gmmav.torch:", gmmav.__file__, "PASS")
 PY
     )

@@ -80,11 +80,12 @@ class Case:
         return (y.reshape(-1, self.n1), b.reshape(-1, self.n1)), mm
 
 
-def check_within_bound(got, ref, absprod, k, dtype):
-    """SPEC §4: |got - ref| <= 1 ulp of the output dtype at ref + the FP32 accumulation bound."""
-    assert got.shape == ref.shape, (got.shape, ref.shape)
+def check_within_bound(got, ref, absprod, k, dtype, what=""):
+    """SPEC §4: |got - ref| <= 1 ulp of the output dtype at ref + the FP32 accumulation bound.
+    Returns the largest err/bound ratio (<= 1)."""
+    assert got.shape == ref.shape, (what, got.shape, ref.shape)
     if got.numel() == 0:
-        return
+        return 0.0
     mant = 10 if dtype == torch.float16 else 7
     min_exp = -14 if dtype == torch.float16 else -126
     e = torch.floor(torch.log2(ref.abs().clamp_min(2.0 ** min_exp)))
@@ -93,7 +94,59 @@ def check_within_bound(got, ref, absprod, k, dtype):
     bound = ulp + gamma * absprod
     err = (got.double() - ref).abs()
     bad = err > bound
-    assert not bad.any(), f"{int(bad.sum())} elements beyond SPEC §4's bound; worst err/bound {float((err / bound).max()):.3g}"
+    assert not bad.any(), f"{what}: {int(bad.sum())} elements beyond SPEC §4's bound; worst err/bound {float((err / bound).max()):.3g}"
+    return float((err / bound).max())
+
+
+def dispatch_golden(case, r):
+    """The dispatch op (docs/dispatch-op.md) for rank r in float64: (gmm_y, |products| sums),
+    permute_out (exact), the shared expert's (mm_y, sums) or None. Rank r's gmm_x rows go in
+    ascending global expert g = d*e + j; r receives, expert-major and source-minor, the block
+    g = r*e + j of every source s, and multiplies it by its own W_j."""
+    e, W = case.e, case.W
+    _, w, kw = case.inputs(r)
+    ys, bounds, perm = [], [], []
+    for j in range(e):
+        wj = w[j].double()
+        wj = wj.t() if case.trans_gmm else wj
+        for s in range(W):
+            x_s = case.inputs(s)[0]
+            flat = case.send(s)
+            first = sum(flat[:r * e + j])
+            rows = x_s[first:first + flat[r * e + j]]
+            perm.append(rows)
+            ys.append(rows.double() @ wj)
+            bounds.append(rows.double().abs() @ wj.abs())
+    y = torch.cat(ys).reshape(-1, case.n1)
+    b = torch.cat(bounds).reshape(-1, case.n1)
+    mm = None
+    if case.shared:
+        mw = kw["mm_weight"].double()
+        mw = mw.t() if case.trans_mm else mw
+        mx = kw["mm_x"].double()
+        mm = (mx @ mw, mx.abs() @ mw.abs())
+    return (y, b), torch.cat(perm).reshape(-1, case.h1), mm
+
+
+def check_dispatch_rank(case, r, out, permute_out_flag):
+    gmm_y, mm_y, perm = out
+    (ref, absprod), ref_perm, mm = dispatch_golden(case, r)
+    check_within_bound(gmm_y, ref, absprod, case.h1, case.dtype, "gmm_y")
+    if permute_out_flag:
+        assert bits_equal(perm, ref_perm), "permute_out is not the received rows, bit for bit"
+    else:
+        assert perm is None
+    if case.shared:
+        check_within_bound(mm_y, mm[0], mm[1], case.shared[1], case.dtype, "mm_y")
+    else:
+        assert mm_y is None
+
+
+def call_dispatch(case, r, name, permute_out_flag=False, op=None):
+    x, w, kw = case.inputs(r)
+    op = op or gt.npu_alltoallv_gmm
+    return op(x, w, name, case.W, case.send(r), case.recv(r), trans_gmm_weight=case.trans_gmm,
+              trans_mm_weight=case.trans_mm, permute_out_flag=permute_out_flag, **kw)
 
 
 def check_case_rank(case, r, y, mm_y):

@@ -38,3 +38,14 @@ def test_gloo_rank_that_never_calls_is_runtime_error_within_the_timeout(monkeypa
 
 def test_gloo_expert_parallel_subgroups_W4():
     spawn(4, "subgroups")
+
+
+@pytest.mark.parametrize("W", [2, 3])
+def test_gloo_dispatch(W):
+    """npu_alltoallv_gmm over gloo: the case matrix vs float64 and the C++ API, combine(dispatch(x)) = x."""
+    spawn(W, "dispatch")
+
+
+def test_gloo_training_step_W2():
+    """MoEExperts' forward + backward over gloo: bit-identical to in-process ranks (checked vs float64)."""
+    spawn(2, "train")
