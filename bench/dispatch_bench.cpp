@@ -42,8 +42,12 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
         else
           gmmav::run(plan, comm, fused, workspace);
         break;
-      case DispatchVariant::fused_per_call: gmmav::run(plan, comm, per_call, workspace); break;
-      case DispatchVariant::aclnn: aclnn->call(); break;
+      case DispatchVariant::fused_per_call:
+        gmmav::run(plan, comm, per_call, workspace);
+        break;
+      case DispatchVariant::aclnn:
+        aclnn->call();
+        break;
     }
   };
   const auto timed = [&](DispatchVariant v) {
@@ -65,8 +69,7 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
     }
 
   // 1. The other variants' outputs against fused's: the same engine, so bit-identical.
-  std::int64_t diff = count_differences(y, fused.y.data, rd.y.size()) +
-                      count_differences(mm_y, rd.mm_y.data(), rd.mm_y.size()) +
+  std::int64_t diff = count_differences(y, fused.y.data, rd.y.size()) + count_differences(mm_y, rd.mm_y.data(), rd.mm_y.size()) +
                       count_differences(permute_out, rd.permute_out.data(), rd.permute_out.size());
   std::int64_t aclnn_diff = 0;
   if (aclnn)
@@ -93,12 +96,11 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
   }
   if (r == 0) {
     res.verified_ok = total_diff == 0 && total_aclnn_diff == 0 && ref_bad == 0;
-    res.verification = fmt::format(
-        "fused gmmY/mmY/permuteOut vs fused_per_call: {}; vs aclnn: {}",
-        total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff),
-        !aclnn                  ? std::string("not run")
-        : total_aclnn_diff == 0 ? std::string("bit-identical")
-                                : fmt::format("{} elements DIFFER", total_aclnn_diff));
+    res.verification = fmt::format("fused gmmY/mmY/permuteOut vs fused_per_call: {}; vs aclnn: {}",
+                                   total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff),
+                                   !aclnn                  ? std::string("not run")
+                                   : total_aclnn_diff == 0 ? std::string("bit-identical")
+                                                           : fmt::format("{} elements DIFFER", total_aclnn_diff));
     res.verification += ref_checked ? fmt::format("; vs FP64 reference: {}{}", ref_bad == 0 ? "PASS" : "FAIL",
                                                   ref_text.empty() ? "" : " (" + ref_text + ")")
                                     : std::string("; FP64 reference skipped (too large)");
@@ -109,9 +111,12 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
 
 const char* to_string(DispatchVariant v) {
   switch (v) {
-    case DispatchVariant::fused: return "fused";
-    case DispatchVariant::fused_per_call: return "fused_per_call";
-    case DispatchVariant::aclnn: return "aclnn";
+    case DispatchVariant::fused:
+      return "fused";
+    case DispatchVariant::fused_per_call:
+      return "fused_per_call";
+    case DispatchVariant::aclnn:
+      return "aclnn";
   }
   return "?";
 }
@@ -138,7 +143,8 @@ DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype
   b.for_each_rank(W, [&](RankGroup& g, const Comm& comm) {
     run_rank(g, comm, kase, plans[static_cast<std::size_t>(g.rank())], s, comms, res);
   });
-  for (int v = 0; v < kDispatchVariants; ++v) res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);
+  for (int v = 0; v < kDispatchVariants; ++v)
+    res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);
   if (s.torch) res.torch = run_torch(b, kase, res.flops, s);
   return res;
 }
@@ -164,8 +170,9 @@ nlohmann::json to_json(const DispatchResult& r) {
   j["remote_bytes"] = r.remote_bytes;
   for (int v = 0; v < kDispatchVariants; ++v) {
     const auto dv = static_cast<DispatchVariant>(v);
-    j["variants"][to_string(dv)] = r.ran(dv) ? nlohmann::json{{"t_s", r.t(dv)}, {"samples_s", r.samples[static_cast<std::size_t>(v)]}}
-                                             : nlohmann::json(nullptr);
+    j["variants"][to_string(dv)] = r.ran(dv)
+                                       ? nlohmann::json{{"t_s", r.t(dv)}, {"samples_s", r.samples[static_cast<std::size_t>(v)]}}
+                                       : nlohmann::json(nullptr);
   }
   if (!r.aclnn_skipped.empty()) j["aclnn_skipped"] = r.aclnn_skipped;
   j["verification"] = r.verification;
@@ -175,9 +182,10 @@ nlohmann::json to_json(const DispatchResult& r) {
 }
 
 std::string dispatch_table(const std::vector<DispatchResult>& results) {
-  std::string out = fmt::format("dispatch op (AlltoAllv -> Permute -> GroupedMatMul, permuteOut written); times in ms, "
-                                "slowest rank, median\n{:<14} {:<5} {:>3} {:>3} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
-                                "case", "dtype", "W", "e", "A/rk", "H1", "N1", "fused", "per_call", "aclnn", "torch", "GFLOP/s");
+  std::string out = fmt::format(
+      "dispatch op (AlltoAllv -> Permute -> GroupedMatMul, permuteOut written); times in ms, "
+      "slowest rank, median\n{:<14} {:<5} {:>3} {:>3} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
+      "case", "dtype", "W", "e", "A/rk", "H1", "N1", "fused", "per_call", "aclnn", "torch", "GFLOP/s");
   const auto ms = [](bool ran, double t) { return ran ? fmt::format("{:.3f}", t * 1e3) : std::string("-"); };
   for (const DispatchResult& r : results) {
     const char* dt = r.dtype == DType::bf16 ? "bf16" : "fp16";
@@ -188,14 +196,16 @@ std::string dispatch_table(const std::vector<DispatchResult>& results) {
     const double t = r.t(DispatchVariant::fused);
     out += fmt::format("{:<14} {:<5} {:>3} {:>3} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8.1f}\n", r.shape.name, dt,
                        r.shape.world_size, r.shape.experts, r.shape.bs * r.shape.topk, r.shape.h1, r.shape.n1,
-                       ms(r.ran(DispatchVariant::fused), t), ms(r.ran(DispatchVariant::fused_per_call), r.t(DispatchVariant::fused_per_call)),
+                       ms(r.ran(DispatchVariant::fused), t),
+                       ms(r.ran(DispatchVariant::fused_per_call), r.t(DispatchVariant::fused_per_call)),
                        ms(r.ran(DispatchVariant::aclnn), r.t(DispatchVariant::aclnn)), ms(r.torch.available, r.torch.median),
                        t > 0 ? r.flops / t * 1e-9 : 0.0);
     out += fmt::format("  check: {}{}\n", r.verification, r.verified_ok ? "" : "  <-- FAILED");
     if (!r.aclnn_skipped.empty()) out += fmt::format("  aclnn not run: {}\n", r.aclnn_skipped);
     if (r.torch.attempted)
-      out += r.torch.available ? fmt::format("  torch {} ({} threads/rank): {}\n", r.torch.version, r.torch.threads_per_rank, r.torch.check)
-                               : fmt::format("  torch not run: {}\n", r.torch.why);
+      out += r.torch.available
+                 ? fmt::format("  torch {} ({} threads/rank): {}\n", r.torch.version, r.torch.threads_per_rank, r.torch.check)
+                 : fmt::format("  torch not run: {}\n", r.torch.why);
   }
   return out;
 }

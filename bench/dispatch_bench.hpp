@@ -27,8 +27,8 @@ struct DispatchResult {
   bool permute_out = true;  ///< the calls write permuteOut (else the rows land in the workspace)
   std::array<std::vector<double>, kDispatchVariants> samples;  ///< seconds, slowest rank, per repetition
   std::array<double, kDispatchVariants> median{};
-  double flops = 0;                 ///< all ranks, one call
-  std::int64_t remote_bytes = 0;    ///< bytes leaving their rank in one call, all ranks (H1-wide rows)
+  double flops = 0;               ///< all ranks, one call
+  std::int64_t remote_bytes = 0;  ///< bytes leaving their rank in one call, all ranks (H1-wide rows)
   std::string verification;
   bool verified_ok = true;
   std::string skipped;        ///< the case did not run, and why

@@ -34,39 +34,39 @@ PrepareArgs args(const aclTensor* gmmX, const aclTensor* gmmWeight, const aclTen
 
 extern "C" {
 
-aclnnStatus aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(
-    const aclTensor* gmmX, const aclTensor* gmmWeight, const aclTensor* sendCountsTensorOptional,
-    const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional, const aclTensor* mmWeightOptional,
-    const char* group, int64_t epWorldSize, const aclIntArray* sendCounts, const aclIntArray* recvCounts,
-    bool transGmmWeight, bool transMmWeight, bool permuteOutFlag, aclTensor* gmmY, aclTensor* mmYOptional,
-    aclTensor* permuteOutOptional, uint64_t* workspaceSize, aclOpExecutor** executor) {
-  return gmmav::aclnn::prepare(kV1, args(gmmX, gmmWeight, sendCountsTensorOptional, recvCountsTensorOptional, mmXOptional,
-                                         mmWeightOptional, group, epWorldSize, sendCounts, recvCounts, transGmmWeight,
-                                         transMmWeight, permuteOutFlag, gmmY, mmYOptional, permuteOutOptional,
-                                         workspaceSize, executor));
+aclnnStatus aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(const aclTensor* gmmX, const aclTensor* gmmWeight,
+                                                        const aclTensor* sendCountsTensorOptional,
+                                                        const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional,
+                                                        const aclTensor* mmWeightOptional, const char* group, int64_t epWorldSize,
+                                                        const aclIntArray* sendCounts, const aclIntArray* recvCounts,
+                                                        bool transGmmWeight, bool transMmWeight, bool permuteOutFlag,
+                                                        aclTensor* gmmY, aclTensor* mmYOptional, aclTensor* permuteOutOptional,
+                                                        uint64_t* workspaceSize, aclOpExecutor** executor) {
+  return gmmav::aclnn::prepare(
+      kV1, args(gmmX, gmmWeight, sendCountsTensorOptional, recvCountsTensorOptional, mmXOptional, mmWeightOptional, group,
+                epWorldSize, sendCounts, recvCounts, transGmmWeight, transMmWeight, permuteOutFlag, gmmY, mmYOptional,
+                permuteOutOptional, workspaceSize, executor));
 }
 
-aclnnStatus aclnnAlltoAllvGroupedMatMul(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                        aclrtStream stream) {
+aclnnStatus aclnnAlltoAllvGroupedMatMul(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor, aclrtStream stream) {
   return gmmav::aclnn::execute(kV1, workspace, workspaceSize, executor, stream);
 }
 
 aclnnStatus aclnnAlltoAllvGroupedMatMulV2GetWorkspaceSize(
     const aclTensor* gmmX, const aclTensor* gmmWeight, const aclTensor* sendCountsTensorOptional,
-    const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional, const aclTensor* mmWeightOptional,
-    const char* group, const char* commMode, int64_t epWorldSize, const aclIntArray* sendCounts,
-    const aclIntArray* recvCounts, bool transGmmWeight, bool transMmWeight, bool permuteOutFlag, aclTensor* gmmY,
-    aclTensor* mmYOptional, aclTensor* permuteOutOptional, uint64_t* workspaceSize, aclOpExecutor** executor) {
-  PrepareArgs a = args(gmmX, gmmWeight, sendCountsTensorOptional, recvCountsTensorOptional, mmXOptional, mmWeightOptional,
-                       group, epWorldSize, sendCounts, recvCounts, transGmmWeight, transMmWeight, permuteOutFlag, gmmY,
-                       mmYOptional, permuteOutOptional, workspaceSize, executor);
+    const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional, const aclTensor* mmWeightOptional, const char* group,
+    const char* commMode, int64_t epWorldSize, const aclIntArray* sendCounts, const aclIntArray* recvCounts, bool transGmmWeight,
+    bool transMmWeight, bool permuteOutFlag, aclTensor* gmmY, aclTensor* mmYOptional, aclTensor* permuteOutOptional,
+    uint64_t* workspaceSize, aclOpExecutor** executor) {
+  PrepareArgs a = args(gmmX, gmmWeight, sendCountsTensorOptional, recvCountsTensorOptional, mmXOptional, mmWeightOptional, group,
+                       epWorldSize, sendCounts, recvCounts, transGmmWeight, transMmWeight, permuteOutFlag, gmmY, mmYOptional,
+                       permuteOutOptional, workspaceSize, executor);
   a.has_comm_mode = true;
   a.comm_mode = commMode;
   return gmmav::aclnn::prepare(kV2, a);
 }
 
-aclnnStatus aclnnAlltoAllvGroupedMatMulV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                          aclrtStream stream) {
+aclnnStatus aclnnAlltoAllvGroupedMatMulV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor, aclrtStream stream) {
   return gmmav::aclnn::execute(kV2, workspace, workspaceSize, executor, stream);
 }
 

@@ -21,26 +21,23 @@ extern "C" {
 
 aclnnStatus aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
     const aclTensor* gmmX, const aclTensor* gmmWeight, const aclTensor* sendCountsTensorOptional,
-    const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional, const aclTensor* mmWeightOptional,
-    const char* group, int64_t epWorldSize, const aclIntArray* sendCounts, const aclIntArray* recvCounts,
-    bool transGmmWeight, bool transMmWeight, aclTensor* y, aclTensor* mmYOptional, uint64_t* workspaceSize,
-    aclOpExecutor** executor) {
-  return gmmav::aclnn::prepare(kV1, PrepareArgs(gmmX, gmmWeight, sendCountsTensorOptional, recvCountsTensorOptional,
-                                                mmXOptional, mmWeightOptional, group, epWorldSize, sendCounts, recvCounts,
-                                                transGmmWeight, transMmWeight, y, mmYOptional, workspaceSize, executor));
+    const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional, const aclTensor* mmWeightOptional, const char* group,
+    int64_t epWorldSize, const aclIntArray* sendCounts, const aclIntArray* recvCounts, bool transGmmWeight, bool transMmWeight,
+    aclTensor* y, aclTensor* mmYOptional, uint64_t* workspaceSize, aclOpExecutor** executor) {
+  return gmmav::aclnn::prepare(kV1, PrepareArgs(gmmX, gmmWeight, sendCountsTensorOptional, recvCountsTensorOptional, mmXOptional,
+                                                mmWeightOptional, group, epWorldSize, sendCounts, recvCounts, transGmmWeight,
+                                                transMmWeight, y, mmYOptional, workspaceSize, executor));
 }
 
-aclnnStatus aclnnGroupedMatMulAlltoAllv(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                        aclrtStream stream) {
+aclnnStatus aclnnGroupedMatMulAlltoAllv(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor, aclrtStream stream) {
   return gmmav::aclnn::execute(kV1, workspace, workspaceSize, executor, stream);
 }
 
 aclnnStatus aclnnGroupedMatMulAlltoAllvV2GetWorkspaceSize(
     const aclTensor* gmmX, const aclTensor* gmmWeight, const aclTensor* sendCountsTensorOptional,
-    const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional, const aclTensor* mmWeightOptional,
-    const char* group, const char* commMode, int64_t epWorldSize, const aclIntArray* sendCounts,
-    const aclIntArray* recvCounts, bool transGmmWeight, bool transMmWeight, aclTensor* y, aclTensor* mmYOptional,
-    uint64_t* workspaceSize, aclOpExecutor** executor) {
+    const aclTensor* recvCountsTensorOptional, const aclTensor* mmXOptional, const aclTensor* mmWeightOptional, const char* group,
+    const char* commMode, int64_t epWorldSize, const aclIntArray* sendCounts, const aclIntArray* recvCounts, bool transGmmWeight,
+    bool transMmWeight, aclTensor* y, aclTensor* mmYOptional, uint64_t* workspaceSize, aclOpExecutor** executor) {
   PrepareArgs a(gmmX, gmmWeight, sendCountsTensorOptional, recvCountsTensorOptional, mmXOptional, mmWeightOptional, group,
                 epWorldSize, sendCounts, recvCounts, transGmmWeight, transMmWeight, y, mmYOptional, workspaceSize, executor);
   a.has_comm_mode = true;
@@ -48,8 +45,7 @@ aclnnStatus aclnnGroupedMatMulAlltoAllvV2GetWorkspaceSize(
   return gmmav::aclnn::prepare(kV2, a);
 }
 
-aclnnStatus aclnnGroupedMatMulAlltoAllvV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor,
-                                          aclrtStream stream) {
+aclnnStatus aclnnGroupedMatMulAlltoAllvV2(void* workspace, uint64_t workspaceSize, aclOpExecutor* executor, aclrtStream stream) {
   return gmmav::aclnn::execute(kV2, workspace, workspaceSize, executor, stream);
 }
 

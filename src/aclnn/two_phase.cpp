@@ -62,7 +62,10 @@ aclnnStatus prepare(const EntryPoint& entry, const PrepareArgs& a) noexcept {
     require(a.executor, "executor", "a place to store the executor");
     const int shared = int(a.mm_x != nullptr) + int(a.mm_weight != nullptr) + int(a.mm_y != nullptr);
     if (shared != 0 && shared != 3)
-      raise(ACLNN_ERR_PARAM_NULLPTR, !a.mm_x ? "mmXOptional" : !a.mm_weight ? "mmWeightOptional" : "mmYOptional",
+      raise(ACLNN_ERR_PARAM_NULLPTR,
+            !a.mm_x        ? "mmXOptional"
+            : !a.mm_weight ? "mmWeightOptional"
+                           : "mmYOptional",
             "expected mmXOptional, mmWeightOptional and mmYOptional all given or all null, got {} of 3", shared);
     if (dispatch && a.permute_out_flag != (a.permute_out != nullptr))
       raise(ACLNN_ERR_PARAM_NULLPTR, "permuteOutOptional", "expected {} with permuteOutFlag = {}, got {}",
@@ -103,8 +106,8 @@ aclnnStatus prepare(const EntryPoint& entry, const PrepareArgs& a) noexcept {
     }
     if (dispatch && a.permute_out) t.permute_out = output_view(*a.permute_out, "permuteOutOptional", 2);
     // Everything else — shapes, counts, ranges, contiguity, overlaps — is the Plan's.
-    Plan plan = Plan::from_tensors(comm.size(), comm.rank(), a.send_counts->values, a.recv_counts->values, t,
-                                   a.trans_gmm_weight, a.trans_mm_weight, envelope(), entry.op);
+    Plan plan = Plan::from_tensors(comm.size(), comm.rank(), a.send_counts->values, a.recv_counts->values, t, a.trans_gmm_weight,
+                                   a.trans_mm_weight, envelope(), entry.op);
     const std::size_t ws = workspace_size(plan, comm);
     weight_cache_enabled();  // a malformed GMMAV_WEIGHT_CACHE_MB is this call's error
     auto e = std::make_unique<aclOpExecutor>(

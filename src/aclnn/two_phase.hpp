@@ -30,10 +30,22 @@ struct PrepareArgs {
               const char* group, std::int64_t epWorldSize, const aclIntArray* sendCounts, const aclIntArray* recvCounts,
               bool transGmmWeight, bool transMmWeight, aclTensor* y, aclTensor* mmYOptional, std::uint64_t* workspaceSize,
               aclOpExecutor** executor)
-      : gmm_x(gmmX), gmm_weight(gmmWeight), send_counts_tensor(sendCountsTensorOptional),
-        recv_counts_tensor(recvCountsTensorOptional), mm_x(mmXOptional), mm_weight(mmWeightOptional), group(group),
-        ep_world_size(epWorldSize), send_counts(sendCounts), recv_counts(recvCounts), trans_gmm_weight(transGmmWeight),
-        trans_mm_weight(transMmWeight), y(y), mm_y(mmYOptional), workspace_size(workspaceSize), executor(executor) {}
+      : gmm_x(gmmX),
+        gmm_weight(gmmWeight),
+        send_counts_tensor(sendCountsTensorOptional),
+        recv_counts_tensor(recvCountsTensorOptional),
+        mm_x(mmXOptional),
+        mm_weight(mmWeightOptional),
+        group(group),
+        ep_world_size(epWorldSize),
+        send_counts(sendCounts),
+        recv_counts(recvCounts),
+        trans_gmm_weight(transGmmWeight),
+        trans_mm_weight(transMmWeight),
+        y(y),
+        mm_y(mmYOptional),
+        workspace_size(workspaceSize),
+        executor(executor) {}
 
   const aclTensor* gmm_x;
   const aclTensor* gmm_weight;

@@ -53,8 +53,9 @@ struct RankRun {
       mw = DeviceBuffer(d.mm_weight);
       my = DeviceBuffer(d.mm_y);
       tmx = Tensor({spec.bs, spec.h2}, dt, mx.get());
-      tmw = Tensor(spec.trans_mm_weight ? std::vector<std::int64_t>{spec.n2, spec.h2} : std::vector<std::int64_t>{spec.h2, spec.n2},
-                   dt, mw.get());
+      tmw =
+          Tensor(spec.trans_mm_weight ? std::vector<std::int64_t>{spec.n2, spec.h2} : std::vector<std::int64_t>{spec.h2, spec.n2},
+                 dt, mw.get());
       tmy = Tensor({spec.bs, spec.n2}, dt, my.get());
     }
     IntArray send(d.send_counts), recv(d.recv_counts);
@@ -63,21 +64,20 @@ struct RankRun {
     const std::int64_t W = spec.world_size;
     int ret = 0;
     if (dispatch && v2)
-      ret = aclnnAlltoAllvGroupedMatMulV2GetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(),
-                                                          "ccu", W, send.get(), recv.get(), spec.trans_gmm_weight,
-                                                          spec.trans_mm_weight, permute, ty.get(), tmy.get(), tp.get(), &ws_size,
-                                                          &executor);
+      ret = aclnnAlltoAllvGroupedMatMulV2GetWorkspaceSize(
+          tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(), "ccu", W, send.get(), recv.get(),
+          spec.trans_gmm_weight, spec.trans_mm_weight, permute, ty.get(), tmy.get(), tp.get(), &ws_size, &executor);
     else if (dispatch)
-      ret = aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(), W,
-                                                        send.get(), recv.get(), spec.trans_gmm_weight, spec.trans_mm_weight,
+      ret = aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(),
+                                                        W, send.get(), recv.get(), spec.trans_gmm_weight, spec.trans_mm_weight,
                                                         permute, ty.get(), tmy.get(), tp.get(), &ws_size, &executor);
     else if (v2)
-      ret = aclnnGroupedMatMulAlltoAllvV2GetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(),
-                                                          "ai_cpu", W, send.get(), recv.get(), spec.trans_gmm_weight,
-                                                          spec.trans_mm_weight, ty.get(), tmy.get(), &ws_size, &executor);
+      ret = aclnnGroupedMatMulAlltoAllvV2GetWorkspaceSize(
+          tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(), "ai_cpu", W, send.get(), recv.get(),
+          spec.trans_gmm_weight, spec.trans_mm_weight, ty.get(), tmy.get(), &ws_size, &executor);
     else
-      ret = aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(), W,
-                                                        send.get(), recv.get(), spec.trans_gmm_weight, spec.trans_mm_weight,
+      ret = aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), group.c_str(),
+                                                        W, send.get(), recv.get(), spec.trans_gmm_weight, spec.trans_mm_weight,
                                                         ty.get(), tmy.get(), &ws_size, &executor);
     if (ret != ACLNN_SUCCESS) return "GetWorkspaceSize " + std::to_string(ret) + ": " + recent_error();
     DeviceBuffer ws;
@@ -193,20 +193,17 @@ TEST_P(DispatchFlow, MatchesTheReferenceOnEveryRank) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Compat, DispatchFlow,
-                         ::testing::Values(FlowParam{DType::f16, false, false, false, false},
-                                           FlowParam{DType::f16, true, true, false, false},
-                                           FlowParam{DType::f16, true, false, true, true},
-                                           FlowParam{DType::f16, false, true, true, false},
-                                           FlowParam{DType::bf16, false, true, false, true},
-                                           FlowParam{DType::bf16, true, false, false, false},
-                                           FlowParam{DType::bf16, true, true, true, false},
-                                           FlowParam{DType::bf16, false, false, true, true}),
-                         [](const auto& info) {
-                           const FlowParam& p = info.param;
-                           return std::string(p.dtype == DType::f16 ? "fp16" : "bf16") + (p.shared ? "_shared" : "_routed") +
-                                  (p.permute_out ? "_permuteOut" : "") + (p.trans ? "_trans" : "") + (p.v2 ? "_V2" : "");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Compat, DispatchFlow,
+    ::testing::Values(FlowParam{DType::f16, false, false, false, false}, FlowParam{DType::f16, true, true, false, false},
+                      FlowParam{DType::f16, true, false, true, true}, FlowParam{DType::f16, false, true, true, false},
+                      FlowParam{DType::bf16, false, true, false, true}, FlowParam{DType::bf16, true, false, false, false},
+                      FlowParam{DType::bf16, true, true, true, false}, FlowParam{DType::bf16, false, false, true, true}),
+    [](const auto& info) {
+      const FlowParam& p = info.param;
+      return std::string(p.dtype == DType::f16 ? "fp16" : "bf16") + (p.shared ? "_shared" : "_routed") +
+             (p.permute_out ? "_permuteOut" : "") + (p.trans ? "_trans" : "") + (p.v2 ? "_V2" : "");
+    });
 
 // combine(dispatch(x)) = x through the C API: dispatch with identity weights (H1 = N1), then
 // the combine op on gmmY with the counts exchanged returns every rank's gmmX bit for bit.
@@ -228,7 +225,8 @@ TEST(DispatchFlow, CombineOfDispatchIsTheIdentity) {
       for (ref::RankData& rd : d.ranks) {
         std::fill(rd.gmm_weight.begin(), rd.gmm_weight.end(), std::uint16_t{0});
         for (int j = 0; j < spec.local_experts; ++j)
-          for (std::int64_t i = 0; i < spec.h1; ++i) rd.gmm_weight[static_cast<std::size_t>((j * spec.h1 + i) * spec.n1 + i)] = one;
+          for (std::int64_t i = 0; i < spec.h1; ++i)
+            rd.gmm_weight[static_cast<std::size_t>((j * spec.h1 + i) * spec.n1 + i)] = one;
         for (std::uint16_t& v : rd.gmm_x)
           if (v == 0x8000) v = 0;  // x*1 + 0*y sums -0 to +0: keep the identity exact
       }
@@ -269,7 +267,8 @@ TEST(DispatchFlow, CountMismatchWritesNothingOnAnyRank) {
   ref::Case c = dispatch_case(spec);
   // Move a row between two of rank 1's receive cells: its totals hold, the contract does not.
   auto& rc = c.ranks[1].recv_counts;
-  const auto from = static_cast<std::size_t>(std::find_if(rc.begin(), rc.end(), [](std::int64_t n) { return n > 0; }) - rc.begin());
+  const auto from =
+      static_cast<std::size_t>(std::find_if(rc.begin(), rc.end(), [](std::int64_t n) { return n > 0; }) - rc.begin());
   --rc[from];
   ++rc[(from + 1) % rc.size()];
   int sync[2] = {-1, -1};
@@ -279,17 +278,19 @@ TEST(DispatchFlow, CountMismatchWritesNothingOnAnyRank) {
       ASSERT_EQ(aclrtSetDevice(r), ACL_SUCCESS);
       ref::RankData& d = c.ranks[static_cast<std::size_t>(r)];
       const aclDataType dt = acl_dtype(spec.dtype);
-      const std::int64_t bsk = static_cast<std::int64_t>(d.gmm_x.size()) / spec.h1, a = static_cast<std::int64_t>(d.y.size()) / spec.n1;
+      const std::int64_t bsk = static_cast<std::int64_t>(d.gmm_x.size()) / spec.h1,
+                         a = static_cast<std::int64_t>(d.y.size()) / spec.n1;
       DeviceBuffer x(d.gmm_x), w(d.gmm_weight), y(d.y), p(d.permute_out), mx(d.mm_x), mw(d.mm_weight), my(d.mm_y);
-      Tensor tx({bsk, spec.h1}, dt, x.get()), tw({spec.local_experts, spec.h1, spec.n1}, dt, w.get()), ty({a, spec.n1}, dt, y.get());
+      Tensor tx({bsk, spec.h1}, dt, x.get()), tw({spec.local_experts, spec.h1, spec.n1}, dt, w.get()),
+          ty({a, spec.n1}, dt, y.get());
       Tensor tp({a, spec.h1}, dt, p.get()), tmx({spec.bs, spec.h2}, dt, mx.get()), tmw({spec.h2, spec.n2}, dt, mw.get());
       Tensor tmy({spec.bs, spec.n2}, dt, my.get());
       IntArray send(d.send_counts), recv(d.recv_counts);
       std::uint64_t ws = 0;
       aclOpExecutor* e = nullptr;
-      ASSERT_EQ(aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(), g.name.c_str(),
-                                                            2, send.get(), recv.get(), false, false, true, ty.get(), tmy.get(),
-                                                            tp.get(), &ws, &e),
+      ASSERT_EQ(aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(tx.get(), tw.get(), nullptr, nullptr, tmx.get(), tmw.get(),
+                                                            g.name.c_str(), 2, send.get(), recv.get(), false, false, true,
+                                                            ty.get(), tmy.get(), tp.get(), &ws, &e),
                 ACLNN_SUCCESS)
           << recent_error();
       ASSERT_EQ(ws, 0u);

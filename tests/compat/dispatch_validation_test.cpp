@@ -58,20 +58,18 @@ struct Call : OwnedArgs {
   int run() {
     switch (entry) {
       case Entry::dispatch:
-        return aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(gmm_x, gmm_weight, send_tensor, recv_tensor, mm_x, mm_weight, group,
-                                                           ep_world_size, send_counts, recv_counts, trans_gmm_weight,
-                                                           trans_mm_weight, permute_out_flag, gmm_y, mm_y, permute_out,
-                                                           workspace_size_out, executor_out);
+        return aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(
+            gmm_x, gmm_weight, send_tensor, recv_tensor, mm_x, mm_weight, group, ep_world_size, send_counts, recv_counts,
+            trans_gmm_weight, trans_mm_weight, permute_out_flag, gmm_y, mm_y, permute_out, workspace_size_out, executor_out);
       case Entry::dispatch_v2:
-        return aclnnAlltoAllvGroupedMatMulV2GetWorkspaceSize(gmm_x, gmm_weight, send_tensor, recv_tensor, mm_x, mm_weight,
-                                                             group, comm_mode, ep_world_size, send_counts, recv_counts,
-                                                             trans_gmm_weight, trans_mm_weight, permute_out_flag, gmm_y,
-                                                             mm_y, permute_out, workspace_size_out, executor_out);
-      case Entry::combine_v2:
-        return aclnnGroupedMatMulAlltoAllvV2GetWorkspaceSize(gmm_x, gmm_weight, send_tensor, recv_tensor, mm_x, mm_weight,
-                                                             group, comm_mode, ep_world_size, send_counts, recv_counts,
-                                                             trans_gmm_weight, trans_mm_weight, gmm_y, mm_y,
+        return aclnnAlltoAllvGroupedMatMulV2GetWorkspaceSize(gmm_x, gmm_weight, send_tensor, recv_tensor, mm_x, mm_weight, group,
+                                                             comm_mode, ep_world_size, send_counts, recv_counts, trans_gmm_weight,
+                                                             trans_mm_weight, permute_out_flag, gmm_y, mm_y, permute_out,
                                                              workspace_size_out, executor_out);
+      case Entry::combine_v2:
+        return aclnnGroupedMatMulAlltoAllvV2GetWorkspaceSize(gmm_x, gmm_weight, send_tensor, recv_tensor, mm_x, mm_weight, group,
+                                                             comm_mode, ep_world_size, send_counts, recv_counts, trans_gmm_weight,
+                                                             trans_mm_weight, gmm_y, mm_y, workspace_size_out, executor_out);
     }
     return -1;
   }
@@ -92,7 +90,6 @@ struct Case {
   Entry entry = Entry::dispatch;
 };
 
-
 constexpr int kNull = ACLNN_ERR_PARAM_NULLPTR, kInvalid = ACLNN_ERR_PARAM_INVALID;
 
 const Case kCases[] = {
@@ -109,13 +106,20 @@ const Case kCases[] = {
     {"MmXMissing", kNull, "mmXOptional", [](Call& c) { c.mm_x = nullptr; }},
     {"MmYMissing", kNull, "mmYOptional", [](Call& c) { c.mm_y = nullptr; }},
     {"SendCountsTensorGiven", kNull, "sendCountsTensorOptional",
-     [](Call& c) { c.send_tensor = c.make({{4}, ACL_INT64}, c.x.get()); }},
+     [](Call& c) {
+       c.send_tensor = c.make({{4}, ACL_INT64}, c.x.get());
+     }},
     {"RecvCountsTensorGiven", kNull, "recvCountsTensorOptional",
-     [](Call& c) { c.recv_tensor = c.make({{4}, ACL_INT64}, c.x.get()); }},
+     [](Call& c) {
+       c.recv_tensor = c.make({{4}, ACL_INT64}, c.x.get());
+     }},
     {"GroupEmpty", kNull, "group", [](Call& c) { c.group = ""; }},
     {"PermuteOutFlagWithoutTensor", kNull, "permuteOutOptional", [](Call& c) { c.permute_out = nullptr; }},
     {"PermuteOutTensorWithoutFlag", kNull, "permuteOutOptional", [](Call& c) { c.permute_out_flag = false; }},
-    {"NullDataPointer", kNull, "gmmX", [](Call& c) { c.gmm_x = c.make({{Call::kBSK, Call::kH1}}, nullptr); }},
+    {"NullDataPointer", kNull, "gmmX",
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kBSK, Call::kH1}}, nullptr);
+     }},
     // ---- 161002: the C interface ----
     {"GroupTooLong", kInvalid, "group",
      [](Call& c) {
@@ -127,39 +131,82 @@ const Case kCases[] = {
     {"GroupSizeNotEpWorldSize", kInvalid, "epWorldSize", [](Call& c) { c.ep_world_size = 4; }},
     {"EpWorldSizeZero", kInvalid, "epWorldSize", [](Call& c) { c.ep_world_size = 0; }},
     {"GmmXDtypeNotHalf", kInvalid, "gmmX",
-     [](Call& c) { c.gmm_x = c.make({{Call::kBSK, Call::kH1}, ACL_FLOAT}, c.x.get()); }},
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kBSK, Call::kH1}, ACL_FLOAT}, c.x.get());
+     }},
     {"GmmWeightDtypeDiffers", kInvalid, "gmmWeight",
-     [](Call& c) { c.gmm_weight = c.make({{Call::kE, Call::kH1, Call::kN1}, ACL_BF16}, c.w.get()); }},
-    {"GmmYDtypeDiffers", kInvalid, "gmmY", [](Call& c) { c.gmm_y = c.make({{Call::kA, Call::kN1}, ACL_BF16}, c.y.get()); }},
+     [](Call& c) {
+       c.gmm_weight = c.make({{Call::kE, Call::kH1, Call::kN1}, ACL_BF16}, c.w.get());
+     }},
+    {"GmmYDtypeDiffers", kInvalid, "gmmY",
+     [](Call& c) {
+       c.gmm_y = c.make({{Call::kA, Call::kN1}, ACL_BF16}, c.y.get());
+     }},
     {"PermuteOutDtypeDiffers", kInvalid, "permuteOutOptional",
-     [](Call& c) { c.permute_out = c.make({{Call::kA, Call::kH1}, ACL_BF16}, c.p.get()); }},
+     [](Call& c) {
+       c.permute_out = c.make({{Call::kA, Call::kH1}, ACL_BF16}, c.p.get());
+     }},
     {"MmYDtypeDiffers", kInvalid, "mmYOptional",
-     [](Call& c) { c.mm_y = c.make({{Call::kBS, Call::kN2}, ACL_BF16}, c.my.get()); }},
+     [](Call& c) {
+       c.mm_y = c.make({{Call::kBS, Call::kN2}, ACL_BF16}, c.my.get());
+     }},
     {"PermuteOutFormatNotND", kInvalid, "permuteOutOptional",
      [](Call& c) {
        c.permute_out = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::nullopt, 0, ACL_FORMAT_FRACTAL_NZ}, c.p.get());
      }},
-    {"GmmXNot2D", kInvalid, "gmmX", [](Call& c) { c.gmm_x = c.make({{1, Call::kBSK, Call::kH1}}, c.x.get()); }},
-    {"GmmWeightNot3D", kInvalid, "gmmWeight", [](Call& c) { c.gmm_weight = c.make({{Call::kE * Call::kH1, Call::kN1}}, c.w.get()); }},
+    {"GmmXNot2D", kInvalid, "gmmX",
+     [](Call& c) {
+       c.gmm_x = c.make({{1, Call::kBSK, Call::kH1}}, c.x.get());
+     }},
+    {"GmmWeightNot3D", kInvalid, "gmmWeight",
+     [](Call& c) {
+       c.gmm_weight = c.make({{Call::kE * Call::kH1, Call::kN1}}, c.w.get());
+     }},
     {"GmmYNot2D", kInvalid, "gmmY", [](Call& c) { c.gmm_y = c.make({{Call::kA * Call::kN1}}, c.y.get()); }},
-    {"PermuteOutNot2D", kInvalid, "permuteOutOptional", [](Call& c) { c.permute_out = c.make({{Call::kA * Call::kH1}}, c.p.get()); }},
+    {"PermuteOutNot2D", kInvalid, "permuteOutOptional",
+     [](Call& c) { c.permute_out = c.make({{Call::kA * Call::kH1}}, c.p.get()); }},
     {"PermuteOutNonContiguous", kInvalid, "permuteOutOptional",
      [](Call& c) {
        c.permute_out = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{1, Call::kA}}, c.p.get());
      }},
     // ---- 161002: shapes against the counts ----
-    {"GmmXRowsNotSumSendCounts", kInvalid, "gmmX", [](Call& c) { c.gmm_x = c.make({{Call::kBSK - 1, Call::kH1}}, c.x.get()); }},
-    {"GmmXColsNotH1", kInvalid, "gmmX", [](Call& c) { c.gmm_x = c.make({{Call::kBSK, Call::kH1 - 1}}, c.x.get()); }},
-    {"GmmYRowsNotSumRecvCounts", kInvalid, "gmmY", [](Call& c) { c.gmm_y = c.make({{Call::kA - 1, Call::kN1}}, c.y.get()); }},
-    {"GmmYColsNotN1", kInvalid, "gmmY", [](Call& c) { c.gmm_y = c.make({{Call::kA, Call::kN1 - 1}}, c.y.get()); }},
+    {"GmmXRowsNotSumSendCounts", kInvalid, "gmmX",
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kBSK - 1, Call::kH1}}, c.x.get());
+     }},
+    {"GmmXColsNotH1", kInvalid, "gmmX",
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kBSK, Call::kH1 - 1}}, c.x.get());
+     }},
+    {"GmmYRowsNotSumRecvCounts", kInvalid, "gmmY",
+     [](Call& c) {
+       c.gmm_y = c.make({{Call::kA - 1, Call::kN1}}, c.y.get());
+     }},
+    {"GmmYColsNotN1", kInvalid, "gmmY",
+     [](Call& c) {
+       c.gmm_y = c.make({{Call::kA, Call::kN1 - 1}}, c.y.get());
+     }},
     {"PermuteOutRowsNotA", kInvalid, "permuteOutOptional",
-     [](Call& c) { c.permute_out = c.make({{Call::kA - 1, Call::kH1}}, c.p.get()); }},
+     [](Call& c) {
+       c.permute_out = c.make({{Call::kA - 1, Call::kH1}}, c.p.get());
+     }},
     {"PermuteOutColsNotH1", kInvalid, "permuteOutOptional",
-     [](Call& c) { c.permute_out = c.make({{Call::kA, Call::kH1 - 1}}, c.p.get()); }},
-    {"MmYShapeNotBsN2", kInvalid, "mmYOptional", [](Call& c) { c.mm_y = c.make({{Call::kBS, Call::kN2 - 1}}, c.my.get()); }},
+     [](Call& c) {
+       c.permute_out = c.make({{Call::kA, Call::kH1 - 1}}, c.p.get());
+     }},
+    {"MmYShapeNotBsN2", kInvalid, "mmYOptional",
+     [](Call& c) {
+       c.mm_y = c.make({{Call::kBS, Call::kN2 - 1}}, c.my.get());
+     }},
     // ---- 161002: count lists ----
-    {"CountsLengthNotEW", kInvalid, "sendCounts", [](Call& c) { c.send_counts = c.counts({8, 8}); }},
-    {"CountNegative", kInvalid, "recvCounts", [](Call& c) { c.recv_counts = c.counts({5, 4, 4, -1}); }},
+    {"CountsLengthNotEW", kInvalid, "sendCounts",
+     [](Call& c) {
+       c.send_counts = c.counts({8, 8});
+     }},
+    {"CountNegative", kInvalid, "recvCounts",
+     [](Call& c) {
+       c.recv_counts = c.counts({5, 4, 4, -1});
+     }},
     // ---- 161002: the shared expert's K = BSK / BS (BSK: the rows this rank sends) ----
     {"BskNotMultipleOfBs", kInvalid, "mmXOptional",
      [](Call& c) {
@@ -177,9 +224,14 @@ const Case kCases[] = {
        c.trans_mm_weight = true;
      }},
     // ---- 161002: overlaps ----
-    {"GmmYOverlapsGmmX", kInvalid, "gmmY", [](Call& c) { c.gmm_y = c.make({{Call::kA, Call::kN1}}, c.x.get()); }},
+    {"GmmYOverlapsGmmX", kInvalid, "gmmY",
+     [](Call& c) {
+       c.gmm_y = c.make({{Call::kA, Call::kN1}}, c.x.get());
+     }},
     {"PermuteOutOverlapsGmmY", kInvalid, "permuteOutOptional",
-     [](Call& c) { c.permute_out = c.make({{Call::kA, Call::kH1}}, c.y.get()); }},
+     [](Call& c) {
+       c.permute_out = c.make({{Call::kA, Call::kH1}}, c.y.get());
+     }},
     // ---- 161002 only with GMMAV_STRICT_A3=1 ----
     {"StrictA3WorldSize", kInvalid, "epWorldSize", [](Call&) {}, true},
     {"StrictA3BlockVolume", kInvalid, "sendCounts",
@@ -206,14 +258,19 @@ const Case kCases[] = {
      Entry::dispatch_v2},
     {"CombineV2CommModeNull", kNull, "commMode", [](Call& c) { c.comm_mode = nullptr; }, false, 0, Entry::combine_v2},
     {"CombineV2CommModeUnknown", kInvalid, "commMode", [](Call& c) { c.comm_mode = "hccs"; }, false, 0, Entry::combine_v2},
-    {"CombineV2CommModeTrailingSpace", kInvalid, "commMode", [](Call& c) { c.comm_mode = "ccu "; }, false, 0,
-     Entry::combine_v2},
+    {"CombineV2CommModeTrailingSpace", kInvalid, "commMode", [](Call& c) { c.comm_mode = "ccu "; }, false, 0, Entry::combine_v2},
     // The combine op keeps its own codes under V2: a count tensor is 161002 there.
     {"CombineV2SendCountsTensorGiven", kInvalid, "sendCountsTensorOptional",
-     [](Call& c) { c.send_tensor = c.make({{4}, ACL_INT64}, c.x.get()); }, false, 0, Entry::combine_v2},
+     [](Call& c) {
+       c.send_tensor = c.make({{4}, ACL_INT64}, c.x.get());
+     },
+     false, 0, Entry::combine_v2},
     {"CombineV2GroupEmpty", kInvalid, "group", [](Call& c) { c.group = ""; }, false, 0, Entry::combine_v2},
-    {"CombineV2YRowsWrong", kInvalid, "y", [](Call& c) { c.gmm_y = c.make({{Call::kA - 1, Call::kN1}}, c.y.get()); }, false, 0,
-     Entry::combine_v2},
+    {"CombineV2YRowsWrong", kInvalid, "y",
+     [](Call& c) {
+       c.gmm_y = c.make({{Call::kA - 1, Call::kN1}}, c.y.get());
+     },
+     false, 0, Entry::combine_v2},
 };
 
 class DispatchValidation : public ::testing::TestWithParam<Case> {};
@@ -240,7 +297,8 @@ TEST_P(DispatchValidation, RejectedWithCodeAndMessage) {
   EXPECT_TRUE(c.p.all_equal(kSentinel));
 }
 
-INSTANTIATE_TEST_SUITE_P(Compat, DispatchValidation, ::testing::ValuesIn(kCases), [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Compat, DispatchValidation, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return info.param.name; });
 
 // The baseline of every case above is valid (each case fails for its own reason), for
 // every entry point and every accepted commMode; without permuteOut the dispatch op needs
@@ -330,8 +388,6 @@ TEST(DispatchValidationExecute, ExecutorOfTheOtherOperatorRefused) {
   EXPECT_EQ(aclrtDestroyStream(stream), ACL_SUCCESS);
 }
 
-TEST(DispatchValidationFromC, NullCallsReturn161001) {
-  EXPECT_EQ(compat_c_null_calls(), 4 * ACLNN_ERR_PARAM_NULLPTR);
-}
+TEST(DispatchValidationFromC, NullCallsReturn161001) { EXPECT_EQ(compat_c_null_calls(), 4 * ACLNN_ERR_PARAM_NULLPTR); }
 
 }  // namespace
