@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "acl/acl.h"
+#include "aclnnop/aclnn_allto_allv_grouped_mat_mul.h"
 #include "aclnnop/aclnn_grouped_mat_mul_allto_allv.h"
 #include "hccl/hccl.h"
 #include "mpi_group.hpp"
@@ -96,7 +97,8 @@ void use_aclnn_device(int rank) {
 // The per-call objects a user makes (tensors over the device buffers, count
 // arrays), destroyed when the call is done.
 struct AclnnCallArgs {
-  aclTensor *gmm_x = nullptr, *gmm_weight = nullptr, *y = nullptr, *mm_x = nullptr, *mm_weight = nullptr, *mm_y = nullptr;
+  aclTensor *gmm_x = nullptr, *gmm_weight = nullptr, *y = nullptr, *mm_x = nullptr, *mm_weight = nullptr, *mm_y = nullptr,
+            *permute_out = nullptr;
   aclIntArray *send = nullptr, *recv = nullptr;
 
   explicit AclnnCallArgs(const AclnnRank& a) {
@@ -119,13 +121,15 @@ struct AclnnCallArgs {
                          a.mm_weight_.p);
       mm_y = tensor({s.bs, s.n2}, a.mm_y_.p);
     }
+    if (d.permute_out) permute_out = tensor({a.plan_.rows_out(), d.h1}, a.permute_out_.p);
     send = aclCreateIntArray(d.send_counts.data(), d.send_counts.size());
     recv = aclCreateIntArray(d.recv_counts.data(), d.recv_counts.size());
-    if (!gmm_x || !gmm_weight || !y || !send || !recv || (d.shared && (!mm_x || !mm_weight || !mm_y)))
+    if (!gmm_x || !gmm_weight || !y || !send || !recv || (d.shared && (!mm_x || !mm_weight || !mm_y)) ||
+        (d.permute_out && !permute_out))
       throw std::runtime_error("aclnn variant: aclCreateTensor / aclCreateIntArray failed: " + recent_error());
   }
   ~AclnnCallArgs() {
-    for (const aclTensor* t : {gmm_x, gmm_weight, y, mm_x, mm_weight, mm_y})
+    for (const aclTensor* t : {gmm_x, gmm_weight, y, mm_x, mm_weight, mm_y, permute_out})
       if (t) aclDestroyTensor(t);
     for (const aclIntArray* a : {send, recv})
       if (a) aclDestroyIntArray(a);
@@ -133,9 +137,13 @@ struct AclnnCallArgs {
   AclnnCallArgs(const AclnnCallArgs&) = delete;
   AclnnCallArgs& operator=(const AclnnCallArgs&) = delete;
 
-  // Phase 1 (the status; the executor and workspace size through the pointers).
+  // Phase 1 of the plan's operator (the status; the executor and workspace size through the pointers).
   int prepare(const AclnnRank& a, std::uint64_t* workspace, aclOpExecutor** executor) const {
     const ProblemDesc& d = a.plan_.desc();
+    if (d.op == Op::dispatch)
+      return aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(
+          gmm_x, gmm_weight, nullptr, nullptr, mm_x, mm_weight, a.group_, d.world_size, send, recv, d.trans_gmm_weight,
+          d.shared && d.shared->trans_mm_weight, d.permute_out, y, mm_y, permute_out, workspace, executor);
     return aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
         gmm_x, gmm_weight, nullptr, nullptr, mm_x, mm_weight, a.group_, d.world_size, send, recv, d.trans_gmm_weight,
         d.shared && d.shared->trans_mm_weight, y, mm_y, workspace, executor);
@@ -163,6 +171,7 @@ AclnnRank::AclnnRank(int rank, void* hccl_comm, const Plan& plan, const OpTensor
     mm_weight_ = upload(host.mm_weight->data, host.mm_weight->bytes());
     mm_y_ = zeroed(host.mm_y->bytes());
   }
+  if (host.permute_out) permute_out_ = zeroed(host.permute_out->bytes());
   // Phase 1 alone (then the executor is dropped): whether the API takes this case at all (its
   // hardware limits are tighter than the native API's, SPEC §5), decided before anything is timed.
   AclnnCallArgs args(*this);
@@ -179,7 +188,7 @@ AclnnRank::~AclnnRank() {
     aclrtSynchronizeStream(stream_);
     aclrtDestroyStream(stream_);
   }
-  for (Buffer* b : {&gmm_x_, &gmm_weight_, &y_, &mm_x_, &mm_weight_, &mm_y_, &workspace_})
+  for (Buffer* b : {&gmm_x_, &gmm_weight_, &y_, &mm_x_, &mm_weight_, &mm_y_, &permute_out_, &workspace_})
     if (b->p) aclrtFree(b->p);
   if (context_) aclrtDestroyContext(context_);
   aclrtResetDevice(rank_);
@@ -213,20 +222,70 @@ std::vector<std::uint16_t> AclnnRank::y() const {
 
 std::vector<std::uint16_t> AclnnRank::mm_y() const { return plan_.has_shared_expert() ? download(mm_y_) : std::vector<std::uint16_t>{}; }
 
+std::vector<std::uint16_t> AclnnRank::permute_out() const {
+  if (!plan_.desc().permute_out) return {};
+  auto v = download(permute_out_);
+  v.resize(static_cast<std::size_t>(plan_.rows_out() * plan_.desc().h1));
+  return v;
+}
+
 void AclnnRank::call() {
   AclnnCallArgs args(*this);
   std::uint64_t ws = 0;
   aclOpExecutor* ex = nullptr;
-  check(args.prepare(*this, &ws, &ex), "aclnnGroupedMatMulAlltoAllvGetWorkspaceSize");
+  const bool dispatch = plan_.op() == Op::dispatch;
+  check(args.prepare(*this, &ws, &ex),
+        dispatch ? "aclnnAlltoAllvGroupedMatMulGetWorkspaceSize" : "aclnnGroupedMatMulAlltoAllvGetWorkspaceSize");
   if (ws > workspace_.bytes) {  // a user keeps its workspace; it grows only when a call needs more
     if (workspace_.p) check(aclrtFree(workspace_.p), "aclrtFree");
     workspace_ = {};
     check(aclrtMalloc(&workspace_.p, ws, ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc");
     workspace_.bytes = ws;
   }
-  check(aclnnGroupedMatMulAlltoAllv(ws > 0 ? workspace_.p : nullptr, ws, ex, static_cast<aclrtStream>(stream_)),
-        "aclnnGroupedMatMulAlltoAllv");
+  void* const w = ws > 0 ? workspace_.p : nullptr;
+  const auto stream = static_cast<aclrtStream>(stream_);
+  if (dispatch)
+    check(aclnnAlltoAllvGroupedMatMul(w, ws, ex, stream), "aclnnAlltoAllvGroupedMatMul");
+  else
+    check(aclnnGroupedMatMulAlltoAllv(w, ws, ex, stream), "aclnnGroupedMatMulAlltoAllv");
   check(aclrtSynchronizeStream(static_cast<aclrtStream>(stream_)), "aclrtSynchronizeStream");
+}
+
+std::unique_ptr<AclnnRank> setup_aclnn_rank(RankGroup& g, std::unique_ptr<AclnnCommunicators>& comms, const Plan& plan,
+                                            const OpTensors& host, std::string& why) {
+  const int r = g.rank();
+  std::string mine;
+  std::unique_ptr<AclnnRank> a;
+  try {
+    if (g.is_mpi()) {
+      use_aclnn_device(r);  // HcclCommInitRootInfo binds the communicator to the current device
+      comms = AclnnCommunicators::over_mpi(dynamic_cast<MpiRankGroup&>(g));
+    } else if (r == 0) {
+      comms = AclnnCommunicators::in_process(plan.world_size());
+    }
+  } catch (const std::exception& e) {
+    mine = e.what();
+  }
+  g.barrier();
+  if (mine.empty() && (!comms || !comms->error().empty())) mine = comms ? comms->error() : "no HCCL communicator";
+  if (mine.empty()) {
+    try {
+      a = std::make_unique<AclnnRank>(r, comms->comm(r), plan, host);
+      mine = a->unusable();
+    } catch (const std::exception& e) {
+      mine = e.what();
+    }
+  }
+  const bool everywhere = g.min(mine.empty() ? 1.0 : 0.0) > 0;
+  const auto reasons = g.gather(mine);
+  if (r == 0 && !everywhere)
+    for (std::size_t q = 0; q < reasons.size(); ++q)
+      if (!reasons[q].empty()) {
+        why = fmt::format("rank {}: {}", q, reasons[q]);
+        break;
+      }
+  if (!everywhere) a.reset();
+  return a;
 }
 
 }  // namespace gmmav::bench

@@ -1,6 +1,7 @@
 // The `aclnn` variant: the operator as a CANN user calls it — the two-phase C
-// API (aclnnGroupedMatMulAlltoAllvGetWorkspaceSize + aclnnGroupedMatMulAlltoAllv)
-// and aclrtSynchronizeStream, with every aclTensor / aclIntArray made per call,
+// API (aclnnGroupedMatMulAlltoAllvGetWorkspaceSize + aclnnGroupedMatMulAlltoAllv,
+// or for a dispatch plan aclnnAlltoAllvGroupedMatMul[GetWorkspaceSize]) and
+// aclrtSynchronizeStream, with every aclTensor / aclIntArray made per call,
 // on copies of the case's inputs in aclrtMalloc memory (so the aclnn layer's
 // weight cache applies: the first call packs, later calls reuse the packing).
 // Each rank has its own device (= its rank), context and stream.
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "gmmav/gmmav.hpp"
+#include "rank_group.hpp"
 
 namespace gmmav::bench {
 
@@ -64,6 +66,7 @@ class AclnnRank {
   /// The outputs of the last call, downloaded with aclrtMemcpy.
   std::vector<std::uint16_t> y() const;
   std::vector<std::uint16_t> mm_y() const;  ///< empty without a shared expert
+  std::vector<std::uint16_t> permute_out() const;  ///< the dispatch op's; empty unless the plan writes it
 
  private:
   struct Buffer {
@@ -81,8 +84,16 @@ class AclnnRank {
   char group_[128] = {0};
   void* context_ = nullptr;
   void* stream_ = nullptr;
-  Buffer gmm_x_, gmm_weight_, y_, mm_x_, mm_weight_, mm_y_, workspace_;
+  Buffer gmm_x_, gmm_weight_, y_, mm_x_, mm_weight_, mm_y_, permute_out_, workspace_;
   std::string unusable_;
 };
+
+/// Collective over `g`: the aclnn variant's communicators (made once into `comms`: in-process
+/// by rank 0 for every rank, under MPI by every process), this rank's device, stream and
+/// aclrtMalloc copies of `host`'s inputs (untimed). Null on every rank when any rank cannot run
+/// it (a rank alone in a collective call would wait for the others); then `why` (rank 0's copy)
+/// names the first rank that cannot and its reason.
+std::unique_ptr<AclnnRank> setup_aclnn_rank(RankGroup& g, std::unique_ptr<AclnnCommunicators>& comms, const Plan& plan,
+                                            const OpTensors& host, std::string& why);
 
 }  // namespace gmmav::bench

@@ -13,10 +13,12 @@
 
 #include "case_runner.hpp"
 #include "common/config.hpp"
+#include "dispatch_bench.hpp"
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "machine_info.hpp"
 #include "omp_spin_limit.hpp"
+#include "option_checks.hpp"
 #include "report.hpp"
 #include "roofline.hpp"
 #include "torch_baseline.hpp"
@@ -26,6 +28,7 @@ namespace gmmav::bench {
 namespace {
 
 struct Options {
+  std::string op = "combine";
   std::string backend = "auto";
   bool quick = false;
   std::string cases;
@@ -57,6 +60,9 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 int run(const Options& o) {
+  const bool dispatch = o.op == "dispatch";
+  if (dispatch && !o.trace.empty())
+    throw CLI::ValidationError("--trace", "expected --op combine (the trace is of the combine op's fused call), got --op dispatch");
   std::vector<CaseShape> selected;
   const auto wanted = split(o.cases);
   const auto all = all_cases(o.quick);
@@ -122,6 +128,7 @@ int run(const Options& o) {
   }
   if (tcp_only && !jobs.empty() && backend->ranks_on_this_machine() != backend->world_size(jobs.front().shape)) tcp_only = false;
   std::vector<CaseResult> results;
+  std::vector<DispatchResult> dispatch_results;
   bool traced = false;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     RunSettings s;
@@ -139,6 +146,13 @@ int run(const Options& o) {
     if (tcp_only) {
       s.exchange_cpu_ns_per_byte = o.tcp_cpu_ns_per_byte > 0 ? o.tcp_cpu_ns_per_byte : machine.tcp.cpu_ns_per_byte;
       s.cores = machine.cores;
+    }
+    if (dispatch) {
+      DispatchResult d = run_dispatch_case(*backend, jobs[i].shape, jobs[i].dtype, s);
+      if (!s.torch)
+        d.torch.why = o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
+      dispatch_results.push_back(std::move(d));
+      continue;
     }
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
     if (!s.torch)
@@ -170,6 +184,23 @@ int run(const Options& o) {
                                    {"library_openmp_spinning", openmp_spin_setting()}};
   bool ok = true;
   for (const auto& r : results) ok = ok && r.verified_ok;
+  if (dispatch) {
+    nlohmann::json doc{{"op", "dispatch"}, {"run", run_info}, {"cases", nlohmann::json::array()}};
+    for (const auto& r : dispatch_results) {
+      ok = ok && r.verified_ok;
+      doc["cases"].push_back(to_json(r));
+    }
+    if (o.json == "-") {
+      std::printf("%s\n", doc.dump(2).c_str());
+    } else {
+      std::fputs(dispatch_table(dispatch_results).c_str(), stdout);
+      if (!o.json.empty()) {
+        write_file(o.json, doc.dump(2) + "\n");
+        std::printf("wrote %s\n", o.json.c_str());
+      }
+    }
+    return ok ? 0 : 1;
+  }
   if (o.json == "-") {
     std::printf("%s\n", document(machine, results, run_info).dump(2).c_str());
   } else {
@@ -192,6 +223,7 @@ void add_bench_command(CLI::App& app) {
       "bench", "Time the fused operator against GEMM alone, AlltoAllv alone, the sequential design, the vendor's per-expert "
                "overlap, the GEMM library, the per-call and aclnn entry points and the PyTorch composite, per named case "
                "(in-process, or one rank per process under mpirun)");
+  cli::add_op_option(cmd, o->op);
   cmd->add_option("--backend", o->backend, "inproc, mpi, or auto (mpi when started by mpirun)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "inproc", "mpi"}));

@@ -29,13 +29,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 // CPU time of the whole machine (busy jiffies incl. steal) and of this process, for the contention figure.
 struct CpuClock {
   double machine_busy_s = 0, own_s = 0;
@@ -51,6 +44,22 @@ struct CpuClock {
     return c;
   }
 };
+
+}  // namespace
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::int64_t count_differences(const std::vector<std::uint16_t>& a, const void* b, std::size_t n) {
+  const auto* p = static_cast<const std::uint16_t*>(b);
+  std::int64_t diff = 0;
+  for (std::size_t i = 0; i < n; ++i) diff += a[i] != p[i];
+  return diff;
+}
 
 reference::CaseSpec spec_of(const CaseShape& c, DType dtype) {
   reference::CaseSpec s;
@@ -70,12 +79,8 @@ reference::CaseSpec spec_of(const CaseShape& c, DType dtype) {
   return s;
 }
 
-std::int64_t count_differences(const std::vector<std::uint16_t>& a, const void* b, std::size_t n) {
-  const auto* p = static_cast<const std::uint16_t*>(b);
-  std::int64_t diff = 0;
-  for (std::size_t i = 0; i < n; ++i) diff += a[i] != p[i];
-  return diff;
-}
+namespace {
+
 
 enum class Mode { calibrate, measure };
 
@@ -209,42 +214,10 @@ class RankRun {
                              : make_in_process_transport(st_.peers, r_, g_);
   }
 
-  // The aclnn variant's communicators, device, stream and aclrtMalloc copies of
-  // the inputs (untimed). Null, with the reason in res_.aclnn_skipped, when any
-  // rank cannot run it: a rank alone in a collective call would wait for the others.
   std::unique_ptr<AclnnRank> setup_aclnn() {
     std::string why;
-    std::unique_ptr<AclnnRank> a;
-    try {
-      if (g_.is_mpi()) {
-        use_aclnn_device(r_);  // HcclCommInitRootInfo binds the communicator to the current device
-        st_.aclnn_comms = AclnnCommunicators::over_mpi(dynamic_cast<MpiRankGroup&>(g_));
-      } else if (r_ == 0) {
-        st_.aclnn_comms = AclnnCommunicators::in_process(plan_.world_size());
-      }
-    } catch (const std::exception& e) {
-      why = e.what();
-    }
-    g_.barrier();
-    if (why.empty() && (!st_.aclnn_comms || !st_.aclnn_comms->error().empty()))
-      why = st_.aclnn_comms ? st_.aclnn_comms->error() : "no HCCL communicator";
-    if (why.empty()) {
-      try {
-        a = std::make_unique<AclnnRank>(r_, st_.aclnn_comms->comm(r_), plan_, st_.kase.tensors(r_));
-        why = a->unusable();
-      } catch (const std::exception& e) {
-        why = e.what();
-      }
-    }
-    const bool everywhere = g_.min(why.empty() ? 1.0 : 0.0) > 0;
-    const auto reasons = g_.gather(why);
-    if (r_ == 0 && !everywhere)
-      for (std::size_t q = 0; q < reasons.size(); ++q)
-        if (!reasons[q].empty()) {
-          res_.aclnn_skipped = fmt::format("rank {}: {}", q, reasons[q]);
-          break;
-        }
-    if (!everywhere) a.reset();
+    auto a = setup_aclnn_rank(g_, st_.aclnn_comms, plan_, st_.kase.tensors(r_), why);
+    if (r_ == 0 && !a) res_.aclnn_skipped = why;
     return a;
   }
 
@@ -403,24 +376,42 @@ void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
   for (int r = 0; r < W; ++r) st.plans.push_back(Plan::create(st.kase.desc(r)));
   st.bufs.resize(static_cast<std::size_t>(W));
   b.for_each_rank(W, [&](RankGroup& g, const Comm& comm) { RankRun(st, res, s, g, comm, mode)(); });
-  if (mode == Mode::measure && s.torch && b.process_rank() == 0) {
-    if (b.is_mpi()) {
-      res.torch.attempted = true;
-      res.torch.why = "runs in-process only (the composite starts W processes of its own): run this case without mpirun";
-      return;
-    }
-    if (s.progress) {
-      std::fprintf(stderr, "\r%-40s %-8s", s.progress_label.c_str(), "torch");
-      std::fflush(stderr);
-    }
-    // W processes x T threads on the cores the gmmav ranks shared.
-    TorchSettings ts = s.torch_settings;
-    ts.threads_per_rank = std::max(1, engine::available_cores() / W);
-    ts.check_reference = res.flops <= static_cast<double>(s.reference_flops_limit);
-    res.torch = run_torch_baseline(st.kase, ts);
-    if (s.progress) std::fprintf(stderr, "\r%-100s\r", "");
-  }
+  if (mode == Mode::measure && s.torch) res.torch = run_torch(b, st.kase, res.flops, s);
 }
+
+}  // namespace
+
+std::string shape_on(Backend& b, const CaseShape& shape, CaseShape& as_run) {
+  as_run = shape;
+  const int W = b.world_size(shape);
+  if (shape.required_world && W != shape.required_world)
+    return fmt::format("needs W = {}, the group has {}", shape.required_world, W);
+  as_run.world_size = W;
+  return {};
+}
+
+TorchResult run_torch(Backend& b, const reference::Case& kase, double flops, const RunSettings& s) {
+  TorchResult t;
+  if (b.process_rank() != 0) return t;
+  if (b.is_mpi()) {
+    t.attempted = true;
+    t.why = "runs in-process only (the composite starts W processes of its own): run this case without mpirun";
+    return t;
+  }
+  if (s.progress) {
+    std::fprintf(stderr, "\r%-40s %-8s", s.progress_label.c_str(), "torch");
+    std::fflush(stderr);
+  }
+  // W processes x T threads on the cores the gmmav ranks shared.
+  TorchSettings ts = s.torch_settings;
+  ts.threads_per_rank = std::max(1, engine::available_cores() / kase.spec.world_size);
+  ts.check_reference = flops <= static_cast<double>(s.reference_flops_limit);
+  t = run_torch_baseline(kase, ts);
+  if (s.progress) std::fprintf(stderr, "\r%-100s\r", "");
+  return t;
+}
+
+namespace {
 
 std::int64_t round16(double v) { return std::max<std::int64_t>(16, static_cast<std::int64_t>(std::llround(v / 16.0)) * 16); }
 
@@ -428,15 +419,10 @@ std::int64_t round16(double v) { return std::max<std::int64_t>(16, static_cast<s
 
 CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& s) {
   CaseResult res;
-  res.shape = shape;
   res.backend = b.name();
   res.dtype = dtype;
-  const int W = b.world_size(shape);
-  if (shape.required_world && W != shape.required_world) {
-    res.skipped = fmt::format("needs W = {}, the group has {}", shape.required_world, W);
-    return res;
-  }
-  res.shape.world_size = W;
+  res.skipped = shape_on(b, shape, res.shape);
+  if (!res.skipped.empty()) return res;
   if (shape.calibrate) {
     // GEMM time grows with H1, the exchange's does not: scale H1 by t_a2a / t_gemm until they meet.
     RunSettings quiet = s;

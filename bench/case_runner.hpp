@@ -93,4 +93,23 @@ std::unique_ptr<Backend> make_mpi_backend();
 
 CaseResult run_case(Backend& backend, const CaseShape& shape, DType dtype, const RunSettings& s);
 
+/// The median of `v` (0 when empty).
+double median(std::vector<double> v);
+
+/// Elements of `a` whose bits differ from the first `n` 16-bit values at `b` (a has at least n).
+std::int64_t count_differences(const std::vector<std::uint16_t>& a, const void* b, std::size_t n);
+
+/// `shape` as backend `b` runs it (W = the backend's) into `as_run`; non-empty: why the case
+/// cannot run on it (a case that exists only for another W).
+std::string shape_on(Backend& b, const CaseShape& shape, CaseShape& as_run);
+
+/// The synthetic case of a shape (the combine op; a dispatch bench sets spec.op itself).
+reference::CaseSpec spec_of(const CaseShape& c, DType dtype);
+
+/// The PyTorch composite on `kase` (its spec.op), after gmmav's variants wrote their
+/// outputs into it: rank 0 of an in-process backend only (empty result elsewhere; under
+/// MPI attempted and refused with the reason). `flops`: one call, all ranks (for the
+/// reference-check limit).
+TorchResult run_torch(Backend& b, const reference::Case& kase, double flops, const RunSettings& s);
+
 }  // namespace gmmav::bench

@@ -7,8 +7,8 @@
   (gmmav::engine, gemm, comm, numeric, api, reference, runtime, aclnn);
 - it does export the native API (gmmav::run, gmmav::Plan::create, ...);
 - libgmmav_aclnn.so exports every C function the compat headers declare
-  (include/acl, hccl, aclnn, aclnnop: ACL_FUNC_VISIBILITY / ACLNN_API) and no
-  C++ symbol of gmmav's namespaces.
+  (include/acl, hccl, aclnn, aclnnop: ACL_FUNC_VISIBILITY / ACLNN_API: 55, among them
+  both operators' V1 and V2 entry points) and no C++ symbol of gmmav's namespaces.
 Prints a summary; exit 1 with the offending symbols otherwise.
 """
 import os
@@ -59,8 +59,13 @@ def main():
     bad += [f"libgmmav_aclnn.so does not export the declared C function {s}" for s in missing]
     skin_cxx = [s for _, s in defined(nm, os.path.join(libdir, "libgmmav_aclnn.so"), True) if INTERNAL.search(s)]
     bad += [f"libgmmav_aclnn.so exports an internal symbol: {s}" for s in skin_cxx]
-    if len(declared) < 40:
-        bad.append(f"only {len(declared)} C functions found in the compat headers (the parser lost them?)")
+    if len(declared) < 55:
+        bad.append(f"only {len(declared)} C functions found in the compat headers, expected 55 or more (the parser lost them?)")
+    # The operators' entry points by name: a header the parser skips must not pass unnoticed.
+    for op in ("aclnnGroupedMatMulAlltoAllv", "aclnnAlltoAllvGroupedMatMul"):
+        for suffix in ("GetWorkspaceSize", "", "V2GetWorkspaceSize", "V2"):
+            if op + suffix not in declared:
+                bad.append(f"{op + suffix} is not declared with ACLNN_API in include/aclnnop")
 
     print(f"libgmmav.so: {len(core)} dynamic symbols defined, {len(gm)} of namespace gmmav (public API), "
           f"{len(internal)} internal (gmmav::engine|gemm|comm|numeric|api|reference|runtime|aclnn::)")

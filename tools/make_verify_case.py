@@ -3,8 +3,10 @@
 
 Files (r = 0..W-1): gmmX_r{r}.npy, gmmWeight_r{r}.npy, sendCounts_r{r}.npy,
 recvCounts_r{r}.npy, optionally mmX_r{r}.npy and mmWeight_r{r}.npy (--shared),
-and the expected y_r{r}.npy / mmY_r{r}.npy. FP16 arrays are '<f2', BF16 arrays
-are raw bit patterns '<u2'; counts are int64.
+and the expected outputs: y_r{r}.npy / mmY_r{r}.npy for the combine op (the
+default), gmmY_r{r}.npy / mmY_r{r}.npy / permuteOut_r{r}.npy for --op dispatch
+(docs/dispatch-op.md; --no-permute-out leaves permuteOut out). FP16 arrays are
+'<f2', BF16 arrays are raw bit patterns '<u2'; counts are int64.
 
 The expected outputs are computed in float64 from the same 16-bit inputs
 (every product is exact in float64) and rounded once to the output dtype,
@@ -134,12 +136,48 @@ def expected_outputs(args, send, recv, gmm_x, gmm_w, mm_x, mm_w):
         y = np.concatenate(parts, axis=0) if parts else np.zeros((0, args.n1))
         assert y.shape[0] == int(recv[d].sum())
         ys.append(y)
-    mm_ys = []
-    if args.shared:
-        for r in range(world):
-            w = decode(mm_w[r], args.dtype)
-            mm_ys.append(decode(mm_x[r], args.dtype) @ (w.T if args.trans_mm_weight else w))
-    return ys, mm_ys
+    return ys, shared_outputs(args, mm_x, mm_w)
+
+
+def shared_outputs(args, mm_x, mm_w):
+    if not args.shared:
+        return []
+    out = []
+    for r in range(args.world_size):
+        w = decode(mm_w[r], args.dtype)
+        out.append(decode(mm_x[r], args.dtype) @ (w.T if args.trans_mm_weight else w))
+    return out
+
+
+def expected_dispatch_outputs(args, send, recv, gmm_x, gmm_w, mm_x, mm_w):
+    """Every rank's permuteOut, gmmY and mmY in float64, from docs/dispatch-op.md sections 2-3:
+    gmmX rows go by destination global expert d*e + j; rank d receives them expert-major,
+    source-minor, and multiplies group j by its weight j."""
+    world, e = args.world_size, args.experts
+    permuted, gmm_ys = [], []
+    for d in range(world):
+        parts, groups = [], []
+        for j in range(e):
+            g = 0
+            for s in range(world):
+                start = int(send[s][:d * e + j].sum())  # block (d, j) of rank s's gmmX
+                n = int(send[s][d * e + j])
+                parts.append(gmm_x[s][start:start + n])
+                g += n
+            groups.append(g)
+        p = np.concatenate(parts, axis=0) if parts else np.zeros((0, args.h1), dtype=gmm_x[d].dtype)
+        assert p.shape[0] == int(recv[d].sum())
+        w = decode(gmm_w[d], args.dtype)
+        x = decode(p, args.dtype)
+        y = np.zeros((x.shape[0], args.n1), dtype=np.float64)
+        row = 0
+        for j in range(e):
+            wj = w[j].T if args.trans_gmm_weight else w[j]
+            y[row:row + groups[j]] = x[row:row + groups[j]] @ wj
+            row += groups[j]
+        permuted.append(p)
+        gmm_ys.append(y)
+    return permuted, gmm_ys
 
 
 def write_case(args):
@@ -157,7 +195,13 @@ def write_case(args):
             mm_x.append(random_values(rng, (args.bs, args.h2), args.dtype))
             mshape = (args.n2, args.h2) if args.trans_mm_weight else (args.h2, args.n2)
             mm_w.append(random_values(rng, mshape, args.dtype))
-    ys, mm_ys = expected_outputs(args, send, recv, gmm_x, gmm_w, mm_x, mm_w)
+    dispatch = args.op == "dispatch"
+    if dispatch:
+        # The same arrays serve: gmmX has sum(sendCounts) rows in both operators.
+        permuted, ys = expected_dispatch_outputs(args, send, recv, gmm_x, gmm_w, mm_x, mm_w)
+        mm_ys = shared_outputs(args, mm_x, mm_w)
+    else:
+        ys, mm_ys = expected_outputs(args, send, recv, gmm_x, gmm_w, mm_x, mm_w)
 
     os.makedirs(args.out, exist_ok=True)
     save = lambda name, r, arr: np.save(os.path.join(args.out, f"{name}_r{r}.npy"), np.ascontiguousarray(arr))
@@ -170,15 +214,17 @@ def write_case(args):
             save("mmX", r, mm_x[r])
             save("mmWeight", r, mm_w[r])
         if not args.no_expected:
-            save("y", r, encode(ys[r], args.dtype))
+            save("gmmY" if dispatch else "y", r, encode(ys[r], args.dtype))
             if args.shared:
                 save("mmY", r, encode(mm_ys[r], args.dtype))
-    flags = [f"--dtype {args.dtype}"]
+            if dispatch and not args.no_permute_out:
+                save("permuteOut", r, permuted[r])  # a copy: the stored 16-bit values as they are
+    flags = [f"--op {args.op}", f"--dtype {args.dtype}"]
     if args.trans_gmm_weight:
         flags.append("--trans-gmm-weight")
     if args.trans_mm_weight:
         flags.append("--trans-mm-weight")
-    print(f"wrote a W={world}, e={e} {args.dtype} case to {args.out}; check it with: "
+    print(f"wrote a W={world}, e={e} {args.dtype} {args.op} case to {args.out}; check it with: "
           f"gmmav verify --inputs {args.out} {' '.join(flags)}")
 
 
@@ -255,6 +301,10 @@ def self_test():
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", help="directory to write the case to (created)")
+    p.add_argument("--op", choices=["combine", "dispatch"], default="combine",
+                   help="the operator whose expected outputs to write (default combine)")
+    p.add_argument("--no-permute-out", action="store_true",
+                   help="--op dispatch: do not write permuteOut_r*.npy (the run then skips permuteOut)")
     p.add_argument("-W", "--world-size", type=int, default=2, help="ranks (default 2)")
     p.add_argument("-e", "--experts", type=int, default=2, help="local experts per rank (default 2)")
     p.add_argument("--rows", type=int, default=48, help="average routed rows (A) per rank (default 48)")
@@ -283,6 +333,8 @@ def main():
         p.error("--rows must be >= 0")
     if args.trans_mm_weight and not args.shared:
         p.error("--trans-mm-weight needs --shared")
+    if args.no_permute_out and args.op != "dispatch":
+        p.error("--no-permute-out needs --op dispatch")
     write_case(args)
     return 0
 

@@ -29,3 +29,21 @@ CLI::Validator finite_non_negative() {
 }
 
 }  // namespace gmmav::cli
+
+namespace gmmav::cli {
+
+CLI::Option* add_op_option(CLI::App* cmd, std::string& op) {
+  return cmd
+      ->add_option("--op", op,
+                   "Operator: combine (aclnnGroupedMatMulAlltoAllv: GroupedMatMul -> Unpermute -> AlltoAllv) or dispatch "
+                   "(aclnnAlltoAllvGroupedMatMul: AlltoAllv -> Permute -> GroupedMatMul)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            if (text == "combine" || text == "dispatch") return {};
+            return "expected combine or dispatch, got '" + text + "'";
+          },
+          "combine|dispatch"));
+}
+
+}  // namespace gmmav::cli

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <string>
 
 namespace gmmav::cli {
 
@@ -13,5 +14,13 @@ CLI::Validator integer_at_least(std::int64_t min);
 
 /// A finite number >= 0 (a tolerance, a floor): NaN, inf and negatives are refused.
 CLI::Validator finite_non_negative();
+
+}  // namespace gmmav::cli
+
+namespace gmmav::cli {
+
+/// `--op combine|dispatch` (default combine), the same words and check in every subcommand:
+/// anything else is "expected combine or dispatch, got '...'".
+CLI::Option* add_op_option(CLI::App* cmd, std::string& op);
 
 }  // namespace gmmav::cli

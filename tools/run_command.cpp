@@ -1,6 +1,7 @@
 // `gmmav run`: builds a synthetic case, runs the operator on an in-process
 // group (one thread per rank) or, under mpirun, one rank per process, checks
-// every rank's y and mmY against the FP64 reference and prints a summary (or JSON).
+// every rank's outputs against the FP64 reference and prints a summary (or JSON).
+// --op picks the operator: combine (y, mmY) or dispatch (gmmY, mmY, permuteOut).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +23,8 @@ namespace gmmav::cli {
 namespace {
 
 struct RunOptions {
+  std::string op = "combine";
+  bool permute_out = false;  // dispatch only
   int world_size = 8;
   int experts = 4;
   std::int64_t bs = 256;
@@ -37,7 +40,7 @@ struct RunOptions {
   int threads = 0;
   bool json = false;
   bool no_verify = false;
-  std::string inject_fault;  // test-only: "y" or "mmY"
+  std::string inject_fault;  // test-only: "y" (the routed output), "mmY" or "permuteOut"
   std::string backend = "auto";
   bool world_size_given = false;
 };
@@ -54,11 +57,11 @@ struct Result {
 };
 
 // Test-only: adds max(1, |v|) to one element v of the first non-empty y (or
-// mmY), after the run and before verification, so tests can prove the check
-// catches a wrong output. Returns false when there is nothing to corrupt.
+// mmY, or permuteOut), after the run and before verification, so tests can
+// prove the check catches a wrong output. Returns false when there is nothing to corrupt.
 bool inject_fault(reference::Case& c, const std::string& tensor) {
   for (auto& rank : c.ranks) {
-    auto& v = tensor == "y" ? rank.y : rank.mm_y;
+    auto& v = tensor == "y" ? rank.y : tensor == "mmY" ? rank.mm_y : rank.permute_out;
     if (v.empty()) continue;
     auto& x = v[v.size() / 2];
     const double d = reference::to_double(c.spec.dtype, x);
@@ -116,6 +119,8 @@ std::string call_once(reference::Case& c, const ProcessGroup& g, double& seconds
 
 Result run_one(const RunOptions& o, DType t, const ProcessGroup& g) {
   reference::CaseSpec s;
+  s.op = o.op == "dispatch" ? Op::dispatch : Op::combine;
+  s.permute_out = o.permute_out;
   s.world_size = o.world_size;
   s.local_experts = o.experts;
   s.rows_per_rank = o.bs * o.topk;
@@ -168,7 +173,8 @@ double case_bytes(const RunOptions& o) {
   const double bs = o.no_shared ? 0 : static_cast<double>(o.bs), h2 = static_cast<double>(o.h2 > 0 ? o.h2 : o.h1),
                n2 = o.no_shared ? 0 : static_cast<double>(o.n2);
   const double inputs = a * h1 + e * h1 * n1 + bs * h2 + h2 * n2;
-  const double outputs = a * n1 + bs * n2;
+  // The dispatch op also holds the received rows (permuteOut or the workspace), A x H1.
+  const double outputs = a * n1 + bs * n2 + (o.op == "dispatch" ? a * h1 : 0);
   return W * (2 * inputs + (2 + 2 + 8 + 8) * outputs);
 }
 
@@ -185,6 +191,15 @@ std::string memory_refusal(const RunOptions& o) {
 }
 
 int run(RunOptions o) {
+  if (o.permute_out && o.op != "dispatch") {
+    std::fprintf(stderr, "gmmav run: --permute-out: expected --op dispatch (only the dispatch op has permuteOut), got --op %s\n",
+                 o.op.c_str());
+    return 2;
+  }
+  if (o.inject_fault == "permuteOut" && !o.permute_out) {
+    std::fprintf(stderr, "gmmav run: --inject-fault permuteOut: expected --op dispatch --permute-out\n");
+    return 2;
+  }
   const ProcessGroup g(o.backend);
   if (g.is_mpi()) {
     // One process per rank: W is the launcher's, and a different -W is an error on every rank.
@@ -222,6 +237,8 @@ int run(RunOptions o) {
                         " N2=" + std::to_string(o.n2);
   if (o.json) {
     nlohmann::json j;
+    j["op"] = o.op;
+    j["permute_out"] = o.permute_out;
     j["backend"] = g.is_mpi() ? "mpi" : "inproc";
     j["world_size"] = o.world_size;
     j["experts"] = o.experts;
@@ -251,10 +268,12 @@ int run(RunOptions o) {
     }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("gmmav run: %s W=%d, e=%d experts/rank, BS=%lld K=%lld (A=%lld rows/rank), H1=%lld N1=%lld, %s, "
+    const bool dispatch = o.op == "dispatch";
+    std::printf("gmmav run: %s op%s, %s W=%d, e=%d experts/rank, BS=%lld K=%lld (%s=%lld rows/rank), H1=%lld N1=%lld, %s, "
                 "%s counts, %d compute threads%s\n",
+                o.op.c_str(), dispatch ? (o.permute_out ? " (gmmY, permuteOut)" : " (gmmY)") : " (y)",
                 g.is_mpi() ? "MPI group (one process per rank)" : "in-process group", o.world_size, o.experts,
-                static_cast<long long>(o.bs), static_cast<long long>(o.topk),
+                static_cast<long long>(o.bs), static_cast<long long>(o.topk), dispatch ? "BSK sent" : "A",
                 static_cast<long long>(o.bs * o.topk), static_cast<long long>(o.h1), static_cast<long long>(o.n1),
                 shared.c_str(), o.counts.c_str(), compute_threads(), g.is_mpi() ? " per rank" : "");
     std::printf("  %-5s %10s %9s %10s %12s %11s  %s\n", "dtype", "time(ms)", "GFLOP/s", "err/bound", "max err(ulp)",
@@ -295,13 +314,15 @@ void add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand(
       "run", "Run the operator on synthetic data (in-process, or one rank per process under mpirun) and verify it");
+  add_op_option(cmd, o->op);
+  cmd->add_flag("--permute-out", o->permute_out, "Dispatch op: also write permuteOut (the received rows) and check it bit for bit");
   CLI::Option* world_size =
       cmd->add_option("-W,--world-size", o->world_size, "Ranks in the group (threads; under mpirun: the processes)")
           ->capture_default_str()
           ->check(CLI::Range(1, 4096));
   cmd->add_option("-e,--experts", o->experts, "Local experts per rank")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--bs", o->bs, "Tokens per rank (BS); also the shared expert's rows")->capture_default_str()->check(integer_at_least(1));
-  cmd->add_option("-k,--topk", o->topk, "Experts per token (K): A = BS*K routed rows per rank")->capture_default_str()->check(integer_at_least(1));
+  cmd->add_option("-k,--topk", o->topk, "Experts per token (K): BS*K routed rows per rank (combine: gmmX rows A; dispatch: rows sent, BSK)")->capture_default_str()->check(integer_at_least(1));
   cmd->add_option("--h1", o->h1, "Hidden size of the routed experts (H1)")->capture_default_str()->check(integer_at_least(1));
   cmd->add_option("--n1", o->n1, "Output size of the routed experts (N1)")->capture_default_str()->check(integer_at_least(1));
   cmd->add_option("--h2", o->h2, "Hidden size of the shared expert (H2; default H1)")->check(integer_at_least(0));
@@ -326,8 +347,8 @@ void add_run_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
   // Hidden (empty group), for the test suite: corrupt one output element before verification.
-  cmd->add_option("--inject-fault", o->inject_fault, "Test only: corrupt one element of y or mmY before the check")
-      ->check(CLI::IsMember({"y", "mmY"}))
+  cmd->add_option("--inject-fault", o->inject_fault, "Test only: corrupt one element of y (gmmY), mmY or permuteOut before the check")
+      ->check(CLI::IsMember({"y", "mmY", "permuteOut"}))
       ->group("");
   cmd->callback([o, world_size] {
     o->world_size_given = world_size->count() > 0;

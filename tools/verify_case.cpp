@@ -13,7 +13,7 @@ namespace {
 namespace fs = std::filesystem;
 using Shape = std::vector<std::int64_t>;
 
-const char* const kTensors[] = {"gmmX", "gmmWeight", "sendCounts", "recvCounts", "mmX", "mmWeight", "y", "mmY"};
+const char* const kTensors[] = {"gmmX", "gmmWeight", "sendCounts", "recvCounts", "mmX", "mmWeight", "y", "mmY", "gmmY", "permuteOut"};
 
 [[noreturn]] void bad(const std::string& what) { throw InputError(what); }
 
@@ -35,7 +35,7 @@ std::string file_kind(fs::file_type link, fs::file_type target) {
 std::map<std::string, std::set<int>> scan(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) bad(dir.string() + ": not a directory (--inputs)");
-  static const std::regex name(R"(^(gmmX|gmmWeight|sendCounts|recvCounts|mmX|mmWeight|y|mmY)_r(0|[1-9][0-9]{0,5})\.npy$)");
+  static const std::regex name(R"(^(gmmX|gmmWeight|sendCounts|recvCounts|mmX|mmWeight|y|mmY|gmmY|permuteOut)_r(0|[1-9][0-9]{0,5})\.npy$)");
   std::map<std::string, std::set<int>> found;
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::smatch m;
@@ -93,11 +93,22 @@ class Loader {
   CaseLayout layout_;
 };
 
-void check_files(const std::map<std::string, std::set<int>>& found, const fs::path& dir, int& world_size, bool& shared) {
+void check_files(const std::map<std::string, std::set<int>>& found, const fs::path& dir, Op op, int& world_size, bool& shared) {
   auto has = [&](const std::string& t, int r) {
     auto it = found.find(t);
     return it != found.end() && it->second.count(r) != 0;
   };
+  // An expected output of the other operator: the case was written for it.
+  const bool dispatch = op == Op::dispatch;
+  const char* const name = dispatch ? "dispatch" : "combine";
+  const char* const other = dispatch ? "combine" : "dispatch";
+  for (const char* t : dispatch ? std::vector<const char*>{"y"} : std::vector<const char*>{"gmmY", "permuteOut"}) {
+    auto it = found.find(t);
+    if (it != found.end())
+      bad(case_file(t, *it->second.begin()) + " found in " + dir.string() + ", but the " + name + " op's outputs are " +
+          (dispatch ? "gmmY_r*.npy, mmY_r*.npy and permuteOut_r*.npy" : "y_r*.npy and mmY_r*.npy") + " (pass --op " + other +
+          " for a " + other + " case)");
+  }
   if (!has("gmmX", 0)) bad(dir.string() + ": no " + case_file("gmmX", 0) + " (a case needs gmmX_r{r}.npy for r = 0..W-1)");
   world_size = *found.at("gmmX").rbegin() + 1;
   for (int r = 0; r < world_size; ++r)
@@ -146,13 +157,16 @@ void check_contract(const std::vector<RankCase>& ranks, int e) {
 
 std::string case_file(const std::string& tensor, int rank) { return tensor + "_r" + std::to_string(rank) + ".npy"; }
 
+const char* routed_output(Op op) { return op == Op::dispatch ? "gmmY" : "y"; }
+
 const char* npy_descr(DType dtype) { return dtype == DType::f16 ? "<f2" : "<u2"; }
 
 VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
   const auto found = scan(dir);
   int W = 0;
   bool shared = false;
-  check_files(found, dir, W, shared);
+  check_files(found, dir, layout.op, W, shared);
+  const bool dispatch = layout.op == Op::dispatch;
   auto has = [&](const std::string& t, int r) {
     auto it = found.find(t);
     return it != found.end() && it->second.count(r) != 0;
@@ -166,6 +180,7 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
   for (int r = 0; r < W; ++r) {
     RankCase& rc = c.ranks[static_cast<std::size_t>(r)];
     ProblemDesc& d = rc.desc;
+    d.op = layout.op;
     d.world_size = W;
     d.rank = r;
     d.dtype = layout.dtype;
@@ -196,7 +211,7 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
 
     NpyArray x = load.tensor("gmmX", r, 2);
     load.expect_shape(case_file("gmmX", r), x, {rc.rows_in, d.h1},
-                      "A = sum(" + case_file("sendCounts", r) + ") = " + std::to_string(rc.rows_in) + ", H1 = " +
+                      std::string(dispatch ? "BSK" : "A") + " = sum(" + case_file("sendCounts", r) + ") = " + std::to_string(rc.rows_in) + ", H1 = " +
                           std::to_string(d.h1) + " from " + wfile);
     rc.gmm_x = x.values<std::uint16_t>();
 
@@ -222,12 +237,19 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
       bad("--trans-mm-weight given, but the case has no shared expert (no " + case_file("mmWeight", r) + ")");
     }
 
-    if (has("y", r)) {
-      NpyArray y = load.tensor("y", r, 2);
-      load.expect_shape(case_file("y", r), y, {rc.rows_out, d.n1},
-                        "BSK = sum(" + case_file("recvCounts", r) + ") = " + std::to_string(rc.rows_out) + ", N1 = " +
-                            std::to_string(d.n1));
+    const std::string rows_out = std::string(dispatch ? "A" : "BSK") + " = sum(" + case_file("recvCounts", r) + ") = " +
+                                 std::to_string(rc.rows_out);
+    const char* y_name = routed_output(layout.op);
+    if (has(y_name, r)) {
+      NpyArray y = load.tensor(y_name, r, 2);
+      load.expect_shape(case_file(y_name, r), y, {rc.rows_out, d.n1}, rows_out + ", N1 = " + std::to_string(d.n1));
       rc.expected_y = y.values<std::uint16_t>();
+    }
+    if (dispatch && has("permuteOut", r)) {
+      NpyArray p = load.tensor("permuteOut", r, 2);
+      load.expect_shape(case_file("permuteOut", r), p, {rc.rows_out, d.h1}, rows_out + ", H1 = " + std::to_string(d.h1));
+      rc.expected_permute_out = p.values<std::uint16_t>();
+      d.permute_out = true;  // the run writes it too, to compare
     }
     if (has("mmY", r)) {
       NpyArray y = load.tensor("mmY", r, 2);

@@ -1,7 +1,7 @@
 // `gmmav verify`: runs the operator on a case read from .npy files (one set
 // per rank, verify_case.hpp) on an in-process group or, under mpirun, one
-// rank per process, writes y/mmY, and compares them with expected outputs
-// when the case has them.
+// rank per process, writes y/mmY (the dispatch op: gmmY/mmY/permuteOut), and
+// compares them with expected outputs when the case has them.
 // Exit 0 = ran (and matched), 1 = an output differs (or the run failed),
 // 2 = the case is unusable (the message names the file).
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include "option_checks.hpp"
 #include "output_compare.hpp"
 #include "process_group.hpp"
+#include "reference/dispatch_reference.hpp"
 #include "reference/reference.hpp"
 #include "verify_case.hpp"
 
@@ -31,6 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct VerifyOptions {
+  std::string op = "combine";
   std::string inputs;
   std::string out;
   std::string dtype = "fp16";
@@ -43,18 +45,21 @@ struct VerifyOptions {
 };
 
 struct RankOutputs {
-  std::vector<std::uint16_t> y, mm_y;
+  std::vector<std::uint16_t> y, mm_y, permute_out;
 };
 
 struct TensorResult {
   int rank = 0;
-  std::string tensor;  // "y" or "mmY"
+  std::string tensor;  // "y" (the dispatch op: "gmmY"), "mmY" or "permuteOut"
   std::int64_t elements = 0;
   bool checked = false;
   TensorComparison cmp;
 };
 
 const char* dtype_name(DType t) { return t == DType::f16 ? "fp16" : "bf16"; }
+
+// The --op word of an operator.
+const char* op_name(Op op) { return op == Op::dispatch ? "dispatch" : "combine"; }
 
 [[noreturn]] void input_error(const std::string& what) { throw InputError(what); }
 
@@ -70,6 +75,7 @@ std::string files_for(const VerifyCase& c, int r, const std::string& param) {
   if (param == "gmmX" || param == "gmmWeight" || param == "sendCounts" || param == "recvCounts") return case_file(param, r);
   if (param == "mmXOptional" || param == "mmX") return case_file("mmX", r);
   if (param == "mmWeightOptional" || param == "mmWeight" || param == "transMmWeight") return case_file("mmWeight", r);
+  if (param == "permuteOutOptional") return case_file("permuteOut", r);
   return rank_files(c, r);
 }
 
@@ -87,6 +93,7 @@ OpTensors tensors_of(const RankCase& rc, RankOutputs& out) {
                                     : ConstTensorView::matrix(rc.mm_weight.data(), d.dtype, s.h2, s.n2);
     t.mm_y = TensorView::matrix(out.mm_y.data(), d.dtype, s.bs, s.n2);
   }
+  if (d.permute_out) t.permute_out = TensorView::matrix(out.permute_out.data(), d.dtype, rc.rows_out, d.h1);
   return t;
 }
 
@@ -111,6 +118,8 @@ int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs
     const ProblemDesc& d = c.ranks[static_cast<std::size_t>(r)].desc;
     outs[static_cast<std::size_t>(r)].y.assign(static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.n1), 0);
     if (d.shared) outs[static_cast<std::size_t>(r)].mm_y.assign(static_cast<std::size_t>(d.shared->bs * d.shared->n2), 0);
+    if (d.permute_out)
+      outs[static_cast<std::size_t>(r)].permute_out.assign(static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.h1), 0);
   }
   std::vector<Plan> plans;
   std::vector<OpTensors> tensors;
@@ -202,12 +211,16 @@ std::vector<reference::RankOutputs> reference_sums(const VerifyCase& c) {
     }
     inputs.push_back(in);
   }
-  return reference::compute(shapes, inputs);
+  if (d.op == Op::combine) return reference::compute(shapes, inputs);
+  std::vector<reference::RankOutputs> sums;
+  for (reference::DispatchRankOutputs& o : reference::compute_dispatch(shapes, inputs))
+    sums.push_back({std::move(o.gmm_y), std::move(o.mm_y)});
+  return sums;
 }
 
 std::string describe(const VerifyCase& c) {
   const ProblemDesc& d = c.ranks[0].desc;
-  std::string s = "W=" + std::to_string(c.world_size()) + " ranks, e=" + std::to_string(d.local_experts) + " experts/rank, " +
+  std::string s = std::string(op_name(d.op)) + " op, W=" + std::to_string(c.world_size()) + " ranks, e=" + std::to_string(d.local_experts) + " experts/rank, " +
                   dtype_name(d.dtype) + ", H1=" + std::to_string(d.h1) + " N1=" + std::to_string(d.n1) +
                   (d.trans_gmm_weight ? " (gmmWeight transposed)" : "");
   if (d.shared)
@@ -236,17 +249,17 @@ void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<
                 "           a tensor when every element does and MERE <= %g (MERE/MARE: mean/max of err / "
                 "max(|expected|, %g))\n",
                 o.tolerance, o.floor, o.tolerance, o.floor);
-  std::printf("%5s %-6s %10s %10s %10s %9s %8s %11s %-16s %s\n", "rank", "tensor", "elements", "MERE", "MARE", "err/bound",
+  std::printf("%5s %-10s %10s %10s %10s %9s %8s %11s %-16s %s\n", "rank", "tensor", "elements", "MERE", "MARE", "err/bound",
               "max ulp", "mismatches", "first mismatch", "result");
   for (const auto& r : results) {
     if (!r.checked) {
-      std::printf("%5d %-6s %10lld %10s %10s %9s %8s %11s %-16s not checked (no %s)\n", r.rank, r.tensor.c_str(),
+      std::printf("%5d %-10s %10lld %10s %10s %9s %8s %11s %-16s not checked (no %s)\n", r.rank, r.tensor.c_str(),
                   static_cast<long long>(r.elements), "-", "-", "-", "-", "-", "-", case_file(r.tensor, r.rank).c_str());
       continue;
     }
     std::string first = "-";
     if (r.cmp.mismatches > 0) first = "(" + std::to_string(r.cmp.first_row) + ", " + std::to_string(r.cmp.first_col) + ")";
-    std::printf("%5d %-6s %10lld %10.3g %10.3g %9.3g %8lld %11lld %-16s %s\n", r.rank, r.tensor.c_str(),
+    std::printf("%5d %-10s %10lld %10.3g %10.3g %9.3g %8lld %11lld %-16s %s\n", r.rank, r.tensor.c_str(),
                 static_cast<long long>(r.elements), r.cmp.mere, r.cmp.mare, r.cmp.max_err_to_bound,
                 static_cast<long long>(r.cmp.max_ulp),
                 static_cast<long long>(r.cmp.mismatches), first.c_str(), r.cmp.pass ? "PASS" : "FAIL");
@@ -266,7 +279,7 @@ void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<
   int failed = 0;
   for (const auto& r : results) failed += r.checked && !r.cmp.pass;
   if (checked == 0)
-    std::printf("ran; nothing to compare (no y_r*.npy / mmY_r*.npy in %s)\n", c.dir.string().c_str());
+    std::printf("ran; nothing to compare (no %s_r*.npy / mmY_r*.npy in %s)\n", routed_output(c.layout.op), c.dir.string().c_str());
   else if (pass)
     std::printf("PASS: %d of %d tensors match\n", checked, checked);
   else
@@ -280,6 +293,7 @@ void print_json(const VerifyOptions& o, const VerifyCase& c, const std::vector<T
   nlohmann::json j;
   j["inputs"] = c.dir.string();
   j["out"] = o.out.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.out);
+  j["op"] = op_name(d.op);
   j["world_size"] = c.world_size();
   j["experts"] = d.local_experts;
   j["dtype"] = dtype_name(t);
@@ -334,8 +348,13 @@ void write_outputs(const VerifyCase& c, const std::vector<RankOutputs>& outs, co
     const RankCase& rc = c.ranks[static_cast<std::size_t>(r)];
     const RankOutputs& o = outs[static_cast<std::size_t>(r)];
     const std::int64_t y_shape[] = {rc.rows_out, rc.desc.n1};
-    write_npy(dir / case_file("y", r), descr, y_shape,
+    write_npy(dir / case_file(routed_output(rc.desc.op), r), descr, y_shape,
               {reinterpret_cast<const unsigned char*>(o.y.data()), o.y.size() * 2});
+    if (rc.desc.permute_out) {
+      const std::int64_t p_shape[] = {rc.rows_out, rc.desc.h1};
+      write_npy(dir / case_file("permuteOut", r), descr, p_shape,
+                {reinterpret_cast<const unsigned char*>(o.permute_out.data()), o.permute_out.size() * 2});
+    }
     if (rc.desc.shared) {
       const std::int64_t m_shape[] = {rc.desc.shared->bs, rc.desc.shared->n2};
       write_npy(dir / case_file("mmY", r), descr, m_shape,
@@ -394,6 +413,7 @@ std::vector<TensorResult> gather_results(const ProcessGroup& g, const std::vecto
 
 int verify(const VerifyOptions& o, const ProcessGroup& g) {
   CaseLayout layout;
+  layout.op = o.op == "dispatch" ? Op::dispatch : Op::combine;
   layout.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f16;
   layout.trans_gmm_weight = o.trans_gmm;
   layout.trans_mm_weight = o.trans_mm;
@@ -434,7 +454,7 @@ int verify(const VerifyOptions& o, const ProcessGroup& g) {
   }
 
   bool any_expected = false;
-  for (const RankCase& rc : c.ranks) any_expected = any_expected || rc.expected_y || rc.expected_mm_y;
+  for (const RankCase& rc : c.ranks) any_expected = any_expected || rc.expected_y || rc.expected_mm_y || rc.expected_permute_out;
   std::vector<reference::RankOutputs> sums_of;
   if (any_expected && !o.exact) sums_of = reference_sums(c);
 
@@ -445,14 +465,21 @@ int verify(const VerifyOptions& o, const ProcessGroup& g) {
   std::vector<TensorResult> results;
   for (int r : mine) {
     const RankCase& rc = c.ranks[static_cast<std::size_t>(r)];
-    for (int which = 0; which < (rc.desc.shared ? 2 : 1); ++which) {
+    const RankOutputs& out = outs[static_cast<std::size_t>(r)];
+    for (int which = 0; which < 3; ++which) {
+      if ((which == 1 && !rc.desc.shared) || (which == 2 && !rc.desc.permute_out)) continue;
       TensorResult tr;
       tr.rank = r;
-      tr.tensor = which == 0 ? "y" : "mmY";
-      const auto& got = which == 0 ? outs[static_cast<std::size_t>(r)].y : outs[static_cast<std::size_t>(r)].mm_y;
-      const auto& want = which == 0 ? rc.expected_y : rc.expected_mm_y;
+      tr.tensor = which == 0 ? routed_output(rc.desc.op) : which == 1 ? "mmY" : "permuteOut";
+      const auto& got = which == 0 ? out.y : which == 1 ? out.mm_y : out.permute_out;
+      const auto& want = which == 0 ? rc.expected_y : which == 1 ? rc.expected_mm_y : rc.expected_permute_out;
       tr.elements = static_cast<std::int64_t>(got.size());
-      if (want) {
+      if (which == 2) {  // a copy of gmmX rows: bit for bit whatever the criterion
+        CompareOptions copy = co;
+        copy.exact = true;
+        tr.cmp = compare_tensor(c.layout.dtype, got, *want, rc.desc.h1, copy, {}, 1);
+        tr.checked = true;
+      } else if (want) {
         const std::int64_t cols = which == 0 ? rc.desc.n1 : rc.desc.shared->n2;
         const std::int64_t k = which == 0 ? rc.desc.h1 : rc.desc.shared->h2;
         std::span<const double> sums;
@@ -476,8 +503,13 @@ int verify(const VerifyOptions& o, const ProcessGroup& g) {
     print_json(o, c, results, seconds, pass, checked);
   else
     print_table(o, c, results, seconds, pass, checked);
-  if (!o.out.empty() && !o.json) std::printf("wrote y_r*.npy%s to %s\n", c.has_shared_expert() ? " and mmY_r*.npy" : "", o.out.c_str());
-  if (checked == 0) std::fprintf(stderr, "gmmav verify: note: no expected y_r*.npy / mmY_r*.npy in %s, outputs not checked\n", o.inputs.c_str());
+  const std::string y_files = std::string(routed_output(layout.op)) + "_r*.npy";
+  if (!o.out.empty() && !o.json)
+    std::printf("wrote %s%s%s to %s\n", y_files.c_str(), c.has_shared_expert() ? ", mmY_r*.npy" : "",
+                c.ranks[0].desc.permute_out ? ", permuteOut_r*.npy" : "", o.out.c_str());
+  if (checked == 0)
+    std::fprintf(stderr, "gmmav verify: note: no expected %s / mmY_r*.npy in %s, outputs not checked\n", y_files.c_str(),
+                 o.inputs.c_str());
   return pass ? 0 : 1;
 }
 
@@ -486,16 +518,20 @@ int verify(const VerifyOptions& o, const ProcessGroup& g) {
 void add_verify_command(CLI::App& app) {
   auto o = std::make_shared<VerifyOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "verify", "Run the operator on a case stored as .npy files (one set per rank) and compare with expected y/mmY");
+      "verify", "Run the operator on a case stored as .npy files (one set per rank) and compare with expected outputs");
   cmd->footer(
-      "Files in DIR, for r = 0..W-1: gmmX_r{r}.npy (A, H1); gmmWeight_r{r}.npy (e, H1, N1), or (e, N1, H1) with\n"
-      "--trans-gmm-weight; sendCounts_r{r}.npy and recvCounts_r{r}.npy (int64, e*W); optionally mmX_r{r}.npy (BS, H2)\n"
-      "and mmWeight_r{r}.npy (H2, N2), or (N2, H2) with --trans-mm-weight; optionally the expected y_r{r}.npy and\n"
-      "mmY_r{r}.npy. FP16 arrays are '<f2'; BF16 arrays are raw bit patterns '<u2' (with --dtype bf16).\n"
+      "Files in DIR, for r = 0..W-1: gmmX_r{r}.npy (sum(sendCounts), H1); gmmWeight_r{r}.npy (e, H1, N1), or (e, N1, H1)\n"
+      "with --trans-gmm-weight; sendCounts_r{r}.npy and recvCounts_r{r}.npy (int64, e*W); optionally mmX_r{r}.npy\n"
+      "(BS, H2) and mmWeight_r{r}.npy (H2, N2), or (N2, H2) with --trans-mm-weight; optionally the expected outputs:\n"
+      "--op combine: y_r{r}.npy (sum(recvCounts), N1) and mmY_r{r}.npy; --op dispatch: gmmY_r{r}.npy (sum(recvCounts),\n"
+      "N1), mmY_r{r}.npy and permuteOut_r{r}.npy (sum(recvCounts), H1; compared bit for bit, and written only when given).\n"
+      "FP16 arrays are '<f2'; BF16 arrays are raw bit patterns '<u2' (with --dtype bf16).\n"
       "Exit status: 0 ran and matched, 1 an output differs (or the run failed), 2 bad input (the file is named).\n"
       "See docs/cli.md.");
+  add_op_option(cmd, o->op);
   cmd->add_option("-i,--inputs", o->inputs, "Directory holding the case's .npy files")->required()->type_name("DIR");
-  cmd->add_option("-o,--out", o->out, "Directory to write y_r{r}.npy / mmY_r{r}.npy to (created)")->type_name("DIR");
+  cmd->add_option("-o,--out", o->out, "Directory to write the outputs to (y_r{r}.npy or gmmY_r{r}.npy, mmY_r{r}.npy, "
+                  "permuteOut_r{r}.npy; created)")->type_name("DIR");
   cmd->add_option("--dtype", o->dtype, "fp16 ('<f2' files) or bf16 ('<u2' bit patterns)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp16", "bf16"}));

@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """The PyTorch composite a user without gmmav writes, timed for `gmmav bench`.
 
-Per rank: one torch.matmul per local expert over its rows of gmmX (expert-major, SPEC §3),
-torch.cat into destination order, torch.distributed all_to_all_single over gloo, and the
-shared expert's torch.matmul. W processes (torch.multiprocessing), `--threads` intra-op
-threads each. FP16 matmul has no CPU kernel in PyTorch 1.13: it is upcast to FP32 and the
-result rounded once, as such a user would do.
+Per rank, the combine op (case.json "op": "combine", the default): one torch.matmul per local
+expert over its rows of gmmX (expert-major, SPEC §3), torch.cat into destination order,
+torch.distributed all_to_all_single over gloo, and the shared expert's torch.matmul.
+The dispatch op ("op": "dispatch", docs/dispatch-op.md): all_to_all_single of gmmX, the
+received rows permuted into expert-major order (torch.index_select), one torch.matmul per
+local expert, and the shared expert's torch.matmul.
+W processes (torch.multiprocessing), `--threads` intra-op threads each. FP16 matmul has no
+CPU kernel in PyTorch 1.13: it is upcast to FP32 and the result rounded once, as such a
+user would do.
 
 Input: a case directory written by the bench (case.json + raw little-endian 16-bit arrays).
-Output: y / mm_y of every rank (raw, beside the inputs) and one JSON object on stdout:
+Output: y (the dispatch op: gmmY) / mm_y of every rank (raw, beside the inputs) and one JSON object on stdout:
 {"available": true, "torch": "1.13.1", "samples_s": [...], "median_s": ...}
 or {"available": false, "why": "..."} when torch cannot be imported (exit 0).
 """
@@ -39,9 +43,9 @@ def rank_main(rank, args, case, port, out_queue):
     dt = torch.bfloat16 if case["dtype"] == "bf16" else torch.float16
     me = case["ranks"][rank]
     send, recv = me["send_counts"], me["recv_counts"]
-    a, bsk = sum(send), sum(recv)
+    rows_in, rows_out = sum(send), sum(recv)
     d = args.dir
-    x = load(os.path.join(d, me["gmm_x"]), (a, h1), dt, torch)
+    x = load(os.path.join(d, me["gmm_x"]), (rows_in, h1), dt, torch)
     w = load(os.path.join(d, me["gmm_weight"]), (e, n1, h1) if case["trans_gmm_weight"] else (e, h1, n1), dt, torch)
     if case["trans_gmm_weight"]:
         w = w.transpose(1, 2)
@@ -61,7 +65,13 @@ def rank_main(rank, args, case, port, out_queue):
     def matmul(lhs, rhs):
         return (lhs.float() @ rhs).to(dt) if upcast else lhs @ rhs
 
-    # Block (j, d) of gmmX: rows to destination d for local expert j.
+    in_splits = [sum(send[dd * e + j] for j in range(e)) for dd in range(W)]
+    out_splits = [sum(recv[s * e + j] for j in range(e)) for s in range(W)]
+    # gloo rejects bfloat16 ("Invalid scalar type"): a 16-bit view moves the same bytes.
+    wire = (lambda t: t.view(torch.float16)) if dt == torch.bfloat16 else (lambda t: t)
+    y = torch.empty((rows_out, n1), dtype=dt)
+
+    # The combine op. Block (j, d) of gmmX: rows to destination d for local expert j.
     group = [sum(send[dd * e + j] for dd in range(W)) for j in range(e)]
     starts = {}
     row = 0
@@ -69,11 +79,8 @@ def rank_main(rank, args, case, port, out_queue):
         for dd in range(W):
             starts[(j, dd)] = row
             row += send[dd * e + j]
-    in_splits = [sum(send[dd * e + j] for j in range(e)) for dd in range(W)]
-    out_splits = [sum(recv[s * e + j] for j in range(e)) for s in range(W)]
-    y = torch.empty((bsk, n1), dtype=dt)
 
-    def composite():
+    def combine():
         outs, first = [], 0
         for j in range(e):
             outs.append(matmul(x[first:first + group[j]], w[j]))
@@ -81,10 +88,31 @@ def rank_main(rank, args, case, port, out_queue):
         gmm_y = torch.cat(outs)
         send_buf = torch.cat([gmm_y[starts[(j, dd)]:starts[(j, dd)] + send[dd * e + j]]
                               for dd in range(W) for j in range(e)])
-        # gloo rejects bfloat16 ("Invalid scalar type"): a 16-bit view moves the same bytes.
-        wire = (lambda t: t.view(torch.float16)) if dt == torch.bfloat16 else (lambda t: t)
         dist.all_to_all_single(wire(y), wire(send_buf), out_splits, in_splits)
         return matmul(mx, mw) if shared else None
+
+    # The dispatch op. The received rows arrive source-major (block (s, j) after rank s's
+    # earlier blocks); expert j's GEMM wants its rows from every source together: the
+    # permutation is the same every call, so it is made once.
+    received = torch.empty((rows_out, h1), dtype=dt)
+    order, recv_groups = [], []
+    for j in range(e):
+        recv_groups.append(sum(recv[s * e + j] for s in range(W)))
+        for s in range(W):
+            first = sum(out_splits[:s]) + sum(recv[s * e + jj] for jj in range(j))
+            order.extend(range(first, first + recv[s * e + j]))
+    order = torch.tensor(order, dtype=torch.int64)
+
+    def dispatch():
+        dist.all_to_all_single(wire(received), wire(x), out_splits, in_splits)
+        permuted = torch.index_select(received, 0, order)
+        first = 0
+        for j in range(e):
+            y[first:first + recv_groups[j]] = matmul(permuted[first:first + recv_groups[j]], w[j])
+            first += recv_groups[j]
+        return matmul(mx, mw) if shared else None
+
+    composite = dispatch if case.get("op", "combine") == "dispatch" else combine
 
     samples = []
     with torch.inference_mode():

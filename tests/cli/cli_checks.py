@@ -290,13 +290,16 @@ def run_json_pass(tmp):
     expect(len(j["cases"]) == 2 and all(c["pass"] and c["verified"] for c in j["cases"]), "a case did not pass")
 
 
-def run_json_fault(tensor):
+def run_json_fault(tensor, shown=None, args=RUN_SMALL):
+    """--inject-fault TENSOR fails every case, naming the output as `shown` (the dispatch op's y is gmmY)."""
+    shown = shown or tensor
+
     def check(tmp):
-        j = json.loads(run(RUN_SMALL + ["--inject-fault", tensor], 1).stdout)
+        j = json.loads(run(args + ["--inject-fault", tensor], 1).stdout)
         expect(j["pass"] is False, "pass is not false")
         for c in j["cases"]:
-            expect(c["pass"] is False and f" {tensor}: " in c.get("first_failure", ""),
-                   f"case {c['dtype']} does not report the corrupted {tensor}")
+            expect(c["pass"] is False and f" {shown}: " in c.get("first_failure", ""),
+                   f"case {c['dtype']} does not report the corrupted {shown}")
     return check
 
 
@@ -304,6 +307,104 @@ def run_text_fault(tmp):
     p = run(["run", "-W", "2", "--bs", "16", "--h1", "32", "--n1", "16", "--repeat", "1", "--dtype", "bf16",
              "--inject-fault", "y"], 1)
     expect(p.stdout.rstrip().endswith("FAIL"), "text output does not end in FAIL")
+
+
+# ---- the dispatch op (--op dispatch) -------------------------------------------
+
+RUN_DISPATCH = RUN_SMALL + ["--op", "dispatch", "--permute-out"]
+
+
+def run_dispatch_json_pass(tmp):
+    j = json.loads(run(RUN_DISPATCH, 0).stdout)
+    expect(j["op"] == "dispatch" and j["permute_out"] is True, "the JSON does not say which op ran")
+    expect(j["pass"] is True, "pass is not true")
+    expect(len(j["cases"]) == 2 and all(c["pass"] and c["verified"] for c in j["cases"]), "a case did not pass")
+    # Exact values: gmmY, mmY and permuteOut bit for bit, without the shared expert and with transposed weights.
+    j = json.loads(run(RUN_DISPATCH + ["--values", "exact", "--no-shared", "--trans-gmm-weight"], 0).stdout)
+    expect(all(c["elements_differing_from_reference_rounding"] == 0 for c in j["cases"]), "exact values differ")
+
+
+def run_dispatch_text(tmp):
+    p = run(["run", "--op", "dispatch", "-W", "2", "--bs", "16", "--h1", "32", "--n1", "16", "--repeat", "1"], 0)
+    expect("dispatch op (gmmY)" in p.stdout, "the summary does not name the dispatch op")
+    expect(p.stdout.rstrip().endswith("PASS"), "text output does not end in PASS")
+
+
+def bad_op(tmp):
+    """--op takes combine or dispatch, in every subcommand, with a message that lists both."""
+    d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    for args in (["run", "--op", "dispatcher"], ["verify", "--inputs", d, "--op", "dispatcher"],
+                 ["bench", "--op", "dispatcher", "--quick"]):
+        p = run(args, 2)
+        expect("--op" in p.stderr and "expected combine or dispatch, got 'dispatcher'" in p.stderr,
+               f"{args[0]}: no clear message")
+        expect(p.stdout == "", f"{args[0]}: printed results")
+    p = run(["run", "--permute-out"], 2)
+    expect("--permute-out: expected --op dispatch" in p.stderr, "--permute-out without --op dispatch: no clear message")
+
+
+DISPATCH_PASS = {
+    "verify_dispatch_pass_fp16_shared": ["-W", "3", "-e", "2", "--shared"],
+    "verify_dispatch_pass_bf16_trans": ["-W", "2", "-e", "3", "--dtype", "bf16", "--shared", "--trans-gmm-weight",
+                                        "--trans-mm-weight", "--seed", "4"],
+    "verify_dispatch_pass_no_permute_out": ["-W", "4", "-e", "2", "--zero-rank", "--no-permute-out", "--seed", "5"],
+}
+
+
+def verify_dispatch_pass(tmp, flags):
+    d = make_case(os.path.join(tmp, "case"), "--op", "dispatch", *flags)
+    extra = ["--op", "dispatch"] + (["--dtype", "bf16"] if "bf16" in flags else [])
+    extra += [f for f in ("--trans-gmm-weight", "--trans-mm-weight") if f in flags]
+    j = json.loads(run(["verify", "--inputs", d, "--json"] + extra, 0).stdout)
+    expect(j["op"] == "dispatch" and j["pass"] is True, "JSON op/pass")
+    names = {"gmmY", "mmY"} if "--shared" in flags else {"gmmY"}
+    if "--no-permute-out" not in flags:
+        names.add("permuteOut")
+    expect({r["tensor"] for r in j["results"]} == names, f"expected tensors {names}, got {[r['tensor'] for r in j['results']]}")
+    expect(j["checked"] == j["world_size"] * len(names), "not every tensor was checked")
+    expect(all(r["pass"] and r["mismatches"] == 0 for r in j["results"]), "a tensor did not pass")
+    p = run(["verify", "--inputs", d] + extra, 0)
+    expect("dispatch op" in p.stdout and "PASS" in p.stdout, "the table does not name the op or PASS")
+
+
+def verify_dispatch_fail(tmp):
+    """A wrong gmmY element fails naming it; one flipped bit of permuteOut fails even within the tolerance."""
+    d = make_case(os.path.join(tmp, "case"), "--op", "dispatch", "-W", "3", "--shared", "--seed", "6")
+    corrupt(os.path.join(d, "gmmY_r1.npy"), 2, 5)
+    p = run(["verify", "--inputs", d, "--op", "dispatch"], 1)
+    expect("rank 1 gmmY: first mismatch at (row 2, col 5)" in p.stdout, "the first mismatch is not named")
+    d = make_case(os.path.join(tmp, "case2"), "--op", "dispatch", "-W", "2", "--seed", "7")
+    path = os.path.join(d, "permuteOut_r0.npy")
+    a = np.load(path)
+    a.view(np.uint16)[1, 3] ^= np.uint16(1)  # one ulp: inside the tolerance, but permuteOut is a copy
+    np.save(path, a)
+    p = run(["verify", "--inputs", d, "--op", "dispatch"], 1)
+    expect("rank 0 permuteOut: first mismatch at (row 1, col 3)" in p.stdout, "the permuteOut mismatch is not named")
+
+
+def verify_dispatch_wrong_op(tmp):
+    """A case of one operator verified as the other is bad input naming the file and the fix."""
+    d = make_case(os.path.join(tmp, "dispatch"), "--op", "dispatch", "-W", "2")
+    p = run(["verify", "--inputs", d], 2)
+    expect("gmmY_r0.npy found" in p.stderr and "pass --op dispatch" in p.stderr, "dispatch case as combine: no clear message")
+    d = make_case(os.path.join(tmp, "combine"), "-W", "2")
+    p = run(["verify", "--inputs", d, "--op", "dispatch"], 2)
+    expect("y_r0.npy found" in p.stderr and "pass --op combine" in p.stderr, "combine case as dispatch: no clear message")
+
+
+def verify_dispatch_out_files(tmp):
+    """--out writes gmmY/mmY/permuteOut; they pass --exact as the expected outputs of the same case."""
+    d = make_case(os.path.join(tmp, "case"), "--op", "dispatch", "-W", "3", "--shared", "--dtype", "bf16", "--seed", "8")
+    out = os.path.join(tmp, "out")
+    run(["verify", "--inputs", d, "--op", "dispatch", "--dtype", "bf16", "--out", out], 0)
+    for r in range(3):
+        for t in ("gmmY", "mmY", "permuteOut"):
+            got, want = np.load(os.path.join(out, f"{t}_r{r}.npy")), np.load(os.path.join(d, f"{t}_r{r}.npy"))
+            expect(got.dtype == np.dtype("<u2") and got.shape == want.shape, f"{t}_r{r}.npy: dtype/shape")
+            if t == "permuteOut":
+                expect(np.array_equal(got, want), "permuteOut differs from the copy the case expects")
+            shutil.copy(os.path.join(out, f"{t}_r{r}.npy"), os.path.join(d, f"{t}_r{r}.npy"))
+    run(["verify", "--inputs", d, "--op", "dispatch", "--dtype", "bf16", "--exact"], 0)
 
 
 def make_case_self_test(tmp):
@@ -334,6 +435,15 @@ CHECKS = {
     "run_json_fault_mmY": run_json_fault("mmY"),
     "run_text_fault": run_text_fault,
     "make_case_self_test": make_case_self_test,
+    "run_dispatch_json_pass": run_dispatch_json_pass,
+    "run_dispatch_fault_gmmY": run_json_fault("y", "gmmY", RUN_DISPATCH),
+    "run_dispatch_fault_permuteOut": run_json_fault("permuteOut", "permuteOut", RUN_DISPATCH),
+    "run_dispatch_text": run_dispatch_text,
+    "bad_op": bad_op,
+    **{name: (lambda flags: lambda tmp: verify_dispatch_pass(tmp, flags))(flags) for name, flags in DISPATCH_PASS.items()},
+    "verify_dispatch_fail": verify_dispatch_fail,
+    "verify_dispatch_wrong_op": verify_dispatch_wrong_op,
+    "verify_dispatch_out_files": verify_dispatch_out_files,
 }
 
 

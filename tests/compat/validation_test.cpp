@@ -6,7 +6,7 @@
 #include <functional>
 #include <memory>
 
-#include "compat_helpers.hpp"
+#include "call_pieces.hpp"
 
 namespace {
 
@@ -14,36 +14,12 @@ using namespace compat_test;
 
 constexpr std::uint16_t kSentinel = 0x7E00;
 
-// The process's groups: W = 2 on devices 0-1, W = 8 on 8-15, W = 16 on 16-31.
-struct Groups {
-  std::vector<HcclComm> w2, w8, w16;
-  std::string name2, name8, name16;
-  static Groups& get() {
-    static Groups g;
-    return g;
-  }
-
- private:
-  static std::string init(std::vector<HcclComm>& comms, int first_device, int n) {
-    std::vector<int32_t> devices(static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) devices[static_cast<std::size_t>(i)] = first_device + i;
-    comms.resize(static_cast<std::size_t>(n));
-    EXPECT_EQ(HcclCommInitAll(static_cast<uint32_t>(n), devices.data(), comms.data()), HCCL_SUCCESS);
-    char name[128] = {0};
-    EXPECT_EQ(HcclGetCommName(comms[0], name), HCCL_SUCCESS);
-    return name;
-  }
-  Groups() : name2(init(w2, 0, 2)), name8(init(w8, 8, 8)), name16(init(w16, 16, 16)) {}
-};
-
 // A valid call for rank 0 of the W = 2 group (e = 2, H1 = 16, N1 = 8, BS = 8, K = 2,
 // H2 = 16, N2 = 8), whose pieces a case may replace.
-struct Call {
+struct Call : OwnedArgs {
   static constexpr std::int64_t kE = 2, kH1 = 16, kN1 = 8, kBS = 8, kBSK = 16, kA = 16, kH2 = 16, kN2 = 8;
   DeviceBuffer x{kA * kH1, 0x3C00}, w{kE * kH1 * kN1, 0x3C00}, y{kBSK * kN1, kSentinel};
   DeviceBuffer mx{kBS * kH2, 0x3C00}, mw{kH2 * kN2, 0x3C00}, my{kBS * kN2, kSentinel};
-  std::vector<std::unique_ptr<Tensor>> owned;
-  std::vector<std::unique_ptr<IntArray>> owned_arrays;
 
   aclTensor* gmm_x = make({{kA, kH1}}, x.get());
   aclTensor* gmm_weight = make({{kE, kH1, kN1}}, w.get());
@@ -64,14 +40,6 @@ struct Call {
   aclOpExecutor* executor = nullptr;
   aclOpExecutor** executor_out = &executor;
 
-  aclTensor* make(const TensorSpec& s, void* data) {
-    owned.push_back(std::make_unique<Tensor>(s, data));
-    return owned.back()->get();
-  }
-  aclIntArray* counts(const std::vector<std::int64_t>& v) {
-    owned_arrays.push_back(std::make_unique<IntArray>(v));
-    return owned_arrays.back()->get();
-  }
   void no_shared_expert() { mm_x = mm_weight = mm_y = nullptr; }
 
   int run() {
@@ -89,13 +57,6 @@ struct Case {
   bool strict_a3 = false;
   int device = 0;  // the calling thread's device
 };
-
-// n counts summing to total (for cases whose counts only need the right length and sum).
-std::vector<std::int64_t> counts_summing_to(std::int64_t total, std::size_t n) {
-  std::vector<std::int64_t> v(n, total / static_cast<std::int64_t>(n));
-  v[0] += total % static_cast<std::int64_t>(n);
-  return v;
-}
 
 const Case kCases[] = {
     // ---- 161001 ----
