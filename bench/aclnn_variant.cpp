@@ -144,9 +144,9 @@ struct AclnnCallArgs {
       return aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(
           gmm_x, gmm_weight, nullptr, nullptr, mm_x, mm_weight, a.group_, d.world_size, send, recv, d.trans_gmm_weight,
           d.shared && d.shared->trans_mm_weight, d.permute_out, y, mm_y, permute_out, workspace, executor);
-    return aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
-        gmm_x, gmm_weight, nullptr, nullptr, mm_x, mm_weight, a.group_, d.world_size, send, recv, d.trans_gmm_weight,
-        d.shared && d.shared->trans_mm_weight, y, mm_y, workspace, executor);
+    return aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(gmm_x, gmm_weight, nullptr, nullptr, mm_x, mm_weight, a.group_,
+                                                       d.world_size, send, recv, d.trans_gmm_weight,
+                                                       d.shared && d.shared->trans_mm_weight, y, mm_y, workspace, executor);
   }
 };
 
@@ -220,7 +220,9 @@ std::vector<std::uint16_t> AclnnRank::y() const {
   return v;
 }
 
-std::vector<std::uint16_t> AclnnRank::mm_y() const { return plan_.has_shared_expert() ? download(mm_y_) : std::vector<std::uint16_t>{}; }
+std::vector<std::uint16_t> AclnnRank::mm_y() const {
+  return plan_.has_shared_expert() ? download(mm_y_) : std::vector<std::uint16_t>{};
+}
 
 std::vector<std::uint16_t> AclnnRank::permute_out() const {
   if (!plan_.desc().permute_out) return {};

@@ -65,7 +65,7 @@ class AclnnRank {
   void call();
   /// The outputs of the last call, downloaded with aclrtMemcpy.
   std::vector<std::uint16_t> y() const;
-  std::vector<std::uint16_t> mm_y() const;  ///< empty without a shared expert
+  std::vector<std::uint16_t> mm_y() const;         ///< empty without a shared expert
   std::vector<std::uint16_t> permute_out() const;  ///< the dispatch op's; empty unless the plan writes it
 
  private:

@@ -62,14 +62,15 @@ void write_file(const std::string& path, const std::string& text) {
 int run(const Options& o) {
   const bool dispatch = o.op == "dispatch";
   if (dispatch && !o.trace.empty())
-    throw CLI::ValidationError("--trace", "expected --op combine (the trace is of the combine op's fused call), got --op dispatch");
+    throw CLI::ValidationError("--trace",
+                               "expected --op combine (the trace is of the combine op's fused call), got --op dispatch");
   std::vector<CaseShape> selected;
   const auto wanted = split(o.cases);
   const auto all = all_cases(o.quick);
   for (const auto& w : wanted)
     if (std::none_of(all.begin(), all.end(), [&](const CaseShape& c) { return c.name == w; }))
-      throw CLI::ValidationError("--cases", "unknown case '" + w +
-                                                "' (balanced, compute_bound, comm_bound, skewed, tiny, seed, decode, prefill)");
+      throw CLI::ValidationError(
+          "--cases", "unknown case '" + w + "' (balanced, compute_bound, comm_bound, skewed, tiny, seed, decode, prefill)");
   for (const auto& c : all) {
     const bool named = std::find(wanted.begin(), wanted.end(), c.name) != wanted.end();
     if (wanted.empty() ? !(c.heavy && o.quick) : named) selected.push_back(c);
@@ -113,8 +114,8 @@ int run(const Options& o) {
   // The PyTorch composite (--torch auto): for decode and prefill, the cases it was made for, and for any case named.
   const std::string torch_script = o.torch == "off" ? std::string() : find_torch_composite();
   const auto torch_for = [&](const CaseShape& c) {
-    return o.torch != "off" && (c.name == "decode" || c.name == "prefill" ||
-                                std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
+    return o.torch != "off" &&
+           (c.name == "decode" || c.name == "prefill" || std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
   };
   // MPI over loopback TCP only (Open MPI's btl list names tcp and no shared-memory
   // transport, every rank on this machine): the kernel's copies run on the
@@ -135,7 +136,8 @@ int run(const Options& o) {
     s.repeat = o.repeat;
     s.warmup = o.warmup;
     s.progress = progress;
-    s.progress_label = fmt::format("[{}/{}] {} {}", i + 1, jobs.size(), jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
+    s.progress_label =
+        fmt::format("[{}/{}] {} {}", i + 1, jobs.size(), jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
     s.trace = !o.trace.empty() && !traced;
     s.repack = o.repack;
     s.ceilings = roofline_ceilings(machine, jobs[i].dtype);
@@ -150,13 +152,15 @@ int run(const Options& o) {
     if (dispatch) {
       DispatchResult d = run_dispatch_case(*backend, jobs[i].shape, jobs[i].dtype, s);
       if (!s.torch)
-        d.torch.why = o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
+        d.torch.why =
+            o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
       dispatch_results.push_back(std::move(d));
       continue;
     }
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
     if (!s.torch)
-      r.torch.why = o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
+      r.torch.why =
+          o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
     if (s.trace && r.skipped.empty()) {
       traced = true;
       if (root) {
@@ -165,9 +169,13 @@ int run(const Options& o) {
           for (const auto& p : r.trace_parts) parts.push_back(nlohmann::json::parse(p));
         else
           parts.push_back(r.trace_events);
-        const nlohmann::json meta = {{"case", r.shape.name}, {"backend", r.backend}, {"W", r.shape.world_size},
-                                     {"e", r.shape.experts}, {"dtype", r.dtype == DType::bf16 ? "bf16" : "fp16"},
-                                     {"h1", r.shape.h1}, {"n1", r.shape.n1}};
+        const nlohmann::json meta = {{"case", r.shape.name},
+                                     {"backend", r.backend},
+                                     {"W", r.shape.world_size},
+                                     {"e", r.shape.experts},
+                                     {"dtype", r.dtype == DType::bf16 ? "bf16" : "fp16"},
+                                     {"h1", r.shape.h1},
+                                     {"n1", r.shape.n1}};
         write_file(o.trace, trace_document(parts, meta).dump() + "\n");
       }
       r.trace_events = nullptr;
@@ -177,9 +185,15 @@ int run(const Options& o) {
   }
   if (!root) return 0;
 
-  const nlohmann::json run_info = {{"quick", o.quick}, {"repeat", o.repeat}, {"warmup", o.warmup},
-                                   {"backend", backend->name()}, {"compute_threads_per_rank", compute_threads()},
-                                   {"trace", o.trace}, {"tcp_cpu_ns_per_byte_given", o.tcp_cpu_ns_per_byte}, {"weights_packed_once", !o.repack}, {"torch", o.torch},
+  const nlohmann::json run_info = {{"quick", o.quick},
+                                   {"repeat", o.repeat},
+                                   {"warmup", o.warmup},
+                                   {"backend", backend->name()},
+                                   {"compute_threads_per_rank", compute_threads()},
+                                   {"trace", o.trace},
+                                   {"tcp_cpu_ns_per_byte_given", o.tcp_cpu_ns_per_byte},
+                                   {"weights_packed_once", !o.repack},
+                                   {"torch", o.torch},
                                    {"torch_composite", torch_script},
                                    {"library_openmp_spinning", openmp_spin_setting()}};
   bool ok = true;
@@ -220,9 +234,10 @@ int run(const Options& o) {
 void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Time the fused operator against GEMM alone, AlltoAllv alone, the sequential design, the vendor's per-expert "
-               "overlap, the GEMM library, the per-call and aclnn entry points and the PyTorch composite, per named case "
-               "(in-process, or one rank per process under mpirun)");
+      "bench",
+      "Time the fused operator against GEMM alone, AlltoAllv alone, the sequential design, the vendor's per-expert "
+      "overlap, the GEMM library, the per-call and aclnn entry points and the PyTorch composite, per named case "
+      "(in-process, or one rank per process under mpirun)");
   cli::add_op_option(cmd, o->op);
   cmd->add_option("--backend", o->backend, "inproc, mpi, or auto (mpi when started by mpirun)")
       ->capture_default_str()
@@ -236,7 +251,8 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 1000));
   // At least one: a2a_alone sends what sequential's unpermute left in the send buffer, so the output
   // check is meaningful only once every variant has run (with 0 and --repeat 1 it compared stale data).
-  cmd->add_option("--warmup", o->warmup, "Untimed rounds of every variant first (at least 1: some variants move what others computed)")
+  cmd->add_option("--warmup", o->warmup,
+                  "Untimed rounds of every variant first (at least 1: some variants move what others computed)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
   cmd->add_option("--dtype", o->dtype, "fp16, bf16, both, or auto (the case's own: seed fp16, the others both)")

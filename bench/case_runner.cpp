@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "aclnn_variant.hpp"
-#include "cpu_time.hpp"
 #include "api/comm_access.hpp"
+#include "cpu_time.hpp"
 #include "engine/compute_pool.hpp"
 #include "expert_pipeline.hpp"
 #include "mpi_group.hpp"
@@ -81,14 +81,13 @@ reference::CaseSpec spec_of(const CaseShape& c, DType dtype) {
 
 namespace {
 
-
 enum class Mode { calibrate, measure };
 
 // State of one case in this process (in-process: shared by the rank threads).
 struct CaseState {
   reference::Case kase;
-  std::vector<Plan> plans;         // every rank's
-  std::vector<RankBuffers> bufs;   // [rank]; MPI: only this process's is allocated
+  std::vector<Plan> plans;        // every rank's
+  std::vector<RankBuffers> bufs;  // [rank]; MPI: only this process's is allocated
   InProcessPeers peers;
   std::unique_ptr<LibraryMatmul> library;
   std::unique_ptr<TraceRecorder> recorder;
@@ -99,7 +98,14 @@ struct CaseState {
 class RankRun {
  public:
   RankRun(CaseState& st, CaseResult& res, const RunSettings& s, RankGroup& g, const Comm& comm, Mode mode)
-      : st_(st), res_(res), s_(s), g_(g), comm_(comm), mode_(mode), r_(g.rank()), plan_(st.plans[static_cast<std::size_t>(r_)]),
+      : st_(st),
+        res_(res),
+        s_(s),
+        g_(g),
+        comm_(comm),
+        mode_(mode),
+        r_(g.rank()),
+        plan_(st.plans[static_cast<std::size_t>(r_)]),
         buf_(st.bufs[static_cast<std::size_t>(r_)]) {}
 
   void operator()() {
@@ -109,8 +115,14 @@ class RankRun {
     if (!s_.repack) packed = PackedWeights::create(plan_, st_.kase.tensors(r_));
     std::unique_ptr<AclnnRank> aclnn;  // destroyed before st_.aclnn_comms (at the end of this rank's run)
     if (mode_ == Mode::measure) aclnn = setup_aclnn();
-    RankVariants rv{plan_, st_.kase.tensors(r_), buf_, comm_, *transport_, r_ == 0 ? st_.library.get() : nullptr,
-                    packed ? &packed : nullptr, aclnn.get()};
+    RankVariants rv{plan_,
+                    st_.kase.tensors(r_),
+                    buf_,
+                    comm_,
+                    *transport_,
+                    r_ == 0 ? st_.library.get() : nullptr,
+                    packed ? &packed : nullptr,
+                    aclnn.get()};
     // Every rank runs a variant or none does (aclnn and library may be skipped, collectively;
     // under MPI only rank 0 holds the library).
     const bool library_runs = mode_ == Mode::measure && g_.max(st_.library ? 1.0 : 0.0) > 0;
@@ -204,7 +216,8 @@ class RankRun {
           auto& ys = st_.peers.y[static_cast<std::size_t>(t)];
           ys.clear();
           for (int q = 0; q < W; ++q)
-            ys.push_back(reinterpret_cast<std::byte*>(st_.bufs[static_cast<std::size_t>(q)].y[static_cast<std::size_t>(t)].data()));
+            ys.push_back(
+                reinterpret_cast<std::byte*>(st_.bufs[static_cast<std::size_t>(q)].y[static_cast<std::size_t>(t)].data()));
         }
       }
       if (mode_ == Mode::measure) make_library();
@@ -233,7 +246,8 @@ class RankRun {
       ls.n2 = c.n2;
     }
     // Under MPI the library runs on rank 0 with every core of the machine (start mpirun with --bind-to none).
-    const int threads = g_.is_mpi() ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : engine::available_cores();
+    const int threads =
+        g_.is_mpi() ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : engine::available_cores();
     // oneDNN may have no kernel for the dtype on this CPU (BF16 without AVX-512 on oneDNN 2.6): the
     // variant is then not run, rather than the rank throwing while the others wait at a barrier.
     try {
@@ -306,7 +320,7 @@ class RankRun {
       res_.verification = fmt::format(
           "fused y/mmY vs a2a_alone (gemm_alone's gmmY moved), sequential, per_expert, fused_per_call: {}; vs aclnn: {}",
           total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff),
-          !rv.aclnn              ? std::string("not run")
+          !rv.aclnn               ? std::string("not run")
           : total_aclnn_diff == 0 ? std::string("bit-identical")
                                   : fmt::format("{} elements DIFFER", total_aclnn_diff));
       if (ref_checked)
@@ -320,9 +334,11 @@ class RankRun {
   void trace(RankVariants& rv) {
     // A common time base: the in-process ranks share one recorder; MPI ranks share CLOCK_MONOTONIC on one host.
     g_.barrier();
-    const double now_ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+    const double now_ns =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
     const double base_ns = g_.min(now_ns);
-    const Clock::time_point base{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(static_cast<long long>(base_ns)))};
+    const Clock::time_point base{
+        std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(static_cast<long long>(base_ns)))};
     if (g_.is_mpi() || r_ == 0) {
       std::lock_guard lk(st_.mu);
       if (g_.is_mpi() || !st_.recorder) st_.recorder = std::make_unique<TraceRecorder>(base);

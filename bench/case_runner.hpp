@@ -23,18 +23,18 @@ namespace gmmav::bench {
 struct RunSettings {
   int repeat = 5;
   int warmup = 1;
-  bool trace = false;          ///< record one fused call of this case
-  bool progress = false;       ///< "\r" progress on stderr (rank 0)
-  std::string progress_label;  ///< e.g. "[2/5] balanced bf16"
+  bool trace = false;                                  ///< record one fused call of this case
+  bool progress = false;                               ///< "\r" progress on stderr (rank 0)
+  std::string progress_label;                          ///< e.g. "[2/5] balanced bf16"
   std::int64_t reference_flops_limit = 2'000'000'000;  ///< verify against the FP64 reference below this
   bool repack = false;  ///< the engine variants pack their weights in every call (default: once, outside the timing)
   /// CPU time the transport spends per byte moved between ranks on the cores
   /// the GEMMs use (MPI over loopback TCP on one machine: the kernel's copies,
   /// measured by --peak); 0 when not known or not applicable.
   double exchange_cpu_ns_per_byte = 0;
-  int cores = 0;  ///< cores of the machine the ranks share (with exchange_cpu_ns_per_byte)
-  RooflineCeilings ceilings;  ///< the machine's, for this case's dtype (rank 0 measured them)
-  bool torch = false;         ///< run the PyTorch composite after the variants (in-process only)
+  int cores = 0;                 ///< cores of the machine the ranks share (with exchange_cpu_ns_per_byte)
+  RooflineCeilings ceilings;     ///< the machine's, for this case's dtype (rank 0 measured them)
+  bool torch = false;            ///< run the PyTorch composite after the variants (in-process only)
   TorchSettings torch_settings;  ///< script, interpreter, repeat/warmup (threads and the reference check are per case)
 };
 
@@ -44,26 +44,26 @@ struct CaseResult {
   DType dtype = DType::bf16;
   std::array<std::vector<double>, kVariants> samples;  ///< seconds, slowest rank, per repetition
   std::array<double, kVariants> median{};
-  double flops = 0;  ///< all ranks, one call
+  double flops = 0;                 ///< all ranks, one call
   bool weights_packed_once = true;  ///< the engine variants used PackedWeights made before the timing (false: --repack)
-  double t_weight_prep = 0;  ///< diagnostic: every rank packing its call's weights on the pool, nothing else (median of 3)
-  std::int64_t remote_bytes = 0;  ///< bytes leaving their rank in one call, all ranks
+  double t_weight_prep = 0;         ///< diagnostic: every rank packing its call's weights on the pool, nothing else (median of 3)
+  std::int64_t remote_bytes = 0;    ///< bytes leaving their rank in one call, all ranks
   double exchange_cpu_ns_per_byte = 0;  ///< from RunSettings
   int cores = 0;
   std::int64_t workspace_bytes = 0;         ///< the fused call's, largest over ranks
   std::int64_t vendor_workspace_bytes = 0;  ///< SPEC §7: A*N1*2 + 16 MiB, largest over ranks
-  std::string verification;  ///< what was checked and the verdict
+  std::string verification;                 ///< what was checked and the verdict
   bool verified_ok = true;
-  std::string library;       ///< what the library variant ran
-  double contention_pct = 0; ///< CPU time of other processes (and steal) during the timing, % of the machine
+  std::string library;        ///< what the library variant ran
+  double contention_pct = 0;  ///< CPU time of other processes (and steal) during the timing, % of the machine
   std::vector<std::string> notes;
-  nlohmann::json trace_events;  ///< this process's (in-process: all ranks') events when traced
+  nlohmann::json trace_events;           ///< this process's (in-process: all ranks') events when traced
   std::vector<std::string> trace_parts;  ///< MPI: every rank's events (rank 0)
-  std::string skipped;       ///< non-empty: the case did not run, and why
-  std::string aclnn_skipped;  ///< non-empty: the aclnn variant did not run, and why
-  double weight_bytes = 0;    ///< every rank's routed + shared weights (16-bit): what a call must read at least once
+  std::string skipped;                   ///< non-empty: the case did not run, and why
+  std::string aclnn_skipped;             ///< non-empty: the aclnn variant did not run, and why
+  double weight_bytes = 0;               ///< every rank's routed + shared weights (16-bit): what a call must read at least once
   RooflineCeilings ceilings;
-  TorchResult torch;          ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
+  TorchResult torch;  ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
 
   bool ran(Variant v) const { return !samples[static_cast<std::size_t>(v)].empty(); }
 

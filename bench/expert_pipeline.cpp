@@ -31,14 +31,15 @@ void prepare_all_weights(const Plan& plan, const OpTensors& in) {
   engine::ComputePool::instance().parallel_for(stages.size(), [&](std::size_t i) {
     gemm::PreparedWeight w;
     if (stages[i] >= 0)
-      w.prepare(d.dtype, u16(in.gmm_weight.data) + static_cast<std::int64_t>(stages[i]) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight);
+      w.prepare(d.dtype, u16(in.gmm_weight.data) + static_cast<std::int64_t>(stages[i]) * d.h1 * d.n1, d.h1, d.n1,
+                d.trans_gmm_weight);
     else
       w.prepare(d.dtype, u16(in.mm_weight->data), d.shared->h2, d.shared->n2, d.shared->trans_mm_weight);
   });
 }
 
-void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y, std::uint16_t* mm_y,
-                         const PipelineHooks& hooks, const PackedWeights* packed_weights) {
+void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y, std::uint16_t* mm_y, const PipelineHooks& hooks,
+                         const PackedWeights* packed_weights) {
   const detail::PackedWeightsData* packed = packed_weights ? &detail::check_packed(*packed_weights, plan, in) : nullptr;
   auto& pool = engine::ComputePool::instance();
   const ProblemDesc& d = plan.desc();
@@ -46,12 +47,17 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
   std::vector<Stage> stages;
   for (int j = 0; j < d.local_experts; ++j) {
     if (plan.group_rows(j) == 0) continue;
-    stages.push_back({j, u16(in.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1,
-                      d.trans_gmm_weight, engine::routed_groups(plan, j), {}});
+    stages.push_back({j,
+                      u16(in.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1,
+                      d.h1,
+                      d.n1,
+                      d.trans_gmm_weight,
+                      engine::routed_groups(plan, j),
+                      {}});
   }
   if (d.shared)
-    stages.push_back({-1, u16(in.mm_weight->data), d.shared->h2, d.shared->n2, d.shared->trans_mm_weight, {},
-                      engine::shared_tiles(plan)});
+    stages.push_back(
+        {-1, u16(in.mm_weight->data), d.shared->h2, d.shared->n2, d.shared->trans_mm_weight, {}, engine::shared_tiles(plan)});
 
   Tasks extra;
   int issued = 0;  // experts whose after_expert hook ran
@@ -71,7 +77,8 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
     if (st.expert >= 0) {
       // gmmY has gmmX's row order: a group's rows are contiguous in both.
       const engine::TileGroup& g = st.routed[t];
-      w.matmul_rows(u16(in.gmm_x.data) + g.src_row * d.h1, g.rows, reinterpret_cast<std::uint16_t*>(gmm_y + g.src_row * row_bytes));
+      w.matmul_rows(u16(in.gmm_x.data) + g.src_row * d.h1, g.rows,
+                    reinterpret_cast<std::uint16_t*>(gmm_y + g.src_row * row_bytes));
     } else {
       const engine::SharedTile& tile = st.shared[t];
       w.matmul_rows(u16(in.mm_x->data) + tile.first * d.shared->h2, tile.rows, mm_y + tile.first * d.shared->n2);
@@ -88,17 +95,20 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
     std::vector<std::pair<std::size_t, std::size_t>> routed;  // (stage, tile)
     std::size_t shared_stage = stages.size();
     for (std::size_t s = 0; s < stages.size(); ++s) {
-      if (stages[s].expert < 0) shared_stage = s;
+      if (stages[s].expert < 0)
+        shared_stage = s;
       else
         for (std::size_t t = 0; t < stages[s].tiles(); ++t) routed.emplace_back(s, t);
     }
     pool.parallel_for(
-        routed.size(), [&](std::size_t i) { run_tile(stages[routed[i].first], packed_weight(stages[routed[i].first]), routed[i].second); },
+        routed.size(),
+        [&](std::size_t i) { run_tile(stages[routed[i].first], packed_weight(stages[routed[i].first]), routed[i].second); },
         hooks.idle);
     finish_routed();
     if (shared_stage < stages.size()) {
       const Stage& st = stages[shared_stage];
-      pool.parallel_for(st.tiles(), [&](std::size_t t) { run_tile(st, packed_weight(st), t); }, hooks.idle);
+      pool.parallel_for(
+          st.tiles(), [&](std::size_t t) { run_tile(st, packed_weight(st), t); }, hooks.idle);
     }
     return;
   }
@@ -109,11 +119,15 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
     weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans);
   };
   const std::function<void()> idle = hooks.idle;
-  if (!stages.empty() && !packed) pool.parallel_for(1, [&](std::size_t) { prepare(0); }, idle);
+  if (!stages.empty() && !packed)
+    pool.parallel_for(
+        1, [&](std::size_t) { prepare(0); }, idle);
   for (std::size_t s = 0; s < stages.size(); ++s) {
     const Stage& st = stages[s];
-    if (st.expert < 0) finish_routed();
-    else issue_upto(st.expert - 1);  // experts without rows before this one
+    if (st.expert < 0)
+      finish_routed();
+    else
+      issue_upto(st.expert - 1);  // experts without rows before this one
     const bool next = !packed && s + 1 < stages.size();
     const gemm::PreparedWeight& w = !packed ? weights[s % 2] : packed_weight(st);
     Tasks front;
@@ -130,7 +144,9 @@ void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y
     if (st.expert >= 0) issue_upto(st.expert);
   }
   finish_routed();
-  if (!extra.empty()) pool.parallel_for(extra.size(), [&](std::size_t i) { extra[i](); }, idle);
+  if (!extra.empty())
+    pool.parallel_for(
+        extra.size(), [&](std::size_t i) { extra[i](); }, idle);
 }
 
 }  // namespace gmmav::bench

@@ -37,7 +37,7 @@ void prepare_all_weights(const Plan& plan, const OpTensors& in);
 /// With `packed` (PackedWeights of `in`), no weight is packed, as in engine::compute_tiles,
 /// and without an after_expert hook the routed tiles run as one job and the
 /// shared expert's as another (the engine runs all of them as one job).
-void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y, std::uint16_t* mm_y,
-                         const PipelineHooks& hooks, const PackedWeights* packed = nullptr);
+void run_expert_pipeline(const Plan& plan, const OpTensors& in, std::byte* gmm_y, std::uint16_t* mm_y, const PipelineHooks& hooks,
+                         const PackedWeights* packed = nullptr);
 
 }  // namespace gmmav::bench

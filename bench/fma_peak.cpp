@@ -40,8 +40,9 @@ __attribute__((target("avx2,fma"))) float fp32_avx2(long iters) {
     a3 = _mm256_fmadd_ps(a3, a, b), a4 = _mm256_fmadd_ps(a4, a, b), a5 = _mm256_fmadd_ps(a5, a, b);
     a6 = _mm256_fmadd_ps(a6, a, b), a7 = _mm256_fmadd_ps(a7, a, b), a8 = _mm256_fmadd_ps(a8, a, b);
     a9 = _mm256_fmadd_ps(a9, a, b), a10 = _mm256_fmadd_ps(a10, a, b), a11 = _mm256_fmadd_ps(a11, a, b);
-    __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9),
-                     "+x"(a10), "+x"(a11));
+    __asm__ volatile(""
+                     : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9),
+                       "+x"(a10), "+x"(a11));
   }
   __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                            _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));

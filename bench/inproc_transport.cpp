@@ -12,7 +12,10 @@ namespace {
 class InProcessTransport final : public BaselineTransport {
  public:
   InProcessTransport(const InProcessPeers& peers, int rank, RankGroup& group)
-      : peers_(peers), rank_(rank), group_(group), plan_(*peers.plans[static_cast<std::size_t>(rank)]),
+      : peers_(peers),
+        rank_(rank),
+        group_(group),
+        plan_(*peers.plans[static_cast<std::size_t>(rank)]),
         row_bytes_(plan_.desc().n1 * 2) {}
 
   void alltoallv(const std::byte* send_buf, Target t) override {

@@ -118,8 +118,7 @@ LibraryMatmul::~LibraryMatmul() = default;
 void LibraryMatmul::wake() {
   omp_set_num_threads(impl_->threads);
 #pragma omp parallel
-  {
-  }
+  {}
 }
 
 void LibraryMatmul::quiesce() { omp_pause_resource_all(omp_pause_soft); }
@@ -139,7 +138,8 @@ void LibraryMatmul::run() {
 
 double LibraryMatmul::flops() const {
   double f = 0;
-  for (const Product& p : impl_->products) f += 2.0 * static_cast<double>(p.m) * static_cast<double>(p.k) * static_cast<double>(p.n);
+  for (const Product& p : impl_->products)
+    f += 2.0 * static_cast<double>(p.m) * static_cast<double>(p.k) * static_cast<double>(p.n);
   return f;
 }
 

@@ -19,8 +19,8 @@ namespace gmmav::bench {
 namespace {
 
 // The flags that decide which GEMM kernels can run (docs/gemm-measurements.md).
-const char* const kFlagsOfInterest[] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-                                        "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "hypervisor"};
+const char* const kFlagsOfInterest[] = {"avx2",        "fma",         "f16c",        "avx512f",  "avx512bw", "avx512vl",
+                                        "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "hypervisor"};
 
 // GB/s of memcpy over `bytes` per thread, `threads` threads each with its own buffers; best of `reps`.
 double memcpy_gbps(std::size_t bytes, int threads, int reps) {
@@ -34,9 +34,8 @@ double memcpy_gbps(std::size_t bytes, int threads, int reps) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t)
-      ts.emplace_back([&, t] {
-        std::memcpy(dst[static_cast<std::size_t>(t)].data(), src[static_cast<std::size_t>(t)].data(), bytes);
-      });
+      ts.emplace_back(
+          [&, t] { std::memcpy(dst[static_cast<std::size_t>(t)].data(), src[static_cast<std::size_t>(t)].data(), bytes); });
     for (auto& t : ts) t.join();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (r > 0) best = std::max(best, static_cast<double>(bytes) * threads / s * 1e-9);  // r = 0 warms up
@@ -79,7 +78,8 @@ MachineInfo machine_info(bool measure) {
   m.cores = engine::available_cores();
   m.onednn = gemm::implementation_info();
   const dnnl_version_t* v = dnnl_version();
-  m.onednn_version = fmt::format("{}.{}.{} ({})", v->major, v->minor, v->patch, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
+  m.onednn_version =
+      fmt::format("{}.{}.{} ({})", v->major, v->minor, v->patch, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
   m.compute_threads = compute_threads();
   if (measure) {
     m.peak = measure_peak(m.cores);

@@ -12,15 +12,15 @@
 namespace gmmav::bench {
 
 struct Peak {
-  std::string isa;            ///< "avx512f", "avx2+fma" or "none"
-  double fp32_one_core = 0;   ///< GFLOP/s
+  std::string isa;           ///< "avx512f", "avx2+fma" or "none"
+  double fp32_one_core = 0;  ///< GFLOP/s
   double fp32_all_cores = 0;
-  double bf16_one_core = 0;   ///< vdpbf16ps, 0 when the CPU has no avx512_bf16
+  double bf16_one_core = 0;  ///< vdpbf16ps, 0 when the CPU has no avx512_bf16
   double bf16_all_cores = 0;
 };
 
 struct Bandwidth {
-  double mib8_one_core = 0;    ///< GB/s of memcpy (bytes copied / time)
+  double mib8_one_core = 0;  ///< GB/s of memcpy (bytes copied / time)
   double mib256_one_core = 0;
   double mib256_all_cores = 0;
   double read_1gib_all_cores = 0;  ///< GB/s read: a streaming sum over 1 GiB on every core (the decode roofline)
@@ -29,9 +29,9 @@ struct Bandwidth {
 struct MachineInfo {
   std::string cpu_model;
   int cpu_family = 0, cpu_model_number = 0;
-  int cores = 0;          ///< cores this process may use
+  int cores = 0;                       ///< cores this process may use
   std::vector<std::string> isa_flags;  ///< the flags of interest the CPU has
-  std::string onednn;     ///< gmmav::gemm::implementation_info()
+  std::string onednn;                  ///< gmmav::gemm::implementation_info()
   std::string onednn_version;
   int compute_threads = 0;
   Peak peak;

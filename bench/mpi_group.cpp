@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <stdexcept>
-#include <thread>
 #include <fstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <unistd.h>
 

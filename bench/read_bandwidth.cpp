@@ -57,7 +57,8 @@ double measure_read_gbps(std::size_t bytes, int cores) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t)
-      ts.emplace_back([&, t] { part[static_cast<std::size_t>(t)] = sum(buf.get() + slice * static_cast<std::size_t>(t), slice); });
+      ts.emplace_back(
+          [&, t] { part[static_cast<std::size_t>(t)] = sum(buf.get() + slice * static_cast<std::size_t>(t), slice); });
     for (auto& t : ts) t.join();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::uint64_t total = 0;

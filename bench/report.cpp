@@ -83,8 +83,14 @@ nlohmann::json to_json(const CaseResult& r) {
   j["gflops"] = d.gflops;
   // Context beyond the required fields.
   const std::int64_t h2 = c.h2_follows_h1 ? c.h1 : c.h2;
-  j["shape"] = {{"bs", c.bs}, {"topk", c.topk}, {"rows_per_rank", c.bs * c.topk}, {"h1", c.h1}, {"n1", c.n1},
-                {"shared", c.shared}, {"h2", c.shared ? h2 : 0}, {"n2", c.shared ? c.n2 : 0},
+  j["shape"] = {{"bs", c.bs},
+                {"topk", c.topk},
+                {"rows_per_rank", c.bs * c.topk},
+                {"h1", c.h1},
+                {"n1", c.n1},
+                {"shared", c.shared},
+                {"h2", c.shared ? h2 : 0},
+                {"n2", c.shared ? c.n2 : 0},
                 {"counts", reference::to_string(c.counts)}};
   j["flops"] = r.flops;
   j["remote_bytes"] = r.remote_bytes;
@@ -151,44 +157,52 @@ std::string user_table(const std::vector<CaseResult>& cases) {
 std::string table(const std::vector<CaseResult>& cases) {
   std::string s;
   for (const bool once : {true, false}) {
-    if (std::any_of(cases.begin(), cases.end(), [&](const CaseResult& r) { return r.skipped.empty() && r.weights_packed_once == once; }))
+    if (std::any_of(cases.begin(), cases.end(),
+                    [&](const CaseResult& r) { return r.skipped.empty() && r.weights_packed_once == once; }))
       s += once ? "weights: packed once before the timing (fused, gemm, seq, perexp, as lib); --repack packs them in every call\n"
                 : "weights: packed in every call of fused, gemm, seq, perexp (--repack); lib packs once\n";
   }
-  s += fmt::format("{:<14} {:<6} {:>2} {:>2} {:<4} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>4}\n",
-                              "case", "backnd", "W", "e", "type", "H1", "fused ms", "gemm ms", "a2a ms", "seq ms", "perexp ms",
-                              "lib ms", "ovlp%", "f/bnd", "x seq", "x pexp", "g/lib", "GFLOP/s", "cont");
+  s += fmt::format(
+      "{:<14} {:<6} {:>2} {:>2} {:<4} {:>5} | {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} | {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>4}\n",
+      "case", "backnd", "W", "e", "type", "H1", "fused ms", "gemm ms", "a2a ms", "seq ms", "perexp ms", "lib ms", "ovlp%",
+      "f/bnd", "x seq", "x pexp", "g/lib", "GFLOP/s", "cont");
   for (const auto& r : cases) {
     const CaseShape& c = r.shape;
     const char* type = r.dtype == DType::bf16 ? "bf16" : "fp16";
     if (!r.skipped.empty()) {
-      s += fmt::format("{:<14} {:<6} {:>2} {:>2} {:<4}  skipped: {}\n", c.name, r.backend, c.world_size, c.experts, type, r.skipped);
+      s += fmt::format("{:<14} {:<6} {:>2} {:>2} {:<4}  skipped: {}\n", c.name, r.backend, c.world_size, c.experts, type,
+                       r.skipped);
       continue;
     }
     const Derived d = derive(r);
-    s += fmt::format("{:<14} {:<6} {:>2} {:>2} {:<4} {:>5} | {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} | {:>6.0f} {:>6.2f} {:>6.2f} {:>6.2f} {:>6.2f} {:>7.0f} {:>3.0f}%{}\n",
-                     c.name, r.backend, c.world_size, c.experts, type, c.h1, r.t(Variant::fused) * 1e3,
-                     r.t(Variant::gemm_alone) * 1e3, r.t(Variant::a2a_alone) * 1e3, r.t(Variant::sequential) * 1e3,
-                     r.t(Variant::per_expert) * 1e3, r.t(Variant::library) * 1e3, d.overlap_pct, d.fused_over_bound,
-                     d.speedup_vs_sequential, d.speedup_vs_per_expert, d.gemm_vs_library, d.gflops, r.contention_pct,
-                     r.verified_ok ? "" : "  OUTPUT CHECK FAILED");
+    s += fmt::format(
+        "{:<14} {:<6} {:>2} {:>2} {:<4} {:>5} | {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} {:>9.3f} | {:>6.0f} {:>6.2f} "
+        "{:>6.2f} {:>6.2f} {:>6.2f} {:>7.0f} {:>3.0f}%{}\n",
+        c.name, r.backend, c.world_size, c.experts, type, c.h1, r.t(Variant::fused) * 1e3, r.t(Variant::gemm_alone) * 1e3,
+        r.t(Variant::a2a_alone) * 1e3, r.t(Variant::sequential) * 1e3, r.t(Variant::per_expert) * 1e3,
+        r.t(Variant::library) * 1e3, d.overlap_pct, d.fused_over_bound, d.speedup_vs_sequential, d.speedup_vs_per_expert,
+        d.gemm_vs_library, d.gflops, r.contention_pct, r.verified_ok ? "" : "  OUTPUT CHECK FAILED");
   }
   s += "medians of the slowest rank per repetition; ovlp% = 100(gemm+a2a-fused)/min(gemm,a2a); f/bnd = fused/max(gemm,a2a);\n"
-       "x seq, x pexp = speedup of fused over sequential / per-expert overlap; g/lib = library/gemm_alone; cont = other processes' CPU\n";
+       "x seq, x pexp = speedup of fused over sequential / per-expert overlap; g/lib = library/gemm_alone; cont = other "
+       "processes' CPU\n";
   s += user_table(cases);
   for (const auto& r : cases) {
     if (!r.skipped.empty()) continue;
     s += fmt::format("{} {} {}: {}\n", r.shape.name, r.backend, r.dtype == DType::bf16 ? "bf16" : "fp16", r.verification);
-    s += fmt::format("    weight packing alone (every rank's weights of one call, on the pool): {:.3f} ms = {:.0f}% of gemm_alone{}\n",
-                     r.t_weight_prep * 1e3, r.t(Variant::gemm_alone) > 0 ? 100 * r.t_weight_prep / r.t(Variant::gemm_alone) : 0,
-                     r.weights_packed_once ? " (not in the timings: packed once)" : " (inside every engine call: --repack)");
+    s += fmt::format(
+        "    weight packing alone (every rank's weights of one call, on the pool): {:.3f} ms = {:.0f}% of gemm_alone{}\n",
+        r.t_weight_prep * 1e3, r.t(Variant::gemm_alone) > 0 ? 100 * r.t_weight_prep / r.t(Variant::gemm_alone) : 0,
+        r.weights_packed_once ? " (not in the timings: packed once)" : " (inside every engine call: --repack)");
     if (const Derived d = derive(r); d.cpu_bound > 0)
       s += fmt::format(
-          "    loopback TCP: the kernel copies {:.1f} MB between ranks at {:.2f} ns of CPU per byte = {:.3f} ms of the {} cores' time;\n"
-          "      with the GEMMs that is at least {:.3f} ms: fused / that bound = {:.2f}, the best overlap possible here is {:.0f}%\n",
+          "    loopback TCP: the kernel copies {:.1f} MB between ranks at {:.2f} ns of CPU per byte = {:.3f} ms of the {} cores' "
+          "time;\n"
+          "      with the GEMMs that is at least {:.3f} ms: fused / that bound = {:.2f}, the best overlap possible here is "
+          "{:.0f}%\n",
           static_cast<double>(r.remote_bytes) * 1e-6, r.exchange_cpu_ns_per_byte,
-          static_cast<double>(r.remote_bytes) * r.exchange_cpu_ns_per_byte * 1e-6, r.cores, d.cpu_bound * 1e3, d.fused_over_cpu_bound,
-          d.max_overlap_pct);
+          static_cast<double>(r.remote_bytes) * r.exchange_cpu_ns_per_byte * 1e-6, r.cores, d.cpu_bound * 1e3,
+          d.fused_over_cpu_bound, d.max_overlap_pct);
     if (!r.aclnn_skipped.empty()) s += "    aclnn variant not run: " + r.aclnn_skipped + "\n";
     if (!r.ran(Variant::library)) s += "    library variant not run (lib ms 0): " + r.library + "\n";
     if (r.torch.available)
@@ -197,9 +211,10 @@ std::string table(const std::vector<CaseResult>& cases) {
     else if (r.torch.attempted)
       s += "    torch: absent: " + r.torch.why + "\n";
     if (const Derived d = derive(r); d.roofline.t > 0)
-      s += fmt::format("    roofline: weights {:.1f} MB / {:.1f} GB/s read = {:.3f} ms; {:.2f} GFLOP / {:.0f} GFLOP/s ({}) = {:.3f} ms\n",
-                       r.weight_bytes * 1e-6, r.ceilings.read_gbps, d.roofline.t_memory * 1e3, r.flops * 1e-9,
-                       r.ceilings.peak_gflops, r.ceilings.peak_kind, d.roofline.t_compute * 1e3);
+      s += fmt::format(
+          "    roofline: weights {:.1f} MB / {:.1f} GB/s read = {:.3f} ms; {:.2f} GFLOP / {:.0f} GFLOP/s ({}) = {:.3f} ms\n",
+          r.weight_bytes * 1e-6, r.ceilings.read_gbps, d.roofline.t_memory * 1e3, r.flops * 1e-9, r.ceilings.peak_gflops,
+          r.ceilings.peak_kind, d.roofline.t_compute * 1e3);
     for (const auto& n : r.notes) s += "    " + n + "\n";
   }
   return s;

@@ -12,8 +12,8 @@
 namespace gmmav::bench {
 
 struct Derived {
-  double bound = 0;                  ///< max(t_gemm_alone, t_a2a_alone)
-  double overlap_pct = 0;            ///< IMB-NBC: 100 (t_gemm + t_a2a - t_fused) / min(t_gemm, t_a2a)
+  double bound = 0;        ///< max(t_gemm_alone, t_a2a_alone)
+  double overlap_pct = 0;  ///< IMB-NBC: 100 (t_gemm + t_a2a - t_fused) / min(t_gemm, t_a2a)
   double fused_over_bound = 0;
   double speedup_vs_sequential = 0;  ///< t_sequential / t_fused
   double speedup_vs_per_expert = 0;  ///< t_per_expert / t_fused

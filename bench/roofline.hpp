@@ -23,9 +23,9 @@ struct RooflineCeilings {
 RooflineCeilings roofline_ceilings(const MachineInfo& m, DType dtype);
 
 struct Roofline {
-  double t_memory = 0;   ///< weight bytes / read bandwidth
-  double t_compute = 0;  ///< FLOPs / peak
-  double t = 0;          ///< max of the two; 0 when the machine was not measured
+  double t_memory = 0;     ///< weight bytes / read bandwidth
+  double t_compute = 0;    ///< FLOPs / peak
+  double t = 0;            ///< max of the two; 0 when the machine was not measured
   const char* bound = "";  ///< "memory" or "compute"
 };
 

@@ -56,8 +56,8 @@ std::int64_t count_violations(DType t, const std::vector<std::uint16_t>& a, cons
     const auto row = static_cast<std::size_t>(static_cast<std::int64_t>(e) / cols);
     const auto col = static_cast<std::size_t>(static_cast<std::int64_t>(e) % cols);
     const double x = reference::to_double(t, a[e]), y = reference::to_double(t, b[e]);
-    const double bound = 2 * (reference::ulp(t, 2 * std::max(std::fabs(x), std::fabs(y))) +
-                              g * row_norm[row] * (*col_norm_of_row[row])[col]);
+    const double bound =
+        2 * (reference::ulp(t, 2 * std::max(std::fabs(x), std::fabs(y))) + g * row_norm[row] * (*col_norm_of_row[row])[col]);
     if (!(std::fabs(x - y) <= bound)) ++bad;  // NaN counts as a violation
   }
   return bad;
@@ -73,15 +73,15 @@ SpecBoundBetweenResults::SpecBoundBetweenResults(const reference::Case& kase) : 
   w_col_norm_.resize(static_cast<std::size_t>(W));
   for (int r = 0; r < W; ++r)
     for (int j = 0; j < e; ++j)
-      w_col_norm_[static_cast<std::size_t>(r)].push_back(
-          k_norms(s.dtype, kase.ranks[static_cast<std::size_t>(r)].gmm_weight.data() + j * s.h1 * s.n1, s.h1, s.n1,
-                  s.trans_gmm_weight));
+      w_col_norm_[static_cast<std::size_t>(r)].push_back(k_norms(
+          s.dtype, kase.ranks[static_cast<std::size_t>(r)].gmm_weight.data() + j * s.h1 * s.n1, s.h1, s.n1, s.trans_gmm_weight));
   // y row of rank d, block (s, j), k-th row <- gmmX row send_block_offset(j, d) + k of rank s (SPEC §3).
   y_row_norm_.resize(static_cast<std::size_t>(W));
   y_row_weight_.resize(static_cast<std::size_t>(W));
   std::vector<std::vector<double>> x_norm;
   for (int r = 0; r < W; ++r)
-    x_norm.push_back(row_norms(s.dtype, kase.ranks[static_cast<std::size_t>(r)].gmm_x.data(), plans[static_cast<std::size_t>(r)].rows_in(), s.h1));
+    x_norm.push_back(row_norms(s.dtype, kase.ranks[static_cast<std::size_t>(r)].gmm_x.data(),
+                               plans[static_cast<std::size_t>(r)].rows_in(), s.h1));
   for (int d = 0; d < W; ++d) {
     const Plan& pd = plans[static_cast<std::size_t>(d)];
     auto& norms = y_row_norm_[static_cast<std::size_t>(d)];
@@ -90,7 +90,8 @@ SpecBoundBetweenResults::SpecBoundBetweenResults(const reference::Case& kase) : 
     weights.resize(norms.size());
     for (int src = 0; src < W; ++src)
       for (int j = 0; j < e; ++j) {
-        const std::int64_t first = pd.recv_block_offset(src, j), from = plans[static_cast<std::size_t>(src)].send_block_offset(j, d);
+        const std::int64_t first = pd.recv_block_offset(src, j),
+                           from = plans[static_cast<std::size_t>(src)].send_block_offset(j, d);
         for (std::int64_t k = 0; k < pd.recv_block_rows(src, j); ++k) {
           norms[static_cast<std::size_t>(first + k)] = x_norm[static_cast<std::size_t>(src)][static_cast<std::size_t>(from + k)];
           weights[static_cast<std::size_t>(first + k)] = &w_col_norm_[static_cast<std::size_t>(src)][static_cast<std::size_t>(j)];

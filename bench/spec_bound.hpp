@@ -26,10 +26,10 @@ class SpecBoundBetweenResults {
 
  private:
   const reference::Case& kase_;
-  std::vector<std::vector<std::vector<double>>> w_col_norm_;  // [source rank][expert][n]: ||weight column||
-  std::vector<std::vector<double>> y_row_norm_;               // [rank][y row]: ||the gmmX row behind it||
+  std::vector<std::vector<std::vector<double>>> w_col_norm_;           // [source rank][expert][n]: ||weight column||
+  std::vector<std::vector<double>> y_row_norm_;                        // [rank][y row]: ||the gmmX row behind it||
   std::vector<std::vector<const std::vector<double>*>> y_row_weight_;  // [rank][y row]: its weight's column norms
-  std::vector<std::vector<double>> mm_row_norm_, mm_col_norm_;        // [rank][row], [rank][n]
+  std::vector<std::vector<double>> mm_row_norm_, mm_col_norm_;         // [rank][row], [rank][n]
 };
 
 }  // namespace gmmav::bench

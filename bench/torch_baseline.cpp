@@ -137,13 +137,13 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Torch
       }
       if (bound)
         bound_bad += std::string(p.file) == "torch_y" ? bound->y_violations(static_cast<int>(r), got, p.fused)
-                                                       : bound->mm_y_violations(static_cast<int>(r), got, p.fused);
+                                                      : bound->mm_y_violations(static_cast<int>(r), got, p.fused);
     }
   }
-  t.check = fmt::format("vs fused: {}", t.differ_from_fused == 0
-                                            ? std::string("bit-identical")
-                                            : fmt::format("{} of {} elements differ, max {} ulp", t.differ_from_fused,
-                                                          t.elements, t.max_ulp_from_fused));
+  t.check =
+      fmt::format("vs fused: {}", t.differ_from_fused == 0 ? std::string("bit-identical")
+                                                           : fmt::format("{} of {} elements differ, max {} ulp",
+                                                                         t.differ_from_fused, t.elements, t.max_ulp_from_fused));
   if (s.check_reference) {
     t.reference_checked = true;
     t.reference_ok = ref_bad == 0;
@@ -153,18 +153,17 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Torch
     t.check += "; FP64 reference too large for this case: checked against fused only";
   } else {
     t.reference_ok = bound_bad == 0;  // both within SPEC §4 of the exact value is possible only inside the bound
-    t.check += bound_bad == 0
-                   ? std::string("; within the SPEC §4 bound of fused (FP64 reference too large; Cauchy-Schwarz bound): PASS")
-                   : fmt::format("; FAIL: {} elements farther from fused than two SPEC §4 tolerances (Cauchy-Schwarz bound)",
-                                 bound_bad);
+    t.check +=
+        bound_bad == 0
+            ? std::string("; within the SPEC §4 bound of fused (FP64 reference too large; Cauchy-Schwarz bound): PASS")
+            : fmt::format("; FAIL: {} elements farther from fused than two SPEC §4 tolerances (Cauchy-Schwarz bound)", bound_bad);
   }
 }
 
 }  // namespace
 
 std::string find_torch_composite() {
-  if (const char* env = config::torch_composite())
-    return fs::exists(env) ? std::string(env) : std::string();
+  if (const char* env = config::torch_composite()) return fs::exists(env) ? std::string(env) : std::string();
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
@@ -182,7 +181,8 @@ TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings&
   if (s.script.empty()) {
     t.why = config::torch_composite() != nullptr
                 ? fmt::format("GMMAV_TORCH_COMPOSITE={}: no such file", config::torch_composite())
-                : "torch_composite.py not found (not in share/gmmav beside the CLI nor in the source tree; set GMMAV_TORCH_COMPOSITE)";
+                : "torch_composite.py not found (not in share/gmmav beside the CLI nor in the source tree; set "
+                  "GMMAV_TORCH_COMPOSITE)";
     return t;
   }
   const char* tmp = std::getenv("TMPDIR");
@@ -204,8 +204,8 @@ TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings&
     // The bench sets GOMP_SPINCOUNT for its library variant (omp_spin_limit.cpp); torch runs as users run it.
     const std::string env = config::bench_spin_marker() ? "env -u GOMP_SPINCOUNT -u GMMAV_BENCH_SPIN_SET " : "";
     const std::string cmd = fmt::format("{}{} {} {} --repeat {} --warmup {} --threads {} 2>{}", env, shell_quote(s.python),
-                                        shell_quote(s.script), shell_quote(dir.string()), s.repeat, s.warmup,
-                                        s.threads_per_rank, shell_quote((dir / "stderr.txt").string()));
+                                        shell_quote(s.script), shell_quote(dir.string()), s.repeat, s.warmup, s.threads_per_rank,
+                                        shell_quote((dir / "stderr.txt").string()));
     std::fflush(nullptr);
     FILE* p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) {

@@ -17,11 +17,11 @@
 namespace gmmav::bench {
 
 struct TorchSettings {
-  std::string script;  ///< torch_composite.py (find_torch_composite())
+  std::string script;                       ///< torch_composite.py (find_torch_composite())
   std::string python = "/usr/bin/python3";  ///< Debian's interpreter: the one that sees python3-torch
   int repeat = 5;
   int warmup = 1;
-  int threads_per_rank = 1;  ///< intra-op threads of each of the W processes
+  int threads_per_rank = 1;      ///< intra-op threads of each of the W processes
   bool check_reference = false;  ///< small enough for the FP64 reference
 };
 
@@ -41,7 +41,7 @@ struct TorchResult {
   /// Within SPEC §4: of the FP64 reference when checked, else within the bound of fused
   /// (spec_bound.hpp: two results each within SPEC §4 differ by at most twice its tolerance).
   bool reference_ok = true;
-  std::string check;         ///< one line: what was checked, the verdict
+  std::string check;  ///< one line: what was checked, the verdict
 };
 
 /// Where torch_composite.py is: $GMMAV_TORCH_COMPOSITE, else the installed copy

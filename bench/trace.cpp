@@ -97,8 +97,8 @@ double micros(Clock::duration d) { return std::chrono::duration<double, std::mic
 
 }  // namespace
 
-void TraceRecorder::span(int pid, int tid, const std::string& name, const char* cat, Clock::time_point t0,
-                         Clock::time_point t1, nlohmann::json args) {
+void TraceRecorder::span(int pid, int tid, const std::string& name, const char* cat, Clock::time_point t0, Clock::time_point t1,
+                         nlohmann::json args) {
   std::lock_guard lk(mu_);
   events_.push_back({pid, tid, name, cat, true, t0, t1, std::move(args)});
 }

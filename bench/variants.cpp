@@ -3,8 +3,8 @@
 #include <cstring>
 
 #include "aclnn_variant.hpp"
-#include "engine/pipeline.hpp"
 #include "engine/compute_pool.hpp"
+#include "engine/pipeline.hpp"
 #include "expert_pipeline.hpp"
 #include "local_exchange.hpp"
 
@@ -12,14 +12,22 @@ namespace gmmav::bench {
 
 const char* to_string(Variant v) {
   switch (v) {
-    case Variant::fused: return "fused";
-    case Variant::gemm_alone: return "gemm_alone";
-    case Variant::a2a_alone: return "a2a_alone";
-    case Variant::sequential: return "sequential";
-    case Variant::per_expert: return "per_expert_overlap";
-    case Variant::library: return "library_matmul";
-    case Variant::fused_per_call: return "fused_per_call";
-    case Variant::aclnn: return "aclnn";
+    case Variant::fused:
+      return "fused";
+    case Variant::gemm_alone:
+      return "gemm_alone";
+    case Variant::a2a_alone:
+      return "a2a_alone";
+    case Variant::sequential:
+      return "sequential";
+    case Variant::per_expert:
+      return "per_expert_overlap";
+    case Variant::library:
+      return "library_matmul";
+    case Variant::fused_per_call:
+      return "fused_per_call";
+    case Variant::aclnn:
+      return "aclnn";
   }
   return "?";
 }
@@ -45,7 +53,8 @@ void RankBuffers::allocate(const Plan& plan, std::size_t workspace_bytes) {
 
 std::array<std::byte*, kTargets> RankBuffers::y_pointers() {
   std::array<std::byte*, kTargets> p{};
-  for (int t = 0; t < kTargets; ++t) p[static_cast<std::size_t>(t)] = reinterpret_cast<std::byte*>(y[static_cast<std::size_t>(t)].data());
+  for (int t = 0; t < kTargets; ++t)
+    p[static_cast<std::size_t>(t)] = reinterpret_cast<std::byte*>(y[static_cast<std::size_t>(t)].data());
   return p;
 }
 

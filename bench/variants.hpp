@@ -52,7 +52,7 @@ struct RankVariants {
   RankBuffers& buf;
   Comm comm;
   BaselineTransport& transport;
-  LibraryMatmul* library = nullptr;  // rank 0 only
+  LibraryMatmul* library = nullptr;       // rank 0 only
   const PackedWeights* packed = nullptr;  // this rank's weights packed once (null: pack in every call)
   AclnnRank* aclnn = nullptr;             // this rank's aclnn calls (null: the variant is skipped)
 

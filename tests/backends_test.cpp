@@ -38,8 +38,10 @@ TEST_P(CrossBackendCases, BitIdenticalToInProcessAndMatchReference) {
       std::vector<std::byte> workspace(gmmav::workspace_size(plan, me.comm));
       gmmav::run(plan, me.comm, c.tensors(me.rank), workspace);
       const auto r = static_cast<std::size_t>(me.rank);
-      EXPECT_EQ(c.ranks[r].y, expected.ranks[r].y) << "case " << i << " rank " << me.rank << ": y differs from the in-process run";
-      EXPECT_EQ(c.ranks[r].mm_y, expected.ranks[r].mm_y) << "case " << i << " rank " << me.rank << ": mmY differs from the in-process run";
+      EXPECT_EQ(c.ranks[r].y, expected.ranks[r].y)
+          << "case " << i << " rank " << me.rank << ": y differs from the in-process run";
+      EXPECT_EQ(c.ranks[r].mm_y, expected.ranks[r].mm_y)
+          << "case " << i << " rank " << me.rank << ": mmY differs from the in-process run";
       const CaseCheck check = check_case(c, spec.values == ValueKind::exact, me.rank);
       EXPECT_TRUE(check.ok) << "case " << i << " rank " << me.rank << ": " << check.first_failure;
     });

@@ -11,11 +11,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
-#include <string>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -74,7 +74,8 @@ TEST(ComputePool, CallerComputesAloneWhenItIsTheOnlyThread) {
   EXPECT_EQ(pool.threads(), 1);  // the caller, no worker
   Seen seen(40);
   std::atomic<int> idles{0};
-  pool.parallel_for(40, [&](std::size_t i) { seen.mark(i); }, [&] { ++idles; });
+  pool.parallel_for(
+      40, [&](std::size_t i) { seen.mark(i); }, [&] { ++idles; });
   ASSERT_EQ(seen.threads.size(), 1u);
   EXPECT_EQ(*seen.threads.begin(), std::this_thread::get_id());
   for (int r : seen.runs) EXPECT_EQ(r, 1);
@@ -136,7 +137,8 @@ TEST(ComputePool, ManyCallersAtOnceInBothModes) {
     for (int c = 0; c < 6; ++c) seen.push_back(std::make_unique<Seen>(100));
     std::vector<std::thread> callers;
     for (int c = 0; c < 6; ++c)
-      callers.emplace_back([&, c] { pool.parallel_for(100, [&](std::size_t i) { seen[static_cast<std::size_t>(c)]->mark(i); }); });
+      callers.emplace_back(
+          [&, c] { pool.parallel_for(100, [&](std::size_t i) { seen[static_cast<std::size_t>(c)]->mark(i); }); });
     for (auto& t : callers) t.join();
     for (auto& s : seen)
       for (int r : s->runs) EXPECT_EQ(r, 1);

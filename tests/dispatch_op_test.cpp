@@ -17,10 +17,10 @@
 #include <tuple>
 #include <vector>
 
+#include "engine/tile_schedule.hpp"
 #include "gmmav/gmmav.hpp"
 #include "numeric/half.hpp"
 #include "reference/synthetic_case.hpp"
-#include "engine/tile_schedule.hpp"
 #include "support/case_generator.hpp"
 #include "support/forwarding_communicator.hpp"
 #include "support/spawn.hpp"
@@ -122,7 +122,8 @@ TEST_P(DispatchOp, CombineOfDispatchIsTheIdentity) {
         for (RankData& rd : d.ranks) {
           std::fill(rd.gmm_weight.begin(), rd.gmm_weight.end(), std::uint16_t{0});
           for (int j = 0; j < spec.local_experts; ++j)
-            for (std::int64_t i = 0; i < spec.h1; ++i) rd.gmm_weight[static_cast<std::size_t>((j * spec.h1 + i) * spec.n1 + i)] = one;
+            for (std::int64_t i = 0; i < spec.h1; ++i)
+              rd.gmm_weight[static_cast<std::size_t>((j * spec.h1 + i) * spec.n1 + i)] = one;
           for (std::uint16_t& v : rd.gmm_x)
             if (v == 0x8000) v = 0;  // x*1 + 0*y sums -0 to +0: keep the identity exact
         }
@@ -196,9 +197,10 @@ TEST_P(DispatchOp, RankFailingMidSendFailsItsPeers) {
   GMMAV_SPAWN(
       GetParam(), 2,
       [&](const Rank& me) {
-        const gmmav::Comm comm = me.rank == 1 ? gmmav::testing::wrapped(me.comm, [](std::unique_ptr<gmmav::comm::Exchange> ex) {
-          return std::make_unique<FailingExchange>(std::move(ex));
-        })
+        const gmmav::Comm comm = me.rank == 1 ? gmmav::testing::wrapped(me.comm,
+                                                                        [](std::unique_ptr<gmmav::comm::Exchange> ex) {
+                                                                          return std::make_unique<FailingExchange>(std::move(ex));
+                                                                        })
                                               : me.comm;
         const auto plan = gmmav::Plan::create(c.desc(me.rank));
         std::vector<std::byte> workspace(gmmav::workspace_size(plan, comm));
@@ -212,7 +214,8 @@ TEST_P(DispatchOp, RankFailingMidSendFailsItsPeers) {
           else
             EXPECT_EQ(e.code(), gmmav::Errc::timeout) << e.what();
         }
-        EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(in_process ? 1000 : 4000)) << "rank " << me.rank;
+        EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(in_process ? 1000 : 4000))
+            << "rank " << me.rank;
       },
       options);
 }

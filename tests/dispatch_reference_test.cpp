@@ -68,12 +68,14 @@ TEST(DispatchReference, CombineOfDispatchIsTheIdentity) {
             send[static_cast<std::size_t>(s)].push_back(g == 0 ? 9 : static_cast<std::int64_t>(rng() % 4));
         for (int r = 0; r < W; ++r)
           for (int s = 0; s < W; ++s)
-            for (int j = 0; j < e; ++j) recv[static_cast<std::size_t>(r)].push_back(send[static_cast<std::size_t>(s)][static_cast<std::size_t>(r * e + j)]);
+            for (int j = 0; j < e; ++j)
+              recv[static_cast<std::size_t>(r)].push_back(send[static_cast<std::size_t>(s)][static_cast<std::size_t>(r * e + j)]);
         const auto one = t == DType::f16 ? gmmav::numeric::double_to_half(1.0) : gmmav::numeric::double_to_bf16(1.0);
         std::vector<std::uint16_t> identity(static_cast<std::size_t>(e * sh.h1 * sh.n1), 0);
         for (int j = 0; j < e; ++j)
           for (std::int64_t i = 0; i < sh.h1; ++i) identity[static_cast<std::size_t>((j * sh.h1 + i) * sh.n1 + i)] = one;
-        std::vector<std::vector<std::uint16_t>> x(static_cast<std::size_t>(W)), mx(static_cast<std::size_t>(W)), mw(static_cast<std::size_t>(W));
+        std::vector<std::vector<std::uint16_t>> x(static_cast<std::size_t>(W)), mx(static_cast<std::size_t>(W)),
+            mw(static_cast<std::size_t>(W));
         std::vector<RankInputs> in(static_cast<std::size_t>(W));
         const auto value = [&] {  // finite, never -0 (x*1 + 0*y sums -0 to +0)
           const double v = std::ldexp(static_cast<double>(rng() % 2001) - 1000.0, -static_cast<int>(rng() % 12));
@@ -85,21 +87,32 @@ TEST(DispatchReference, CombineOfDispatchIsTheIdentity) {
           for (std::int64_t i = 0; i < bsk * sh.h1; ++i) x[static_cast<std::size_t>(r)].push_back(value());
           for (std::int64_t i = 0; i < 2 * sh.h2; ++i) mx[static_cast<std::size_t>(r)].push_back(value());
           for (std::int64_t i = 0; i < sh.h2 * sh.n2; ++i) mw[static_cast<std::size_t>(r)].push_back(value());
-          in[static_cast<std::size_t>(r)] = {send[static_cast<std::size_t>(r)], recv[static_cast<std::size_t>(r)], x[static_cast<std::size_t>(r)].data(),
-                                             identity.data(), mx[static_cast<std::size_t>(r)].data(), mw[static_cast<std::size_t>(r)].data(), 2};
+          in[static_cast<std::size_t>(r)] = {send[static_cast<std::size_t>(r)],
+                                             recv[static_cast<std::size_t>(r)],
+                                             x[static_cast<std::size_t>(r)].data(),
+                                             identity.data(),
+                                             mx[static_cast<std::size_t>(r)].data(),
+                                             mw[static_cast<std::size_t>(r)].data(),
+                                             2};
         }
         const auto dispatched = gmmav::reference::compute_dispatch(sh, in);
         std::vector<RankInputs> back(static_cast<std::size_t>(W));
         for (int r = 0; r < W; ++r) {
           const auto& d = dispatched[static_cast<std::size_t>(r)];
           EXPECT_EQ(d.gmm_y.bits, d.permute_out) << "rank " << r << ": identity weights";
-          back[static_cast<std::size_t>(r)] = {recv[static_cast<std::size_t>(r)], send[static_cast<std::size_t>(r)], d.gmm_y.bits.data(), identity.data(),
-                                               mx[static_cast<std::size_t>(r)].data(), mw[static_cast<std::size_t>(r)].data(), 2};
+          back[static_cast<std::size_t>(r)] = {recv[static_cast<std::size_t>(r)],
+                                               send[static_cast<std::size_t>(r)],
+                                               d.gmm_y.bits.data(),
+                                               identity.data(),
+                                               mx[static_cast<std::size_t>(r)].data(),
+                                               mw[static_cast<std::size_t>(r)].data(),
+                                               2};
         }
         const auto combined = gmmav::reference::compute(sh, back);
         for (int r = 0; r < W; ++r) {
           EXPECT_EQ(combined[static_cast<std::size_t>(r)].y.bits, x[static_cast<std::size_t>(r)]) << "rank " << r;
-          EXPECT_EQ(combined[static_cast<std::size_t>(r)].mm_y.bits, dispatched[static_cast<std::size_t>(r)].mm_y.bits) << "rank " << r;
+          EXPECT_EQ(combined[static_cast<std::size_t>(r)].mm_y.bits, dispatched[static_cast<std::size_t>(r)].mm_y.bits)
+              << "rank " << r;
           EXPECT_FALSE(dispatched[static_cast<std::size_t>(r)].mm_y.bits.empty());
         }
       }

@@ -89,9 +89,9 @@ TEST(Environment, LogPlanPrintsTheChoicesOfEachCall) {
   const auto errors = gmmav::reference::run_in_process(c);
   const std::string err = ::testing::internal::GetCapturedStderr();
   for (const auto& e : errors) ASSERT_EQ(e, "");
-  for (const char* want : {"[gmmav] plan: rank 0/2 float16 e=2", "[gmmav] plan: rank 1/2 float16 e=2", "| expert 0: ", "| expert 1: ",
-                           " GEMMs (", " chain", "| shared expert: ", "| weights: ",
-                           "| workspace 0 B (backend minimum 0 B)"})
+  for (const char* want :
+       {"[gmmav] plan: rank 0/2 float16 e=2", "[gmmav] plan: rank 1/2 float16 e=2", "| expert 0: ", "| expert 1: ", " GEMMs (",
+        " chain", "| shared expert: ", "| weights: ", "| workspace 0 B (backend minimum 0 B)"})
     EXPECT_NE(err.find(want), std::string::npos) << "missing '" << want << "' in:\n" << err;
   EXPECT_TRUE(gmmav::reference::check_case(c, true).ok);
 }

@@ -124,28 +124,31 @@ TEST_P(GroupFailures, RankThatNeverCallsTimesOut) {
   gmmav::GroupOptions opt;
   opt.timeout = 300ms;
   std::latch peers_returned(2);
-  GMMAV_SPAWN(GetParam(), 3, [&](const Rank& me) {
-    if (me.rank == 2) {  // never calls while the others wait for it
-      if (me.backend != Backend::in_process) return;
-      // In-process the late rank then learns that the group is broken instead of hanging.
-      peers_returned.wait();
-      const Outcome late = run_rank(c, me);
-      EXPECT_EQ(late.code, gmmav::Errc::group_broken) << late.what;
-      EXPECT_NE(late.what.find("recreate"), std::string::npos) << late.what;
-      return;
-    }
-    const auto start = std::chrono::steady_clock::now();
-    const Outcome o = run_rank(c, me);
-    const auto elapsed = std::chrono::steady_clock::now() - start;
-    peers_returned.count_down();
-    EXPECT_LT(elapsed, 5s);
-    EXPECT_GE(elapsed, 290ms);
-    EXPECT_TRUE(o.code == gmmav::Errc::timeout || o.code == gmmav::Errc::group_broken) << o.what;
-    if (me.backend == Backend::in_process) {
-      EXPECT_NE(o.what.find("rank(s) 2"), std::string::npos) << o.what;
-    }
-    EXPECT_TRUE(all_sentinel(c.ranks[at(me.rank)].y));
-  }, opt);
+  GMMAV_SPAWN(
+      GetParam(), 3,
+      [&](const Rank& me) {
+        if (me.rank == 2) {  // never calls while the others wait for it
+          if (me.backend != Backend::in_process) return;
+          // In-process the late rank then learns that the group is broken instead of hanging.
+          peers_returned.wait();
+          const Outcome late = run_rank(c, me);
+          EXPECT_EQ(late.code, gmmav::Errc::group_broken) << late.what;
+          EXPECT_NE(late.what.find("recreate"), std::string::npos) << late.what;
+          return;
+        }
+        const auto start = std::chrono::steady_clock::now();
+        const Outcome o = run_rank(c, me);
+        const auto elapsed = std::chrono::steady_clock::now() - start;
+        peers_returned.count_down();
+        EXPECT_LT(elapsed, 5s);
+        EXPECT_GE(elapsed, 290ms);
+        EXPECT_TRUE(o.code == gmmav::Errc::timeout || o.code == gmmav::Errc::group_broken) << o.what;
+        if (me.backend == Backend::in_process) {
+          EXPECT_NE(o.what.find("rank(s) 2"), std::string::npos) << o.what;
+        }
+        EXPECT_TRUE(all_sentinel(c.ranks[at(me.rank)].y));
+      },
+      opt);
 }
 
 TEST_P(GroupFailures, ManyCallsOnOneGroupAndPlan) {

@@ -59,7 +59,8 @@ TEST(GroupMisuse, SameRankArrivingTwiceIsRefusedAndRankOneIsNotWritten) {
   auto comms = gmmav::create_in_process_group(2, opt);
   const auto plan0 = gmmav::Plan::create(c.desc(0));
   const auto plan1 = gmmav::Plan::create(c.desc(1));
-  auto first = run_threads({[&] { gmmav::run(plan0, comms[0], c.tensors(0)); }, [&] { gmmav::run(plan1, comms[1], c.tensors(1)); }});
+  auto first =
+      run_threads({[&] { gmmav::run(plan0, comms[0], c.tensors(0)); }, [&] { gmmav::run(plan1, comms[1], c.tensors(1)); }});
   ASSERT_EQ(first[0], "");
   ASSERT_EQ(first[1], "");
   std::fill(c.ranks[1].y.begin(), c.ranks[1].y.end(), kSentinel);
@@ -67,7 +68,8 @@ TEST(GroupMisuse, SameRankArrivingTwiceIsRefusedAndRankOneIsNotWritten) {
   // refused at once (not counted as rank 1); the other waits for rank 1 and
   // times out. Nothing pairs with rank 1's call information of the first call.
   Case twin = make_case(small_case(2));
-  auto err = run_threads({[&] { gmmav::run(plan0, comms[0], c.tensors(0)); }, [&] { gmmav::run(plan0, comms[0], twin.tensors(0)); }});
+  auto err =
+      run_threads({[&] { gmmav::run(plan0, comms[0], c.tensors(0)); }, [&] { gmmav::run(plan0, comms[0], twin.tensors(0)); }});
   const int refused = err[0].find("rank 0 arrived twice") != std::string::npos ? 0 : 1;
   EXPECT_NE(err[static_cast<std::size_t>(refused)].find("rank 0 arrived twice"), std::string::npos) << err[0] << " / " << err[1];
   EXPECT_NE(err[static_cast<std::size_t>(1 - refused)].find("waiting for rank(s) 1"), std::string::npos) << err[1 - refused];

@@ -7,8 +7,8 @@
 #include <random>
 #include <thread>
 
-#include "gmmav/gmmav.hpp"
 #include "gemm/tile_matmul.hpp"
+#include "gmmav/gmmav.hpp"
 #include "numeric/convert.hpp"
 #include "numeric/half.hpp"
 #include "reference/synthetic_case.hpp"
@@ -73,11 +73,20 @@ TEST(Conversions, BulkFloatToBf16MatchesScalarOnEveryPattern) {
   for (auto& x : f) {
     std::uint32_t u = rng();
     switch (rng() % 6) {
-      case 0: u = (u & 0xFFFF0000u) | 0x8000u; break;           // exact tie
-      case 1: u |= 0x7F800000u; break;                            // inf or NaN
-      case 2: u &= 0x807FFFFFu; break;                            // zero or subnormal
-      case 3: u = (u & 0xFF800000u) | 0x007FFFFFu; break;        // rounds up into the exponent
-      default: break;
+      case 0:
+        u = (u & 0xFFFF0000u) | 0x8000u;
+        break;  // exact tie
+      case 1:
+        u |= 0x7F800000u;
+        break;  // inf or NaN
+      case 2:
+        u &= 0x807FFFFFu;
+        break;  // zero or subnormal
+      case 3:
+        u = (u & 0xFF800000u) | 0x007FFFFFu;
+        break;  // rounds up into the exponent
+      default:
+        break;
     }
     x = float_of(u);
   }

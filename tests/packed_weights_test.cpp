@@ -82,7 +82,6 @@ Outputs unpacked_outputs(const Case& c) {
 // Whether this CPU has the native BF16 route (the library's own criterion: a real BF16 kernel).
 bool native_bf16() { return gmmav::gemm::native_bf16_matmul(); }
 
-
 // ---------------------------------------------------------------- bit-identical results
 
 struct Variant {
@@ -182,14 +181,13 @@ TEST_P(PackedReuse, ThreeCallsWithOtherX) {
   {
     std::vector<std::thread> th;
     for (int r = 0; r < c.spec.world_size; ++r)
-      th.emplace_back([&, r] { packed[static_cast<std::size_t>(r)] = PackedWeights::create(Plan::create(c.desc(r)), c.tensors(r)); });
+      th.emplace_back(
+          [&, r] { packed[static_cast<std::size_t>(r)] = PackedWeights::create(Plan::create(c.desc(r)), c.tensors(r)); });
     for (auto& t : th) t.join();
   }
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
-  const auto enc = [&](double v) {
-    return gmmav::numeric::from_double(GetParam(), v);
-  };
+  const auto enc = [&](double v) { return gmmav::numeric::from_double(GetParam(), v); };
   std::vector<Outputs> seen;
   for (int call = 0; call < 3; ++call) {
     for (auto& r : c.ranks) {  // new activations in the same buffers

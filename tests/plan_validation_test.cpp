@@ -200,12 +200,17 @@ std::vector<TensorRule> tensor_rules() {
       {"MmXMissing", [](Fixture& f) { f.t.mm_x.reset(); }, E::null_argument, "mmXOptional"},
       {"MmWeightMissing", [](Fixture& f) { f.t.mm_weight.reset(); }, E::null_argument, "mmWeightOptional"},
       {"MmYMissing", [](Fixture& f) { f.t.mm_y.reset(); }, E::null_argument, "mmYOptional"},
-      {"GmmXRank", [](Fixture& f) { f.t.gmm_x = ConstTensorView::cube(f.x.data(), DType::f16, 1, 5, 4); }, E::invalid_argument, "gmmX"},
-      {"GmmWeightRank", [](Fixture& f) { f.t.gmm_weight = ConstTensorView::matrix(f.w.data(), DType::f16, 8, 3); }, E::invalid_argument, "gmmWeight"},
+      {"GmmXRank", [](Fixture& f) { f.t.gmm_x = ConstTensorView::cube(f.x.data(), DType::f16, 1, 5, 4); }, E::invalid_argument,
+       "gmmX"},
+      {"GmmWeightRank", [](Fixture& f) { f.t.gmm_weight = ConstTensorView::matrix(f.w.data(), DType::f16, 8, 3); },
+       E::invalid_argument, "gmmWeight"},
       {"YRank", [](Fixture& f) { f.t.y = TensorView::cube(f.y.data(), DType::f16, 1, 5, 3); }, E::invalid_argument, "y"},
-      {"MmXRank", [](Fixture& f) { f.t.mm_x = ConstTensorView::cube(f.mx.data(), DType::f16, 1, 2, 5); }, E::invalid_argument, "mmXOptional"},
-      {"MmWeightRank", [](Fixture& f) { f.t.mm_weight = ConstTensorView::cube(f.mw.data(), DType::f16, 1, 5, 6); }, E::invalid_argument, "mmWeightOptional"},
-      {"MmYRank", [](Fixture& f) { f.t.mm_y = TensorView::cube(f.my.data(), DType::f16, 1, 2, 6); }, E::invalid_argument, "mmYOptional"},
+      {"MmXRank", [](Fixture& f) { f.t.mm_x = ConstTensorView::cube(f.mx.data(), DType::f16, 1, 2, 5); }, E::invalid_argument,
+       "mmXOptional"},
+      {"MmWeightRank", [](Fixture& f) { f.t.mm_weight = ConstTensorView::cube(f.mw.data(), DType::f16, 1, 5, 6); },
+       E::invalid_argument, "mmWeightOptional"},
+      {"MmYRank", [](Fixture& f) { f.t.mm_y = TensorView::cube(f.my.data(), DType::f16, 1, 2, 6); }, E::invalid_argument,
+       "mmYOptional"},
       {"GmmWeightDtype", [](Fixture& f) { f.t.gmm_weight.dtype = DType::bf16; }, E::invalid_argument, "gmmWeight"},
       {"YDtype", [](Fixture& f) { f.t.y.dtype = DType::bf16; }, E::invalid_argument, "y"},
       {"MmXDtype", [](Fixture& f) { f.t.mm_x->dtype = DType::bf16; }, E::invalid_argument, "mmXOptional"},
@@ -220,8 +225,18 @@ std::vector<TensorRule> tensor_rules() {
       {"MmXCols", [](Fixture& f) { f.t.mm_x->dims[1] = 4; }, E::invalid_argument, "mmXOptional"},
       {"MmWeightShape", [](Fixture& f) { f.t.mm_weight->dims[1] = 5; }, E::invalid_argument, "mmWeightOptional"},
       {"MmYShape", [](Fixture& f) { f.t.mm_y->dims[0] = 1; }, E::invalid_argument, "mmYOptional"},
-      {"GmmXStrides", [](Fixture& f) { f.t.gmm_x.strides[0] = 8; f.t.gmm_x.strides[1] = 1; }, E::invalid_argument, "gmmX"},
-      {"YStrides", [](Fixture& f) { f.t.y.strides[0] = 1; f.t.y.strides[1] = 5; }, E::invalid_argument, "y"},
+      {"GmmXStrides",
+       [](Fixture& f) {
+         f.t.gmm_x.strides[0] = 8;
+         f.t.gmm_x.strides[1] = 1;
+       },
+       E::invalid_argument, "gmmX"},
+      {"YStrides",
+       [](Fixture& f) {
+         f.t.y.strides[0] = 1;
+         f.t.y.strides[1] = 5;
+       },
+       E::invalid_argument, "y"},
       {"YOverlapsGmmX", [](Fixture& f) { f.t.y.data = f.x.data() + 2; }, E::invalid_argument, "y"},
       {"YOverlapsGmmWeight", [](Fixture& f) { f.t.y.data = f.w.data() + 8; }, E::invalid_argument, "y"},
       {"MmYOverlapsMmX", [](Fixture& f) { f.t.mm_y->data = f.mx.data(); }, E::invalid_argument, "mmYOptional"},

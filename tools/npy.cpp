@@ -14,9 +14,7 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicLen = 6;
 
-[[noreturn]] void bad(const std::filesystem::path& path, const std::string& what) {
-  throw NpyError(path.string() + ": " + what);
-}
+[[noreturn]] void bad(const std::filesystem::path& path, const std::string& what) { throw NpyError(path.string() + ": " + what); }
 
 // The header is a Python dict literal, e.g.
 //   {'descr': '<f2', 'fortran_order': False, 'shape': (3, 4), }
@@ -66,9 +64,7 @@ class HeaderParser {
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const {
-    bad(path_, "bad .npy header (" + what + "): " + std::string(s_));
-  }
+  [[noreturn]] void fail(const std::string& what) const { bad(path_, "bad .npy header (" + what + "): " + std::string(s_)); }
   char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
   void skip_space() {
     while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t' || s_[i_] == '\r')) ++i_;
@@ -191,8 +187,8 @@ NpyArray read_npy(const std::filesystem::path& path) {
                  (static_cast<std::uint64_t>(l[3]) << 24);
     prefix = 12;
   } else {
-    bad(path, "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
-                  " (expected 1.0 or 2.0)");
+    bad(path,
+        "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) + " (expected 1.0 or 2.0)");
   }
   if (prefix + header_len > file_size) bad(path, "truncated header");
   std::string header(header_len, '\0');
@@ -212,8 +208,7 @@ NpyArray read_npy(const std::filesystem::path& path) {
     bad(path, "has " + std::to_string(have) + " data bytes, but its header says shape " + shape_string(a.shape) + " of '" +
                   a.descr + "' = " + std::to_string(want) + " bytes");
   a.bytes.resize(static_cast<std::size_t>(want));
-  if (want != 0 && !in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(want)))
-    bad(path, "read error");
+  if (want != 0 && !in.read(reinterpret_cast<char*>(a.bytes.data()), static_cast<std::streamsize>(want))) bad(path, "read error");
   return a;
 }
 

@@ -18,9 +18,7 @@ bool is_nan(DType dtype, std::uint16_t b) {
 
 }  // namespace
 
-double value_of(DType dtype, std::uint16_t bits) {
-  return numeric::to_float(dtype, bits);
-}
+double value_of(DType dtype, std::uint16_t bits) { return numeric::to_float(dtype, bits); }
 
 std::int64_t ulp_distance(std::uint16_t a, std::uint16_t b) {
   // Sign-magnitude -> a line of integers ordered like the values.
@@ -32,8 +30,7 @@ std::int64_t ulp_distance(std::uint16_t a, std::uint16_t b) {
 }
 
 TensorComparison compare_tensor(DType dtype, std::span<const std::uint16_t> got, std::span<const std::uint16_t> expected,
-                                std::int64_t cols, const CompareOptions& o, std::span<const double> abs_sums,
-                                std::int64_t k) {
+                                std::int64_t cols, const CompareOptions& o, std::span<const double> abs_sums, std::int64_t k) {
   TensorComparison c;
   c.elements = static_cast<std::int64_t>(got.size());
   const double inf = std::numeric_limits<double>::infinity();

@@ -50,8 +50,8 @@ struct TensorComparison {
 /// `abs_sums` (same size, or empty): each element's sum |a_k * b_k| over its
 /// dot product of length `k`, in FP64 (a 16-bit sum would overflow).
 TensorComparison compare_tensor(DType dtype, std::span<const std::uint16_t> got, std::span<const std::uint16_t> expected,
-                                std::int64_t cols, const CompareOptions& options,
-                                std::span<const double> abs_sums = {}, std::int64_t k = 0);
+                                std::int64_t cols, const CompareOptions& options, std::span<const double> abs_sums = {},
+                                std::int64_t k = 0);
 
 /// Distance between two 16-bit floats in units of representable values
 /// (+0 and -0 are the same value). Not meaningful for NaN.

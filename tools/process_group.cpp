@@ -15,8 +15,9 @@ ProcessGroup::ProcessGroup(const std::string& backend) {
   mpi_ = backend == "mpi" || (backend == "auto" && launched_by_mpi());
   if (!mpi_) return;
   if (!launched_by_mpi())
-    throw CLI::ValidationError("--backend mpi", "expected a process started by mpirun/mpiexec (one process per rank), "
-                                                "got no MPI launcher in the environment");
+    throw CLI::ValidationError("--backend mpi",
+                               "expected a process started by mpirun/mpiexec (one process per rank), "
+                               "got no MPI launcher in the environment");
   comm_ = create_mpi_group();  // initialises MPI
   MPI_Comm_dup(MPI_COMM_WORLD, &world_);
   MPI_Comm_rank(world_, &rank_);

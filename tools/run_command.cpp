@@ -11,12 +11,12 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "memory_limit.hpp"
-#include "option_checks.hpp"
-#include "process_group.hpp"
 #include "engine/compute_pool.hpp"
 #include "gmmav/gmmav.hpp"
+#include "memory_limit.hpp"
 #include "numeric/half.hpp"
+#include "option_checks.hpp"
+#include "process_group.hpp"
 #include "reference/synthetic_case.hpp"
 
 namespace gmmav::cli {
@@ -133,7 +133,7 @@ Result run_one(const RunOptions& o, DType t, const ProcessGroup& g) {
   s.h2 = o.h2 > 0 ? o.h2 : o.h1;
   s.n2 = o.n2;
   s.trans_mm_weight = o.trans_mm;
-  s.counts = o.counts == "random" ? reference::CountPattern::random
+  s.counts = o.counts == "random"   ? reference::CountPattern::random
              : o.counts == "skewed" ? reference::CountPattern::skewed
                                     : reference::CountPattern::balanced;
   s.values = o.values == "exact" ? reference::ValueKind::exact : reference::ValueKind::random;
@@ -184,10 +184,10 @@ std::string memory_refusal(const RunOptions& o) {
   const double need = case_bytes(o), have = physical_memory_bytes();
   if (have <= 0 || need <= have) return {};
   auto n = [](std::int64_t v) { return std::to_string(v); };
-  return "the case needs about " + bytes_text(need) + " (W=" + n(o.world_size) + " ranks, e=" + n(o.experts) + ", BS=" +
-         n(o.bs) + ", K=" + n(o.topk) + ", H1=" + n(o.h1) + ", N1=" + n(o.n1) + ", H2=" + n(o.h2 > 0 ? o.h2 : o.h1) +
-         ", N2=" + n(o.n2) + ": 16-bit inputs and outputs of every rank plus the FP64 reference), more than this machine's " +
-         bytes_text(have) + " of memory; reduce -W, -e, --bs, -k, --h1, --n1, --h2 or --n2";
+  return "the case needs about " + bytes_text(need) + " (W=" + n(o.world_size) + " ranks, e=" + n(o.experts) + ", BS=" + n(o.bs) +
+         ", K=" + n(o.topk) + ", H1=" + n(o.h1) + ", N1=" + n(o.n1) + ", H2=" + n(o.h2 > 0 ? o.h2 : o.h1) + ", N2=" + n(o.n2) +
+         ": 16-bit inputs and outputs of every rank plus the FP64 reference), more than this machine's " + bytes_text(have) +
+         " of memory; reduce -W, -e, --bs, -k, --h1, --n1, --h2 or --n2";
 }
 
 int run(RunOptions o) {
@@ -231,10 +231,9 @@ int run(RunOptions o) {
   }
   bool pass = true;
   for (const auto& r : results) pass = pass && r.pass();
-  const std::string shared =
-      o.no_shared ? "no shared expert"
-                  : "shared expert BS=" + std::to_string(o.bs) + " H2=" + std::to_string(o.h2 > 0 ? o.h2 : o.h1) +
-                        " N2=" + std::to_string(o.n2);
+  const std::string shared = o.no_shared ? "no shared expert"
+                                         : "shared expert BS=" + std::to_string(o.bs) +
+                                               " H2=" + std::to_string(o.h2 > 0 ? o.h2 : o.h1) + " N2=" + std::to_string(o.n2);
   if (o.json) {
     nlohmann::json j;
     j["op"] = o.op;
@@ -269,23 +268,24 @@ int run(RunOptions o) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     const bool dispatch = o.op == "dispatch";
-    std::printf("gmmav run: %s op%s, %s W=%d, e=%d experts/rank, BS=%lld K=%lld (%s=%lld rows/rank), H1=%lld N1=%lld, %s, "
-                "%s counts, %d compute threads%s\n",
-                o.op.c_str(), dispatch ? (o.permute_out ? " (gmmY, permuteOut)" : " (gmmY)") : " (y)",
-                g.is_mpi() ? "MPI group (one process per rank)" : "in-process group", o.world_size, o.experts,
-                static_cast<long long>(o.bs), static_cast<long long>(o.topk), dispatch ? "BSK sent" : "A",
-                static_cast<long long>(o.bs * o.topk), static_cast<long long>(o.h1), static_cast<long long>(o.n1),
-                shared.c_str(), o.counts.c_str(), compute_threads(), g.is_mpi() ? " per rank" : "");
-    std::printf("  %-5s %10s %9s %10s %12s %11s  %s\n", "dtype", "time(ms)", "GFLOP/s", "err/bound", "max err(ulp)",
-                "!=ref bits", "result");
+    std::printf(
+        "gmmav run: %s op%s, %s W=%d, e=%d experts/rank, BS=%lld K=%lld (%s=%lld rows/rank), H1=%lld N1=%lld, %s, "
+        "%s counts, %d compute threads%s\n",
+        o.op.c_str(), dispatch ? (o.permute_out ? " (gmmY, permuteOut)" : " (gmmY)") : " (y)",
+        g.is_mpi() ? "MPI group (one process per rank)" : "in-process group", o.world_size, o.experts,
+        static_cast<long long>(o.bs), static_cast<long long>(o.topk), dispatch ? "BSK sent" : "A",
+        static_cast<long long>(o.bs * o.topk), static_cast<long long>(o.h1), static_cast<long long>(o.n1), shared.c_str(),
+        o.counts.c_str(), compute_threads(), g.is_mpi() ? " per rank" : "");
+    std::printf("  %-5s %10s %9s %10s %12s %11s  %s\n", "dtype", "time(ms)", "GFLOP/s", "err/bound", "max err(ulp)", "!=ref bits",
+                "result");
     for (const auto& r : results) {
       if (!r.error.empty()) {
         std::printf("  %-5s FAIL: %s\n", r.dtype.c_str(), r.error.c_str());
         continue;
       }
       if (!r.verified) {
-        std::printf("  %-5s %10.2f %9.1f %10s %12s %11s  not verified\n", r.dtype.c_str(), r.seconds * 1e3, r.gflops, "-",
-                    "-", "-");
+        std::printf("  %-5s %10.2f %9.1f %10s %12s %11s  not verified\n", r.dtype.c_str(), r.seconds * 1e3, r.gflops, "-", "-",
+                    "-");
         continue;
       }
       std::printf("  %-5s %10.2f %9.1f %10.3f %12.2f %11lld  %s\n", r.dtype.c_str(), r.seconds * 1e3, r.gflops,
@@ -298,10 +298,11 @@ int run(RunOptions o) {
       if (o.values == "exact")
         std::printf("  check: every element bit-identical to the FP64 result rounded once (!=ref bits must be 0)\n");
       else
-        std::printf("  check: err/bound = worst |got - FP64 result| / (1 ulp + FP32 accumulation bound), SPEC §4; "
-                    "PASS needs <= 1\n"
-                    "         (max err(ulp) exceeds 1 where a dot product cancels to near zero: the accumulation bound "
-                    "covers it)\n");
+        std::printf(
+            "  check: err/bound = worst |got - FP64 result| / (1 ulp + FP32 accumulation bound), SPEC §4; "
+            "PASS needs <= 1\n"
+            "         (max err(ulp) exceeds 1 where a dot product cancels to near zero: the accumulation bound "
+            "covers it)\n");
     }
     std::printf("%s\n", pass ? "PASS" : "FAIL");
   }
@@ -315,19 +316,27 @@ void add_run_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "run", "Run the operator on synthetic data (in-process, or one rank per process under mpirun) and verify it");
   add_op_option(cmd, o->op);
-  cmd->add_flag("--permute-out", o->permute_out, "Dispatch op: also write permuteOut (the received rows) and check it bit for bit");
+  cmd->add_flag("--permute-out", o->permute_out,
+                "Dispatch op: also write permuteOut (the received rows) and check it bit for bit");
   CLI::Option* world_size =
       cmd->add_option("-W,--world-size", o->world_size, "Ranks in the group (threads; under mpirun: the processes)")
           ->capture_default_str()
           ->check(CLI::Range(1, 4096));
   cmd->add_option("-e,--experts", o->experts, "Local experts per rank")->capture_default_str()->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--bs", o->bs, "Tokens per rank (BS); also the shared expert's rows")->capture_default_str()->check(integer_at_least(1));
-  cmd->add_option("-k,--topk", o->topk, "Experts per token (K): BS*K routed rows per rank (combine: gmmX rows A; dispatch: rows sent, BSK)")->capture_default_str()->check(integer_at_least(1));
+  cmd->add_option("--bs", o->bs, "Tokens per rank (BS); also the shared expert's rows")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
+  cmd->add_option("-k,--topk", o->topk,
+                  "Experts per token (K): BS*K routed rows per rank (combine: gmmX rows A; dispatch: rows sent, BSK)")
+      ->capture_default_str()
+      ->check(integer_at_least(1));
   cmd->add_option("--h1", o->h1, "Hidden size of the routed experts (H1)")->capture_default_str()->check(integer_at_least(1));
   cmd->add_option("--n1", o->n1, "Output size of the routed experts (N1)")->capture_default_str()->check(integer_at_least(1));
   cmd->add_option("--h2", o->h2, "Hidden size of the shared expert (H2; default H1)")->check(integer_at_least(0));
   cmd->add_option("--n2", o->n2, "Output size of the shared expert (N2)")->capture_default_str()->check(integer_at_least(1));
-  cmd->add_option("--dtype", o->dtype, "fp16, bf16 or both")->capture_default_str()->check(CLI::IsMember({"fp16", "bf16", "both"}));
+  cmd->add_option("--dtype", o->dtype, "fp16, bf16 or both")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp16", "bf16", "both"}));
   cmd->add_flag("--no-shared", o->no_shared, "Run without the shared expert");
   cmd->add_flag("--trans-gmm-weight", o->trans_gmm, "Routed weights stored (e, N1, H1)");
   cmd->add_flag("--trans-mm-weight", o->trans_mm, "Shared weight stored (N2, H2)");
@@ -338,8 +347,11 @@ void add_run_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"random", "exact"}));
   cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
-  cmd->add_option("--repeat", o->repeat, "Timed runs (the median is reported)")->capture_default_str()->check(CLI::Range(1, 1000));
-  cmd->add_option("--threads", o->threads, "Compute threads (default: GMMAV_NUM_THREADS or the cores)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--repeat", o->repeat, "Timed runs (the median is reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--threads", o->threads, "Compute threads (default: GMMAV_NUM_THREADS or the cores)")
+      ->check(CLI::Range(1, 1024));
   cmd->add_flag("--json", o->json, "Print JSON instead of the summary");
   cmd->add_flag("--no-verify", o->no_verify, "Skip the reference check");
   cmd->add_option("--backend", o->backend,
@@ -347,7 +359,8 @@ void add_run_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "inproc", "mpi"}));
   // Hidden (empty group), for the test suite: corrupt one output element before verification.
-  cmd->add_option("--inject-fault", o->inject_fault, "Test only: corrupt one element of y (gmmY), mmY or permuteOut before the check")
+  cmd->add_option("--inject-fault", o->inject_fault,
+                  "Test only: corrupt one element of y (gmmY), mmY or permuteOut before the check")
       ->check(CLI::IsMember({"y", "mmY", "permuteOut"}))
       ->group("");
   cmd->callback([o, world_size] {

@@ -13,7 +13,8 @@ namespace {
 namespace fs = std::filesystem;
 using Shape = std::vector<std::int64_t>;
 
-const char* const kTensors[] = {"gmmX", "gmmWeight", "sendCounts", "recvCounts", "mmX", "mmWeight", "y", "mmY", "gmmY", "permuteOut"};
+const char* const kTensors[] = {"gmmX",     "gmmWeight", "sendCounts", "recvCounts", "mmX",
+                                "mmWeight", "y",         "mmY",        "gmmY",       "permuteOut"};
 
 [[noreturn]] void bad(const std::string& what) { throw InputError(what); }
 
@@ -22,12 +23,18 @@ std::string dims(const Shape& s) { return shape_string(s); }
 std::string file_kind(fs::file_type link, fs::file_type target) {
   if (link == fs::file_type::symlink && target == fs::file_type::not_found) return "a dangling symbolic link";
   switch (target) {
-    case fs::file_type::directory: return "a directory";
-    case fs::file_type::fifo: return "a FIFO (named pipe)";
-    case fs::file_type::socket: return "a socket";
-    case fs::file_type::block: return "a block device";
-    case fs::file_type::character: return "a character device";
-    default: return "something else";
+    case fs::file_type::directory:
+      return "a directory";
+    case fs::file_type::fifo:
+      return "a FIFO (named pipe)";
+    case fs::file_type::socket:
+      return "a socket";
+    case fs::file_type::block:
+      return "a block device";
+    case fs::file_type::character:
+      return "a character device";
+    default:
+      return "something else";
   }
 }
 
@@ -35,7 +42,8 @@ std::string file_kind(fs::file_type link, fs::file_type target) {
 std::map<std::string, std::set<int>> scan(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) bad(dir.string() + ": not a directory (--inputs)");
-  static const std::regex name(R"(^(gmmX|gmmWeight|sendCounts|recvCounts|mmX|mmWeight|y|mmY|gmmY|permuteOut)_r(0|[1-9][0-9]{0,5})\.npy$)");
+  static const std::regex name(
+      R"(^(gmmX|gmmWeight|sendCounts|recvCounts|mmX|mmWeight|y|mmY|gmmY|permuteOut)_r(0|[1-9][0-9]{0,5})\.npy$)");
   std::map<std::string, std::set<int>> found;
   for (const auto& entry : fs::directory_iterator(dir)) {
     std::smatch m;
@@ -67,8 +75,7 @@ class Loader {
       bad(file + ": dtype '" + a.descr + "' found, but --dtype " + (layout_.dtype == DType::f16 ? "fp16" : "bf16") +
           " expects '" + want + "'" + hint);
     }
-    if (a.shape.size() != ndim)
-      bad(file + ": expected a " + std::to_string(ndim) + "-D array, got shape " + dims(a.shape));
+    if (a.shape.size() != ndim) bad(file + ": expected a " + std::to_string(ndim) + "-D array, got shape " + dims(a.shape));
     return a;
   }
 
@@ -121,8 +128,8 @@ void check_files(const std::map<std::string, std::set<int>>& found, const fs::pa
       if (!has(t, r)) bad(case_file(t, r) + " is missing from " + dir.string() + " (rank " + std::to_string(r) + " has gmmX)");
     for (const char* t : {"mmX", "mmWeight"}) {
       if (shared && !has(t, r))
-        bad(case_file(t, r) + " is missing from " + dir.string() + " (the case has a shared expert: " +
-            (has("mmX", 0) ? case_file("mmX", 0) : case_file("mmWeight", 0)) + " exists)");
+        bad(case_file(t, r) + " is missing from " + dir.string() +
+            " (the case has a shared expert: " + (has("mmX", 0) ? case_file("mmX", 0) : case_file("mmWeight", 0)) + " exists)");
       if (!shared && has(t, r))
         bad(case_file(t, r) + " found, but " + case_file(has("mmX", 0) ? "mmWeight" : "mmX", 0) +
             " is missing (the shared expert needs mmX and mmWeight on every rank)");
@@ -133,7 +140,8 @@ void check_files(const std::map<std::string, std::set<int>>& found, const fs::pa
   for (const char* t : kTensors) {
     auto it = found.find(t);
     if (it != found.end() && *it->second.rbegin() >= world_size)
-      bad(case_file(t, *it->second.rbegin()) + ": no such rank (the gmmX_r*.npy files give W = " + std::to_string(world_size) + ")");
+      bad(case_file(t, *it->second.rbegin()) + ": no such rank (the gmmX_r*.npy files give W = " + std::to_string(world_size) +
+          ")");
   }
 }
 
@@ -192,8 +200,8 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
     d.h1 = layout.trans_gmm_weight ? w.shape[2] : w.shape[1];
     d.n1 = layout.trans_gmm_weight ? w.shape[1] : w.shape[2];
     if (e < 1 || d.h1 < 1 || d.n1 < 1)
-      bad(wfile + ": expected " + (layout.trans_gmm_weight ? "(e, N1, H1)" : "(e, H1, N1)") +
-          " with every dimension >= 1, got " + dims(w.shape));
+      bad(wfile + ": expected " + (layout.trans_gmm_weight ? "(e, N1, H1)" : "(e, H1, N1)") + " with every dimension >= 1, got " +
+          dims(w.shape));
     if (r > 0) {
       const ProblemDesc& d0 = c.ranks[0].desc;
       if (e != d0.local_experts || d.n1 != d0.n1)
@@ -211,8 +219,8 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
 
     NpyArray x = load.tensor("gmmX", r, 2);
     load.expect_shape(case_file("gmmX", r), x, {rc.rows_in, d.h1},
-                      std::string(dispatch ? "BSK" : "A") + " = sum(" + case_file("sendCounts", r) + ") = " + std::to_string(rc.rows_in) + ", H1 = " +
-                          std::to_string(d.h1) + " from " + wfile);
+                      std::string(dispatch ? "BSK" : "A") + " = sum(" + case_file("sendCounts", r) +
+                          ") = " + std::to_string(rc.rows_in) + ", H1 = " + std::to_string(d.h1) + " from " + wfile);
     rc.gmm_x = x.values<std::uint16_t>();
 
     if (shared) {
@@ -237,8 +245,8 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
       bad("--trans-mm-weight given, but the case has no shared expert (no " + case_file("mmWeight", r) + ")");
     }
 
-    const std::string rows_out = std::string(dispatch ? "A" : "BSK") + " = sum(" + case_file("recvCounts", r) + ") = " +
-                                 std::to_string(rc.rows_out);
+    const std::string rows_out =
+        std::string(dispatch ? "A" : "BSK") + " = sum(" + case_file("recvCounts", r) + ") = " + std::to_string(rc.rows_out);
     const char* y_name = routed_output(layout.op);
     if (has(y_name, r)) {
       NpyArray y = load.tensor(y_name, r, 2);

@@ -119,7 +119,8 @@ int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs
     outs[static_cast<std::size_t>(r)].y.assign(static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.n1), 0);
     if (d.shared) outs[static_cast<std::size_t>(r)].mm_y.assign(static_cast<std::size_t>(d.shared->bs * d.shared->n2), 0);
     if (d.permute_out)
-      outs[static_cast<std::size_t>(r)].permute_out.assign(static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.h1), 0);
+      outs[static_cast<std::size_t>(r)].permute_out.assign(
+          static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.h1), 0);
   }
   std::vector<Plan> plans;
   std::vector<OpTensors> tensors;
@@ -171,8 +172,8 @@ int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs
     if (!f.failed) continue;
     const int r = mine[i];
     const bool input = f.code == Errc::invalid_argument || f.code == Errc::null_argument || f.code == Errc::count_mismatch;
-    std::fprintf(stderr, "gmmav verify: rank %d (%s) failed [%s]: %s\n", r, files_for(c, r, f.param).c_str(),
-                 to_string(f.code), f.message.c_str());
+    std::fprintf(stderr, "gmmav verify: rank %d (%s) failed [%s]: %s\n", r, files_for(c, r, f.param).c_str(), to_string(f.code),
+                 f.message.c_str());
     rc = std::max(rc, input ? 2 : 1);
   }
   return g.max(rc);
@@ -220,8 +221,9 @@ std::vector<reference::RankOutputs> reference_sums(const VerifyCase& c) {
 
 std::string describe(const VerifyCase& c) {
   const ProblemDesc& d = c.ranks[0].desc;
-  std::string s = std::string(op_name(d.op)) + " op, W=" + std::to_string(c.world_size()) + " ranks, e=" + std::to_string(d.local_experts) + " experts/rank, " +
-                  dtype_name(d.dtype) + ", H1=" + std::to_string(d.h1) + " N1=" + std::to_string(d.n1) +
+  std::string s = std::string(op_name(d.op)) + " op, W=" + std::to_string(c.world_size()) +
+                  " ranks, e=" + std::to_string(d.local_experts) + " experts/rank, " + dtype_name(d.dtype) +
+                  ", H1=" + std::to_string(d.h1) + " N1=" + std::to_string(d.n1) +
                   (d.trans_gmm_weight ? " (gmmWeight transposed)" : "");
   if (d.shared)
     s += ", shared expert H2=" + std::to_string(d.shared->h2) + " N2=" + std::to_string(d.shared->n2) +
@@ -237,18 +239,19 @@ std::string value_text(DType t, std::uint16_t bits) {
   return buf;
 }
 
-void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<TensorResult>& results, double seconds,
-                 bool pass, int checked) {
+void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<TensorResult>& results, double seconds, bool pass,
+                 int checked) {
   const DType t = c.layout.dtype;
   std::printf("gmmav verify: %s: %s; run %.2f ms\n", c.dir.string().c_str(), describe(c).c_str(), seconds * 1e3);
   if (o.exact)
     std::printf("criterion: bit-identical outputs (--exact)\n");
   else
-    std::printf("criterion: an element passes when err/bound <= 1, err = |got - expected|, bound = max(%g * "
-                "max(|expected|, %g), 1 ulp + FP32 accumulation bound);\n"
-                "           a tensor when every element does and MERE <= %g (MERE/MARE: mean/max of err / "
-                "max(|expected|, %g))\n",
-                o.tolerance, o.floor, o.tolerance, o.floor);
+    std::printf(
+        "criterion: an element passes when err/bound <= 1, err = |got - expected|, bound = max(%g * "
+        "max(|expected|, %g), 1 ulp + FP32 accumulation bound);\n"
+        "           a tensor when every element does and MERE <= %g (MERE/MARE: mean/max of err / "
+        "max(|expected|, %g))\n",
+        o.tolerance, o.floor, o.tolerance, o.floor);
   std::printf("%5s %-10s %10s %10s %10s %9s %8s %11s %-16s %s\n", "rank", "tensor", "elements", "MERE", "MARE", "err/bound",
               "max ulp", "mismatches", "first mismatch", "result");
   for (const auto& r : results) {
@@ -261,33 +264,34 @@ void print_table(const VerifyOptions& o, const VerifyCase& c, const std::vector<
     if (r.cmp.mismatches > 0) first = "(" + std::to_string(r.cmp.first_row) + ", " + std::to_string(r.cmp.first_col) + ")";
     std::printf("%5d %-10s %10lld %10.3g %10.3g %9.3g %8lld %11lld %-16s %s\n", r.rank, r.tensor.c_str(),
                 static_cast<long long>(r.elements), r.cmp.mere, r.cmp.mare, r.cmp.max_err_to_bound,
-                static_cast<long long>(r.cmp.max_ulp),
-                static_cast<long long>(r.cmp.mismatches), first.c_str(), r.cmp.pass ? "PASS" : "FAIL");
+                static_cast<long long>(r.cmp.max_ulp), static_cast<long long>(r.cmp.mismatches), first.c_str(),
+                r.cmp.pass ? "PASS" : "FAIL");
   }
   for (const auto& r : results) {
     if (!r.checked || r.cmp.pass) continue;
     if (r.cmp.mismatches > 0)
-      std::printf("rank %d %s: first mismatch at (row %lld, col %lld): got %s, expected %s (%s); %lld of %lld elements "
-                  "mismatch\n",
-                  r.rank, r.tensor.c_str(), static_cast<long long>(r.cmp.first_row), static_cast<long long>(r.cmp.first_col),
-                  value_text(t, r.cmp.first_got).c_str(), value_text(t, r.cmp.first_expected).c_str(),
-                  case_file(r.tensor, r.rank).c_str(), static_cast<long long>(r.cmp.mismatches),
-                  static_cast<long long>(r.elements));
+      std::printf(
+          "rank %d %s: first mismatch at (row %lld, col %lld): got %s, expected %s (%s); %lld of %lld elements "
+          "mismatch\n",
+          r.rank, r.tensor.c_str(), static_cast<long long>(r.cmp.first_row), static_cast<long long>(r.cmp.first_col),
+          value_text(t, r.cmp.first_got).c_str(), value_text(t, r.cmp.first_expected).c_str(),
+          case_file(r.tensor, r.rank).c_str(), static_cast<long long>(r.cmp.mismatches), static_cast<long long>(r.elements));
     else
       std::printf("rank %d %s: MERE %.3g exceeds the tolerance %g\n", r.rank, r.tensor.c_str(), r.cmp.mere, o.tolerance);
   }
   int failed = 0;
   for (const auto& r : results) failed += r.checked && !r.cmp.pass;
   if (checked == 0)
-    std::printf("ran; nothing to compare (no %s_r*.npy / mmY_r*.npy in %s)\n", routed_output(c.layout.op), c.dir.string().c_str());
+    std::printf("ran; nothing to compare (no %s_r*.npy / mmY_r*.npy in %s)\n", routed_output(c.layout.op),
+                c.dir.string().c_str());
   else if (pass)
     std::printf("PASS: %d of %d tensors match\n", checked, checked);
   else
     std::printf("FAIL: %d of %d tensors differ\n", failed, checked);
 }
 
-void print_json(const VerifyOptions& o, const VerifyCase& c, const std::vector<TensorResult>& results, double seconds,
-                bool pass, int checked) {
+void print_json(const VerifyOptions& o, const VerifyCase& c, const std::vector<TensorResult>& results, double seconds, bool pass,
+                int checked) {
   const DType t = c.layout.dtype;
   const ProblemDesc& d = c.ranks[0].desc;
   nlohmann::json j;
@@ -379,9 +383,13 @@ int agree_on_failure(const ProcessGroup& g, const std::string& failure) {
 
 nlohmann::json to_json(const TensorResult& r) {
   const TensorComparison& c = r.cmp;
-  return {{"rank", r.rank}, {"tensor", r.tensor}, {"elements", r.elements}, {"checked", r.checked},
-          {"cmp", {c.elements, c.mismatches, c.mere, c.mare, c.max_ulp, c.max_err_to_bound, c.first_row, c.first_col,
-                   c.first_got, c.first_expected, c.pass}}};
+  return {{"rank", r.rank},
+          {"tensor", r.tensor},
+          {"elements", r.elements},
+          {"checked", r.checked},
+          {"cmp",
+           {c.elements, c.mismatches, c.mere, c.mare, c.max_ulp, c.max_err_to_bound, c.first_row, c.first_col, c.first_got,
+            c.first_expected, c.pass}}};
 }
 
 TensorResult from_json(const nlohmann::json& j) {
@@ -392,9 +400,7 @@ TensorResult from_json(const nlohmann::json& j) {
   r.checked = j.at("checked");
   const auto& c = j.at("cmp");
   // nlohmann::json writes an infinite error as null.
-  auto number = [](const nlohmann::json& v) {
-    return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>();
-  };
+  auto number = [](const nlohmann::json& v) { return v.is_null() ? std::numeric_limits<double>::infinity() : v.get<double>(); };
   r.cmp = {c[0], c[1], number(c[2]), number(c[3]), c[4], number(c[5]), c[6], c[7], c[8], c[9], c[10]};
   return r;
 }
@@ -422,9 +428,11 @@ int verify(const VerifyOptions& o, const ProcessGroup& g) {
   try {
     c = load_verify_case(o.inputs, layout);
     if (g.is_mpi() && c.world_size() != g.size())
-      input_error(o.inputs + ": expected a case of W = " + std::to_string(g.size()) + " ranks (the processes mpirun started, "
-                  "one per rank), got W = " + std::to_string(c.world_size()) + " (" + case_file("gmmX", 0) + " .. " +
-                  case_file("gmmX", c.world_size() - 1) + "): run it with mpirun -np " + std::to_string(c.world_size()));
+      input_error(o.inputs + ": expected a case of W = " + std::to_string(g.size()) +
+                  " ranks (the processes mpirun started, "
+                  "one per rank), got W = " +
+                  std::to_string(c.world_size()) + " (" + case_file("gmmX", 0) + " .. " + case_file("gmmX", c.world_size() - 1) +
+                  "): run it with mpirun -np " + std::to_string(c.world_size()));
     if (!o.out.empty()) {
       std::error_code ec;
       if (fs::exists(o.out, ec) && fs::equivalent(o.out, o.inputs, ec))
@@ -530,15 +538,18 @@ void add_verify_command(CLI::App& app) {
       "See docs/cli.md.");
   add_op_option(cmd, o->op);
   cmd->add_option("-i,--inputs", o->inputs, "Directory holding the case's .npy files")->required()->type_name("DIR");
-  cmd->add_option("-o,--out", o->out, "Directory to write the outputs to (y_r{r}.npy or gmmY_r{r}.npy, mmY_r{r}.npy, "
-                  "permuteOut_r{r}.npy; created)")->type_name("DIR");
+  cmd->add_option("-o,--out", o->out,
+                  "Directory to write the outputs to (y_r{r}.npy or gmmY_r{r}.npy, mmY_r{r}.npy, "
+                  "permuteOut_r{r}.npy; created)")
+      ->type_name("DIR");
   cmd->add_option("--dtype", o->dtype, "fp16 ('<f2' files) or bf16 ('<u2' bit patterns)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp16", "bf16"}));
   cmd->add_flag("--trans-gmm-weight", o->trans_gmm, "gmmWeight files are (e, N1, H1)");
   cmd->add_flag("--trans-mm-weight", o->trans_mm, "mmWeight files are (N2, H2)");
   cmd->add_flag("--exact", o->exact, "Require bit-identical outputs instead of the tolerance");
-  cmd->add_option("--tolerance", o->tolerance, "Bound on MERE and on each element's relative error (beyond 1 ulp + the FP32 accumulation bound)")
+  cmd->add_option("--tolerance", o->tolerance,
+                  "Bound on MERE and on each element's relative error (beyond 1 ulp + the FP32 accumulation bound)")
       ->capture_default_str()
       ->check(finite_non_negative());
   cmd->add_option("--floor", o->floor, "Relative errors are taken against max(|expected|, floor)")

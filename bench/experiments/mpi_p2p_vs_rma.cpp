@@ -47,16 +47,16 @@ int main(int argc, char** argv) {
       if (s == me) continue;
       for (int t = 0; t < tiles; ++t) {
         reqs.emplace_back();
-        MPI_Irecv(dst + static_cast<std::size_t>(s) * per_peer + static_cast<std::size_t>(t) * tile, static_cast<int>(tile), MPI_BYTE,
-                  s, t, MPI_COMM_WORLD, &reqs.back());
+        MPI_Irecv(dst + static_cast<std::size_t>(s) * per_peer + static_cast<std::size_t>(t) * tile, static_cast<int>(tile),
+                  MPI_BYTE, s, t, MPI_COMM_WORLD, &reqs.back());
       }
     }
     for (int t = 0; t < tiles; ++t) {
       for (int i = 1; i < W; ++i) {
         const int d = (me + i) % W;
         reqs.emplace_back();
-        MPI_Isend(src.data() + static_cast<std::size_t>(d) * per_peer + static_cast<std::size_t>(t) * tile, static_cast<int>(tile),
-                  MPI_BYTE, d, t, MPI_COMM_WORLD, &reqs.back());
+        MPI_Isend(src.data() + static_cast<std::size_t>(d) * per_peer + static_cast<std::size_t>(t) * tile,
+                  static_cast<int>(tile), MPI_BYTE, d, t, MPI_COMM_WORLD, &reqs.back());
       }
     }
     MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
@@ -98,8 +98,9 @@ int main(int argc, char** argv) {
   }
   if (me == 0) {
     const double mib = static_cast<double>(per_peer) * (W - 1) / (1 << 20);
-    std::printf("W=%d tile=%zu KiB tiles/peer=%d send/rank=%.1f MiB: p2p %.2f ms, rma %.2f ms, MPI_Alltoall %.2f ms; rma/p2p %.2f\n", W,
-                tile / 1024, tiles, mib, tp * 1e3, tr * 1e3, ta * 1e3, tr / tp);
+    std::printf(
+        "W=%d tile=%zu KiB tiles/peer=%d send/rank=%.1f MiB: p2p %.2f ms, rma %.2f ms, MPI_Alltoall %.2f ms; rma/p2p %.2f\n", W,
+        tile / 1024, tiles, mib, tp * 1e3, tr * 1e3, ta * 1e3, tr / tp);
   }
   MPI_Win_free(&win);
   MPI_Free_mem(dst);

@@ -26,15 +26,15 @@ extern "C" {
 
 #ifndef ACLNN_META
 #define ACLNN_META
-typedef struct aclOpExecutor aclOpExecutor;  /* prepared call, from a GetWorkspaceSize */
-typedef struct aclTensor aclTensor;          /* shape/stride/dtype view of device memory */
-typedef struct aclScalar aclScalar;          /* no API declared here */
-typedef struct aclIntArray aclIntArray;      /* host-side int64 list */
-typedef struct aclFloatArray aclFloatArray;  /* no API declared here */
-typedef struct aclBoolArray aclBoolArray;    /* no API declared here */
-typedef struct aclTensorList aclTensorList;  /* no API declared here */
-typedef struct aclScalarList aclScalarList;  /* no API declared here */
-typedef int32_t aclnnStatus;                 /* 0 = success; see aclnn/aclnn_status.h */
+typedef struct aclOpExecutor aclOpExecutor; /* prepared call, from a GetWorkspaceSize */
+typedef struct aclTensor aclTensor;         /* shape/stride/dtype view of device memory */
+typedef struct aclScalar aclScalar;         /* no API declared here */
+typedef struct aclIntArray aclIntArray;     /* host-side int64 list */
+typedef struct aclFloatArray aclFloatArray; /* no API declared here */
+typedef struct aclBoolArray aclBoolArray;   /* no API declared here */
+typedef struct aclTensorList aclTensorList; /* no API declared here */
+typedef struct aclScalarList aclScalarList; /* no API declared here */
+typedef int32_t aclnnStatus;                /* 0 = success; see aclnn/aclnn_status.h */
 #ifdef __cplusplus
 constexpr aclnnStatus OK = 0;
 #endif
@@ -43,11 +43,9 @@ constexpr aclnnStatus OK = 0;
 /* Describe tensorData as a tensor. Shapes and strides are copied (caller arrays may be
  * freed afterwards); tensorData is only stored. stride NULL means contiguous; offset is
  * the view's first element, counted in elements. Returns NULL on failure. */
-ACL_FUNC_VISIBILITY aclTensor* aclCreateTensor(const int64_t* viewDims, uint64_t viewDimsNum,
-                                               aclDataType dataType, const int64_t* stride,
-                                               int64_t offset, aclFormat format,
-                                               const int64_t* storageDims, uint64_t storageDimsNum,
-                                               void* tensorData);
+ACL_FUNC_VISIBILITY aclTensor* aclCreateTensor(const int64_t* viewDims, uint64_t viewDimsNum, aclDataType dataType,
+                                               const int64_t* stride, int64_t offset, aclFormat format,
+                                               const int64_t* storageDims, uint64_t storageDimsNum, void* tensorData);
 
 /* Destroy a tensor descriptor (not its memory). NULL is accepted and returns 0. */
 ACL_FUNC_VISIBILITY aclnnStatus aclDestroyTensor(const aclTensor* tensor);
@@ -60,12 +58,9 @@ ACL_FUNC_VISIBILITY aclnnStatus aclDestroyIntArray(const aclIntArray* array);
 
 /* The three getters below allocate *out with new int64_t[n]; the caller delete[]s it.
  * A NULL argument gives ACLNN_ERR_PARAM_NULLPTR. */
-ACL_FUNC_VISIBILITY aclnnStatus aclGetViewShape(const aclTensor* tensor, int64_t** viewDims,
-                                                uint64_t* viewDimsNum);
-ACL_FUNC_VISIBILITY aclnnStatus aclGetStorageShape(const aclTensor* tensor, int64_t** storageDims,
-                                                   uint64_t* storageDimsNum);
-ACL_FUNC_VISIBILITY aclnnStatus aclGetViewStrides(const aclTensor* tensor, int64_t** stridesValue,
-                                                  uint64_t* stridesNum);
+ACL_FUNC_VISIBILITY aclnnStatus aclGetViewShape(const aclTensor* tensor, int64_t** viewDims, uint64_t* viewDimsNum);
+ACL_FUNC_VISIBILITY aclnnStatus aclGetStorageShape(const aclTensor* tensor, int64_t** storageDims, uint64_t* storageDimsNum);
+ACL_FUNC_VISIBILITY aclnnStatus aclGetViewStrides(const aclTensor* tensor, int64_t** stridesValue, uint64_t* stridesNum);
 
 ACL_FUNC_VISIBILITY aclnnStatus aclGetViewOffset(const aclTensor* tensor, int64_t* offset);
 ACL_FUNC_VISIBILITY aclnnStatus aclGetFormat(const aclTensor* tensor, aclFormat* format);

@@ -10,10 +10,10 @@
 #define GMMAV_COMPAT_ACLNN_ACLNN_STATUS_H_
 
 #define ACLNN_SUCCESS 0
-#define ACLNN_ERR_PARAM_NULLPTR 161001  /* a required pointer argument is null */
-#define ACLNN_ERR_PARAM_INVALID 161002  /* an argument breaks a shape/dtype/range rule */
-#define ACLNN_ERR_RUNTIME_ERROR 361001  /* a runtime (aclrt / HCCL) call failed */
-#define ACLNN_ERR_INNER 561000          /* internal error */
+#define ACLNN_ERR_PARAM_NULLPTR 161001 /* a required pointer argument is null */
+#define ACLNN_ERR_PARAM_INVALID 161002 /* an argument breaks a shape/dtype/range rule */
+#define ACLNN_ERR_RUNTIME_ERROR 361001 /* a runtime (aclrt / HCCL) call failed */
+#define ACLNN_ERR_INNER 561000         /* internal error */
 #define ACLNN_ERR_INNER_INFERSHAPE_ERROR 561001
 #define ACLNN_ERR_INNER_TILING_ERROR 561002
 #define ACLNN_ERR_INNER_FIND_KERNEL_ERROR 561003

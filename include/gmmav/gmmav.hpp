@@ -44,7 +44,7 @@ GMMAV_API void run(const Plan& plan, const Comm& comm, const OpTensors& t, std::
 
 namespace detail {
 GMMAV_API void run_packed(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights& packed,
-                std::span<std::byte> workspace);
+                          std::span<std::byte> workspace);
 }
 
 /// As above, with the weights packed by PackedWeights::create instead of

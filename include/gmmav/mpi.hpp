@@ -23,7 +23,7 @@ GMMAV_API Comm create_mpi_group(MPI_Comm comm = MPI_COMM_WORLD, const GroupOptio
 /// the rank this process asks for. Inconsistent sizes, duplicate or
 /// out-of-range ranks fail on every process with a clear message.
 GMMAV_API Comm create_mpi_group_from_root_info(int n_ranks, std::span<const std::byte> root_info, int rank,
-                                     const GroupOptions& options = {});
+                                               const GroupOptions& options = {});
 
 /// True when this process was started by an MPI launcher (mpirun/mpiexec).
 GMMAV_API bool launched_by_mpi();

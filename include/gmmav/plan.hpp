@@ -47,13 +47,13 @@ GMMAV_API const char* to_string(Op op) noexcept;
 ///   y = gmmY (A, N1) and permuteOut (A, H1) expert-major, source-minor.
 struct ProblemDesc {
   Op op = Op::combine;
-  int world_size = 1;   ///< W = epWorldSize
-  int rank = 0;         ///< this rank, in [0, W)
-  int local_experts = 1;  ///< e
+  int world_size = 1;                     ///< W = epWorldSize
+  int rank = 0;                           ///< this rank, in [0, W)
+  int local_experts = 1;                  ///< e
   std::vector<std::int64_t> send_counts;  ///< length e*W, [d*e + j]
   std::vector<std::int64_t> recv_counts;  ///< length e*W, [s*e + j]
-  std::int64_t h1 = 0;  ///< gmmX columns (K of the routed GEMM)
-  std::int64_t n1 = 0;  ///< y columns
+  std::int64_t h1 = 0;                    ///< gmmX columns (K of the routed GEMM)
+  std::int64_t n1 = 0;                    ///< y columns
   DType dtype = DType::f16;
   bool trans_gmm_weight = false;  ///< gmmWeight is stored (e, N1, H1)
   std::optional<SharedExpertDesc> shared;
@@ -68,9 +68,9 @@ enum class Envelope : std::uint8_t { native, aclnn, strict_a3 };
 
 /// The tensors of one call, as views of caller memory.
 struct OpTensors {
-  ConstTensorView gmm_x;       ///< (sum(sendCounts), H1)
-  ConstTensorView gmm_weight;  ///< (e, H1, N1) or (e, N1, H1)
-  TensorView y;                ///< (sum(recvCounts), N1): the combine op's y, the dispatch op's gmmY
+  ConstTensorView gmm_x;                     ///< (sum(sendCounts), H1)
+  ConstTensorView gmm_weight;                ///< (e, H1, N1) or (e, N1, H1)
+  TensorView y;                              ///< (sum(recvCounts), N1): the combine op's y, the dispatch op's gmmY
   std::optional<ConstTensorView> mm_x;       ///< (BS, H2)
   std::optional<ConstTensorView> mm_weight;  ///< (H2, N2) or (N2, H2)
   std::optional<TensorView> mm_y;            ///< (BS, N2)
@@ -90,9 +90,8 @@ class GMMAV_API Plan {
   /// for the dispatch op, permute_out from whether tensors.permute_out is given),
   /// validates it and checks the tensors against it.
   static Plan from_tensors(int world_size, int rank, std::span<const std::int64_t> send_counts,
-                           std::span<const std::int64_t> recv_counts, const OpTensors& tensors,
-                           bool trans_gmm_weight, bool trans_mm_weight,
-                           Envelope envelope = Envelope::native, Op op = Op::combine);
+                           std::span<const std::int64_t> recv_counts, const OpTensors& tensors, bool trans_gmm_weight,
+                           bool trans_mm_weight, Envelope envelope = Envelope::native, Op op = Op::combine);
 
   /// Checks that `t` matches this plan: presence, rank, shape, dtype,
   /// contiguity and that no output overlaps an input. Throws gmmav::Error.

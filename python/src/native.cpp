@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "gmmav/gmmav.hpp"
-#include "gmmav/mpi.hpp"
 #include "api/comm_access.hpp"
 #include "engine/compute_pool.hpp"
 #include "gemm/tile_matmul.hpp"
+#include "gmmav/gmmav.hpp"
+#include "gmmav/mpi.hpp"
 #include "torch_dist_communicator.hpp"
 
 namespace py = pybind11;
@@ -122,13 +122,20 @@ void matmul(const ConstTensorView& x, const ConstTensorView& w, const TensorView
 
 const char* errc_name(Errc c) {
   switch (c) {
-    case Errc::null_argument: return "null_argument";
-    case Errc::invalid_argument: return "invalid_argument";
-    case Errc::count_mismatch: return "count_mismatch";
-    case Errc::timeout: return "timeout";
-    case Errc::group_broken: return "group_broken";
-    case Errc::internal: return "internal";
-    case Errc::out_of_memory: return "out_of_memory";
+    case Errc::null_argument:
+      return "null_argument";
+    case Errc::invalid_argument:
+      return "invalid_argument";
+    case Errc::count_mismatch:
+      return "count_mismatch";
+    case Errc::timeout:
+      return "timeout";
+    case Errc::group_broken:
+      return "group_broken";
+    case Errc::internal:
+      return "internal";
+    case Errc::out_of_memory:
+      return "out_of_memory";
   }
   return "unknown";
 }
@@ -137,9 +144,10 @@ const char* errc_name(Errc c) {
 
 #define GMMAV_CALL_ARGS                                                                                                        \
   Group &group, int world_size, std::vector<std::int64_t> send, std::vector<std::int64_t> recv, bool trans_gmm, bool trans_mm, \
-      py::tuple gmm_x, py::tuple gmm_w, py::tuple y, std::optional<py::tuple> mm_x, std::optional<py::tuple> mm_w,            \
+      py::tuple gmm_x, py::tuple gmm_w, py::tuple y, std::optional<py::tuple> mm_x, std::optional<py::tuple> mm_w,             \
       std::optional<py::tuple> mm_y
-#define GMMAV_MAKE_CALL make_call(world_size, std::move(send), std::move(recv), trans_gmm, trans_mm, gmm_x, gmm_w, y, mm_x, mm_w, mm_y)
+#define GMMAV_MAKE_CALL \
+  make_call(world_size, std::move(send), std::move(recv), trans_gmm, trans_mm, gmm_x, gmm_w, y, mm_x, mm_w, mm_y)
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "gmmav native binding (used by gmmav.torch)";
@@ -164,22 +172,29 @@ PYBIND11_MODULE(_native, m) {
 
   m.def("default_timeout_ms", [] { return static_cast<std::int64_t>(default_timeout().count()); });
   m.def("launched_by_mpi", &launched_by_mpi);
-  m.def("in_process_group", [](int w, std::int64_t timeout_ms, const std::string& name) {
-    GroupOptions o;
-    o.timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
-    o.name = name;
-    std::vector<std::unique_ptr<Group>> out;
-    for (Comm& c : create_in_process_group(w, o)) out.push_back(std::make_unique<Group>(Group{std::move(c), {}}));
-    return out;
-  }, py::arg("world_size"), py::arg("timeout_ms") = 0, py::arg("name") = "");
-  m.def("mpi_world_group", [](std::int64_t timeout_ms) {
-    GroupOptions o;
-    o.timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
-    py::gil_scoped_release nogil;
-    return std::make_unique<Group>(Group{create_mpi_group(MPI_COMM_WORLD, o), {}});
-  }, py::arg("timeout_ms") = 0);
+  m.def(
+      "in_process_group",
+      [](int w, std::int64_t timeout_ms, const std::string& name) {
+        GroupOptions o;
+        o.timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
+        o.name = name;
+        std::vector<std::unique_ptr<Group>> out;
+        for (Comm& c : create_in_process_group(w, o)) out.push_back(std::make_unique<Group>(Group{std::move(c), {}}));
+        return out;
+      },
+      py::arg("world_size"), py::arg("timeout_ms") = 0, py::arg("name") = "");
+  m.def(
+      "mpi_world_group",
+      [](std::int64_t timeout_ms) {
+        GroupOptions o;
+        o.timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
+        py::gil_scoped_release nogil;
+        return std::make_unique<Group>(Group{create_mpi_group(MPI_COMM_WORLD, o), {}});
+      },
+      py::arg("timeout_ms") = 0);
   m.def("torch_dist_group", [](int rank, int size, const std::string& name, std::int64_t timeout_ms, py::object transport) {
-    return std::make_unique<Group>(Group{detail::CommAccess::wrap(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});
+    return std::make_unique<Group>(Group{
+        detail::CommAccess::wrap(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});
   });
   m.def("compute_threads", &compute_threads);
   m.def("set_compute_threads", [](int n) {

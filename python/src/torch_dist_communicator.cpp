@@ -57,13 +57,24 @@ auto with_transport(Shared& s, int rank, const char* what, F&& f) {
 
 class TorchDistExchange final : public comm::Exchange {
  public:
-  TorchDistExchange(std::shared_ptr<Shared> shared, int rank, int size, const comm::CallInfo& mine, std::span<std::byte> workspace,
-                    std::chrono::milliseconds timeout)
-      : shared_(std::move(shared)), me_(rank), W_(size), e_(mine.local_experts), row_bytes_(static_cast<std::size_t>(mine.row_width) * 2),
-        y_(static_cast<std::byte*>(mine.y)), staging_(workspace.data()), timeout_(timeout),
-        send_(mine.send_counts), rows_to_(static_cast<std::size_t>(size), 0), stage_first_(static_cast<std::size_t>(size), 0),
-        expert_first_(send_.size(), 0), recv_first_(comm::recv_offsets(mine)), recv_counts_(mine.recv_counts),
-        done_(std::make_unique<std::atomic<std::int64_t>[]>(send_.size())), sent_(send_.size(), false) {
+  TorchDistExchange(std::shared_ptr<Shared> shared, int rank, int size, const comm::CallInfo& mine,
+                    std::span<std::byte> workspace, std::chrono::milliseconds timeout)
+      : shared_(std::move(shared)),
+        me_(rank),
+        W_(size),
+        e_(mine.local_experts),
+        row_bytes_(static_cast<std::size_t>(mine.row_width) * 2),
+        y_(static_cast<std::byte*>(mine.y)),
+        staging_(workspace.data()),
+        timeout_(timeout),
+        send_(mine.send_counts),
+        rows_to_(static_cast<std::size_t>(size), 0),
+        stage_first_(static_cast<std::size_t>(size), 0),
+        expert_first_(send_.size(), 0),
+        recv_first_(comm::recv_offsets(mine)),
+        recv_counts_(mine.recv_counts),
+        done_(std::make_unique<std::atomic<std::int64_t>[]>(send_.size())),
+        sent_(send_.size(), false) {
     std::int64_t staged = 0;
     for (int d = 0; d < W_; ++d) {
       std::int64_t in_block = 0;
@@ -101,7 +112,9 @@ class TorchDistExchange final : public comm::Exchange {
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t /*rows*/) override {
     if (dest == me_) return y_ + static_cast<std::size_t>(recv_first_[idx(me_, j)] + first) * row_bytes_;
-    return staging_ + static_cast<std::size_t>(stage_first_[static_cast<std::size_t>(dest)] + expert_first_[idx(dest, j)] + first) * row_bytes_;
+    return staging_ +
+           static_cast<std::size_t>(stage_first_[static_cast<std::size_t>(dest)] + expert_first_[idx(dest, j)] + first) *
+               row_bytes_;
   }
   void rows_done(int dest, int j, std::int64_t, std::int64_t rows, void*) override {
     if (dest != me_) done_[idx(dest, j)].fetch_add(rows, std::memory_order_acq_rel);
@@ -137,7 +150,9 @@ class TorchDistExchange final : public comm::Exchange {
   }
 
  private:
-  std::size_t idx(int r, int j) const { return static_cast<std::size_t>(r) * static_cast<std::size_t>(e_) + static_cast<std::size_t>(j); }
+  std::size_t idx(int r, int j) const {
+    return static_cast<std::size_t>(r) * static_cast<std::size_t>(e_) + static_cast<std::size_t>(j);
+  }
   std::int64_t mine_recv(int s, int j) const { return recv_counts_[idx(s, j)]; }
   bool ready_to_send(int d, int j) const {
     const std::size_t b = idx(d, j);
@@ -151,8 +166,9 @@ class TorchDistExchange final : public comm::Exchange {
           if (d == me_ || sent_[b] || send_[b] == 0) continue;
           if (!all && !ready_to_send(d, j)) continue;
           const std::int64_t first = stage_first_[static_cast<std::size_t>(d)] + expert_first_[b];
-          handles_.push_back(t.attr("isend")(d, j, reinterpret_cast<std::uintptr_t>(staging_ + static_cast<std::size_t>(first) * row_bytes_),
-                                             send_[b] * row_bytes_));
+          handles_.push_back(
+              t.attr("isend")(d, j, reinterpret_cast<std::uintptr_t>(staging_ + static_cast<std::size_t>(first) * row_bytes_),
+                              send_[b] * row_bytes_));
           sent_[b] = true;
         }
       return 0;
@@ -166,14 +182,14 @@ class TorchDistExchange final : public comm::Exchange {
   std::byte* const staging_;
   const std::chrono::milliseconds timeout_;
   const std::vector<std::int64_t> send_;
-  std::vector<std::int64_t> rows_to_;       // [d]
-  std::vector<std::int64_t> stage_first_;   // [d]: first staging row of d's message
-  std::vector<std::int64_t> expert_first_;  // [d*e + j]: first row of expert j inside d's message
-  std::vector<std::int64_t> recv_first_;    // [s*e + j]: first row of that block in y (comm::recv_offsets)
-  std::vector<std::int64_t> recv_counts_;   // [s*e + j]
+  std::vector<std::int64_t> rows_to_;                  // [d]
+  std::vector<std::int64_t> stage_first_;              // [d]: first staging row of d's message
+  std::vector<std::int64_t> expert_first_;             // [d*e + j]: first row of expert j inside d's message
+  std::vector<std::int64_t> recv_first_;               // [s*e + j]: first row of that block in y (comm::recv_offsets)
+  std::vector<std::int64_t> recv_counts_;              // [s*e + j]
   std::unique_ptr<std::atomic<std::int64_t>[]> done_;  // [d*e + j]: rows of that block written (workers)
-  std::vector<bool> sent_;                  // [d*e + j] (the rank's thread only)
-  std::vector<py::object> handles_;         // pending transfers (touched with the GIL only)
+  std::vector<bool> sent_;                             // [d*e + j] (the rank's thread only)
+  std::vector<py::object> handles_;                    // pending transfers (touched with the GIL only)
 };
 
 class TorchDistCommunicator final : public comm::Communicator {
@@ -197,9 +213,11 @@ class TorchDistCommunicator final : public comm::Communicator {
       throw Error(Errc::group_broken, "group", "group: " + shared_->broken_reason + "; the group is broken, recreate it");
     // Round 1: the fixed header; round 2 (only when every rank has lists of the same length): the lists.
     const std::vector<std::int64_t> header{mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.row_width,
-                                           static_cast<std::int64_t>(mine.send_counts.size()), static_cast<std::int64_t>(mine.op)};
+                                           static_cast<std::int64_t>(mine.send_counts.size()),
+                                           static_cast<std::int64_t>(mine.op)};
     using Lists = std::vector<std::vector<std::int64_t>>;
-    const Lists headers = with_transport(*shared_, rank_, "all_gather", [&](py::object& t) { return t.attr("allgather")(header).cast<Lists>(); });
+    const Lists headers =
+        with_transport(*shared_, rank_, "all_gather", [&](py::object& t) { return t.attr("allgather")(header).cast<Lists>(); });
     std::vector<comm::CallInfo> all(static_cast<std::size_t>(size_));
     bool same_length = true;
     for (int s = 0; s < size_; ++s) {
@@ -214,7 +232,8 @@ class TorchDistCommunicator final : public comm::Communicator {
     if (same_length) {
       std::vector<std::int64_t> lists(mine.send_counts);
       lists.insert(lists.end(), mine.recv_counts.begin(), mine.recv_counts.end());
-      const Lists got = with_transport(*shared_, rank_, "all_gather", [&](py::object& t) { return t.attr("allgather")(lists).cast<Lists>(); });
+      const Lists got =
+          with_transport(*shared_, rank_, "all_gather", [&](py::object& t) { return t.attr("allgather")(lists).cast<Lists>(); });
       const std::size_t n = mine.send_counts.size();
       for (int s = 0; s < size_; ++s) {
         const auto& l = got.at(static_cast<std::size_t>(s));

@@ -43,15 +43,16 @@ View to_view(const aclTensor& t, const char* param, int rank) {
     view_elems = d == 0 || view_elems <= kMax / d ? view_elems * d : kMax;
   }
   if (t.storage_dims.empty() && view_elems > 1)
-    raise(ACLNN_ERR_PARAM_INVALID, param, "expected storage dims describing at least the view's {} elements, got none (storageDimsNum = 0)",
-          view_elems);
+    raise(ACLNN_ERR_PARAM_INVALID, param,
+          "expected storage dims describing at least the view's {} elements, got none (storageDimsNum = 0)", view_elems);
   for (std::int64_t d : t.storage_dims) {
     if (d < 0) raise(ACLNN_ERR_PARAM_INVALID, param, "expected non-negative storage dims, got {}", d);
     storage_elems = d == 0 || storage_elems <= kMax / d ? storage_elems * d : kMax;
   }
   if (view_elems > storage_elems)
-    raise(ACLNN_ERR_PARAM_INVALID, param, "expected a view that fits in its storage dims {} ({} elements), got a view of {} elements",
-          dims_str(t.storage_dims), storage_elems, view_elems);
+    raise(ACLNN_ERR_PARAM_INVALID, param,
+          "expected a view that fits in its storage dims {} ({} elements), got a view of {} elements", dims_str(t.storage_dims),
+          storage_elems, view_elems);
   // Row-major contiguous, written out: the native views read strides of 0 as
   // "contiguous", so a broadcast view (stride 0 on a dim of extent > 1) must be
   // refused here, before it becomes one. Dims of extent 1 may carry any stride.
@@ -60,7 +61,8 @@ View to_view(const aclTensor& t, const char* param, int rank) {
     if (__builtin_mul_overflow(contiguous[i], t.view_dims[i], &contiguous[i - 1])) contiguous[i - 1] = kMax;  // a 0-sized view
   for (std::size_t i = 0; i < contiguous.size(); ++i)
     if (t.view_dims[i] != 1 && t.strides[i] != contiguous[i])
-      raise(ACLNN_ERR_PARAM_INVALID, param, "expected contiguous row-major strides {}, got {}", dims_str(contiguous), dims_str(t.strides));
+      raise(ACLNN_ERR_PARAM_INVALID, param, "expected contiguous row-major strides {}, got {}", dims_str(contiguous),
+            dims_str(t.strides));
   View v;
   v.data = t.data;
   v.dtype = dtype;
@@ -80,21 +82,51 @@ TensorView output_view(const aclTensor& t, const char* param, int rank) { return
 std::string dtype_name(aclDataType t) {
   const char* n = nullptr;
   switch (t) {
-    case ACL_DT_UNDEFINED: n = "ACL_DT_UNDEFINED"; break;
-    case ACL_FLOAT: n = "ACL_FLOAT"; break;
-    case ACL_FLOAT16: n = "ACL_FLOAT16"; break;
-    case ACL_INT8: n = "ACL_INT8"; break;
-    case ACL_INT32: n = "ACL_INT32"; break;
-    case ACL_UINT8: n = "ACL_UINT8"; break;
-    case ACL_INT16: n = "ACL_INT16"; break;
-    case ACL_UINT16: n = "ACL_UINT16"; break;
-    case ACL_UINT32: n = "ACL_UINT32"; break;
-    case ACL_INT64: n = "ACL_INT64"; break;
-    case ACL_UINT64: n = "ACL_UINT64"; break;
-    case ACL_DOUBLE: n = "ACL_DOUBLE"; break;
-    case ACL_BOOL: n = "ACL_BOOL"; break;
-    case ACL_BF16: n = "ACL_BF16"; break;
-    default: n = "aclDataType"; break;
+    case ACL_DT_UNDEFINED:
+      n = "ACL_DT_UNDEFINED";
+      break;
+    case ACL_FLOAT:
+      n = "ACL_FLOAT";
+      break;
+    case ACL_FLOAT16:
+      n = "ACL_FLOAT16";
+      break;
+    case ACL_INT8:
+      n = "ACL_INT8";
+      break;
+    case ACL_INT32:
+      n = "ACL_INT32";
+      break;
+    case ACL_UINT8:
+      n = "ACL_UINT8";
+      break;
+    case ACL_INT16:
+      n = "ACL_INT16";
+      break;
+    case ACL_UINT16:
+      n = "ACL_UINT16";
+      break;
+    case ACL_UINT32:
+      n = "ACL_UINT32";
+      break;
+    case ACL_INT64:
+      n = "ACL_INT64";
+      break;
+    case ACL_UINT64:
+      n = "ACL_UINT64";
+      break;
+    case ACL_DOUBLE:
+      n = "ACL_DOUBLE";
+      break;
+    case ACL_BOOL:
+      n = "ACL_BOOL";
+      break;
+    case ACL_BF16:
+      n = "ACL_BF16";
+      break;
+    default:
+      n = "aclDataType";
+      break;
   }
   return fmt::format("{} ({})", n, static_cast<int>(t));
 }
@@ -102,15 +134,33 @@ std::string dtype_name(aclDataType t) {
 std::string format_name(aclFormat f) {
   const char* n = nullptr;
   switch (f) {
-    case ACL_FORMAT_UNDEFINED: n = "ACL_FORMAT_UNDEFINED"; break;
-    case ACL_FORMAT_NCHW: n = "ACL_FORMAT_NCHW"; break;
-    case ACL_FORMAT_NHWC: n = "ACL_FORMAT_NHWC"; break;
-    case ACL_FORMAT_ND: n = "ACL_FORMAT_ND"; break;
-    case ACL_FORMAT_NC1HWC0: n = "ACL_FORMAT_NC1HWC0"; break;
-    case ACL_FORMAT_FRACTAL_Z: n = "ACL_FORMAT_FRACTAL_Z"; break;
-    case ACL_FORMAT_FRACTAL_NZ: n = "ACL_FORMAT_FRACTAL_NZ"; break;
-    case ACL_FORMAT_NC: n = "ACL_FORMAT_NC"; break;
-    default: n = "aclFormat"; break;
+    case ACL_FORMAT_UNDEFINED:
+      n = "ACL_FORMAT_UNDEFINED";
+      break;
+    case ACL_FORMAT_NCHW:
+      n = "ACL_FORMAT_NCHW";
+      break;
+    case ACL_FORMAT_NHWC:
+      n = "ACL_FORMAT_NHWC";
+      break;
+    case ACL_FORMAT_ND:
+      n = "ACL_FORMAT_ND";
+      break;
+    case ACL_FORMAT_NC1HWC0:
+      n = "ACL_FORMAT_NC1HWC0";
+      break;
+    case ACL_FORMAT_FRACTAL_Z:
+      n = "ACL_FORMAT_FRACTAL_Z";
+      break;
+    case ACL_FORMAT_FRACTAL_NZ:
+      n = "ACL_FORMAT_FRACTAL_NZ";
+      break;
+    case ACL_FORMAT_NC:
+      n = "ACL_FORMAT_NC";
+      break;
+    default:
+      n = "aclFormat";
+      break;
   }
   return fmt::format("{} ({})", n, static_cast<int>(f));
 }

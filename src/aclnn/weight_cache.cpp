@@ -74,8 +74,7 @@ std::optional<Versions> versions_of(const Key& k) {
 // quarter of the physical memory. Read once.
 std::size_t budget_bytes() {
   static const std::size_t budget = [] {
-    if (const auto mb = config::weight_cache_mb())
-      return static_cast<std::size_t>(*mb) << 20;
+    if (const auto mb = config::weight_cache_mb()) return static_cast<std::size_t>(*mb) << 20;
     const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
     return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4 : std::size_t{1} << 30;
   }();

@@ -48,7 +48,8 @@ void log_plan(const std::string& line) {
   std::fflush(stderr);
 }
 
-void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights* packed, std::span<std::byte> workspace) {
+void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const PackedWeights* packed,
+              std::span<std::byte> workspace) {
   if (!comm) fail(Errc::null_argument, "group", "expected a communicator, got none");
   plan.check(t);
   if (packed) detail::check_packed(*packed, plan, t);
@@ -81,8 +82,10 @@ void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const Pack
   mine.inputs[0] = bytes(t.gmm_x, "gmmX");
   mine.inputs[1] = bytes(t.gmm_weight, "gmmWeight");
   mine.outputs[0] = bytes(t.y, dispatch ? "gmmY" : "y");
-  if (t.permute_out) mine.outputs[2] = bytes(*t.permute_out, "permuteOutOptional");
-  else if (receive_bytes) mine.outputs[2] = comm::TensorBytes{received, receive_bytes, "workspace"};
+  if (t.permute_out)
+    mine.outputs[2] = bytes(*t.permute_out, "permuteOutOptional");
+  else if (receive_bytes)
+    mine.outputs[2] = comm::TensorBytes{received, receive_bytes, "workspace"};
   if (t.mm_y) {
     mine.inputs[2] = bytes(*t.mm_x, "mmXOptional");
     mine.inputs[3] = bytes(*t.mm_weight, "mmWeightOptional");
@@ -99,7 +102,8 @@ void run_impl(const Plan& plan, const Comm& comm, const OpTensors& t, const Pack
     ex->abort(e.what());
     throw;
   } catch (const std::bad_alloc&) {  // a buffer sized by the call's shapes (the GEMM's own ones name their weight)
-    const std::string msg = fmt::format("y: expected host memory for the call's buffers (N1 = {}, H1 = {}), got an allocation failure", d.n1, d.h1);
+    const std::string msg =
+        fmt::format("y: expected host memory for the call's buffers (N1 = {}, H1 = {}), got an allocation failure", d.n1, d.h1);
     ex->abort(msg);
     throw Error(Errc::out_of_memory, "y", msg);
   } catch (const std::exception& e) {  // a library or allocation failure: still a gmmav::Error

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "common/fail.hpp"
 #include "comm/communicator.hpp"
+#include "common/fail.hpp"
 
 namespace gmmav::comm {
 namespace {
@@ -41,12 +41,12 @@ void check_contract(std::span<const CallInfo* const> all) {
       fail(Errc::count_mismatch, "gmmWeight", "ranks disagree on the number of local experts: rank 0 has {}, rank {} has {}",
            r0.local_experts, s, c.local_experts);
     if (c.dtype != r0.dtype)
-      fail(Errc::count_mismatch, "gmmX", "ranks disagree on the dtype: rank 0 has {}, rank {} has {}", to_string(r0.dtype),
-           s, to_string(c.dtype));
+      fail(Errc::count_mismatch, "gmmX", "ranks disagree on the dtype: rank 0 has {}, rank {} has {}", to_string(r0.dtype), s,
+           to_string(c.dtype));
     if (c.row_width != r0.row_width) {
       const bool combine = r0.op == Op::combine;  // the combine op exchanges results (N1 wide), the dispatch op inputs (H1)
-      fail(Errc::count_mismatch, combine ? "y" : "gmmX", "ranks disagree on {}: rank 0 has {}, rank {} has {}", combine ? "N1" : "H1",
-           r0.row_width, s, c.row_width);
+      fail(Errc::count_mismatch, combine ? "y" : "gmmX", "ranks disagree on {}: rank 0 has {}, rank {} has {}",
+           combine ? "N1" : "H1", r0.row_width, s, c.row_width);
     }
   }
   const int e = r0.local_experts;

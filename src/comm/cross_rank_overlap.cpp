@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "common/fail.hpp"
 #include "comm/communicator.hpp"
+#include "common/fail.hpp"
 
 namespace gmmav::comm {
 namespace {
@@ -19,8 +19,9 @@ struct Interval {
 };
 
 [[noreturn]] void refuse(const Interval& out, const Interval& other) {
-  fail(Errc::invalid_argument, out.name, "expected memory that no tensor of another rank overlaps, got rank {}'s {} overlapping rank {}'s {}",
-       out.rank, out.name, other.rank, other.name);
+  fail(Errc::invalid_argument, out.name,
+       "expected memory that no tensor of another rank overlaps, got rank {}'s {} overlapping rank {}'s {}", out.rank, out.name,
+       other.rank, other.name);
 }
 
 }  // namespace

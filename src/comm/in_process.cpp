@@ -47,26 +47,33 @@ struct PendingRows {
 // after the round), the round each slot was written in, and the verdict.
 struct MeetTable {
   explicit MeetTable(int w)
-      : infos(static_cast<std::size_t>(w), nullptr), ys(static_cast<std::size_t>(w), nullptr),
-        recv_offsets(static_cast<std::size_t>(w)), pending(static_cast<std::size_t>(w)), rounds(static_cast<std::size_t>(w), kNever) {}
+      : infos(static_cast<std::size_t>(w), nullptr),
+        ys(static_cast<std::size_t>(w), nullptr),
+        recv_offsets(static_cast<std::size_t>(w)),
+        pending(static_cast<std::size_t>(w)),
+        rounds(static_cast<std::size_t>(w), kNever) {}
   static constexpr std::uint64_t kNever = ~std::uint64_t{0};
-  std::vector<const CallInfo*> infos;                    // [rank]
-  std::vector<void*> ys;                                 // [rank]
+  std::vector<const CallInfo*> infos;                   // [rank]
+  std::vector<void*> ys;                                // [rank]
   std::vector<std::vector<std::int64_t>> recv_offsets;  // [rank][s*e + j]: first row of that block in its y
   std::vector<std::shared_ptr<PendingRows>> pending;    // [rank]: the dispatch op's rows still to arrive, per expert
-  std::vector<std::uint64_t> rounds;                     // [rank]
-  std::optional<Error> verdict;                          // set by the last rank to arrive
+  std::vector<std::uint64_t> rounds;                    // [rank]
+  std::optional<Error> verdict;                         // set by the last rank to arrive
 };
 
 struct GroupState {
   GroupState(int w, std::chrono::milliseconds t, std::string n)
-      : size(w), timeout(t), name(std::move(n)), barrier(w, t), tables{MeetTable(w), MeetTable(w)},
+      : size(w),
+        timeout(t),
+        name(std::move(n)),
+        barrier(w, t),
+        tables{MeetTable(w), MeetTable(w)},
         in_call(std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(w))) {}
   const int size;
   const std::chrono::milliseconds timeout;
   const std::string name;
   GroupBarrier barrier;
-  MeetTable tables[2];                         // [round parity]; written under the barrier's lock
+  MeetTable tables[2];                           // [round parity]; written under the barrier's lock
   std::unique_ptr<std::atomic<bool>[]> in_call;  // [rank]: a call is in flight on that rank's communicator
 };
 
@@ -111,8 +118,13 @@ class InProcessExchange final : public Exchange {
  public:
   InProcessExchange(std::shared_ptr<GroupState> g, int rank, CallClaim claim, std::vector<std::byte*> dest_rows,
                     std::int64_t row_bytes, std::shared_ptr<PendingRows> mine, std::vector<std::shared_ptr<PendingRows>> dests)
-      : g_(std::move(g)), rank_(rank), claim_(std::move(claim)), dest_rows_(std::move(dest_rows)), row_bytes_(row_bytes),
-        pending_(std::move(mine)), dest_pending_(std::move(dests)) {}
+      : g_(std::move(g)),
+        rank_(rank),
+        claim_(std::move(claim)),
+        dest_rows_(std::move(dest_rows)),
+        row_bytes_(row_bytes),
+        pending_(std::move(mine)),
+        dest_pending_(std::move(dests)) {}
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
     const int e = static_cast<int>(dest_rows_.size()) / g_->size;
@@ -121,18 +133,21 @@ class InProcessExchange final : public Exchange {
   void rows_done(int dest, int j, std::int64_t, std::int64_t rows, void*) override {
     g_->barrier.note_progress();
     if (dest_pending_.empty()) return;  // the combine op: nobody waits for single blocks
-    if (dest_pending_[static_cast<std::size_t>(dest)]->rows[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel) == rows)
+    if (dest_pending_[static_cast<std::size_t>(dest)]->rows[static_cast<std::size_t>(j)].fetch_sub(
+            rows, std::memory_order_acq_rel) == rows)
       g_->barrier.wake();
   }
   bool reports_arrivals() const override { return pending_ != nullptr; }
   void wait_received(int j) override {
     const auto& left = pending_->rows[static_cast<std::size_t>(j)];
-    g_->barrier.wait_until(rank_, fmt::format("the rows of its expert {}", j), [&] { return left.load(std::memory_order_acquire) == 0; });
+    g_->barrier.wait_until(rank_, fmt::format("the rows of its expert {}", j),
+                           [&] { return left.load(std::memory_order_acquire) == 0; });
   }
   void progress() noexcept override { g_->barrier.note_progress(); }
   void finish() override { g_->barrier.arrive_and_wait(rank_, "the end of the call", /*progress_aware=*/true); }
   void abort(const std::string& reason) noexcept override {
-    g_->barrier.break_group(fmt::format("group: rank {} failed during the call: {}; the group is broken, recreate it", rank_, reason));
+    g_->barrier.break_group(
+        fmt::format("group: rank {} failed during the call: {}; the group is broken, recreate it", rank_, reason));
   }
 
  private:
@@ -141,7 +156,7 @@ class InProcessExchange final : public Exchange {
   CallClaim claim_;
   std::vector<std::byte*> dest_rows_;  // [d*e + j]: first row of block (this rank's j) in d's y
   std::int64_t row_bytes_;
-  std::shared_ptr<PendingRows> pending_;                 // this rank's arrivals (dispatch op), else null
+  std::shared_ptr<PendingRows> pending_;                    // this rank's arrivals (dispatch op), else null
   std::vector<std::shared_ptr<PendingRows>> dest_pending_;  // [d]: d's arrivals (dispatch op), else empty
 };
 

@@ -28,19 +28,19 @@
 
 #include <algorithm>
 #include <atomic>
-#include <exception>
-#include <condition_variable>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include "comm/mpi_count_check.hpp"
 #include "comm/mpi_runtime.hpp"
-#include "common/deadline.hpp"
 #include "common/config.hpp"
+#include "common/deadline.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav::comm {
@@ -127,10 +127,18 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
 class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
-              std::int64_t staging_slots, std::byte* landing, MpiCountCheck& check, bool agreed, std::chrono::milliseconds timeout,
-              std::atomic<bool>* broken, Quarantine& quarantine)
-      : comm_(comm), me_(rank), W_(size), e_(mine.local_experts), row_type_(row_type), check_(check), timeout_(timeout),
-        broken_(broken), quarantine_(quarantine), landing_(landing) {
+              std::int64_t staging_slots, std::byte* landing, MpiCountCheck& check, bool agreed,
+              std::chrono::milliseconds timeout, std::atomic<bool>* broken, Quarantine& quarantine)
+      : comm_(comm),
+        me_(rank),
+        W_(size),
+        e_(mine.local_experts),
+        row_type_(row_type),
+        check_(check),
+        timeout_(timeout),
+        broken_(broken),
+        quarantine_(quarantine),
+        landing_(landing) {
     row_bytes_ = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     tile_rows_ = mine.tiling.tile_rows;
     y_ = static_cast<std::byte*>(mine.y);
@@ -204,7 +212,8 @@ class MpiExchange final : public Exchange {
         }
         // Until the check passed nothing can leave: the deadline is the check's.
         const auto now = std::chrono::steady_clock::now();
-        const bool stuck = agreed_.load(std::memory_order_acquire) ? exceeds(now - last_progress(), timeout_) : now > check_deadline_;
+        const bool stuck =
+            agreed_.load(std::memory_order_acquire) ? exceeds(now - last_progress(), timeout_) : now > check_deadline_;
         if (!stuck) backoff.pause();
         lk.lock();
         if (stuck && free_slots_.empty()) {
@@ -239,9 +248,10 @@ class MpiExchange final : public Exchange {
   }
 
   // A shared-expert tile finished: a tile boundary like any other.
-  void progress() noexcept override {
-    if (!may_drive() || !progress_enabled()) return;
+  // Only std::mutex::lock in the handler could still throw (a bug: terminating is right).
+  void progress() noexcept override {  // NOLINT(bugprone-exception-escape)
     try {
+      if (!may_drive() || !progress_enabled()) return;
       drive(/*wait_turn=*/false);
     } catch (...) {  // an MPI failure: finish() reports it
       std::lock_guard lk(queue_mu_);
@@ -288,7 +298,8 @@ class MpiExchange final : public Exchange {
       // Outside MPI's lock: copying a tile into y takes a while.
       for (const Landed& l : landed_) {
         std::memcpy(y_ + l.y_at, landing_ + l.landing_at, static_cast<std::size_t>(l.bytes));
-        if (pending_rows_) pending_rows_[static_cast<std::size_t>(l.expert)].fetch_sub(l.bytes / row_bytes_, std::memory_order_acq_rel);
+        if (pending_rows_)
+          pending_rows_[static_cast<std::size_t>(l.expert)].fetch_sub(l.bytes / row_bytes_, std::memory_order_acq_rel);
       }
       landed_.clear();
       if (!agreed) break;
@@ -461,7 +472,8 @@ class MpiExchange final : public Exchange {
           const std::int64_t first = t * tile_rows_;
           const std::int64_t tile = std::min(tile_rows_, rows - first);
           MPI_Request req;
-          mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(tile), row_type_, s, tag(j, first), comm_, &req), "MPI_Irecv");
+          mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(tile), row_type_, s, tag(j, first), comm_, &req),
+                     "MPI_Irecv");
           requests_.push_back(req);
           in_flight_.push_back({.slot = -1,
                                 .landing_at = landing_at,
@@ -481,21 +493,21 @@ class MpiExchange final : public Exchange {
   MPI_Datatype row_type_;
   MpiCountCheck& check_;
   std::chrono::milliseconds timeout_;
-  std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
-  Quarantine& quarantine_;     // takes the requests of a call that did not finish
+  std::atomic<bool>* broken_;     // the communicator's: set by pool workers and the rank's thread alike
+  Quarantine& quarantine_;        // takes the requests of a call that did not finish
   std::byte* landing_ = nullptr;  // the communicator's: receives land here, then are copied into y
   std::int64_t tag_stride_ = 1;
   std::int64_t row_bytes_ = 0;
   std::int64_t tile_rows_ = 1;  // the engine's rows per tile (CallInfo::tiling)
   std::byte* y_ = nullptr;
-  std::byte* staging_ = nullptr;  // the communicator's send ring
+  std::byte* staging_ = nullptr;           // the communicator's send ring
   std::vector<std::int64_t> recv_counts_;  // [s*e + j]
   std::vector<std::int64_t> recv_offset_;  // [s*e + j] rows into y
-  std::vector<MPI_Request> requests_;  // receives and sends in flight
-  std::vector<InFlight> in_flight_;    // what each request is for
+  std::vector<MPI_Request> requests_;      // receives and sends in flight
+  std::vector<InFlight> in_flight_;        // what each request is for
   std::vector<int> indices_;
   std::vector<Landed> landed_;  // completed receives not yet copied into y (the driving thread's)
-  std::mutex queue_mu_;  // guards queue_, free_slots_, aborted_, stuck_before_agreement_
+  std::mutex queue_mu_;         // guards queue_, free_slots_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;
   std::vector<int> free_slots_;
   std::condition_variable slot_freed_;
@@ -503,18 +515,19 @@ class MpiExchange final : public Exchange {
   std::mutex poll_mu_;
   bool aborted_ = false;
   bool stuck_before_agreement_ = false;
-  bool workers_drive_ = false;  // pool workers call MPI (thread level >= SERIALIZED)
+  bool workers_drive_ = false;                          // pool workers call MPI (thread level >= SERIALIZED)
   std::thread::id owner_ = std::this_thread::get_id();  // the thread that called meet
-  std::atomic<bool> agreed_{false};   // the count check passed: receives posted, sends may start
-  std::atomic<bool> refused_{false};  // the count check failed: refusal_ is its error
+  std::atomic<bool> agreed_{false};                     // the count check passed: receives posted, sends may start
+  std::atomic<bool> refused_{false};                    // the count check failed: refusal_ is its error
   std::exception_ptr refusal_;
   std::chrono::steady_clock::time_point check_deadline_;
-  std::exception_ptr worker_error_;  // an MPI failure inside progress() (noexcept)
-  std::unique_ptr<std::atomic<std::int64_t>[]> pending_rows_;  // [j]: dispatch op only (wait_received)
+  std::exception_ptr worker_error_;                                  // an MPI failure inside progress() (noexcept)
+  std::unique_ptr<std::atomic<std::int64_t>[]> pending_rows_;        // [j]: dispatch op only (wait_received)
   std::atomic<std::chrono::steady_clock::rep> last_progress_ns_{0};  // last completed request
 
   std::chrono::steady_clock::time_point last_progress() const {
-    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_progress_ns_.load(std::memory_order_relaxed)));
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(last_progress_ns_.load(std::memory_order_relaxed)));
   }
 };
 
@@ -547,8 +560,10 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     if (!finalized) {
       auto lk = mpi::lock();
       int done = 0;
-      settled = check_->settled() &&
-                MPI_Testall(static_cast<int>(quarantined_.size()), quarantined_.data(), &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS && done;
+      settled =
+          check_->settled() &&
+          MPI_Testall(static_cast<int>(quarantined_.size()), quarantined_.data(), &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS &&
+          done;
     }
     if (!settled) {
       staging_.abandon();
@@ -631,8 +646,8 @@ class MpiCommunicator final : public Communicator, private Quarantine {
       }
       agreed = true;
     }
-    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, *check_, agreed, timeout_, &broken_,
-                                         static_cast<Quarantine&>(*this));
+    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, *check_, agreed, timeout_,
+                                         &broken_, static_cast<Quarantine&>(*this));
   }
 
  private:
@@ -659,11 +674,11 @@ class MpiCommunicator final : public Communicator, private Quarantine {
   std::chrono::milliseconds timeout_;
   std::string name_;
   int rank_ = 0, size_ = 1;
-  std::atomic<bool> broken_{false};  // written by pool workers during a call (through MpiExchange)
+  std::atomic<bool> broken_{false};       // written by pool workers during a call (through MpiExchange)
   std::unique_ptr<MpiCountCheck> check_;  // owned here: a gather that timed out may still write into it
   std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
-  Staging staging_;                         // the send ring and the receives' landing area (D47)
-  std::vector<MPI_Request> quarantined_;    // a failed call's requests still in MPI (they use staging_)
+  Staging staging_;                       // the send ring and the receives' landing area (D47)
+  std::vector<MPI_Request> quarantined_;  // a failed call's requests still in MPI (they use staging_)
 };
 
 }  // namespace

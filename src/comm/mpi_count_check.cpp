@@ -41,14 +41,20 @@ void MpiCountCheck::start(const CallInfo& mine) {
   std::int64_t max_tiles = 1;
   const std::int64_t tile_rows = std::max<std::int64_t>(1, mine.tiling.tile_rows);
   for (auto v : mine.send_counts) max_tiles = std::max(max_tiles, (v + tile_rows - 1) / tile_rows);
-  const std::int64_t header[kHeader] = {mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.row_width,
-                                        static_cast<std::int64_t>(mine.send_counts.size()), static_cast<std::int64_t>(digest.a),
-                                        static_cast<std::int64_t>(digest.b), max_tiles, static_cast<std::int64_t>(mine.op)};
+  const std::int64_t header[kHeader] = {mine.local_experts,
+                                        static_cast<std::int64_t>(mine.dtype),
+                                        mine.row_width,
+                                        static_cast<std::int64_t>(mine.send_counts.size()),
+                                        static_cast<std::int64_t>(digest.a),
+                                        static_cast<std::int64_t>(digest.b),
+                                        max_tiles,
+                                        static_cast<std::int64_t>(mine.op)};
   std::copy(header, header + kHeader, header_);
   send_ = mine.send_counts;
   recv_ = mine.recv_counts;
   headers_.assign(static_cast<std::size_t>(kHeader * size_), 0);
-  mpi::check(MPI_Iallgather(header_, kHeader, MPI_INT64_T, headers_.data(), kHeader, MPI_INT64_T, comm_, &req_), "MPI_Iallgather");
+  mpi::check(MPI_Iallgather(header_, kHeader, MPI_INT64_T, headers_.data(), kHeader, MPI_INT64_T, comm_, &req_),
+             "MPI_Iallgather");
   stage_ = Stage::headers;
 }
 
@@ -160,8 +166,8 @@ bool MpiCountCheck::conclude() {
   for (int r = 0; r < size_; ++r) max_tiles = std::max(max_tiles, headers_[static_cast<std::size_t>(kHeader * r + 6)]);
   const int e = static_cast<int>(header_[0]);
   if (static_cast<std::int64_t>(e) * max_tiles > tag_ub_)
-    fail(Errc::invalid_argument, "sendCounts", "expected at most {} row tiles per call for MPI tags, got {} experts x {} tiles", tag_ub_,
-         e, max_tiles);
+    fail(Errc::invalid_argument, "sendCounts", "expected at most {} row tiles per call for MPI tags, got {} experts x {} tiles",
+         tag_ub_, e, max_tiles);
   tag_stride_ = max_tiles;
   stage_ = Stage::passed;
   return true;

@@ -76,7 +76,7 @@ class MpiCountCheck {
   std::int64_t header_[kHeader] = {};
   std::vector<std::int64_t> headers_;
   std::vector<std::int64_t> send_, recv_;  // this call's lists
-  std::vector<std::int64_t> column_;      // [s*e + j]: what source s sends this rank
+  std::vector<std::int64_t> column_;       // [s*e + j]: what source s sends this rank
   std::int64_t verdict_[kVerdict] = {};
   std::vector<std::int64_t> verdicts_;
   // Per rank: the digest of the group's last call that passed.

@@ -59,8 +59,8 @@ std::shared_ptr<Communicator> create_mpi_from_root_info(int n_ranks, std::span<c
       const std::int64_t n = all[static_cast<std::size_t>(3 * p + 1)];
       const std::int64_t r = all[static_cast<std::size_t>(3 * p + 2)];
       if (n != want)
-        fail(Errc::invalid_argument, "nRanks", "processes with the same root info disagree on nRanks: process {} has {}, process {} has {}",
-             procs[0], want, p, n);
+        fail(Errc::invalid_argument, "nRanks",
+             "processes with the same root info disagree on nRanks: process {} has {}, process {} has {}", procs[0], want, p, n);
       if (r < 0 || r >= want)
         fail(Errc::invalid_argument, "rank", "expected a rank in [0, {}), got {} on process {}", want, r, p);
       if (seen[static_cast<std::size_t>(r)] >= 0)

@@ -18,10 +18,14 @@ std::mutex g_call_mu;
 
 const char* level_name(int level) {
   switch (level) {
-    case MPI_THREAD_SINGLE: return "MPI_THREAD_SINGLE";
-    case MPI_THREAD_FUNNELED: return "MPI_THREAD_FUNNELED";
-    case MPI_THREAD_SERIALIZED: return "MPI_THREAD_SERIALIZED";
-    case MPI_THREAD_MULTIPLE: return "MPI_THREAD_MULTIPLE";
+    case MPI_THREAD_SINGLE:
+      return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED:
+      return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED:
+      return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE:
+      return "MPI_THREAD_MULTIPLE";
   }
   return "unknown";
 }
@@ -49,8 +53,10 @@ void ensure_initialized() {
   }
   MPI_Query_thread(&g_level);
   if (g_level < MPI_THREAD_FUNNELED)
-    fail(Errc::internal, "MPI", "expected MPI initialised with at least MPI_THREAD_FUNNELED (gmmav calls MPI from the thread that runs the "
-         "operator), got {}", level_name(g_level));
+    fail(Errc::internal, "MPI",
+         "expected MPI initialised with at least MPI_THREAD_FUNNELED (gmmav calls MPI from the thread that runs the "
+         "operator), got {}",
+         level_name(g_level));
 }
 
 bool thread_level_at_least_serialized() { return g_level >= MPI_THREAD_SERIALIZED; }
@@ -88,7 +94,8 @@ void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string
       check(MPI_Test(req, &done, MPI_STATUS_IGNORE), "MPI_Test");
     }
     if (done) return;
-    if (std::chrono::steady_clock::now() > deadline) fail(Errc::timeout, "group", "timed out after {} ms {}", timeout.count(), what);
+    if (std::chrono::steady_clock::now() > deadline)
+      fail(Errc::timeout, "group", "timed out after {} ms {}", timeout.count(), what);
     backoff.pause();
   }
 }

@@ -62,7 +62,9 @@ inline constexpr Variable kVariables[] = {
 /// honoured: deadlines saturate, common/deadline.hpp); nullopt = the default.
 inline std::optional<std::int64_t> timeout_ms() { return env_int("GMMAV_TIMEOUT_MS", 1, std::int64_t{1} << 62, "milliseconds"); }
 /// GMMAV_NUM_THREADS in [1, max_threads]; nullopt = the default.
-inline std::optional<std::int64_t> num_threads(int max_threads) { return env_int("GMMAV_NUM_THREADS", 1, max_threads, "compute threads"); }
+inline std::optional<std::int64_t> num_threads(int max_threads) {
+  return env_int("GMMAV_NUM_THREADS", 1, max_threads, "compute threads");
+}
 /// True when GMMAV_NUM_THREADS is given (non-empty), valid or not (the CLI then leaves the pool's size to it).
 inline bool num_threads_given() {
   const char* v = std::getenv("GMMAV_NUM_THREADS");
@@ -101,10 +103,13 @@ inline Log log() {
   while (true) {
     const auto comma = rest.find(',');
     const std::string_view word = rest.substr(0, comma);
-    if (word == "1") out.errors = true;
-    else if (word == "plan") out.plan = true;
+    if (word == "1")
+      out.errors = true;
+    else if (word == "plan")
+      out.plan = true;
     else if (word != "0")
-      fail(Errc::invalid_argument, "GMMAV_LOG", "expected a comma-separated list of 1 (C API errors) and plan (per-call choices), got '{}'", v);
+      fail(Errc::invalid_argument, "GMMAV_LOG",
+           "expected a comma-separated list of 1 (C API errors) and plan (per-call choices), got '{}'", v);
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }

@@ -184,9 +184,7 @@ bool ComputePool::caller_computes() const {
   return impl_->caller_computes;
 }
 
-void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
-  parallel_for(n, fn, nullptr);
-}
+void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) { parallel_for(n, fn, nullptr); }
 
 void ComputePool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn, const std::function<void()>& idle,
                                std::chrono::microseconds idle_period) {

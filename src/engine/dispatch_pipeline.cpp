@@ -72,7 +72,9 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
   std::vector<int> experts;  // with rows, in order
   for (int j = 0; j < e; ++j)
     if (plan.group_rows(j) > 0) experts.push_back(j);
-  const auto weight_of = [&](int j) -> const std::uint16_t* { return u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1; };
+  const auto weight_of = [&](int j) -> const std::uint16_t* {
+    return u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1;
+  };
   const auto large = [&](int j) { return plan.group_rows(j) > gemm::kSmallMRows; };
   const auto prepare = [&](std::size_t k) {  // the k-th expert with rows, into slot k % 2
     const int j = experts[k];

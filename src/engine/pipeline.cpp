@@ -16,9 +16,9 @@
 
 #include "comm/communicator.hpp"
 #include "common/fail.hpp"
-#include "engine/pipeline.hpp"
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
+#include "engine/pipeline.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
@@ -40,7 +40,7 @@ struct Stage {
   bool trans;
   std::size_t tiles;
   std::function<void(const gemm::PreparedWeight&, std::size_t)> run_tile;
-  const gemm::PreparedWeight* packed = nullptr;  // from PackedWeights, when given
+  const gemm::PreparedWeight* packed = nullptr;            // from PackedWeights, when given
   const std::vector<engine::TileGroup>* routed = nullptr;  // a routed expert's GEMMs (null: the shared expert)
   bool large_tiles = false;  // some GEMM has more than gemm::kSmallMRows rows (needs the packed copy)
 };
@@ -53,8 +53,8 @@ std::vector<std::uint16_t>& group_scratch(std::size_t elements) {
   return scratch;
 }
 
-void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const std::uint16_t* x, std::int64_t h1, std::int64_t n1,
-               int me, comm::Exchange& ex) {
+void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const std::uint16_t* x, std::int64_t h1,
+               std::int64_t n1, int me, comm::Exchange& ex) {
   const int j = g.parts.front().expert;
   if (g.parts.size() == 1) {  // one tile: computed straight into its destination
     const engine::RoutedTile& tile = g.parts.front();
@@ -91,26 +91,28 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
   for (int j = 0; j < d.local_experts; ++j) {
     if (plan.group_rows(j) == 0) continue;
     auto& groups = routed[static_cast<std::size_t>(j)] = engine::routed_groups(plan, j);
-    stages.push_back({u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight,
-                      groups.size(), [&, j](const gemm::PreparedWeight& w, std::size_t i) {
-                        run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex);
-                      },
-                      packed ? &packed->expert(j) : nullptr, &groups,
-                      std::any_of(groups.begin(), groups.end(), [](const engine::TileGroup& g) { return g.rows > gemm::kSmallMRows; })});
+    stages.push_back(
+        {u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight, groups.size(),
+         [&, j](const gemm::PreparedWeight& w, std::size_t i) {
+           run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex);
+         },
+         packed ? &packed->expert(j) : nullptr, &groups,
+         std::any_of(groups.begin(), groups.end(), [](const engine::TileGroup& g) { return g.rows > gemm::kSmallMRows; })});
   }
   const auto shared = engine::shared_tiles(plan);
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
-    stages.push_back({u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
-                      [&](const gemm::PreparedWeight& w, std::size_t i) {
-                        const engine::SharedTile& tile = shared[i];
-                        ex.wait_agreed();  // mmY is this rank's output: untouched until the call is agreed
-                        w.matmul_rows(u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
-                                      static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
-                        ex.progress();
-                      },
-                      packed ? packed->shared.get() : nullptr, nullptr,
-                      std::any_of(shared.begin(), shared.end(), [](const engine::SharedTile& t) { return t.rows > gemm::kSmallMRows; })});
+    stages.push_back(
+        {u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
+         [&](const gemm::PreparedWeight& w, std::size_t i) {
+           const engine::SharedTile& tile = shared[i];
+           ex.wait_agreed();  // mmY is this rank's output: untouched until the call is agreed
+           w.matmul_rows(u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
+                         static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
+           ex.progress();
+         },
+         packed ? packed->shared.get() : nullptr, nullptr,
+         std::any_of(shared.begin(), shared.end(), [](const engine::SharedTile& t) { return t.rows > gemm::kSmallMRows; })});
   }
   if (stages.empty()) return;
   if (packed) {
@@ -141,7 +143,8 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
                            st.large_tiles ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need,
                            st.routed ? "gmmWeight" : "mmWeightOptional");
   };
-  pool.parallel_for(1, [&](std::size_t) { prepare(0); }, poll);
+  pool.parallel_for(
+      1, [&](std::size_t) { prepare(0); }, poll);
   for (std::size_t s = 0; s < stages.size(); ++s) {
     const bool next = s + 1 < stages.size();
     const gemm::PreparedWeight& w = weights[s % 2];

@@ -35,8 +35,8 @@ struct Routes {
 
 std::string describe_call(const Plan& plan, const PackedWeights* packed, std::size_t workspace, std::size_t min_workspace) {
   const ProblemDesc& d = plan.desc();
-  std::string out = fmt::format("rank {}/{} {} e={} A={} BSK={} H1={} N1={} tile={} rows{}", d.rank, d.world_size, to_string(d.dtype),
-                                d.local_experts, plan.rows_in(), plan.rows_out(), d.h1, d.n1, kTileRows,
+  std::string out = fmt::format("rank {}/{} {} e={} A={} BSK={} H1={} N1={} tile={} rows{}", d.rank, d.world_size,
+                                to_string(d.dtype), d.local_experts, plan.rows_in(), plan.rows_out(), d.h1, d.n1, kTileRows,
                                 d.h1 >= kMergeMinK ? ", small tiles merged (H1 >= 256)" : "");
   for (int j = 0; j < d.local_experts; ++j) {
     if (plan.group_rows(j) == 0) {
@@ -60,9 +60,10 @@ std::string describe_call(const Plan& plan, const PackedWeights* packed, std::si
     for (const SharedTile& t : tiles) routes.add(t.rows);
     out += fmt::format(" | shared expert: {} rows in {} GEMMs: {}", d.shared->bs, tiles.size(), routes.text(d.dtype));
   }
-  out += packed                          ? std::string(" | weights: PackedWeights (nothing packed in the call)")
-         : gemm::packs_weights(d.dtype) ? fmt::format(" | weights: packed in the call for GEMMs of more than {} rows", gemm::kSmallMRows)
-                                        : std::string(" | weights: read as stored (nothing converted or packed)");
+  out += packed ? std::string(" | weights: PackedWeights (nothing packed in the call)")
+         : gemm::packs_weights(d.dtype)
+             ? fmt::format(" | weights: packed in the call for GEMMs of more than {} rows", gemm::kSmallMRows)
+             : std::string(" | weights: read as stored (nothing converted or packed)");
   out += fmt::format(" | workspace {} B (backend minimum {} B)", workspace, min_workspace);
   return out;
 }

@@ -20,9 +20,9 @@ constexpr std::int64_t kTileRows = 128;
 comm::Tiling tiling();
 
 struct RoutedTile {
-  int expert = 0;            // local expert j
-  int dest = 0;              // destination rank d
-  std::int64_t first = 0;    // first row within block (j, d)
+  int expert = 0;          // local expert j
+  int dest = 0;            // destination rank d
+  std::int64_t first = 0;  // first row within block (j, d)
   std::int64_t rows = 0;
   std::int64_t src_row = 0;  // gmmX row of the tile's first row
 };

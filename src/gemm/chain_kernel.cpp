@@ -23,8 +23,8 @@ constexpr std::int64_t kGroup = 8;    // panels converted together: each weight 
                                       // apart from the next: 48-byte reads cost a TLB miss each)
 
 // The converted weight slice: b[kk * kPanel + c] = W[k0 + kk][n0 + c] as FP32, zero beyond n.
-void convert_slice(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, std::int64_t k0,
-                   std::int64_t kc, std::int64_t n0, std::int64_t nc, float* b) {
+void convert_slice(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, std::int64_t k0, std::int64_t kc,
+                   std::int64_t n0, std::int64_t nc, float* b) {
   if (!trans) {
     for (std::int64_t kk = 0; kk < kc; ++kk) {
       numeric::to_float(t, w + (k0 + kk) * n + n0, b + kk * kPanel, static_cast<std::size_t>(nc));
@@ -47,7 +47,8 @@ void convert_slice(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t
 // convert_slice for the plain layout, 24 columns at a time with F16C / AVX2 shifts (exact conversions:
 // the same values as numeric::to_float).
 // One panel row: kPanel 16-bit values widened to FP32 (exact), 8 at a time.
-__attribute__((target("avx2,f16c"), always_inline)) inline void widen_panel_row_avx2(DType t, const std::uint16_t* src, float* dst) {
+__attribute__((target("avx2,f16c"), always_inline)) inline void widen_panel_row_avx2(DType t, const std::uint16_t* src,
+                                                                                     float* dst) {
   for (int v = 0; v < 3; ++v) {
     const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 8 * v));
     const __m256 f = t == DType::f16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -109,7 +110,9 @@ __attribute__((target("avx2,fma"))) void chunk_avx2(const float* xf, std::int64_
   }
   for (; r < rows; ++r) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0;
-    if (!first) a0 = _mm256_loadu_ps(acc + r * kPanel), a1 = _mm256_loadu_ps(acc + r * kPanel + 8), a2 = _mm256_loadu_ps(acc + r * kPanel + 16);
+    if (!first)
+      a0 = _mm256_loadu_ps(acc + r * kPanel), a1 = _mm256_loadu_ps(acc + r * kPanel + 8),
+      a2 = _mm256_loadu_ps(acc + r * kPanel + 16);
     const float* xr = xf + r * k + k0;
     for (std::int64_t kk = 0; kk < kc; ++kk) {
       const float* bk = b + kk * kPanel;
@@ -130,8 +133,8 @@ bool avx2_available() {
   return yes;
 }
 
-void run(bool avx2, DType t, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
-         std::int64_t n, bool trans, std::uint16_t* out) {
+void run(bool avx2, DType t, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
+         bool trans, std::uint16_t* out) {
   if (rows <= 0 || n <= 0) return;
   thread_local std::vector<float> xf, b, acc;
   xf.resize(static_cast<std::size_t>(rows * k));
@@ -167,13 +170,13 @@ void run(bool avx2, DType t, const std::uint16_t* x, std::int64_t rows, std::int
 
 }  // namespace
 
-void chain_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
-                    std::int64_t n, bool trans, std::uint16_t* out) {
+void chain_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
+                  bool trans, std::uint16_t* out) {
   run(avx2_available(), dtype, x, rows, k, w, n, trans, out);
 }
 
-void chain_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k,
-                             const std::uint16_t* w, std::int64_t n, bool trans, std::uint16_t* out) {
+void chain_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
+                           std::int64_t n, bool trans, std::uint16_t* out) {
   run(false, dtype, x, rows, k, w, n, trans, out);
 }
 

@@ -25,12 +25,12 @@ constexpr std::int64_t kSmallMRows = 32;
 
 /// out(rows x n) = round(x(rows x k) @ W); W is k x n row-major, or n x k when
 /// `trans`. Single-threaded; x, out contiguous rows.
-void chain_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
-                    std::int64_t n, bool trans, std::uint16_t* out);
+void chain_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
+                  bool trans, std::uint16_t* out);
 
 /// The same on the portable path only (tests compare it with the dispatched one).
-void chain_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k,
-                             const std::uint16_t* w, std::int64_t n, bool trans, std::uint16_t* out);
+void chain_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
+                           std::int64_t n, bool trans, std::uint16_t* out);
 
 /// "avx2+f16c" or "portable": the path chain_matmul takes on this host.
 const char* chain_kernel_path();

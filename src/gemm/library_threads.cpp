@@ -3,7 +3,6 @@
 // OpenMP initial thread), so this never touches the caller's threads.
 #include "gemm/library_threads.hpp"
 
-
 // From libgomp, the OpenMP runtime Debian's oneDNN is built with (declared
 // here so that any compiler links the same runtime oneDNN uses).
 extern "C" void omp_set_num_threads(int);

@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
-#include <new>
 #include <mutex>
+#include <new>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
 #include <vector>
@@ -231,7 +231,8 @@ struct PreparedWeight::Impl {
     } catch (const dnnl::error& e) {
       fail(Errc::internal, param, "oneDNN failed to prepare a {} x {} weight: {}", k, n, e.what());
     } catch (const std::bad_alloc&) {  // the sizes come from the caller's shapes: say which
-      fail(Errc::out_of_memory, param, "expected {} bytes of host memory to pack a {} x {} weight (FP32), got an allocation failure",
+      fail(Errc::out_of_memory, param,
+           "expected {} bytes of host memory to pack a {} x {} weight (FP32), got an allocation failure",
            static_cast<std::uint64_t>(k) * static_cast<std::uint64_t>(n) * 4, k, n);
     }
   }
@@ -244,7 +245,8 @@ struct PreparedWeight::Impl {
       chain_matmul(dtype, x, rows, k, raw, n, trans, out);
     } catch (const std::bad_alloc&) {
       fail(Errc::out_of_memory, param,
-           "expected {} bytes of host memory for the FP32 rows of a {} x {} x {} row tile (rows x K x N), got an allocation failure",
+           "expected {} bytes of host memory for the FP32 rows of a {} x {} x {} row tile (rows x K x N), got an allocation "
+           "failure",
            static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(k) * 4, rows, k, n);
     }
   }
@@ -290,8 +292,10 @@ void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std:
       const Matmul mm = primitives().get(dt::bf16, rows, k, n, p.bf16_desc);
       dnnl::memory a({{rows, k}, dt::bf16, tag::ab}, cpu_engine(), const_cast<std::uint16_t*>(x));
       dnnl::memory c({{rows, n}, dt::bf16, tag::ab}, cpu_engine(), out);
-      mm.prim.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, p.bf16_packed}, {DNNL_ARG_DST, c},
-                       {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
+      mm.prim.execute(s, {{DNNL_ARG_SRC, a},
+                          {DNNL_ARG_WEIGHTS, p.bf16_packed},
+                          {DNNL_ARG_DST, c},
+                          {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
       s.wait();
       return;
     }
@@ -301,15 +305,17 @@ void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std:
     const Matmul mm = primitives().get(dt::f32, rows, k, n, p.f32_desc);
     dnnl::memory a({{rows, k}, dt::f32, tag::ab}, cpu_engine(), xf);
     dnnl::memory c({{rows, n}, dt::f32, tag::ab}, cpu_engine(), cf);
-    mm.prim.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, p.f32_weight()}, {DNNL_ARG_DST, c},
-                     {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
+    mm.prim.execute(
+        s,
+        {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, p.f32_weight()}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
     s.wait();
     numeric::from_float(p.dtype, cf, out, static_cast<std::size_t>(rows * n));
   } catch (const dnnl::error& e) {
     fail(Errc::internal, p.param, "oneDNN matmul of {} x {} x {} failed: {}", rows, k, n, e.what());
   } catch (const std::bad_alloc&) {
     fail(Errc::out_of_memory, p.param,
-         "expected {} bytes of host memory for the FP32 buffers of a {} x {} x {} row tile (rows x K x N), got an allocation failure",
+         "expected {} bytes of host memory for the FP32 buffers of a {} x {} x {} row tile (rows x K x N), got an allocation "
+         "failure",
          static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(k + n) * 4, rows, k, n);
   }
 }

@@ -48,8 +48,8 @@ class PreparedWeight {
   /// `w` must stay valid until the last matmul_rows call. `param` names the
   /// weight in errors: memory that cannot be had is Error{out_of_memory, param}
   /// (when packing and in matmul_rows), with the bytes and the shape that asked for them.
-  void prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans,
-               Packing packing = Packing::now, const char* param = "gmmWeight");
+  void prepare(DType dtype, const std::uint16_t* w, std::int64_t k, std::int64_t n, bool trans, Packing packing = Packing::now,
+               const char* param = "gmmWeight");
 
   /// out = round(x @ W) for `rows` rows; x rows are k wide, out rows n wide, both contiguous.
   /// Thread-safe; single-threaded.

@@ -38,7 +38,7 @@ __attribute__((target("avx2"))) void float_to_bf16_avx2(const float* src, std::u
     const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
     const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), odd), 16);
     const __m256i quieted = _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet);
-    const __m256i r = _mm256_blendv_epi8(rounded, quieted, nan);  // 32-bit lanes holding 16-bit values
+    const __m256i r = _mm256_blendv_epi8(rounded, quieted, nan);                       // 32-bit lanes holding 16-bit values
     const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);  // lanes 0..3 | 4..7
     _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_castsi256_si128(packed));
   }
@@ -49,7 +49,7 @@ bool detect_f16c() {
   __builtin_cpu_init();
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
-  const bool f16c = (c & (1u << 29)) != 0;  // CPUID.1:ECX.F16C
+  const bool f16c = (c & (1u << 29)) != 0;        // CPUID.1:ECX.F16C
   return f16c && __builtin_cpu_supports("avx2");  // avx2 also implies the OS saves YMM state
 }
 

@@ -27,7 +27,7 @@ inline float half_to_float(std::uint16_t h) {
   const std::uint32_t exp = (h >> 10) & 0x1Fu;
   const std::uint32_t man = h & 0x3FFu;
   if (exp == 0x1F) return float_of(sign | 0x7F800000u | (man << 13) | (man ? 0x00400000u : 0u));  // inf / quiet nan (as F16C)
-  if (exp == 0) {                                                         // zero / subnormal: man * 2^-24
+  if (exp == 0) {                                                                                 // zero / subnormal: man * 2^-24
     const float v = static_cast<float>(man) * 0x1p-24f;
     return sign ? -v : v;
   }
@@ -46,13 +46,13 @@ std::uint16_t round_double_to(double x) {
   if (std::isnan(x)) return static_cast<std::uint16_t>(sign | kInf | (1u << (kMan - 1)));
   const double a = std::fabs(x);
   if (std::isinf(a)) return sign | kInf;
-  if (a < std::ldexp(1.0, kEmin)) {  // subnormal range: multiples of 2^(kEmin - kMan)
-    const double q = std::nearbyint(std::ldexp(a, kMan - kEmin));  // RNE in the default mode
+  if (a < std::ldexp(1.0, kEmin)) {                                           // subnormal range: multiples of 2^(kEmin - kMan)
+    const double q = std::nearbyint(std::ldexp(a, kMan - kEmin));             // RNE in the default mode
     return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(q));  // q == 2^kMan gives the min normal
   }
   int e2 = 0;
-  std::frexp(a, &e2);  // a = f * 2^e2, f in [0.5, 1)
-  int E = e2 - 1;      // a in [2^E, 2^(E+1))
+  std::frexp(a, &e2);                                  // a = f * 2^e2, f in [0.5, 1)
+  int E = e2 - 1;                                      // a in [2^E, 2^(E+1))
   double m = std::nearbyint(std::ldexp(a, kMan - E));  // in [2^kMan, 2^(kMan+1)]
   if (m >= std::ldexp(1.0, kMan + 1)) {
     m = std::ldexp(1.0, kMan);

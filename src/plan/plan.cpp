@@ -94,8 +94,7 @@ Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> 
                         std::span<const std::int64_t> recv_counts, const OpTensors& t, bool trans_gmm_weight,
                         bool trans_mm_weight, Envelope envelope, Op op) {
   if (t.gmm_x.data == nullptr && t.gmm_x.rank == 0) fail(Errc::null_argument, "gmmX", "expected a tensor, got null");
-  if (t.gmm_weight.rank != 3)
-    fail(Errc::invalid_argument, "gmmWeight", "expected a 3-D tensor, got {}-D", t.gmm_weight.rank);
+  if (t.gmm_weight.rank != 3) fail(Errc::invalid_argument, "gmmWeight", "expected a 3-D tensor, got {}-D", t.gmm_weight.rank);
   if (t.gmm_x.rank != 2) fail(Errc::invalid_argument, "gmmX", "expected a 2-D tensor, got {}-D", t.gmm_x.rank);
   ProblemDesc d;
   d.world_size = world_size;
@@ -109,7 +108,10 @@ Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> 
   d.recv_counts.assign(recv_counts.begin(), recv_counts.end());
   const int present = int(t.mm_x.has_value()) + int(t.mm_weight.has_value()) + int(t.mm_y.has_value());
   if (present != 0 && present != 3)
-    fail(Errc::null_argument, !t.mm_x ? "mmXOptional" : !t.mm_weight ? "mmWeightOptional" : "mmYOptional",
+    fail(Errc::null_argument,
+         !t.mm_x        ? "mmXOptional"
+         : !t.mm_weight ? "mmWeightOptional"
+                        : "mmYOptional",
          "expected mmXOptional, mmWeightOptional and mmYOptional all given or all null, got {} of 3", present);
   if (present == 0 && trans_mm_weight)
     fail(Errc::invalid_argument, "transMmWeight", "expected false without the shared expert, got true");

@@ -20,7 +20,8 @@ std::int64_t checked_sum(const char* param, const std::vector<std::int64_t>& cou
   std::int64_t sum = 0;
   for (std::size_t i = 0; i < counts.size(); ++i) {
     if (counts[i] < 0) fail(Errc::invalid_argument, param, "expected counts >= 0, got {} at index {}", counts[i], i);
-    if (counts[i] > kMaxI64 - sum) fail(Errc::invalid_argument, param, "expected a sum that fits in int64, got an overflow at index {}", i);
+    if (counts[i] > kMaxI64 - sum)
+      fail(Errc::invalid_argument, param, "expected a sum that fits in int64, got an overflow at index {}", i);
     sum += counts[i];
   }
   return sum;
@@ -41,7 +42,8 @@ void check_strict_a3(const ProblemDesc& d) {
   constexpr std::array<int, 5> kWorldSizes = {8, 16, 32, 64, 128};
   bool ok = false;
   for (int w : kWorldSizes) ok = ok || d.world_size == w;
-  if (!ok) fail(Errc::invalid_argument, "epWorldSize", "expected one of 8, 16, 32, 64, 128 (GMMAV_STRICT_A3=1), got {}", d.world_size);
+  if (!ok)
+    fail(Errc::invalid_argument, "epWorldSize", "expected one of 8, 16, 32, 64, 128 (GMMAV_STRICT_A3=1), got {}", d.world_size);
   constexpr std::int64_t kMin = 2LL << 20, kMax = 100LL << 20;
   const int e = d.local_experts;
   for (int list = 0; list < 2; ++list) {
@@ -67,7 +69,8 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
     fail(Errc::invalid_argument, "op", "expected Op::combine or Op::dispatch, got {}", static_cast<int>(d.op));
   const bool dispatch = d.op == Op::dispatch;
   if (!dispatch && d.permute_out)
-    fail(Errc::invalid_argument, "permuteOutOptional", "expected no permuteOut for the combine op (only the dispatch op has one), got one");
+    fail(Errc::invalid_argument, "permuteOutOptional",
+         "expected no permuteOut for the combine op (only the dispatch op has one), got one");
   if (d.dtype != DType::f16 && d.dtype != DType::bf16)
     fail(Errc::invalid_argument, "gmmX", "expected dtype float16 or bfloat16, got {}", to_string(d.dtype));
   if (d.world_size < 1) fail(Errc::invalid_argument, "epWorldSize", "expected >= 1, got {}", d.world_size);
@@ -84,8 +87,8 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
     const char* param = list == 0 ? "sendCounts" : "recvCounts";
     if (hw && counts.size() > 256) fail(Errc::invalid_argument, param, "expected length <= 256, got {}", counts.size());
     if (static_cast<std::int64_t>(counts.size()) != n)
-      fail(Errc::invalid_argument, param, "expected length e * epWorldSize = {} * {} = {}, got {}", d.local_experts,
-           d.world_size, n, counts.size());
+      fail(Errc::invalid_argument, param, "expected length e * epWorldSize = {} * {} = {}, got {}", d.local_experts, d.world_size,
+           n, counts.size());
   }
   const std::int64_t rows_in = checked_sum("sendCounts", d.send_counts);
   const std::int64_t rows_out = checked_sum("recvCounts", d.recv_counts);
@@ -105,18 +108,21 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
   }
   // Element counts must fit comfortably in int64 byte offsets.
   const auto fits = [](std::int64_t rows, std::int64_t cols) { return rows == 0 || cols <= kMaxI64 / 4 / rows; };
-  if (!fits(rows_in, d.h1)) fail(Errc::invalid_argument, "sendCounts", "expected gmmX to fit in memory offsets, got {} x {} elements", rows_in, d.h1);
-  if (!fits(rows_out, d.n1)) fail(Errc::invalid_argument, "recvCounts", "expected y to fit in memory offsets, got {} x {} elements", rows_out, d.n1);
+  if (!fits(rows_in, d.h1))
+    fail(Errc::invalid_argument, "sendCounts", "expected gmmX to fit in memory offsets, got {} x {} elements", rows_in, d.h1);
+  if (!fits(rows_out, d.n1))
+    fail(Errc::invalid_argument, "recvCounts", "expected y to fit in memory offsets, got {} x {} elements", rows_out, d.n1);
   if (dispatch && !fits(rows_out, d.h1))
-    fail(Errc::invalid_argument, "recvCounts", "expected permuteOut to fit in memory offsets, got {} x {} elements", rows_out, d.h1);
+    fail(Errc::invalid_argument, "recvCounts", "expected permuteOut to fit in memory offsets, got {} x {} elements", rows_out,
+         d.h1);
   // The weight's bytes (packed as FP32: 4 per element) and flops() must not wrap
   // either: a wrapped byte range would hide an overlap of y with the weight.
   if (!product_fits(kMaxI64 / 4, {d.local_experts, d.h1, d.n1}))
     fail(Errc::invalid_argument, "gmmWeight", "expected e * H1 * N1 <= 2^61 elements (memory offsets), got {} * {} * {}",
          d.local_experts, d.h1, d.n1);
   if (!product_fits(kMaxI64 / 2, {gemm_rows, d.h1, d.n1}))
-    fail(Errc::invalid_argument, gemm_param, "expected 2 * A * H1 * N1 (the routed flops) to fit in int64, got A = {}, H1 = {}, N1 = {}",
-         gemm_rows, d.h1, d.n1);
+    fail(Errc::invalid_argument, gemm_param,
+         "expected 2 * A * H1 * N1 (the routed flops) to fit in int64, got A = {}, H1 = {}, N1 = {}", gemm_rows, d.h1, d.n1);
 
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
@@ -124,11 +130,13 @@ void validate_problem(const ProblemDesc& d, Envelope envelope) {
     if (s.h2 < 1) fail(Errc::invalid_argument, "mmWeightOptional", "expected H2 >= 1, got {}", s.h2);
     if (s.n2 < 1) fail(Errc::invalid_argument, "mmWeightOptional", "expected N2 >= 1, got {}", s.n2);
     if (!fits(s.bs, s.h2) || !fits(s.bs, s.n2) || !fits(s.h2, s.n2))
-      fail(Errc::invalid_argument, "mmXOptional", "expected the shared-expert tensors to fit in memory offsets, got BS={} H2={} N2={}", s.bs, s.h2, s.n2);
+      fail(Errc::invalid_argument, "mmXOptional",
+           "expected the shared-expert tensors to fit in memory offsets, got BS={} H2={} N2={}", s.bs, s.h2, s.n2);
     const std::int64_t routed_flops = 2 * gemm_rows * d.h1 * d.n1;  // fits: checked above
     if (!product_fits((kMaxI64 - routed_flops) / 2, {s.bs, s.h2, s.n2}))
       fail(Errc::invalid_argument, "mmXOptional",
-           "expected 2 * A * H1 * N1 + 2 * BS * H2 * N2 (the call's flops) to fit in int64, got BS = {}, H2 = {}, N2 = {} (and A * H1 * N1 = {})",
+           "expected 2 * A * H1 * N1 + 2 * BS * H2 * N2 (the call's flops) to fit in int64, got BS = {}, H2 = {}, N2 = {} (and A "
+           "* H1 * N1 = {})",
            s.bs, s.h2, s.n2, gemm_rows * d.h1 * d.n1);
     if (hw) {
       check_range("mmWeightOptional", s.h2, 1, 12288);

@@ -79,7 +79,10 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
 
   const int present = int(t.mm_x.has_value()) + int(t.mm_weight.has_value()) + int(t.mm_y.has_value());
   if (present != 0 && present != 3)
-    fail(Errc::null_argument, !t.mm_x ? "mmXOptional" : !t.mm_weight ? "mmWeightOptional" : "mmYOptional",
+    fail(Errc::null_argument,
+         !t.mm_x        ? "mmXOptional"
+         : !t.mm_weight ? "mmWeightOptional"
+                        : "mmYOptional",
          "expected mmXOptional, mmWeightOptional and mmYOptional all given or all null, got {} of 3", present);
   if (d.shared && present == 0)
     fail(Errc::null_argument, "mmXOptional", "expected the shared-expert tensors (the plan has a shared expert), got none");
@@ -89,10 +92,11 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
   const bool dispatch = d.op == Op::dispatch;
   const char* y_name = dispatch ? "gmmY" : "y";
   if (!dispatch && t.permute_out)
-    fail(Errc::invalid_argument, "permuteOutOptional", "expected no permuteOut for the combine op (only the dispatch op has one), got one");
+    fail(Errc::invalid_argument, "permuteOutOptional",
+         "expected no permuteOut for the combine op (only the dispatch op has one), got one");
   if (dispatch && d.permute_out != t.permute_out.has_value())
-    fail(Errc::null_argument, "permuteOutOptional", "expected {} (permuteOutFlag is {}), got {}", d.permute_out ? "a tensor" : "none",
-         d.permute_out ? "true" : "false", t.permute_out ? "one" : "none");
+    fail(Errc::null_argument, "permuteOutOptional", "expected {} (permuteOutFlag is {}), got {}",
+         d.permute_out ? "a tensor" : "none", d.permute_out ? "true" : "false", t.permute_out ? "one" : "none");
   Range outs[3] = {range_of(t.y, y_name), {}, {}};
   Range ins[4] = {range_of(t.gmm_x, "gmmX"), range_of(t.gmm_weight, "gmmWeight"), {}, {}};
   if (d.shared) {
@@ -110,7 +114,8 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
   }
   for (const Range& o : outs) {
     for (const Range& i : ins)
-      if (overlaps(o, i)) fail(Errc::invalid_argument, o.name, "expected memory that does not overlap {}, got an overlap", i.name);
+      if (overlaps(o, i))
+        fail(Errc::invalid_argument, o.name, "expected memory that does not overlap {}, got an overlap", i.name);
   }
   for (int a = 1; a < 3; ++a)
     for (int b = 0; b < a; ++b)

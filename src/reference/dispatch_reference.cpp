@@ -34,7 +34,8 @@ std::vector<DispatchRankOutputs> compute_dispatch(const Shapes& sh, std::span<co
         if (rows != at(ranks[static_cast<std::size_t>(s)].send_counts, r * e + j))
           throw std::invalid_argument("reference: recvCounts@" + std::to_string(r) + "[" + std::to_string(s * e + j) +
                                       "] differs from sendCounts@" + std::to_string(s) + "[" + std::to_string(r * e + j) + "]");
-        const std::uint16_t* src = ranks[static_cast<std::size_t>(s)].gmm_x + at(first_row[static_cast<std::size_t>(s)], r * e + j) * sh.h1;
+        const std::uint16_t* src =
+            ranks[static_cast<std::size_t>(s)].gmm_x + at(first_row[static_cast<std::size_t>(s)], r * e + j) * sh.h1;
         o.permute_out.insert(o.permute_out.end(), src, src + rows * sh.h1);
       }
     // 3. GroupedMatMul over the permuted rows, group j with local expert j's weight.
@@ -43,8 +44,8 @@ std::vector<DispatchRankOutputs> compute_dispatch(const Shapes& sh, std::span<co
     for (int j = 0; j < e; ++j) {
       std::int64_t g = 0;
       for (int s = 0; s < W; ++s) g += at(in.recv_counts, s * e + j);
-      dot_rows(sh.dtype, o.permute_out.data() + row * sh.h1, g, sh.h1, in.gmm_weight + static_cast<std::int64_t>(j) * sh.h1 * sh.n1,
-               sh.n1, sh.trans_gmm_weight, o.gmm_y, row);
+      dot_rows(sh.dtype, o.permute_out.data() + row * sh.h1, g, sh.h1,
+               in.gmm_weight + static_cast<std::int64_t>(j) * sh.h1 * sh.n1, sh.n1, sh.trans_gmm_weight, o.gmm_y, row);
       row += g;
     }
     if (in.mm_x != nullptr) {

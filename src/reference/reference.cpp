@@ -10,9 +10,7 @@
 
 namespace gmmav::reference {
 
-double to_double(DType dtype, std::uint16_t bits) {
-  return numeric::to_float(dtype, bits);
-}
+double to_double(DType dtype, std::uint16_t bits) { return numeric::to_float(dtype, bits); }
 
 double ulp(DType dtype, double v) {
   const int man = dtype == DType::f16 ? 10 : 7;
@@ -25,9 +23,7 @@ double ulp(DType dtype, double v) {
   return std::ldexp(1.0, E - man);
 }
 
-std::uint16_t round_once(DType dtype, double v) {
-  return numeric::from_double(dtype, v);
-}
+std::uint16_t round_once(DType dtype, double v) { return numeric::from_double(dtype, v); }
 
 // out row = x row @ W, in FP64; w is k x n or n x k (trans).
 void dot_rows(DType dt, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
@@ -78,7 +74,8 @@ std::vector<RankOutputs> compute(const Shapes& sh, std::span<const RankInputs> r
     }
     if (in.mm_x != nullptr) {
       resize(out[static_cast<std::size_t>(r)].mm_y, in.bs * sh.n2, sh.h2);
-      dot_rows(sh.dtype, in.mm_x, in.bs, sh.h2, in.mm_weight, sh.n2, sh.trans_mm_weight, out[static_cast<std::size_t>(r)].mm_y, 0);
+      dot_rows(sh.dtype, in.mm_x, in.bs, sh.h2, in.mm_weight, sh.n2, sh.trans_mm_weight, out[static_cast<std::size_t>(r)].mm_y,
+               0);
     }
   }
   // 2. Unpermute: sendBuf = concat_d concat_j block(j, d), as row indices into gmmY.
@@ -96,7 +93,8 @@ std::vector<RankOutputs> compute(const Shapes& sh, std::span<const RankInputs> r
     for (int d = 0; d < W; ++d)
       for (int j = 0; j < e; ++j)
         for (std::int64_t i = 0; i < in.send_counts[static_cast<std::size_t>(d * e + j)]; ++i)
-          send_rows[static_cast<std::size_t>(r)][static_cast<std::size_t>(d)].push_back(block_start[static_cast<std::size_t>(j * W + d)] + i);
+          send_rows[static_cast<std::size_t>(r)][static_cast<std::size_t>(d)].push_back(
+              block_start[static_cast<std::size_t>(j * W + d)] + i);
   }
   // 3. AlltoAllv: y on rank d = concat_s (what s sends to d).
   for (int d = 0; d < W; ++d) {
@@ -162,8 +160,8 @@ Comparison compare(DType dtype, std::span<const std::uint16_t> got, const Output
       if (c.mismatches == 0) {
         c.first_mismatch = static_cast<std::int64_t>(i);
         char buf[160];
-        std::snprintf(buf, sizeof buf, "element %zu: got %.9g (0x%04x), expected %.9g (0x%04x, exact %.17g)", i, g,
-                      got[i], to_double(dtype, ref.bits[i]), ref.bits[i], v);
+        std::snprintf(buf, sizeof buf, "element %zu: got %.9g (0x%04x), expected %.9g (0x%04x, exact %.17g)", i, g, got[i],
+                      to_double(dtype, ref.bits[i]), ref.bits[i], v);
         c.first_mismatch_text = buf;
       }
       ++c.mismatches;

@@ -52,14 +52,14 @@ std::vector<RankOutputs> compute(const Shapes& shapes, std::span<const RankInput
 /// Result of comparing a computed tensor with the reference.
 struct Comparison {
   std::int64_t elements = 0;
-  std::int64_t mismatches = 0;         // outside the tolerance (or, if exact, not bit-equal)
-  std::int64_t first_mismatch = -1;    // element index
-  std::int64_t bit_differences = 0;    // elements whose bits differ from the reference rounding
-  double max_abs_error = 0;            // vs the FP64 value
+  std::int64_t mismatches = 0;       // outside the tolerance (or, if exact, not bit-equal)
+  std::int64_t first_mismatch = -1;  // element index
+  std::int64_t bit_differences = 0;  // elements whose bits differ from the reference rounding
+  double max_abs_error = 0;          // vs the FP64 value
   double max_rel_error = 0;
   double mean_rel_error = 0;
-  double max_error_to_bound = 0;       // worst |got - exact| / (1 ulp + FP32 accumulation bound): <= 1 passes
-  double max_ulp_error = 0;            // worst |got - exact| in ulps of the output dtype at the exact value
+  double max_error_to_bound = 0;  // worst |got - exact| / (1 ulp + FP32 accumulation bound): <= 1 passes
+  double max_ulp_error = 0;       // worst |got - exact| in ulps of the output dtype at the exact value
   std::string first_mismatch_text;
   bool ok() const { return mismatches == 0; }
 };

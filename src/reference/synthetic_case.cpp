@@ -26,9 +26,12 @@ void fill(std::vector<std::uint16_t>& v, std::size_t n, DType t, ValueKind kind,
 
 const char* to_string(CountPattern p) {
   switch (p) {
-    case CountPattern::balanced: return "balanced";
-    case CountPattern::random: return "random";
-    case CountPattern::skewed: return "skewed";
+    case CountPattern::balanced:
+      return "balanced";
+    case CountPattern::random:
+      return "random";
+    case CountPattern::skewed:
+      return "skewed";
   }
   return "?";
 }
@@ -60,7 +63,8 @@ Case make_case(const CaseSpec& spec) {
         std::uniform_int_distribution<std::int64_t> u(0, std::max<std::int64_t>(1, avg / 4));
         for (int d = 0; d < W; ++d)
           for (int j = 0; j < e; ++j)
-            sc[static_cast<std::size_t>(d * e + j)] = j == hot ? avg * e - (e - 1) * u(rng) / 2 + static_cast<std::int64_t>(rng() % 7) : u(rng);
+            sc[static_cast<std::size_t>(d * e + j)] =
+                j == hot ? avg * e - (e - 1) * u(rng) / 2 + static_cast<std::int64_t>(rng() % 7) : u(rng);
         break;
       }
     }
@@ -70,7 +74,8 @@ Case make_case(const CaseSpec& spec) {
     rc.assign(static_cast<std::size_t>(cells), 0);
     for (int s = 0; s < W; ++s)
       for (int j = 0; j < e; ++j)
-        rc[static_cast<std::size_t>(s * e + j)] = c.ranks[static_cast<std::size_t>(s)].send_counts[static_cast<std::size_t>(d * e + j)];
+        rc[static_cast<std::size_t>(s * e + j)] =
+            c.ranks[static_cast<std::size_t>(s)].send_counts[static_cast<std::size_t>(d * e + j)];
   }
   const std::int64_t bs = spec.bs > 0 ? spec.bs : std::max<std::int64_t>(1, spec.rows_per_rank / 2);
   c.spec.bs = bs;
@@ -130,8 +135,8 @@ OpTensors Case::tensors(int rank) {
 }
 
 reference::Shapes Case::shapes() const {
-  return {spec.dtype, spec.world_size, spec.local_experts, spec.h1, spec.n1, spec.h2, spec.n2, spec.trans_gmm_weight,
-          spec.trans_mm_weight};
+  return {spec.dtype, spec.world_size,       spec.local_experts,  spec.h1, spec.n1, spec.h2,
+          spec.n2,    spec.trans_gmm_weight, spec.trans_mm_weight};
 }
 
 std::vector<reference::RankInputs> Case::reference_inputs() const {
@@ -216,8 +221,8 @@ CaseCheck check_case(const Case& c, bool exact, int only_rank) {
       if (!cmp.ok() && out.ok) {
         out.ok = false;
         const char* names[] = {dispatch ? " gmmY: " : " y: ", " mmY: ", " permuteOut: "};
-        out.first_failure = std::string("rank ") + std::to_string(r) + names[which] +
-                            std::to_string(cmp.mismatches) + " mismatches; first " + cmp.first_mismatch_text;
+        out.first_failure = std::string("rank ") + std::to_string(r) + names[which] + std::to_string(cmp.mismatches) +
+                            " mismatches; first " + cmp.first_mismatch_text;
       }
     }
   }

@@ -46,13 +46,20 @@ struct Codes {
 
   int of(Errc c) const noexcept {
     switch (c) {
-      case Errc::null_argument: return null_argument;
-      case Errc::invalid_argument: return invalid_argument;
-      case Errc::count_mismatch: return count_mismatch;
-      case Errc::timeout: return timeout;
-      case Errc::group_broken: return group_broken;
-      case Errc::internal: return internal;
-      case Errc::out_of_memory: return no_memory;
+      case Errc::null_argument:
+        return null_argument;
+      case Errc::invalid_argument:
+        return invalid_argument;
+      case Errc::count_mismatch:
+        return count_mismatch;
+      case Errc::timeout:
+        return timeout;
+      case Errc::group_broken:
+        return group_broken;
+      case Errc::internal:
+        return internal;
+      case Errc::out_of_memory:
+        return no_memory;
     }
     return internal;
   }

@@ -84,7 +84,8 @@ aclError aclInit(const char* configPath) {
       raise(ACL_ERROR_INVALID_FILE, "configPath", "expected an existing file or null, got '{}'", configPath);
     Registry& r = registry();
     std::lock_guard lk(r.mu);
-    if (r.initialized) raise(ACL_ERROR_REPEAT_INITIALIZE, "aclInit", "expected one aclInit per aclFinalize, got a second aclInit");
+    if (r.initialized)
+      raise(ACL_ERROR_REPEAT_INITIALIZE, "aclInit", "expected one aclInit per aclFinalize, got a second aclInit");
     r.initialized = true;
     return ACL_SUCCESS;
   });

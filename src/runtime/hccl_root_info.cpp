@@ -8,10 +8,10 @@
 #include <cstring>
 #include <random>
 
+#include "gmmav/mpi.hpp"
 #include "hccl/hccl.h"
 #include "runtime/api_guard.hpp"
 #include "runtime/device.hpp"
-#include "gmmav/mpi.hpp"
 #include "runtime/hccl_comm.hpp"
 #include "runtime/status_codes.hpp"
 

@@ -41,10 +41,12 @@ void* allocate(Kind kind, void** out, std::size_t size) {
   const char* param = kind == Kind::device ? "devPtr" : "hostPtr";
   if (out == nullptr) raise(ACL_ERROR_INVALID_PARAM, param, "expected a place to store the pointer, got null");
   if (size == 0) raise(ACL_ERROR_INVALID_PARAM, "size", "expected a size > 0 bytes, got 0");
-  if (size > SIZE_MAX - kAlignment) raise(ACL_ERROR_RT_MEMORY_ALLOCATION, "size", "expected a size that fits in memory, got {} bytes", size);
+  if (size > SIZE_MAX - kAlignment)
+    raise(ACL_ERROR_RT_MEMORY_ALLOCATION, "size", "expected a size that fits in memory, got {} bytes", size);
   const std::size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;  // aligned_alloc needs a multiple
   void* p = std::aligned_alloc(kAlignment, rounded);
-  if (p == nullptr) raise(ACL_ERROR_RT_MEMORY_ALLOCATION, "size", "expected {} bytes to be available, got an allocation failure", size);
+  if (p == nullptr)
+    raise(ACL_ERROR_RT_MEMORY_ALLOCATION, "size", "expected {} bytes to be available, got an allocation failure", size);
   {
     std::lock_guard lk(g_mu);
     g_blocks[addr(p)] = Block{kind, size, ++g_last_version};
@@ -60,7 +62,8 @@ void release(Kind kind, void* p) {
     std::lock_guard lk(g_mu);
     auto it = g_blocks.find(addr(p));
     if (it == g_blocks.end())
-      raise(ACL_ERROR_INVALID_PARAM, param, "expected a live pointer from {}, got {} (never allocated or already freed)", name(kind), p);
+      raise(ACL_ERROR_INVALID_PARAM, param, "expected a live pointer from {}, got {} (never allocated or already freed)",
+            name(kind), p);
     if (it->second.kind != kind)
       raise(ACL_ERROR_INVALID_PARAM, param, "expected a pointer from {}, got one from {}", name(kind), name(it->second.kind));
     g_blocks.erase(it);
@@ -82,8 +85,7 @@ bool check_copy(void* dst, std::size_t destMax, const void* src, std::size_t cou
   if (count == 0) return false;
   if (dst == nullptr) raise(ACL_ERROR_INVALID_PARAM, "dst", "expected a destination, got null");
   if (src == nullptr) raise(ACL_ERROR_INVALID_PARAM, "src", "expected a source, got null");
-  if (count > destMax)
-    raise(ACL_ERROR_RT_PARAM_INVALID, "count", "expected at most destMax = {} bytes, got {}", destMax, count);
+  if (count > destMax) raise(ACL_ERROR_RT_PARAM_INVALID, "count", "expected at most destMax = {} bytes, got {}", destMax, count);
   if (kind < ACL_MEMCPY_HOST_TO_HOST || kind > ACL_MEMCPY_INTER_DEVICE_TO_DEVICE)
     raise(ACL_ERROR_INVALID_PARAM, "kind", "expected an aclrtMemcpyKind in [0, 7], got {}", kind);
   return true;
@@ -168,8 +170,7 @@ aclError aclrtMemset(void* devPtr, size_t maxCount, int32_t value, size_t count)
   });
 }
 
-aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind,
-                          aclrtStream stream) {
+aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t count, aclrtMemcpyKind kind, aclrtStream stream) {
   return guarded(__func__, kAclCodes, [&] {
     Stream& s = resolve_stream(stream);
     if (check_copy(dst, destMax, src, count, raw_kind(kind))) {
@@ -188,7 +189,8 @@ aclError aclrtMemcpyAsync(void* dst, size_t destMax, const void* src, size_t cou
 size_t aclDataTypeSize(aclDataType dataType) {
   switch (dataType) {
     case ACL_STRING:
-    case ACL_DT_UNDEFINED: return 0;
+    case ACL_DT_UNDEFINED:
+      return 0;
     case ACL_UINT1:
     case ACL_INT4:
     case ACL_BOOL:
@@ -197,17 +199,22 @@ size_t aclDataTypeSize(aclDataType dataType) {
     case ACL_HIFLOAT8:
     case ACL_FLOAT8_E5M2:
     case ACL_FLOAT8_E4M3FN:
-    case ACL_FLOAT8_E8M0: return 1;
+    case ACL_FLOAT8_E8M0:
+      return 1;
     case ACL_FLOAT16:
     case ACL_BF16:
     case ACL_INT16:
-    case ACL_UINT16: return 2;
+    case ACL_UINT16:
+      return 2;
     case ACL_FLOAT:
     case ACL_INT32:
     case ACL_UINT32:
-    case ACL_COMPLEX32: return 4;
-    case ACL_COMPLEX128: return 16;
-    default: return 8;
+    case ACL_COMPLEX32:
+      return 4;
+    case ACL_COMPLEX128:
+      return 16;
+    default:
+      return 8;
   }
 }
 

@@ -150,8 +150,8 @@ aclError aclrtDestroyStream(aclrtStream stream) {
       std::lock_guard lk(g_mu);
       auto* p = static_cast<Stream*>(stream);
       if (g_streams.erase(p) == 0)
-        raise(ACL_ERROR_INVALID_PARAM, "stream", "expected a stream from aclrtCreateStream, got an unknown or destroyed handle {}",
-              stream);
+        raise(ACL_ERROR_INVALID_PARAM, "stream",
+              "expected a stream from aclrtCreateStream, got an unknown or destroyed handle {}", stream);
       s.reset(p);
     }
     s.reset();  // waits for the queued work

@@ -79,7 +79,8 @@ TEST(Compare, AccumulationBoundAllowsCancellation) {
 
 TEST(Compare, NanAndInfinity) {
   const std::uint16_t nan = 0x7E00, inf = 0x7C00;
-  EXPECT_TRUE(compare_tensor(DType::f16, std::vector<std::uint16_t>{nan, inf}, std::vector<std::uint16_t>{0x7E01, inf}, 2, {}).pass);
+  EXPECT_TRUE(
+      compare_tensor(DType::f16, std::vector<std::uint16_t>{nan, inf}, std::vector<std::uint16_t>{0x7E01, inf}, 2, {}).pass);
   EXPECT_FALSE(compare_tensor(DType::f16, std::vector<std::uint16_t>{nan}, std::vector<std::uint16_t>{h(1)}, 1, {}).pass);
   EXPECT_FALSE(compare_tensor(DType::f16, std::vector<std::uint16_t>{h(1)}, std::vector<std::uint16_t>{nan}, 1, {}).pass);
   // Even an infinite sum |a*b| allows no infinity.

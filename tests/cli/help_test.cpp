@@ -49,7 +49,9 @@ CLI::App& app() {
   return a;
 }
 
-std::vector<CLI::App*> subcommands() { return app().get_subcommands([](CLI::App*) { return true; }); }
+std::vector<CLI::App*> subcommands() {
+  return app().get_subcommands([](CLI::App*) { return true; });
+}
 
 TEST(Help, TopLevelListsEverySubcommand) {
   const Output o = run("--help");

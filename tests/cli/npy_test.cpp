@@ -2,11 +2,11 @@
 // that every malformed file is rejected with a message naming it.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "npy.hpp"
 

@@ -13,8 +13,8 @@ int compat_c_memcpy(void* dst, size_t destMax, const void* src, size_t count, in
 int compat_c_null_calls(void) {
   uint64_t ws = 0;
   aclOpExecutor* ex = NULL;
-  return aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL, false, false,
-                                                     false, NULL, NULL, NULL, &ws, &ex) +
+  return aclnnAlltoAllvGroupedMatMulGetWorkspaceSize(NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, NULL, NULL, false, false, false,
+                                                     NULL, NULL, NULL, &ws, &ex) +
          aclnnAlltoAllvGroupedMatMulV2GetWorkspaceSize(NULL, NULL, NULL, NULL, NULL, NULL, NULL, "aiv", 1, NULL, NULL, false,
                                                        false, false, NULL, NULL, NULL, &ws, &ex) +
          aclnnGroupedMatMulAlltoAllvV2GetWorkspaceSize(NULL, NULL, NULL, NULL, NULL, NULL, NULL, "aiv", 1, NULL, NULL, false,

@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "../support/scoped_env.hpp"
 #include "acl/acl.h"
 #include "aclnnop/aclnn_grouped_mat_mul_allto_allv.h"
 #include "hccl/hccl.h"
-#include "../support/scoped_env.hpp"
 
 namespace compat_test {
 

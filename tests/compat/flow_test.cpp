@@ -40,9 +40,7 @@ struct RankData {
   std::vector<std::uint16_t> y, my;  // results, copied back from "device" memory
 };
 
-std::uint16_t encode(DType t, double v) {
-  return gmmav::numeric::from_double(t, v);
-}
+std::uint16_t encode(DType t, double v) { return gmmav::numeric::from_double(t, v); }
 
 // Random counts under the cross-rank contract where every rank receives exactly bsk rows
 // (so K = bsk / bs is the same everywhere); zeros happen.
@@ -108,8 +106,8 @@ std::string rank_thread(const Problem& p, HcclComm comm, aclrtContext ctx, aclrt
       mw = DeviceBuffer(d.mw);
       my = DeviceBuffer(static_cast<std::size_t>(p.bs * p.n2), kSentinel);
       tmx = Tensor({p.bs, p.h2}, dt, mx.get());
-      tmw = Tensor(p.trans_mm_weight ? std::vector<std::int64_t>{p.n2, p.h2} : std::vector<std::int64_t>{p.h2, p.n2}, dt,
-                   mw.get());
+      tmw =
+          Tensor(p.trans_mm_weight ? std::vector<std::int64_t>{p.n2, p.h2} : std::vector<std::int64_t>{p.h2, p.n2}, dt, mw.get());
       tmy = Tensor({p.bs, p.n2}, dt, my.get());
     }
     IntArray send(d.send), recv(d.recv);

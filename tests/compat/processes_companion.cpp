@@ -21,15 +21,15 @@ namespace {
 int g_rank = -1;
 int g_failures = 0;
 
-#define CHECK(cond, ...)                                      \
-  do {                                                        \
-    if (!(cond)) {                                            \
-      std::fprintf(stderr, "[rank %d] FAILED: ", g_rank);     \
-      std::fprintf(stderr, __VA_ARGS__);                      \
+#define CHECK(cond, ...)                                                                 \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
+      std::fprintf(stderr, "[rank %d] FAILED: ", g_rank);                                \
+      std::fprintf(stderr, __VA_ARGS__);                                                 \
       std::fprintf(stderr, " (%s)\n", aclGetRecentErrMsg() ? aclGetRecentErrMsg() : ""); \
-      ++g_failures;                                           \
-      return;                                                 \
-    }                                                         \
+      ++g_failures;                                                                      \
+      return;                                                                            \
+    }                                                                                    \
   } while (0)
 
 struct DeviceTensor {

@@ -197,7 +197,8 @@ TEST(Device, CurrentDeviceFollowsTheContext) {
     ASSERT_EQ(aclrtSetDevice(3), ACL_SUCCESS);
     EXPECT_EQ(aclrtResetDevice(3), ACL_SUCCESS);
     EXPECT_EQ(aclrtGetDevice(&d), ACL_ERROR_RT_CONTEXT_NULL) << "reset: the thread no longer acts for device 3";
-  }).join();
+  })
+      .join();
 }
 
 TEST(Device, InitFinalize) {

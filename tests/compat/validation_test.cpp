@@ -44,8 +44,8 @@ struct Call : OwnedArgs {
 
   int run() {
     return aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(gmm_x, gmm_weight, send_tensor, recv_tensor, mm_x, mm_weight, group,
-                                                       ep_world_size, send_counts, recv_counts, trans_gmm_weight,
-                                                       trans_mm_weight, y_t, mm_y, workspace_size_out, executor_out);
+                                                       ep_world_size, send_counts, recv_counts, trans_gmm_weight, trans_mm_weight,
+                                                       y_t, mm_y, workspace_size_out, executor_out);
   }
 };
 
@@ -71,12 +71,19 @@ const Case kCases[] = {
     {"OnlyMmXGiven", ACLNN_ERR_PARAM_NULLPTR, "mmWeightOptional", [](Call& c) { c.mm_weight = c.mm_y = nullptr; }},
     {"MmWeightMissing", ACLNN_ERR_PARAM_NULLPTR, "mmWeightOptional", [](Call& c) { c.mm_weight = nullptr; }},
     {"MmYMissing", ACLNN_ERR_PARAM_NULLPTR, "mmYOptional", [](Call& c) { c.mm_y = nullptr; }},
-    {"NullDataPointer", ACLNN_ERR_PARAM_NULLPTR, "gmmX", [](Call& c) { c.gmm_x = c.make({{Call::kA, Call::kH1}}, nullptr); }},
+    {"NullDataPointer", ACLNN_ERR_PARAM_NULLPTR, "gmmX",
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kA, Call::kH1}}, nullptr);
+     }},
     // ---- 161002: what only the C interface can get wrong ----
     {"SendCountsTensorGiven", ACLNN_ERR_PARAM_INVALID, "sendCountsTensorOptional",
-     [](Call& c) { c.send_tensor = c.make({{4}, ACL_INT64}, c.x.get()); }},
+     [](Call& c) {
+       c.send_tensor = c.make({{4}, ACL_INT64}, c.x.get());
+     }},
     {"RecvCountsTensorGiven", ACLNN_ERR_PARAM_INVALID, "recvCountsTensorOptional",
-     [](Call& c) { c.recv_tensor = c.make({{4}, ACL_INT64}, c.x.get()); }},
+     [](Call& c) {
+       c.recv_tensor = c.make({{4}, ACL_INT64}, c.x.get());
+     }},
     {"GroupEmpty", ACLNN_ERR_PARAM_INVALID, "group", [](Call& c) { c.group = ""; }},
     {"GroupTooLong", ACLNN_ERR_PARAM_INVALID, "group",
      [](Call& c) {
@@ -88,54 +95,101 @@ const Case kCases[] = {
     {"GroupSizeNotEpWorldSize", ACLNN_ERR_PARAM_INVALID, "epWorldSize", [](Call& c) { c.ep_world_size = 4; }},
     {"EpWorldSizeZero", ACLNN_ERR_PARAM_INVALID, "epWorldSize", [](Call& c) { c.ep_world_size = 0; }},
     {"DtypeNotHalf", ACLNN_ERR_PARAM_INVALID, "gmmX",
-     [](Call& c) { c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT}, c.x.get()); }},
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT}, c.x.get());
+     }},
     {"GmmWeightDtypeDiffers", ACLNN_ERR_PARAM_INVALID, "gmmWeight",
-     [](Call& c) { c.gmm_weight = c.make({{Call::kE, Call::kH1, Call::kN1}, ACL_BF16}, c.w.get()); }},
+     [](Call& c) {
+       c.gmm_weight = c.make({{Call::kE, Call::kH1, Call::kN1}, ACL_BF16}, c.w.get());
+     }},
     {"YDtypeDiffers", ACLNN_ERR_PARAM_INVALID, "y",
-     [](Call& c) { c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_BF16}, c.y.get()); }},
+     [](Call& c) {
+       c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_BF16}, c.y.get());
+     }},
     {"MmXDtypeDiffers", ACLNN_ERR_PARAM_INVALID, "mmXOptional",
-     [](Call& c) { c.mm_x = c.make({{Call::kBS, Call::kH2}, ACL_BF16}, c.mx.get()); }},
+     [](Call& c) {
+       c.mm_x = c.make({{Call::kBS, Call::kH2}, ACL_BF16}, c.mx.get());
+     }},
     {"MmWeightDtypeDiffers", ACLNN_ERR_PARAM_INVALID, "mmWeightOptional",
-     [](Call& c) { c.mm_weight = c.make({{Call::kH2, Call::kN2}, ACL_BF16}, c.mw.get()); }},
+     [](Call& c) {
+       c.mm_weight = c.make({{Call::kH2, Call::kN2}, ACL_BF16}, c.mw.get());
+     }},
     {"MmYDtypeDiffers", ACLNN_ERR_PARAM_INVALID, "mmYOptional",
-     [](Call& c) { c.mm_y = c.make({{Call::kBS, Call::kN2}, ACL_BF16}, c.my.get()); }},
+     [](Call& c) {
+       c.mm_y = c.make({{Call::kBS, Call::kN2}, ACL_BF16}, c.my.get());
+     }},
     {"FormatNotND", ACLNN_ERR_PARAM_INVALID, "gmmWeight",
      [](Call& c) {
        c.gmm_weight = c.make({{Call::kE, Call::kH1, Call::kN1}, ACL_FLOAT16, std::nullopt, 0, ACL_FORMAT_FRACTAL_NZ}, c.w.get());
      }},
-    {"GmmXNot2D", ACLNN_ERR_PARAM_INVALID, "gmmX", [](Call& c) { c.gmm_x = c.make({{1, Call::kA, Call::kH1}}, c.x.get()); }},
+    {"GmmXNot2D", ACLNN_ERR_PARAM_INVALID, "gmmX",
+     [](Call& c) {
+       c.gmm_x = c.make({{1, Call::kA, Call::kH1}}, c.x.get());
+     }},
     {"GmmWeightNot3D", ACLNN_ERR_PARAM_INVALID, "gmmWeight",
-     [](Call& c) { c.gmm_weight = c.make({{Call::kE * Call::kH1, Call::kN1}}, c.w.get()); }},
+     [](Call& c) {
+       c.gmm_weight = c.make({{Call::kE * Call::kH1, Call::kN1}}, c.w.get());
+     }},
     {"YNot2D", ACLNN_ERR_PARAM_INVALID, "y", [](Call& c) { c.y_t = c.make({{Call::kBSK * Call::kN1}}, c.y.get()); }},
     {"MmXNot2D", ACLNN_ERR_PARAM_INVALID, "mmXOptional",
-     [](Call& c) { c.mm_x = c.make({{1, Call::kBS, Call::kH2}}, c.mx.get()); }},
+     [](Call& c) {
+       c.mm_x = c.make({{1, Call::kBS, Call::kH2}}, c.mx.get());
+     }},
     {"MmWeightNot2D", ACLNN_ERR_PARAM_INVALID, "mmWeightOptional",
      [](Call& c) { c.mm_weight = c.make({{Call::kH2 * Call::kN2}}, c.mw.get()); }},
     {"MmYNot2D", ACLNN_ERR_PARAM_INVALID, "mmYOptional", [](Call& c) { c.mm_y = c.make({{Call::kBS * Call::kN2}}, c.my.get()); }},
     {"NonContiguousStrides", ACLNN_ERR_PARAM_INVALID, "gmmX",
-     [](Call& c) { c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{1, Call::kA}}, c.x.get()); }},
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{1, Call::kA}}, c.x.get());
+     }},
     {"BroadcastStridesZero", ACLNN_ERR_PARAM_INVALID, "gmmX",  // a broadcast view is not contiguous (issue 16)
-     [](Call& c) { c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{0, 0}}, c.x.get()); }},
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kA, Call::kH1}, ACL_FLOAT16, std::vector<std::int64_t>{0, 0}}, c.x.get());
+     }},
     {"BroadcastRowStrideZero", ACLNN_ERR_PARAM_INVALID, "y",
-     [](Call& c) { c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_FLOAT16, std::vector<std::int64_t>{0, 1}}, c.y.get()); }},
+     [](Call& c) {
+       c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_FLOAT16, std::vector<std::int64_t>{0, 1}}, c.y.get());
+     }},
     {"NonZeroViewOffset", ACLNN_ERR_PARAM_INVALID, "y",
-     [](Call& c) { c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_FLOAT16, std::nullopt, 8}, c.y.get()); }},
+     [](Call& c) {
+       c.y_t = c.make({{Call::kBSK, Call::kN1}, ACL_FLOAT16, std::nullopt, 8}, c.y.get());
+     }},
     // ---- 161002: shapes ----
-    {"GmmXColsNotH1", ACLNN_ERR_PARAM_INVALID, "gmmX", [](Call& c) { c.gmm_x = c.make({{Call::kA, Call::kH1 - 1}}, c.x.get()); }},
-    {"YColsNotN1", ACLNN_ERR_PARAM_INVALID, "y", [](Call& c) { c.y_t = c.make({{Call::kBSK, Call::kN1 - 1}}, c.y.get()); }},
+    {"GmmXColsNotH1", ACLNN_ERR_PARAM_INVALID, "gmmX",
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kA, Call::kH1 - 1}}, c.x.get());
+     }},
+    {"YColsNotN1", ACLNN_ERR_PARAM_INVALID, "y",
+     [](Call& c) {
+       c.y_t = c.make({{Call::kBSK, Call::kN1 - 1}}, c.y.get());
+     }},
     {"YRowsNotSumRecvCounts", ACLNN_ERR_PARAM_INVALID, "y",
-     [](Call& c) { c.y_t = c.make({{Call::kBSK - 1, Call::kN1}}, c.y.get()); }},
+     [](Call& c) {
+       c.y_t = c.make({{Call::kBSK - 1, Call::kN1}}, c.y.get());
+     }},
     {"GmmXRowsNotSumSendCounts", ACLNN_ERR_PARAM_INVALID, "gmmX",
-     [](Call& c) { c.gmm_x = c.make({{Call::kA - 1, Call::kH1}}, c.x.get()); }},
+     [](Call& c) {
+       c.gmm_x = c.make({{Call::kA - 1, Call::kH1}}, c.x.get());
+     }},
     {"MmXColsNotH2", ACLNN_ERR_PARAM_INVALID, "mmXOptional",
-     [](Call& c) { c.mm_x = c.make({{Call::kBS, Call::kH2 - 1}}, c.mx.get()); }},
+     [](Call& c) {
+       c.mm_x = c.make({{Call::kBS, Call::kH2 - 1}}, c.mx.get());
+     }},
     {"MmYShapeNotBsN2", ACLNN_ERR_PARAM_INVALID, "mmYOptional",
-     [](Call& c) { c.mm_y = c.make({{Call::kBS, Call::kN2 - 1}}, c.my.get()); }},
+     [](Call& c) {
+       c.mm_y = c.make({{Call::kBS, Call::kN2 - 1}}, c.my.get());
+     }},
     // ---- 161002: count lists ----
-    {"CountsLengthNotEW", ACLNN_ERR_PARAM_INVALID, "sendCounts", [](Call& c) { c.send_counts = c.counts({8, 8}); }},
+    {"CountsLengthNotEW", ACLNN_ERR_PARAM_INVALID, "sendCounts",
+     [](Call& c) {
+       c.send_counts = c.counts({8, 8});
+     }},
     {"CountsLongerThan256", ACLNN_ERR_PARAM_INVALID, "recvCounts",
      [](Call& c) { c.recv_counts = c.counts(counts_summing_to(Call::kBSK, 258)); }},
-    {"CountNegative", ACLNN_ERR_PARAM_INVALID, "sendCounts", [](Call& c) { c.send_counts = c.counts({5, 4, 4, -1}); }},
+    {"CountNegative", ACLNN_ERR_PARAM_INVALID, "sendCounts",
+     [](Call& c) {
+       c.send_counts = c.counts({5, 4, 4, -1});
+     }},
     // ---- 161002: hardware ranges ----
     {"MoreThan32Experts", ACLNN_ERR_PARAM_INVALID, "gmmWeight",
      [](Call& c) {
@@ -186,7 +240,9 @@ const Case kCases[] = {
        c.mm_y = c.make({{Call::kBS, 65536}}, c.my.get());
      }},
     {"RecvCountsSumWrongWithSharedExpert", ACLNN_ERR_PARAM_INVALID, "recvCounts",  // y and mmX agree: recvCounts is wrong
-     [](Call& c) { c.recv_counts = c.counts({4, 4, 4, 5}); }},
+     [](Call& c) {
+       c.recv_counts = c.counts({4, 4, 4, 5});
+     }},
     {"BskNotMultipleOfBs", ACLNN_ERR_PARAM_INVALID, "mmXOptional",
      [](Call& c) {
        c.mm_x = c.make({{3, Call::kH2}}, c.mx.get());
@@ -207,9 +263,14 @@ const Case kCases[] = {
        c.no_shared_expert();
        c.trans_mm_weight = true;
      }},
-    {"YOverlapsGmmX", ACLNN_ERR_PARAM_INVALID, "y", [](Call& c) { c.y_t = c.make({{Call::kBSK, Call::kN1}}, c.x.get()); }},
+    {"YOverlapsGmmX", ACLNN_ERR_PARAM_INVALID, "y",
+     [](Call& c) {
+       c.y_t = c.make({{Call::kBSK, Call::kN1}}, c.x.get());
+     }},
     {"MmYOverlapsY", ACLNN_ERR_PARAM_INVALID, "mmYOptional",
-     [](Call& c) { c.mm_y = c.make({{Call::kBS, Call::kN2}}, c.y.get()); }},
+     [](Call& c) {
+       c.mm_y = c.make({{Call::kBS, Call::kN2}}, c.y.get());
+     }},
     // ---- 161002 only with GMMAV_STRICT_A3=1 ----
     {"StrictA3WorldSize", ACLNN_ERR_PARAM_INVALID, "epWorldSize", [](Call&) {}, true},
     {"StrictA3BlockVolume", ACLNN_ERR_PARAM_INVALID, "sendCounts",

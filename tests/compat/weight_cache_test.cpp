@@ -156,9 +156,9 @@ TEST_F(WeightCache, OutputOfTheOperatorUsedAsWeightsIsSeen) {
   const std::vector<std::int64_t> counts_b{kH1, kH1};
   const auto xb = dyadic(kRowsB * kH1, 4, 8);
   DeviceBuffer x(kX), xB(xb), w(kW1), wB(kW2), y(kRows * kN1);
-  enqueue(x.get(), w.get(), y.get());  // A: packs w
+  enqueue(x.get(), w.get(), y.get());                      // A: packs w
   enqueue(xB.get(), wB.get(), w.get(), kRowsB, counts_b);  // B: writes w
-  enqueue(x.get(), w.get(), y.get());  // A again
+  enqueue(x.get(), w.get(), y.get());                      // A again
   sync();
   const auto w_now = w.download();
   ASSERT_NE(w_now, kW1);

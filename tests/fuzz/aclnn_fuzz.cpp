@@ -75,15 +75,15 @@ struct FuzzTensor {
 
   void make(Reader& r, std::vector<std::int64_t> want, aclDataType want_type) {
     view = std::move(want);
-    if (r.chance(8)) view.resize(r.byte() % 4);                                   // wrong rank
+    if (r.chance(8)) view.resize(r.byte() % 4);  // wrong rank
     for (auto& d : view)
-      if (r.chance(10)) d = r.dim();                                              // wrong extent
+      if (r.chance(10)) d = r.dim();  // wrong extent
     dtype = want_type;
     if (r.chance(4)) dtype = static_cast<aclDataType>(static_cast<int>(r.byte() % 42) - 1);
     if (r.chance(3)) format = static_cast<aclFormat>(static_cast<int>(r.byte() % 40) - 1);
     if (r.chance(3)) offset = r.byte() % 5;
     storage = view;
-    if (r.chance(5) && !storage.empty()) storage[0] = r.dim();                    // storage smaller/larger
+    if (r.chance(5) && !storage.empty()) storage[0] = r.dim();  // storage smaller/larger
     if (r.chance(6)) {
       strides.resize(view.size());
       for (auto& s : strides) s = r.byte() % 12;
@@ -151,9 +151,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   std::string group = two_ranks ? env.two_name : env.one_name;
   const std::uint8_t g = r.byte();
-  if (g < 10) group = "";
-  else if (g < 20) group = std::string(128 + g, 'g');
-  else if (g < 30) group = "no-such-group";
+  if (g < 10)
+    group = "";
+  else if (g < 20)
+    group = std::string(128 + g, 'g');
+  else if (g < 30)
+    group = "no-such-group";
   const bool null_group = r.chance(3);
   const std::uint8_t nulls = r.chance(15) ? r.byte() : 0;
   FuzzTensor counts_tensor;
@@ -166,8 +169,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   aclOpExecutor* exec = nullptr;
   const auto rc1 = aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
       nulls & 1 ? nullptr : x.t, nulls & 2 ? nullptr : w.t, count_tensor ? counts_tensor.t : nullptr, nullptr,
-      nulls & 4 ? nullptr : mx.t, mw.t, null_group ? nullptr : group.c_str(), W, nulls & 8 ? nullptr : sc, rc,
-      trans_w, trans_mm, nulls & 16 ? nullptr : y.t, my.t, nulls & 32 ? nullptr : &ws, nulls & 64 ? nullptr : &exec);
+      nulls & 4 ? nullptr : mx.t, mw.t, null_group ? nullptr : group.c_str(), W, nulls & 8 ? nullptr : sc, rc, trans_w, trans_mm,
+      nulls & 16 ? nullptr : y.t, my.t, nulls & 32 ? nullptr : &ws, nulls & 64 ? nullptr : &exec);
   if (strict) unsetenv("GMMAV_STRICT_A3");
   const char* msg = aclGetRecentErrMsg();
   if (rc1 != ACL_SUCCESS) {
@@ -191,8 +194,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // The shapes the call really had (the fuzzer may have changed extents consistently).
       const std::int64_t re = w.view[0], rh1 = trans_w ? w.view[2] : w.view[1], rn1 = trans_w ? w.view[1] : w.view[2];
       const std::int64_t rh2 = mx.t ? mx.view[1] : 0, rn2 = mx.t ? my.view[1] : 0;
-      gmmav::reference::Shapes sh{x.dtype == ACL_FLOAT16 ? gmmav::DType::f16 : gmmav::DType::bf16, 1, static_cast<int>(re), rh1,
-                                  rn1, rh2, rn2, trans_w, trans_mm};
+      gmmav::reference::Shapes sh{x.dtype == ACL_FLOAT16 ? gmmav::DType::f16 : gmmav::DType::bf16,
+                                  1,
+                                  static_cast<int>(re),
+                                  rh1,
+                                  rn1,
+                                  rh2,
+                                  rn2,
+                                  trans_w,
+                                  trans_mm};
       gmmav::reference::RankInputs in;
       in.send_counts = send;
       in.recv_counts = recv;

@@ -50,13 +50,13 @@
 #include <string>
 #include <thread>
 
+#include "../support/case_generator.hpp"
+#include "../support/forwarding_communicator.hpp"
 #include "comm/communicator.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "reference/synthetic_case.hpp"
-#include "../support/case_generator.hpp"
-#include "../support/forwarding_communicator.hpp"
 
 namespace {
 
@@ -117,7 +117,8 @@ bool cases(int n, const gmmav::Comm& comm) {
       ok = false;
     }
   }
-  if (me == 0) std::printf("%d cases on %d MPI ranks: %s\n", n, W, ok ? "bit-identical to in-process, match the reference" : "FAILED");
+  if (me == 0)
+    std::printf("%d cases on %d MPI ranks: %s\n", n, W, ok ? "bit-identical to in-process, match the reference" : "FAILED");
   return ok;
 }
 
@@ -246,16 +247,18 @@ bool killed(int who, const std::string& dir, int crashing, const gmmav::Comm& co
   // One good call first: every TCP connection exists before a rank dies (a
   // connect to a peer that already died can stall Open MPI itself).
   Case warm = make_case(s);
-  if (const std::string e = run_rank(warm, me, comm); !e.empty()) std::fprintf(stderr, "rank %d: warm-up call failed: %s\n", me, e.c_str());
-  const gmmav::Comm use = me == who ? gmmav::testing::wrapped(comm, [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })
-                                    : comm;
+  if (const std::string e = run_rank(warm, me, comm); !e.empty())
+    std::fprintf(stderr, "rank %d: warm-up call failed: %s\n", me, e.c_str());
+  const gmmav::Comm use =
+      me == who ? gmmav::testing::wrapped(comm, [](auto inner) { return std::make_unique<DyingExchange>(std::move(inner)); })
+                : comm;
   const auto t0 = std::chrono::steady_clock::now();
   const std::string err = run_rank(c, me, use);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const bool ok = !err.empty();
   if (me == crashing) std::abort();
-  const std::string line = "rank " + std::to_string(me) + ": after " + std::to_string(secs) + " s: " +
-                           (err.empty() ? "no error" : err) + " -> " + (ok ? "expected" : "UNEXPECTED");
+  const std::string line = "rank " + std::to_string(me) + ": after " + std::to_string(secs) +
+                           " s: " + (err.empty() ? "no error" : err) + " -> " + (ok ? "expected" : "UNEXPECTED");
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
   if (FILE* f = std::fopen((dir + "/rank" + std::to_string(me)).c_str(), "w")) {
@@ -330,7 +333,9 @@ bool fault(const std::string& dir, int pauser, bool after, const gmmav::Comm& co
   s.counts = CountPattern::balanced;
   Case c = make_case(s);
   const gmmav::Comm use =
-      me == pauser ? gmmav::testing::wrapped(comm, [&](auto inner) { return std::make_unique<PausingExchange>(std::move(inner), dir); }) : comm;
+      me == pauser
+          ? gmmav::testing::wrapped(comm, [&](auto inner) { return std::make_unique<PausingExchange>(std::move(inner), dir); })
+          : comm;
   const auto t0 = std::chrono::steady_clock::now();
   MappedBytes ws(gmmav::workspace_size(gmmav::Plan::create(c.desc(me)), comm));
   const std::string err = run_rank_in(c, me, use, {ws.data, ws.bytes});
@@ -339,8 +344,9 @@ bool fault(const std::string& dir, int pauser, bool after, const gmmav::Comm& co
   const auto y = mine.y;
   const auto mm_y = mine.mm_y;
   const bool ok = !err.empty();
-  write_line(dir + "/rank" + std::to_string(me), "rank " + std::to_string(me) + ": after " + std::to_string(secs) + " s: " +
-                                                    (err.empty() ? "no error" : err) + " -> " + (ok ? "expected" : "UNEXPECTED"));
+  write_line(dir + "/rank" + std::to_string(me), "rank " + std::to_string(me) + ": after " + std::to_string(secs) +
+                                                     " s: " + (err.empty() ? "no error" : err) + " -> " +
+                                                     (ok ? "expected" : "UNEXPECTED"));
   // Stay until the controller has every verdict (DIR/healed), so that the
   // launcher does not end the job when this rank exits before a slower one reported.
   if (!after) {
@@ -353,15 +359,16 @@ bool fault(const std::string& dir, int pauser, bool after, const gmmav::Comm& co
   std::memset(ws.data, 0x5A, ws.bytes);
   ws.unmap();
   if (!wait_for_file(dir + "/healed", std::chrono::seconds(60))) return ok;
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);  // TCP retransmits after the link is back within ~1-2 s
+  const auto end =
+      std::chrono::steady_clock::now() + std::chrono::seconds(3);  // TCP retransmits after the link is back within ~1-2 s
   while (std::chrono::steady_clock::now() < end) {
     int flag = 0;
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   const bool same = mine.y == y && mine.mm_y == mm_y;
-  write_line(dir + "/rank" + std::to_string(me) + ".after",
-             "rank " + std::to_string(me) + ": outputs after the error " + (same ? "unchanged -> expected" : "CHANGED -> UNEXPECTED"));
+  write_line(dir + "/rank" + std::to_string(me) + ".after", "rank " + std::to_string(me) + ": outputs after the error " +
+                                                                (same ? "unchanged -> expected" : "CHANGED -> UNEXPECTED"));
   return ok && same;
 }
 
@@ -428,7 +435,8 @@ bool late(int who, bool before_call, const gmmav::Comm& comm) {
   const auto mm_y = mine.mm_y;
   // The late rank may fail or not; every other one must time out.
   bool ok = me == who || err.find("timed out") != std::string::npos;
-  std::printf("rank %d: after %.2f s: %s -> %s\n", me, secs, err.empty() ? "no error" : err.c_str(), ok ? "expected" : "UNEXPECTED");
+  std::printf("rank %d: after %.2f s: %s -> %s\n", me, secs, err.empty() ? "no error" : err.c_str(),
+              ok ? "expected" : "UNEXPECTED");
   std::fflush(stdout);
   // The failed call's workspace is the caller's again: overwrite it, then give the pages back.
   std::memset(ws.data, 0x5A, ws.bytes);
@@ -475,23 +483,29 @@ int main(int argc, char** argv) {
   {
     gmmav::GroupOptions opt;
     std::string mode = argc > 1 ? argv[1] : "--cases";
-    if (mode == "--absent" || mode == "--killed" || mode == "--fault" || mode == "--late") opt.timeout = std::chrono::milliseconds(2000);
+    if (mode == "--absent" || mode == "--killed" || mode == "--fault" || mode == "--late")
+      opt.timeout = std::chrono::milliseconds(2000);
     const gmmav::Comm comm = gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
-    g_min_workspace = (argc > 3 && std::string(argv[3]) == "min") || (mode == "--mismatch" && argc > 2 && std::string(argv[2]) == "min");
-    if (mode == "--cases") ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
-    else if (mode == "--mismatch") ok = mismatch(comm);
-    else if (mode == "--absent") ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);
+    g_min_workspace =
+        (argc > 3 && std::string(argv[3]) == "min") || (mode == "--mismatch" && argc > 2 && std::string(argv[2]) == "min");
+    if (mode == "--cases")
+      ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
+    else if (mode == "--mismatch")
+      ok = mismatch(comm);
+    else if (mode == "--absent")
+      ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);
     else if (mode == "--killed") {
       killed(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 ? argv[3] : ".", argc > 4 ? std::atoi(argv[4]) : -1, comm);
       std::_Exit(0);  // a peer is dead: no collective teardown (MPI_Finalize could wait for it)
-    }
-    else if (mode == "--late") ok = late(argc > 2 ? std::atoi(argv[2]) : 1, argc > 3 && std::string(argv[3]) == "before", comm);
+    } else if (mode == "--late")
+      ok = late(argc > 2 ? std::atoi(argv[2]) : 1, argc > 3 && std::string(argv[3]) == "before", comm);
     else if (mode == "--fault") {
       fault(argc > 2 ? argv[2] : ".", argc > 3 ? std::atoi(argv[3]) : 0, argc > 4 && std::string(argv[4]) == "after", comm);
       std::_Exit(0);  // peers are gone or unreachable: no collective teardown
-    }
-    else {
-      std::fprintf(stderr, "usage: gmmav_mpi_check --cases N | --mismatch | --absent R | --killed R DIR | --fault DIR P [after] | --late P [before]\n");
+    } else {
+      std::fprintf(stderr,
+                   "usage: gmmav_mpi_check --cases N | --mismatch | --absent R | --killed R DIR | --fault DIR P [after] | --late "
+                   "P [before]\n");
       ok = 0;
     }
   }

@@ -16,13 +16,13 @@
 #include <random>
 #include <thread>
 
+#include "../support/forwarding_communicator.hpp"
+#include "../support/spawn.hpp"
 #include "comm/communicator.hpp"
 #include "comm/in_process.hpp"
 #include "gemm/chain_kernel.hpp"
 #include "gmmav/gmmav.hpp"
 #include "reference/synthetic_case.hpp"
-#include "../support/forwarding_communicator.hpp"
-#include "../support/spawn.hpp"
 
 namespace {
 
@@ -280,28 +280,32 @@ TEST(Faults, RankFailingMidCallFailsItsPeersPromptly) {
   std::string err[3];
   gmmav::Errc code[3] = {};
   const auto t0 = std::chrono::steady_clock::now();
-  gmmav::testing::spawn(gmmav::testing::Backend::in_process, 3, [&](const gmmav::testing::Rank& me) {
-    const int r = me.rank;
-    // Rank 1's exchange throws after two tiles.
-    const gmmav::Comm use =
-        r == 1 ? gmmav::testing::wrapped(me.comm, [](auto in) { return std::make_unique<FailingExchange>(std::move(in), 2); }) : me.comm;
-    try {
-      gmmav::run(gmmav::Plan::create(c.desc(r)), use, c.tensors(r));
-    } catch (const gmmav::Error& e) {
-      err[r] = e.what();
-      code[r] = e.code();
-    } catch (const std::exception& e) {
-      err[r] = e.what();
-    }
-    if (r != 0) return;
-    // The group says it must be recreated (once rank 0 itself has failed).
-    try {
-      gmmav::run(gmmav::Plan::create(c.desc(0)), me.comm, c.tensors(0));
-      ADD_FAILURE() << "expected group_broken";
-    } catch (const gmmav::Error& e) {
-      EXPECT_EQ(e.code(), gmmav::Errc::group_broken);
-    }
-  }, opt);
+  gmmav::testing::spawn(
+      gmmav::testing::Backend::in_process, 3,
+      [&](const gmmav::testing::Rank& me) {
+        const int r = me.rank;
+        // Rank 1's exchange throws after two tiles.
+        const gmmav::Comm use =
+            r == 1 ? gmmav::testing::wrapped(me.comm, [](auto in) { return std::make_unique<FailingExchange>(std::move(in), 2); })
+                   : me.comm;
+        try {
+          gmmav::run(gmmav::Plan::create(c.desc(r)), use, c.tensors(r));
+        } catch (const gmmav::Error& e) {
+          err[r] = e.what();
+          code[r] = e.code();
+        } catch (const std::exception& e) {
+          err[r] = e.what();
+        }
+        if (r != 0) return;
+        // The group says it must be recreated (once rank 0 itself has failed).
+        try {
+          gmmav::run(gmmav::Plan::create(c.desc(0)), me.comm, c.tensors(0));
+          ADD_FAILURE() << "expected group_broken";
+        } catch (const gmmav::Error& e) {
+          EXPECT_EQ(e.code(), gmmav::Errc::group_broken);
+        }
+      },
+      opt);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "peers must not wait for the 30 s timeout";
   EXPECT_NE(err[1].find("injected fault"), std::string::npos) << err[1];
   for (int r : {0, 2}) {

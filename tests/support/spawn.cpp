@@ -17,7 +17,8 @@ void run_rank(const RankFn& fn, const Rank& me) {
   try {
     fn(me);
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "rank " << me.rank << " of " << me.size << " (" << to_string(me.backend) << "): uncaught exception: " << e.what();
+    ADD_FAILURE() << "rank " << me.rank << " of " << me.size << " (" << to_string(me.backend)
+                  << "): uncaught exception: " << e.what();
   } catch (...) {
     ADD_FAILURE() << "rank " << me.rank << " of " << me.size << " (" << to_string(me.backend) << "): uncaught non-std exception";
   }

@@ -60,8 +60,8 @@ std::string backend_name(const ::testing::TestParamInfo<Backend>& info);
 }  // namespace gmmav::testing
 
 /// spawn(...), or GTEST_SKIP when the backend cannot have W ranks here.
-#define GMMAV_SPAWN(backend, W, ...)                                                                  \
-  do {                                                                                                \
-    if (!::gmmav::testing::spawn((backend), (W), __VA_ARGS__))                                        \
-      GTEST_SKIP() << "needs " << (W) << " ranks on " << ::gmmav::testing::to_string(backend);        \
+#define GMMAV_SPAWN(backend, W, ...)                                                           \
+  do {                                                                                         \
+    if (!::gmmav::testing::spawn((backend), (W), __VA_ARGS__))                                 \
+      GTEST_SKIP() << "needs " << (W) << " ranks on " << ::gmmav::testing::to_string(backend); \
   } while (0)

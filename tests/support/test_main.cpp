@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--backend=", 10) == 0) {
       const std::string b = argv[i] + 10;
-      if (b == "mpi") mpi = true;
+      if (b == "mpi")
+        mpi = true;
       else if (b != "in_process") {
         std::fprintf(stderr, "--backend: expected in_process or mpi, got '%s'\n", b.c_str());
         return 2;

@@ -16,13 +16,12 @@ int main() {
   }
   std::uint64_t workspace = 0;
   aclOpExecutor* executor = nullptr;
-  const aclnnStatus st = aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(
-      nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, "group", 2, nullptr, nullptr, false, false, nullptr, nullptr,
-      &workspace, &executor);
+  const aclnnStatus st =
+      aclnnGroupedMatMulAlltoAllvGetWorkspaceSize(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, "group", 2, nullptr,
+                                                  nullptr, false, false, nullptr, nullptr, &workspace, &executor);
   const char* msg = aclGetRecentErrMsg();
   const bool ok = st == ACLNN_ERR_PARAM_NULLPTR && msg != nullptr && std::strstr(msg, "gmmX") != nullptr;
-  std::printf("aclnn consumer: %s (status %d, message: %s)\n", ok ? "PASS" : "FAIL", static_cast<int>(st),
-              msg ? msg : "(none)");
+  std::printf("aclnn consumer: %s (status %d, message: %s)\n", ok ? "PASS" : "FAIL", static_cast<int>(st), msg ? msg : "(none)");
   aclFinalize();
   return ok ? 0 : 1;
 }

@@ -31,10 +31,12 @@ const std::vector<std::int64_t> kSend[W] = {{2, 1, 3, 1}, {1, 2, 0, 2}};
 const std::vector<std::int64_t> kRecv[W] = {{2, 1, 1, 2}, {3, 1, 0, 2}};
 // Rows of y on each rank as (source rank, source gmmX row), from SPEC §3.
 const std::vector<std::pair<int, int>> kYRows[W] = {{{0, 0}, {0, 1}, {0, 5}, {1, 0}, {1, 1}, {1, 2}},
-                                                     {{0, 2}, {0, 3}, {0, 4}, {0, 6}, {1, 3}, {1, 4}}};
+                                                    {{0, 2}, {0, 3}, {0, 4}, {0, 6}, {1, 3}, {1, 4}}};
 const int kExpertOfRow[W][7] = {{0, 0, 0, 0, 0, 1, 1}, {0, 1, 1, 1, 1, -1, -1}};
 
-float x_of(int rank, int row, int col) { return col == 0 ? static_cast<float>(100 * rank + row + 1) : -static_cast<float>(row + 1); }
+float x_of(int rank, int row, int col) {
+  return col == 0 ? static_cast<float>(100 * rank + row + 1) : -static_cast<float>(row + 1);
+}
 // Expert j's weight: [[j+1, 0, 1], [0, j+1, 1]], so a row (a, b) gives ((j+1)a, (j+1)b, a+b).
 float w_of(int j, int k, int n) { return n == 2 ? 1.0f : (k == n ? static_cast<float>(j + 1) : 0.0f); }
 
