@@ -35,6 +35,7 @@ const std::uint16_t* u16(const void* p) { return static_cast<const std::uint16_t
 // so packing overlaps the previous stage's GEMMs; with them, every stage's
 // tiles run in one job.
 struct Stage {
+  int expert;  // local expert j; -1: the shared expert
   const std::uint16_t* weight;
   std::int64_t k, n;
   bool trans;
@@ -78,12 +79,18 @@ void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const 
 
 }  // namespace
 
-void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const PackedWeights* packed_weights) {
+void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const PackedWeights* packed_weights,
+                           const StageHooks* hooks) {
   if (plan.op() != Op::combine) fail(Errc::internal, "op", "expected a combine plan, got {}", to_string(plan.op()));
   const detail::PackedWeightsData* packed = packed_weights ? &detail::check_packed(*packed_weights, plan, t) : nullptr;
   auto& pool = engine::ComputePool::instance();
   std::function<void()> poll;
   if (ex.needs_poll()) poll = [&ex] { ex.poll(); };
+  if (hooks && hooks->idle)
+    poll = [&ex, hooks, poll_ex = ex.needs_poll()] {
+      if (poll_ex) ex.poll();
+      hooks->idle();
+    };
   const ProblemDesc& d = plan.desc();
 
   std::vector<Stage> stages;
@@ -92,7 +99,7 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
     if (plan.group_rows(j) == 0) continue;
     auto& groups = routed[static_cast<std::size_t>(j)] = engine::routed_groups(plan, j);
     stages.push_back(
-        {u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight, groups.size(),
+        {j, u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight, groups.size(),
          [&, j](const gemm::PreparedWeight& w, std::size_t i) {
            run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex);
          },
@@ -103,7 +110,7 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
     stages.push_back(
-        {u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
+        {-1, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
          [&](const gemm::PreparedWeight& w, std::size_t i) {
            const engine::SharedTile& tile = shared[i];
            ex.wait_agreed();  // mmY is this rank's output: untouched until the call is agreed
@@ -114,13 +121,29 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
          packed ? packed->shared.get() : nullptr, nullptr,
          std::any_of(shared.begin(), shared.end(), [](const engine::SharedTile& t) { return t.rows > gemm::kSmallMRows; })});
   }
-  if (stages.empty()) return;
-  if (packed) {
+  // The hooks' points in the stage loop (none for gmmav::run).
+  std::vector<std::function<void()>> front;  // tasks for the front of the next job
+  int issued = 0;                            // experts whose after_expert ran
+  const auto issue_upto = [&](int j_last) {
+    for (; hooks && issued <= j_last; ++issued)
+      if (hooks->after_expert) hooks->after_expert(issued, front);
+  };
+  bool routed_done = false;
+  const auto finish_routed = [&] {
+    if (routed_done || !hooks) return;
+    routed_done = true;
+    issue_upto(d.local_experts - 1);
+    if (hooks->after_routed) hooks->after_routed();
+  };
+  if (stages.empty()) return finish_routed();
+  if (packed && !(hooks && hooks->after_expert)) {
     // Nothing to prepare: every tile of the call in one job (one hand-off to
     // the pool and back per call, not one per stage), in the order that gives
     // the exchange the most time: every expert's remote tiles first, then the
     // tiles that stay on this rank, then the shared expert's (which fill the
-    // time the last transfers take).
+    // time the last transfers take). With an after_routed hook, the shared
+    // expert's tiles are a second job after it.
+    const bool split = hooks && hooks->after_routed;
     std::vector<std::pair<std::size_t, std::size_t>> order;  // (stage, tile)
     for (int pass = 0; pass < 3; ++pass)
       for (std::size_t s = 0; s < stages.size(); ++s) {
@@ -130,11 +153,20 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
           if ((pass == 0 && remote) || (pass == 1 && is_routed && !remote) || (pass == 2 && !is_routed)) order.emplace_back(s, i);
         }
       }
-    pool.parallel_for(
-        order.size(), [&](std::size_t k) { stages[order[k].first].run_tile(*stages[order[k].first].packed, order[k].second); },
-        poll);
+    const std::size_t routed_tiles =
+        static_cast<std::size_t>(std::count_if(order.begin(), order.end(), [&](const std::pair<std::size_t, std::size_t>& o) {
+          return stages[o.first].routed != nullptr;
+        }));
+    const auto run = [&](std::size_t k) { stages[order[k].first].run_tile(*stages[order[k].first].packed, order[k].second); };
+    pool.parallel_for(split ? routed_tiles : order.size(), run, poll);
+    finish_routed();
+    if (split && routed_tiles < order.size())
+      pool.parallel_for(
+          order.size() - routed_tiles, [&](std::size_t k) { run(routed_tiles + k); }, poll);
     return;
   }
+  // Stage by stage: the next stage's weight prepared by the first task of the
+  // current stage's job (unless packed), the hooks' tasks at the front.
   gemm::PreparedWeight weights[2];
   const auto prepare = [&](std::size_t s) {
     const Stage& st = stages[s];
@@ -143,19 +175,33 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
                            st.large_tiles ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need,
                            st.routed ? "gmmWeight" : "mmWeightOptional");
   };
-  pool.parallel_for(
-      1, [&](std::size_t) { prepare(0); }, poll);
-  for (std::size_t s = 0; s < stages.size(); ++s) {
-    const bool next = s + 1 < stages.size();
-    const gemm::PreparedWeight& w = weights[s % 2];
+  if (!packed)
     pool.parallel_for(
-        stages[s].tiles + (next ? 1 : 0),
+        1, [&](std::size_t) { prepare(0); }, poll);
+  for (std::size_t s = 0; s < stages.size(); ++s) {
+    if (stages[s].expert < 0)
+      finish_routed();
+    else
+      issue_upto(stages[s].expert - 1);  // experts without rows before this one
+    const bool next = !packed && s + 1 < stages.size();
+    const gemm::PreparedWeight& w = packed ? *stages[s].packed : weights[s % 2];
+    std::vector<std::function<void()>> tasks;
+    tasks.swap(front);
+    const std::size_t head = (next ? 1 : 0) + tasks.size();
+    pool.parallel_for(
+        head + stages[s].tiles,
         [&](std::size_t i) {
           if (next && i == 0) return prepare(s + 1);
-          stages[s].run_tile(w, i - (next ? 1 : 0));
+          if (i < head) return tasks[i - (next ? 1 : 0)]();
+          stages[s].run_tile(w, i - head);
         },
         poll);
+    if (stages[s].expert >= 0) issue_upto(stages[s].expert);
   }
+  finish_routed();
+  if (!front.empty())
+    pool.parallel_for(
+        front.size(), [&](std::size_t i) { front[i](); }, poll);
 }
 
 }  // namespace gmmav
