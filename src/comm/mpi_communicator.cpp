@@ -17,6 +17,14 @@
 // the communicator then keeps them, with the call's unfinished requests, and
 // refuses every later call (the group is broken). Nothing reaches y, mmY or
 // the workspace after the call threw.
+// A tile for a peer on another machine goes in messages below Open MPI's TCP
+// eager limit (MessagePolicy): a larger message waits for a rendezvous round
+// trip, which needs the receiver inside MPI — at its next tile boundary — and
+// crosses a link whose queue in the other direction is full of the peer's own
+// tiles; the wire then idles (docs/performance.md "Across hosts"). Eager
+// messages go straight into the socket and the kernel moves them while both
+// ranks compute. Every message of a tile carries the tile's tag; MPI matches
+// messages between two ranks with one tag in the order they were sent.
 // MPI's progress is weak, so someone must call MPI while the pool computes.
 // With MPI_THREAD_SERIALIZED or better the pool worker that finished a tile
 // does it, at that tile boundary: it starts the tile's send and tests the
@@ -35,6 +43,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "comm/mpi_count_check.hpp"
@@ -54,6 +63,24 @@ bool progress_enabled() {
   static const bool on = config::mpi_progress();
   return on;
 }
+
+// How many rows each MPI message to (and from) a peer holds: a whole tile, or
+// less. The same on every rank (checked when the group is made), so a
+// receiver posts the same messages its peer sends.
+struct MessagePolicy {
+  // Below Open MPI's TCP eager limit (64 KiB, its headers included).
+  static constexpr std::int64_t kOffNodeBytes = 63 * 1024;
+  std::int64_t bytes = 0;        // 0: one message per tile
+  std::vector<char> split_peer;  // [rank]: tiles to/from it are split (empty: every peer)
+
+  // Rows per message to or from `peer` for rows of `row_bytes` (at least a
+  // row; 0 = a whole tile).
+  std::int64_t rows(int peer, std::int64_t row_bytes) const {
+    if (bytes == 0) return 0;
+    if (!split_peer.empty() && !split_peer[static_cast<std::size_t>(peer)]) return 0;
+    return std::max<std::int64_t>(1, bytes / row_bytes);
+  }
+};
 
 struct PendingSend {
   int dest;
@@ -128,7 +155,7 @@ class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
               std::int64_t staging_slots, std::byte* landing, MpiCountCheck& check, bool agreed,
-              std::chrono::milliseconds timeout, std::atomic<bool>* broken, Quarantine& quarantine)
+              std::chrono::milliseconds timeout, std::atomic<bool>* broken, Quarantine& quarantine, const MessagePolicy& messages)
       : comm_(comm),
         me_(rank),
         W_(size),
@@ -144,6 +171,12 @@ class MpiExchange final : public Exchange {
     y_ = static_cast<std::byte*>(mine.y);
     staging_ = staging;
     for (std::int64_t i = staging_slots; i-- > 0;) free_slots_.push_back(static_cast<int>(i));
+    slot_messages_.assign(static_cast<std::size_t>(staging_slots), 0);
+    message_rows_.resize(static_cast<std::size_t>(W_));
+    for (int p = 0; p < W_; ++p) {
+      const std::int64_t m = messages.rows(p, row_bytes_);
+      message_rows_[static_cast<std::size_t>(p)] = m == 0 || m > tile_rows_ ? tile_rows_ : m;
+    }
     recv_counts_ = mine.recv_counts;
     recv_offset_ = recv_offsets(mine);
     if (mine.op == Op::dispatch) {  // rows of each expert's group still to arrive (wait_received)
@@ -332,10 +365,16 @@ class MpiExchange final : public Exchange {
       sends.swap(queue_);
     }
     for (const PendingSend& s : sends) {
-      MPI_Request req;
-      mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, tag(s.j, s.first), comm_, &req), "MPI_Isend");
-      requests_.push_back(req);
-      in_flight_.push_back({.slot = s.slot});
+      const std::int64_t per = message_rows_[static_cast<std::size_t>(s.dest)];
+      for (std::int64_t at = 0; at < s.rows; at += per) {  // in order: the receiver matches them so
+        MPI_Request req;
+        mpi::check(MPI_Isend(static_cast<const std::byte*>(s.data) + at * row_bytes_,
+                             static_cast<int>(std::min(per, s.rows - at)), row_type_, s.dest, tag(s.j, s.first), comm_, &req),
+                   "MPI_Isend");
+        requests_.push_back(req);
+        in_flight_.push_back({.slot = s.slot});
+        ++slot_messages_[static_cast<std::size_t>(s.slot)];
+      }
     }
     if (requests_.empty()) return true;
     // FUNNELED: workers blocked on a staging slot while nothing moves for the
@@ -366,8 +405,10 @@ class MpiExchange final : public Exchange {
       for (int i = 0; i < done; ++i) {
         const InFlight& f = in_flight_[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
         if (f.slot >= 0) {
-          free_slots_.push_back(f.slot);
-          freed = true;
+          if (--slot_messages_[static_cast<std::size_t>(f.slot)] == 0) {  // the tile's last message
+            free_slots_.push_back(f.slot);
+            freed = true;
+          }
         } else {
           landed_.push_back({f.landing_at, f.y_at, f.bytes, f.expert});
         }
@@ -468,19 +509,23 @@ class MpiExchange final : public Exchange {
       if (s == me_) continue;
       for (int j = 0; j < e_; ++j) {
         const std::int64_t rows = recv_counts_[static_cast<std::size_t>(s * e_ + j)];
+        const std::int64_t per = message_rows_[static_cast<std::size_t>(s)];
         for (std::int64_t t = 0; t < tiles_of(rows); ++t) {
           const std::int64_t first = t * tile_rows_;
           const std::int64_t tile = std::min(tile_rows_, rows - first);
-          MPI_Request req;
-          mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(tile), row_type_, s, tag(j, first), comm_, &req),
-                     "MPI_Irecv");
-          requests_.push_back(req);
-          in_flight_.push_back({.slot = -1,
-                                .landing_at = landing_at,
-                                .y_at = (recv_offset_[static_cast<std::size_t>(s * e_ + j)] + first) * row_bytes_,
-                                .bytes = tile * row_bytes_,
-                                .expert = j});
-          landing_at += tile * row_bytes_;
+          for (std::int64_t at = 0; at < tile; at += per) {  // the sender's messages of this tile, in its order
+            const std::int64_t n = std::min(per, tile - at);
+            MPI_Request req;
+            mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(n), row_type_, s, tag(j, first), comm_, &req),
+                       "MPI_Irecv");
+            requests_.push_back(req);
+            in_flight_.push_back({.slot = -1,
+                                  .landing_at = landing_at,
+                                  .y_at = (recv_offset_[static_cast<std::size_t>(s * e_ + j)] + first + at) * row_bytes_,
+                                  .bytes = n * row_bytes_,
+                                  .expert = j});
+            landing_at += n * row_bytes_;
+          }
         }
       }
     }
@@ -510,6 +555,8 @@ class MpiExchange final : public Exchange {
   std::mutex queue_mu_;         // guards queue_, free_slots_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;
   std::vector<int> free_slots_;
+  std::vector<int> slot_messages_;          // [slot]: its tile's messages still in flight (the driving thread's)
+  std::vector<std::int64_t> message_rows_;  // [peer]: rows per message (a tile's rows when not split)
   std::condition_variable slot_freed_;
   int waiting_for_slot_ = 0;  // workers blocked in rows_for
   std::mutex poll_mu_;
@@ -533,8 +580,8 @@ class MpiExchange final : public Exchange {
 
 class MpiCommunicator final : public Communicator, private Quarantine {
  public:
-  MpiCommunicator(MPI_Comm comm, std::chrono::milliseconds timeout, std::string name)
-      : comm_(comm), timeout_(timeout), name_(std::move(name)) {
+  MpiCommunicator(MPI_Comm comm, std::chrono::milliseconds timeout, std::string name, MessagePolicy messages)
+      : comm_(comm), timeout_(timeout), name_(std::move(name)), messages_(std::move(messages)) {
     auto lk = mpi::lock();
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
@@ -647,7 +694,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
       agreed = true;
     }
     return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, *check_, agreed, timeout_,
-                                         &broken_, static_cast<Quarantine&>(*this));
+                                         &broken_, static_cast<Quarantine&>(*this), messages_);
   }
 
  private:
@@ -677,9 +724,47 @@ class MpiCommunicator final : public Communicator, private Quarantine {
   std::atomic<bool> broken_{false};       // written by pool workers during a call (through MpiExchange)
   std::unique_ptr<MpiCountCheck> check_;  // owned here: a gather that timed out may still write into it
   std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
+  MessagePolicy messages_;                // how tiles are cut into MPI messages, per peer
   Staging staging_;                       // the send ring and the receives' landing area (D47)
   std::vector<MPI_Request> quarantined_;  // a failed call's requests still in MPI (they use staging_)
 };
+
+// The group's message policy (collective: every rank of `comm` calls it).
+// GMMAV_MPI_MESSAGE_BYTES must be the same on every rank (a receiver posts
+// the messages its peer sends); unset, tiles are split only for peers MPI
+// puts on another machine (on one machine, shared memory has no wire to keep
+// busy and copies a whole tile at once).
+MessagePolicy message_policy(MPI_Comm comm, int rank, int size) {
+  const std::optional<std::int64_t> given = config::mpi_message_bytes();
+  MessagePolicy p;
+  p.bytes = given.value_or(MessagePolicy::kOffNodeBytes);
+  auto lk = mpi::lock();
+  const std::int64_t mine[2] = {given ? *given : -1, given ? -*given : 1};  // -1: unset
+  std::int64_t agreed[2] = {0, 0};
+  mpi::check(MPI_Allreduce(mine, agreed, 2, MPI_INT64_T, MPI_MIN, comm), "MPI_Allreduce");
+  if (agreed[0] != -agreed[1])
+    fail(Errc::invalid_argument, "GMMAV_MPI_MESSAGE_BYTES",
+         "expected the same value on every rank of the group, got values from {} to {} (unset counts as -1); this rank has {}",
+         agreed[0], -agreed[1], mine[0]);
+  if (given) return p;  // every peer
+  MPI_Comm node;
+  mpi::check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  MPI_Group all, here;
+  MPI_Comm_group(comm, &all);
+  MPI_Comm_group(node, &here);
+  int n = 0;
+  MPI_Group_size(here, &n);
+  std::vector<int> local(static_cast<std::size_t>(n)), in_all(local.size());
+  for (int i = 0; i < n; ++i) local[static_cast<std::size_t>(i)] = i;
+  MPI_Group_translate_ranks(here, n, local.data(), all, in_all.data());
+  p.split_peer.assign(static_cast<std::size_t>(size), 1);
+  for (int r : in_all) p.split_peer[static_cast<std::size_t>(r)] = 0;
+  p.split_peer[static_cast<std::size_t>(rank)] = 0;
+  MPI_Group_free(&here);
+  MPI_Group_free(&all);
+  MPI_Comm_free(&node);
+  return p;
+}
 
 }  // namespace
 
@@ -692,7 +777,18 @@ std::shared_ptr<Communicator> create_mpi(MPI_Comm user_comm, std::chrono::millis
     mpi::check(MPI_Comm_dup(user_comm, &dup), "MPI_Comm_dup");
     MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
   }
-  return std::make_shared<MpiCommunicator>(dup, timeout, name.empty() ? std::string("gmmav-mpi") : name);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(dup, &rank);
+  MPI_Comm_size(dup, &size);
+  MessagePolicy messages;
+  try {
+    messages = message_policy(dup, rank, size);
+  } catch (...) {
+    auto lk = mpi::lock();
+    MPI_Comm_free(&dup);
+    throw;
+  }
+  return std::make_shared<MpiCommunicator>(dup, timeout, name.empty() ? std::string("gmmav-mpi") : name, std::move(messages));
 }
 
 }  // namespace gmmav::comm

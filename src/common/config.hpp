@@ -51,6 +51,7 @@ inline constexpr Variable kVariables[] = {
     {"GMMAV_TIMEOUT_MS", "an integer in [1, 2^62] (ms)", "group creation"},
     {"GMMAV_NUM_THREADS", "an integer in [1, 1024]", "first use of the compute pool"},
     {"GMMAV_MPI_PROGRESS", "0 or 1", "MPI group creation"},
+    {"GMMAV_MPI_MESSAGE_BYTES", "an integer in [0, 2^30] (bytes; the same on every rank)", "MPI group creation"},
     {"GMMAV_LOG", "a comma-separated list of 1 and plan", "every call (plan); the C API's error path (1)"},
     {"GMMAV_WEIGHT_CACHE_MB", "an integer in [0, 2^40] (MiB)", "first aclnn call"},
     {"GMMAV_STRICT_A3", "0 or 1", "every aclnn call"},
@@ -72,6 +73,12 @@ inline bool num_threads_given() {
 }
 /// GMMAV_MPI_PROGRESS (default on).
 inline bool mpi_progress() { return env_switch("GMMAV_MPI_PROGRESS", true); }
+/// GMMAV_MPI_MESSAGE_BYTES: the largest message a tile is sent in, to every
+/// peer (0: whole tiles); nullopt = the default (split for peers on other
+/// machines only: comm/mpi_communicator.cpp).
+inline std::optional<std::int64_t> mpi_message_bytes() {
+  return env_int("GMMAV_MPI_MESSAGE_BYTES", 0, std::int64_t{1} << 30, "bytes per MPI message; 0 = one message per tile");
+}
 /// GMMAV_STRICT_A3 (default off).
 inline bool strict_a3() { return env_switch("GMMAV_STRICT_A3", false); }
 /// GMMAV_WEIGHT_CACHE_MB; nullopt = the default.

@@ -485,6 +485,20 @@ int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "--cases";
     if (mode == "--absent" || mode == "--killed" || mode == "--fault" || mode == "--late")
       opt.timeout = std::chrono::milliseconds(2000);
+    if (mode == "--refused-group") {  // the group's creation must fail on this rank (e.g. env that differs per rank)
+      try {
+        (void)gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
+        std::printf("UNEXPECTED: the group was created\n");
+        ok = 0;
+      } catch (const gmmav::Error& e) {
+        int rank = 0;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        std::printf("rank %d: group refused -> expected (%s)\n", rank, e.what());
+      }
+      std::fflush(stdout);
+      MPI_Finalize();
+      return ok ? 0 : 1;
+    }
     const gmmav::Comm comm = gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
     g_min_workspace =
         (argc > 3 && std::string(argv[3]) == "min") || (mode == "--mismatch" && argc > 2 && std::string(argv[2]) == "min");
@@ -504,7 +518,8 @@ int main(int argc, char** argv) {
       std::_Exit(0);  // peers are gone or unreachable: no collective teardown
     } else {
       std::fprintf(stderr,
-                   "usage: gmmav_mpi_check --cases N | --mismatch | --absent R | --killed R DIR | --fault DIR P [after] | --late "
+                   "usage: gmmav_mpi_check --cases N | --mismatch | --refused-group | --absent R | --killed R DIR | --fault DIR "
+                   "P [after] | --late "
                    "P [before]\n");
       ok = 0;
     }
