@@ -1,25 +1,74 @@
-# ctest bench.smoke: `gmmav bench --quick --cases tiny --repeat 2 --json OUT`
-# must succeed and write every documented field (values are not judged);
-# the same with --repack (weights packed in every call) must pass its output check too.
-# tiny is named, so the PyTorch composite runs after it (--torch auto): its
-# fields must be there whether PyTorch is importable or not (then with a reason).
-execute_process(COMMAND ${GMMAV} bench --quick --cases tiny --repeat 2 --json ${OUT}
+# ctest bench.smoke (-DOP=combine) and bench.smoke_dispatch (-DOP=dispatch):
+# `gmmav bench --op OP --quick --cases tiny --repeat 2 --json OUT` must succeed.
+# combine: it writes every documented field (values are not judged); the same with
+# --repack (weights packed in every call) must pass its output check too. tiny is
+# named, so the PyTorch composite runs after it (--torch auto): its fields must be
+# there whether PyTorch is importable or not (then with a reason).
+# dispatch: every variant's outputs are checked (the run fails otherwise); fused and
+# fused_per_call are timed, the aclnn variant and the PyTorch composite report either
+# a time or the reason they did not run.
+if(NOT OP STREQUAL "combine" AND NOT OP STREQUAL "dispatch")
+  message(FATAL_ERROR "OP is '${OP}', expected combine or dispatch")
+endif()
+execute_process(COMMAND ${GMMAV} bench --op ${OP} --quick --cases tiny --repeat 2 --json ${OUT}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "gmmav bench exited with ${rc}\n${out}\n${err}")
+  message(FATAL_ERROR "gmmav bench --op ${OP} exited with ${rc}\n${out}\n${err}")
 endif()
 file(READ ${OUT} doc)
+string(JSON n LENGTH "${doc}" cases)
+if(n LESS 1)
+  message(FATAL_ERROR "no cases in ${OUT}")
+endif()
+math(EXPR last "${n} - 1")
+if(OP STREQUAL "dispatch")  # the dispatch bench reports variants per case, not the combine bench's fields
+  string(JSON op GET "${doc}" op)
+  if(NOT op STREQUAL "dispatch")
+    message(FATAL_ERROR "op is '${op}', expected dispatch")
+  endif()
+  foreach(i RANGE ${last})
+    string(JSON verified GET "${doc}" cases ${i} verified)
+    string(JSON verification GET "${doc}" cases ${i} verification)
+    if(NOT verified OR NOT verification MATCHES "vs FP64 reference: PASS")
+      message(FATAL_ERROR "case ${i}: ${verification}")
+    endif()
+    foreach(v fused fused_per_call)
+      string(JSON t ERROR_VARIABLE e GET "${doc}" cases ${i} variants ${v} t_s)
+      if(e)
+        message(FATAL_ERROR "case ${i}: variants.${v}.t_s missing: ${e}")
+      endif()
+    endforeach()
+    string(JSON aclnn TYPE "${doc}" cases ${i} variants aclnn)
+    if(aclnn STREQUAL "NULL")
+      string(JSON why ERROR_VARIABLE e GET "${doc}" cases ${i} aclnn_skipped)
+      if(e)
+        message(FATAL_ERROR "case ${i}: the aclnn variant neither ran nor says why")
+      endif()
+    endif()
+    string(JSON torch_available GET "${doc}" cases ${i} torch available)
+    if(NOT torch_available)
+      string(JSON why ERROR_VARIABLE e GET "${doc}" cases ${i} torch why)
+      if(e)
+        message(FATAL_ERROR "case ${i}: torch neither ran nor says why")
+      endif()
+    else()
+      string(JSON torch_check GET "${doc}" cases ${i} torch verification)
+      if(NOT torch_check MATCHES "vs FP64 reference")
+        message(FATAL_ERROR "case ${i}: the torch composite's output was not checked against the reference: ${torch_check}")
+      endif()
+    endif()
+  endforeach()
+  message(STATUS "${out}")
+  return()
+endif()
+
+# combine
 foreach(key cpu_model cores isa_flags onednn peak memcpy_gbps read_gbps)
   string(JSON v ERROR_VARIABLE e GET "${doc}" machine ${key})
   if(e)
     message(FATAL_ERROR "machine.${key} missing: ${e}")
   endif()
 endforeach()
-string(JSON n LENGTH "${doc}" cases)
-if(n LESS 1)
-  message(FATAL_ERROR "no cases in ${OUT}")
-endif()
-math(EXPR last "${n} - 1")
 foreach(i RANGE ${last})
   foreach(key name backend W e dtype t_fused_s t_gemm_alone_s t_a2a_alone_s t_sequential_s t_per_expert_s t_library_s
               overlap_pct fused_over_bound speedup_vs_sequential speedup_vs_per_expert gemm_vs_library workspace_bytes gflops

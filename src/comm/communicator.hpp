@@ -80,6 +80,10 @@ struct CallInfo {
 /// [s*e + j], for `mine`'s op (the same layout Plan::recv_block_offset gives).
 std::vector<std::int64_t> recv_offsets(const CallInfo& mine);
 
+/// G_j, the rows of local expert j's GEMM, indexed [j], for `mine`'s op (the
+/// same totals Plan::group_rows gives): what the dispatch op waits for per expert.
+std::vector<std::int64_t> group_rows(const CallInfo& mine);
+
 /// One call's data movement as one rank sees it. Used by one thread (the
 /// rank's orchestrating thread) except rows_for/rows_done/progress/wait_agreed,
 /// which the compute threads call concurrently (see the threading rules above).

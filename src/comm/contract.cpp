@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "common/block_layout.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav::comm {
@@ -75,23 +76,13 @@ void check_contract(std::span<const CallInfo* const> all) {
 }
 
 std::vector<std::int64_t> recv_offsets(const CallInfo& mine) {
-  const auto& rc = mine.recv_counts;
-  std::vector<std::int64_t> offset(rc.size());
-  std::int64_t row = 0;
-  if (mine.op == Op::combine) {
-    for (std::size_t g = 0; g < rc.size(); ++g) {
-      offset[g] = row;
-      row += rc[g];
-    }
-    return offset;
-  }
-  const std::size_t e = static_cast<std::size_t>(mine.local_experts), W = e ? rc.size() / e : 0;
-  for (std::size_t j = 0; j < e; ++j)
-    for (std::size_t s = 0; s < W; ++s) {
-      offset[s * e + j] = row;
-      row += rc[s * e + j];
-    }
+  std::vector<std::int64_t> offset(mine.recv_counts.size());
+  layout::recv_layout(mine.op, mine.recv_counts, mine.local_experts, offset);
   return offset;
+}
+
+std::vector<std::int64_t> group_rows(const CallInfo& mine) {
+  return layout::group_rows(mine.op, mine.send_counts, mine.recv_counts, mine.local_experts);
 }
 
 void check_contract(std::span<const CallInfo> all) {

@@ -177,13 +177,9 @@ class InProcessCommunicator final : public Communicator {
     const auto me = static_cast<std::size_t>(rank_);
     std::shared_ptr<PendingRows> pending;
     if (mine.op == Op::dispatch) {
-      const auto e = static_cast<std::size_t>(mine.local_experts);
-      pending = std::make_shared<PendingRows>(e);
-      for (std::size_t j = 0; j < e; ++j) {
-        std::int64_t rows = 0;
-        for (std::size_t g = j; g < mine.recv_counts.size(); g += e) rows += mine.recv_counts[g];
-        pending->rows[j].store(rows, std::memory_order_relaxed);
-      }
+      const std::vector<std::int64_t> rows = group_rows(mine);
+      pending = std::make_shared<PendingRows>(rows.size());
+      for (std::size_t j = 0; j < rows.size(); ++j) pending->rows[j].store(rows[j], std::memory_order_relaxed);
     }
     GroupBarrier::Hooks hooks;
     hooks.on_arrival = [&](std::uint64_t round) {

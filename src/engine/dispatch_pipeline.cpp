@@ -32,10 +32,18 @@ namespace {
 const std::uint16_t* u16(const void* p) { return static_cast<const std::uint16_t*>(p); }
 
 struct GroupTile {
-  int expert;
   std::int64_t first;  // row of the received rows (and of gmmY)
   std::int64_t rows;
 };
+
+// Expert j's group cut into tiles of kTileRows from its start (the cut of D3).
+std::vector<GroupTile> group_tiles(const Plan& plan, int j) {
+  std::vector<GroupTile> tiles;
+  const std::int64_t base = plan.recv_block_offset(0, j), rows = plan.group_rows(j);
+  for (std::int64_t first = 0; first < rows; first += kTileRows)
+    tiles.push_back({base + first, std::min(kTileRows, rows - first)});
+  return tiles;
+}
 
 }  // namespace
 
@@ -62,12 +70,6 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
   std::stable_sort(sends.begin(), sends.end(),
                    [me = plan.rank()](const RoutedTile& a, const RoutedTile& b) { return (a.dest != me) > (b.dest != me); });
   const auto shared = shared_tiles(plan);
-  std::vector<GroupTile> routed;
-  for (int j = 0; j < e; ++j) {
-    const std::int64_t base = plan.recv_block_offset(0, j), rows = plan.group_rows(j);
-    for (std::int64_t first = 0; first < rows; first += kTileRows)
-      routed.push_back({j, base + first, std::min(kTileRows, rows - first)});
-  }
   gemm::PreparedWeight prepared[2];
   std::vector<int> experts;  // with rows, in order
   for (int j = 0; j < e; ++j)
@@ -134,16 +136,14 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
   };
   for (std::size_t k = 0; k < experts.size(); ++k) {
     const bool next = !packed && k + 1 < experts.size();
+    const std::vector<GroupTile> tiles = group_tiles(plan, experts[k]);
     if (early) ex.wait_received(experts[k]);
-    std::vector<const GroupTile*> tiles;
-    for (const GroupTile& g : routed)
-      if (g.expert == experts[k]) tiles.push_back(&g);
     const gemm::PreparedWeight& w = packed ? packed->expert(experts[k]) : prepared[k % 2];
     pool.parallel_for(
         tiles.size() + (next ? 1 : 0),
         [&](std::size_t i) {
           if (next && i == 0) return prepare(k + 1);
-          run_tile(w, *tiles[i - (next ? 1 : 0)]);
+          run_tile(w, tiles[i - (next ? 1 : 0)]);
         },
         idle);
   }

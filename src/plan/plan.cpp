@@ -3,6 +3,7 @@
 
 #include <limits>
 
+#include "common/block_layout.hpp"
 #include "common/fail.hpp"
 #include "plan/plan_data.hpp"
 #include "plan/rules.hpp"
@@ -16,52 +17,20 @@ Plan Plan::create(const ProblemDesc& desc, Envelope envelope) {
   const int W = desc.world_size, e = desc.local_experts;
   const auto& sc = desc.send_counts;
   const auto& rc = desc.recv_counts;
-  p->group_rows.assign(static_cast<std::size_t>(e), 0);
+  p->group_rows = layout::group_rows(desc.op, sc, rc, e);
   p->rows_to.assign(static_cast<std::size_t>(W), 0);
   p->rows_from.assign(static_cast<std::size_t>(W), 0);
   for (int d = 0; d < W; ++d) {
     for (int j = 0; j < e; ++j) {
-      const std::int64_t n = sc[static_cast<std::size_t>(d * e + j)];
-      p->group_rows[static_cast<std::size_t>(j)] += n;
-      p->rows_to[static_cast<std::size_t>(d)] += n;
+      p->rows_to[static_cast<std::size_t>(d)] += sc[static_cast<std::size_t>(d * e + j)];
       p->rows_from[static_cast<std::size_t>(d)] += rc[static_cast<std::size_t>(d * e + j)];
     }
   }
-  // Block offsets in rows. The combine op's gmmX and the dispatch op's
-  // y/permuteOut are expert-major (blocks (j, r) in j, then r order); the
-  // combine op's y and the dispatch op's gmmX are ordered by g = r*e + j.
-  // (The dispatch op is the combine op's transpose: docs/dispatch-op.md.)
-  const auto expert_major = [e, W](const std::vector<std::int64_t>& counts, std::vector<std::int64_t>& offset) {
-    std::int64_t row = 0;
-    for (int j = 0; j < e; ++j)
-      for (int r = 0; r < W; ++r) {
-        offset[static_cast<std::size_t>(r * e + j)] = row;
-        row += counts[static_cast<std::size_t>(r * e + j)];
-      }
-    return row;
-  };
-  const auto by_global_expert = [](const std::vector<std::int64_t>& counts, std::vector<std::int64_t>& offset) {
-    std::int64_t row = 0;
-    for (std::size_t g = 0; g < counts.size(); ++g) {
-      offset[g] = row;
-      row += counts[g];
-    }
-    return row;
-  };
+  // Block offsets in rows (the orders: common/block_layout.hpp).
   std::vector<std::int64_t> send_offset(sc.size());  // [d*e + j]
   p->recv_offset.resize(rc.size());
-  if (desc.op == Op::combine) {
-    p->rows_in = expert_major(sc, send_offset);
-    p->rows_out = by_global_expert(rc, p->recv_offset);
-  } else {
-    p->rows_in = by_global_expert(sc, send_offset);
-    p->rows_out = expert_major(rc, p->recv_offset);
-    for (int j = 0; j < e; ++j) {  // G_j: the received rows of expert j
-      std::int64_t g = 0;
-      for (int s = 0; s < W; ++s) g += rc[static_cast<std::size_t>(s * e + j)];
-      p->group_rows[static_cast<std::size_t>(j)] = g;
-    }
-  }
+  p->rows_in = layout::send_layout(desc.op, sc, e, send_offset);
+  p->rows_out = layout::recv_layout(desc.op, rc, e, p->recv_offset);
   p->send_offset.resize(sc.size());  // stored [j*W + d]
   for (int j = 0; j < e; ++j)
     for (int d = 0; d < W; ++d)

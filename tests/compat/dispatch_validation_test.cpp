@@ -21,37 +21,23 @@ constexpr std::uint16_t kSentinel = 0x7E01;
 
 enum class Entry { dispatch, dispatch_v2, combine_v2 };
 
-// A valid dispatch call for rank 0 of the W = 2 group (e = 2, BSK = 16 rows sent, A = 16
-// received, H1 = 16, N1 = 8, BS = 8 so K = 2, H2 = 16, N2 = 8, permuteOut written), whose
-// pieces a case may replace. As a combine call (combine_v2) gmmX has A rows and y BSK: with
-// these counts the shapes are the same.
-struct Call : OwnedArgs {
-  static constexpr std::int64_t kE = 2, kH1 = 16, kN1 = 8, kBS = 8, kBSK = 16, kA = 16, kH2 = 16, kN2 = 8;
+// A valid dispatch call for rank 0 of the W = 2 group (CallArgs: BSK = 16 rows sent, A = 16
+// received, permuteOut written), whose pieces a case may replace. As a combine call
+// (combine_v2) gmmX has A rows and y BSK: with these counts the shapes are the same.
+struct Call : CallArgs {
   DeviceBuffer x{kBSK * kH1, 0x3C00}, w{kE * kH1 * kN1, 0x3C00}, y{kA * kN1, kSentinel}, p{kA * kH1, kSentinel};
   DeviceBuffer mx{kBS * kH2, 0x3C00}, mw{kH2 * kN2, 0x3C00}, my{kBS * kN2, kSentinel};
 
   Entry entry = Entry::dispatch;
   aclTensor* gmm_x = make({{kBSK, kH1}}, x.get());
   aclTensor* gmm_weight = make({{kE, kH1, kN1}}, w.get());
-  aclTensor* send_tensor = nullptr;
-  aclTensor* recv_tensor = nullptr;
   aclTensor* mm_x = make({{kBS, kH2}}, mx.get());
   aclTensor* mm_weight = make({{kH2, kN2}}, mw.get());
-  std::string group_storage = Groups::get().name2;
-  const char* group = group_storage.c_str();
   const char* comm_mode = "aiv";
-  std::int64_t ep_world_size = 2;
-  aclIntArray* send_counts = counts({4, 4, 4, 4});
-  aclIntArray* recv_counts = counts({4, 4, 4, 4});
-  bool trans_gmm_weight = false, trans_mm_weight = false;
   bool permute_out_flag = true;
   aclTensor* gmm_y = make({{kA, kN1}}, y.get());
   aclTensor* mm_y = make({{kBS, kN2}}, my.get());
   aclTensor* permute_out = make({{kA, kH1}}, p.get());
-  std::uint64_t workspace_size = 12345;
-  std::uint64_t* workspace_size_out = &workspace_size;
-  aclOpExecutor* executor = nullptr;
-  aclOpExecutor** executor_out = &executor;
 
   void no_shared_expert() { mm_x = mm_weight = mm_y = nullptr; }
 
@@ -284,14 +270,7 @@ TEST_P(DispatchValidation, RejectedWithCodeAndMessage) {
   c.entry = k.entry;
   if (k.entry == Entry::combine_v2) c.permute_out = nullptr;  // not a parameter of the combine op
   k.mutate(c);
-  (void)recent_error();  // start clean
-  EXPECT_EQ(c.run(), k.status);
-  const std::string msg = recent_error();
-  EXPECT_NE(msg.find(std::string(k.param) + ":"), std::string::npos) << "the message should name '" << k.param << "': " << msg;
-  EXPECT_NE(msg.find("expected"), std::string::npos) << "the message should say what was expected: " << msg;
-  EXPECT_NE(msg.find(c.entry_name()), std::string::npos) << msg;
-  EXPECT_EQ(c.executor, nullptr);
-  EXPECT_EQ(c.workspace_size, 12345u) << "nothing is written on failure";
+  expect_rejected(c, k.status, std::string(k.param) + ":", c.entry_name());
   EXPECT_TRUE(c.y.all_equal(kSentinel));
   EXPECT_TRUE(c.my.all_equal(kSentinel));
   EXPECT_TRUE(c.p.all_equal(kSentinel));
@@ -331,11 +310,7 @@ TEST(DispatchValidationBaseline, ValidCallsSucceed) {
     c.gmm_y = c.make({{rows, 8}}, y.get());
     c.permute_out = c.make({{rows, h1}}, p.get());
     c.no_shared_expert();
-    c.group_storage = Groups::get().name8;
-    c.group = c.group_storage.c_str();
-    c.ep_world_size = 8;
-    c.send_counts = c.counts(std::vector<std::int64_t>(16, 64));
-    c.recv_counts = c.counts(std::vector<std::int64_t>(16, 64));
+    c.on_w8_group(64);
     ASSERT_EQ(c.run(), ACLNN_SUCCESS) << "strict " << strict << ": " << recent_error();
     EXPECT_EQ(aclDestroyAclOpExecutor(c.executor), ACLNN_SUCCESS);
   }
