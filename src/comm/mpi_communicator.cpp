@@ -180,12 +180,9 @@ class MpiExchange final : public Exchange {
     recv_counts_ = mine.recv_counts;
     recv_offset_ = recv_offsets(mine);
     if (mine.op == Op::dispatch) {  // rows of each expert's group still to arrive (wait_received)
-      pending_rows_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(e_));
-      for (int j = 0; j < e_; ++j) {
-        std::int64_t rows = 0;
-        for (int s = 0; s < W_; ++s) rows += recv_counts_[static_cast<std::size_t>(s * e_ + j)];
-        pending_rows_[static_cast<std::size_t>(j)].store(rows, std::memory_order_relaxed);
-      }
+      const std::vector<std::int64_t> rows = group_rows(mine);
+      pending_rows_ = std::make_unique<std::atomic<std::int64_t>[]>(rows.size());
+      for (std::size_t j = 0; j < rows.size(); ++j) pending_rows_[j].store(rows[j], std::memory_order_relaxed);
     }
     workers_drive_ = mpi::thread_level_at_least_serialized();
     const auto now = std::chrono::steady_clock::now();
