@@ -25,10 +25,13 @@ if [ "$which" = address ] || [ "$which" = all ]; then
   cmake --build build-asan -j "$jobs" --target gmmav_mpi_check
   mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
            ASAN_OPTIONS=detect_leaks=0:abort_on_error=1)
-  for args in "2 --cases 6" "3 --cases 4 min" "2 --late 1" "3 --late 1" "3 --late 1 before"; do
+  # "split": tiles cut into several messages (GMMAV_MPI_MESSAGE_BYTES, D55; on one machine not by default).
+  for args in "2 --cases 6" "3 --cases 4 min" "split 3 --cases 4 min" "2 --late 1" "3 --late 1" "split 3 --late 1" \
+    "3 --late 1 before"; do
+    split=() && [ "${args%% *}" = split ] && split=(-x GMMAV_MPI_MESSAGE_BYTES=3000) && args=${args#split }
     read -r np rest <<<"$args"
-    echo "== address sanitizer: mpirun -np $np gmmav_mpi_check $rest =="
-    "${mpi_env[@]}" mpirun --oversubscribe -np "$np" build-asan/bin/gmmav_mpi_check $rest
+    echo "== address sanitizer: mpirun -np $np ${split[*]} gmmav_mpi_check $rest =="
+    "${mpi_env[@]}" mpirun --oversubscribe -np "$np" "${split[@]}" build-asan/bin/gmmav_mpi_check $rest
   done
 fi
 if [ "$which" = thread ] || [ "$which" = all ]; then
@@ -46,10 +49,12 @@ if [ "$which" = thread ] || [ "$which" = all ]; then
   # group's broken flag is set from the waiting threads), a rank that resumes after the others
   # timed out (a failed call's requests handed to the group). One process per rank.
   mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
-  for args in "2 --cases 6" "3 --cases 4 min" "3 --mismatch" "3 --cases 3 funneled" "3 --absent 1" "3 --late 1"; do
+  for args in "2 --cases 6" "3 --cases 4 min" "split 3 --cases 4 min" "3 --mismatch" "3 --cases 3 funneled" "3 --absent 1" \
+    "3 --late 1" "split 3 --late 1"; do
+    split=() && [ "${args%% *}" = split ] && split=(-x GMMAV_MPI_MESSAGE_BYTES=3000) && args=${args#split }
     read -r np rest <<<"$args"
-    echo "== thread sanitizer: mpirun -np $np gmmav_mpi_check $rest =="
-    "${mpi_env[@]}" mpirun --oversubscribe -np "$np" build-tsan/bin/gmmav_mpi_check $rest
+    echo "== thread sanitizer: mpirun -np $np ${split[*]} gmmav_mpi_check $rest =="
+    "${mpi_env[@]}" mpirun --oversubscribe -np "$np" "${split[@]}" build-tsan/bin/gmmav_mpi_check $rest
   done
   # The bodies written for every backend (the spawn harness), on MPI processes.
   echo "== thread sanitizer: mpirun -np 4 gmmav_tests --backend=mpi (Backends/*) =="

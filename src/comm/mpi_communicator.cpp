@@ -17,6 +17,10 @@
 // the communicator then keeps them, with the call's unfinished requests, and
 // refuses every later call (the group is broken). Nothing reaches y, mmY or
 // the workspace after the call threw.
+// A peer whose rows of the call fit in one such message (a small call: a
+// decode step) gets them all in one message, written in place in a staging
+// area and sent when its last tile is in: per-message costs, not bytes, are
+// what such a call pays.
 // A tile for a peer on another machine goes in messages below Open MPI's TCP
 // eager limit (MessagePolicy): a larger message waits for a rendezvous round
 // trip, which needs the receiver inside MPI — at its next tile boundary — and
@@ -73,6 +77,9 @@ struct MessagePolicy {
   std::int64_t bytes = 0;        // 0: one message per tile
   std::vector<char> split_peer;  // [rank]: tiles to/from it are split (empty: every peer)
 
+  // True when `bytes` of a call's rows to (or from) one peer go as one message.
+  bool one_message(std::int64_t rows_bytes) const { return bytes > 0 && rows_bytes > 0 && rows_bytes <= bytes; }
+
   // Rows per message to or from `peer` for rows of `row_bytes` (at least a
   // row; 0 = a whole tile).
   std::int64_t rows(int peer, std::int64_t row_bytes) const {
@@ -93,10 +100,13 @@ struct PendingSend {
 
 // What a request in flight is for: a send from a ring slot, or a receive of
 // `bytes` into the landing area that belong at byte `y_at` of y.
+constexpr int kReceive = -1;  // InFlight::slot of a receive
+constexpr int kNoSlot = -2;   // InFlight::slot of a send from the whole-peer area (no ring slot)
 struct InFlight {
-  int slot = -1;  // the send's ring slot; -1 for a receive
+  int slot = kReceive;  // the send's ring slot, kNoSlot, or kReceive
   std::int64_t landing_at = 0, y_at = 0, bytes = 0;
-  int expert = 0;  // a receive's local expert
+  int expert = 0;       // a receive's local expert
+  int whole_from = -1;  // a receive of all of this source's rows (one block per expert)
 };
 
 // A receive that completed: its bytes go from the landing area into y.
@@ -112,10 +122,12 @@ class Staging {
  public:
   std::byte* ring(std::size_t bytes) { return grow(ring_, ring_bytes_, bytes); }
   std::byte* landing(std::size_t bytes) { return grow(landing_, landing_bytes_, bytes); }
+  std::byte* whole(std::size_t bytes) { return grow(whole_, whole_bytes_, bytes); }
   // Never freed: MPI may still use them (a broken group whose requests never completed).
   void abandon() {
     (void)ring_.release();
     (void)landing_.release();
+    (void)whole_.release();
   }
 
  private:
@@ -127,8 +139,8 @@ class Staging {
     }
     return buf.get();
   }
-  std::unique_ptr<std::byte[]> ring_, landing_;
-  std::size_t ring_bytes_ = 0, landing_bytes_ = 0;
+  std::unique_ptr<std::byte[]> ring_, landing_, whole_;
+  std::size_t ring_bytes_ = 0, landing_bytes_ = 0, whole_bytes_ = 0;
 };
 
 // Where a failed call's unfinished requests go (the communicator's).
@@ -154,7 +166,7 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
 class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
-              std::int64_t staging_slots, std::byte* landing, MpiCountCheck& check, bool agreed,
+              std::int64_t staging_slots, std::byte* landing, std::byte* whole, MpiCountCheck& check, bool agreed,
               std::chrono::milliseconds timeout, std::atomic<bool>* broken, Quarantine& quarantine, const MessagePolicy& messages)
       : comm_(comm),
         me_(rank),
@@ -165,13 +177,34 @@ class MpiExchange final : public Exchange {
         timeout_(timeout),
         broken_(broken),
         quarantine_(quarantine),
-        landing_(landing) {
+        landing_(landing),
+        whole_(whole),
+        messages_(messages) {
     row_bytes_ = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     tile_rows_ = mine.tiling.tile_rows;
     y_ = static_cast<std::byte*>(mine.y);
     staging_ = staging;
     for (std::int64_t i = staging_slots; i-- > 0;) free_slots_.push_back(static_cast<int>(i));
     slot_messages_.assign(static_cast<std::size_t>(staging_slots), 0);
+    // Peers whose rows go as one message: where they sit in the whole-peer area (expert blocks in order).
+    whole_at_.assign(static_cast<std::size_t>(W_), -1);
+    whole_rows_.assign(static_cast<std::size_t>(W_), 0);
+    whole_block_.assign(mine.send_counts.size(), 0);
+    whole_left_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(W_));
+    std::int64_t whole_at = 0;
+    for (int d = 0; d < W_; ++d) {
+      if (d == me_) continue;
+      std::int64_t rows = 0;
+      for (int j = 0; j < e_; ++j) {
+        whole_block_[static_cast<std::size_t>(d * e_ + j)] = rows;
+        rows += mine.send_counts[static_cast<std::size_t>(d * e_ + j)];
+      }
+      if (!messages.one_message(rows * row_bytes_)) continue;
+      whole_at_[static_cast<std::size_t>(d)] = whole_at;
+      whole_rows_[static_cast<std::size_t>(d)] = rows;
+      whole_left_[static_cast<std::size_t>(d)].store(rows, std::memory_order_relaxed);
+      whole_at += rows * row_bytes_;
+    }
     message_rows_.resize(static_cast<std::size_t>(W_));
     for (int p = 0; p < W_; ++p) {
       const std::int64_t m = messages.rows(p, row_bytes_);
@@ -205,7 +238,7 @@ class MpiExchange final : public Exchange {
     try {
       auto lk = mpi::lock();
       for (std::size_t i = 0; i < requests_.size(); ++i)
-        if (in_flight_[i].slot < 0) MPI_Cancel(&requests_[i]);  // fails harmlessly on a matched receive
+        if (in_flight_[i].slot == kReceive) MPI_Cancel(&requests_[i]);  // fails harmlessly on a matched receive
       int done = 0;
       indices_.resize(requests_.size());
       MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE);
@@ -226,6 +259,8 @@ class MpiExchange final : public Exchange {
       return y_ + (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_;
     }
     if (refused_.load(std::memory_order_acquire)) std::rethrow_exception(refusal_);
+    if (const std::int64_t at = whole_at_[static_cast<std::size_t>(dest)]; at >= 0)
+      return whole_ + at + (whole_block_[static_cast<std::size_t>(dest * e_ + j)] + first) * row_bytes_;
     std::unique_lock lk(queue_mu_);
     ++waiting_for_slot_;
     if (!may_drive()) {
@@ -267,7 +302,14 @@ class MpiExchange final : public Exchange {
 
   // A tile is written: queue its send and, at this tile boundary, drive MPI.
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override {
-    if (dest != me_) {
+    if (dest != me_ && whole_at_[static_cast<std::size_t>(dest)] >= 0) {
+      // The peer's last rows: its one message may go.
+      if (whole_left_[static_cast<std::size_t>(dest)].fetch_sub(rows, std::memory_order_acq_rel) == rows) {
+        std::lock_guard lk(queue_mu_);
+        queue_.push_back({dest, 0, 0, whole_ + whole_at_[static_cast<std::size_t>(dest)],
+                          whole_rows_[static_cast<std::size_t>(dest)], kNoSlot});
+      }
+    } else if (dest != me_) {
       const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (tile_rows_ * row_bytes_));
       std::lock_guard lk(queue_mu_);
       queue_.push_back({dest, j, first, where, rows, slot});
@@ -362,6 +404,13 @@ class MpiExchange final : public Exchange {
       sends.swap(queue_);
     }
     for (const PendingSend& s : sends) {
+      if (s.slot == kNoSlot) {  // all of the peer's rows, tag 0: no other message goes to it in this call
+        MPI_Request req;
+        mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, 0, comm_, &req), "MPI_Isend");
+        requests_.push_back(req);
+        in_flight_.push_back({.slot = kNoSlot});
+        continue;
+      }
       const std::int64_t per = message_rows_[static_cast<std::size_t>(s.dest)];
       for (std::int64_t at = 0; at < s.rows; at += per) {  // in order: the receiver matches them so
         MPI_Request req;
@@ -406,7 +455,15 @@ class MpiExchange final : public Exchange {
             free_slots_.push_back(f.slot);
             freed = true;
           }
-        } else {
+        } else if (f.whole_from >= 0) {  // one block per expert, in order
+          std::int64_t at = f.landing_at;
+          for (int j = 0; j < e_; ++j) {
+            const auto g = static_cast<std::size_t>(f.whole_from * e_ + j);
+            const std::int64_t bytes = recv_counts_[g] * row_bytes_;
+            if (bytes > 0) landed_.push_back({at, recv_offset_[g] * row_bytes_, bytes, j});
+            at += bytes;
+          }
+        } else if (f.slot == kReceive) {
           landed_.push_back({f.landing_at, f.y_at, f.bytes, f.expert});
         }
       }
@@ -504,6 +561,16 @@ class MpiExchange final : public Exchange {
     std::int64_t landing_at = 0;
     for (int s = 0; s < W_; ++s) {
       if (s == me_) continue;
+      std::int64_t from_s = 0;
+      for (int j = 0; j < e_; ++j) from_s += recv_counts_[static_cast<std::size_t>(s * e_ + j)];
+      if (messages_.one_message(from_s * row_bytes_)) {  // the sender decided the same from the same counts
+        MPI_Request req;
+        mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(from_s), row_type_, s, 0, comm_, &req), "MPI_Irecv");
+        requests_.push_back(req);
+        in_flight_.push_back({.slot = kReceive, .landing_at = landing_at, .whole_from = s});
+        landing_at += from_s * row_bytes_;
+        continue;
+      }
       for (int j = 0; j < e_; ++j) {
         const std::int64_t rows = recv_counts_[static_cast<std::size_t>(s * e_ + j)];
         const std::int64_t per = message_rows_[static_cast<std::size_t>(s)];
@@ -516,7 +583,7 @@ class MpiExchange final : public Exchange {
             mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(n), row_type_, s, tag(j, first), comm_, &req),
                        "MPI_Irecv");
             requests_.push_back(req);
-            in_flight_.push_back({.slot = -1,
+            in_flight_.push_back({.slot = kReceive,
                                   .landing_at = landing_at,
                                   .y_at = (recv_offset_[static_cast<std::size_t>(s * e_ + j)] + first + at) * row_bytes_,
                                   .bytes = n * row_bytes_,
@@ -538,6 +605,12 @@ class MpiExchange final : public Exchange {
   std::atomic<bool>* broken_;     // the communicator's: set by pool workers and the rank's thread alike
   Quarantine& quarantine_;        // takes the requests of a call that did not finish
   std::byte* landing_ = nullptr;  // the communicator's: receives land here, then are copied into y
+  std::byte* whole_ = nullptr;    // the communicator's: rows for peers that get one message
+  const MessagePolicy& messages_;
+  std::vector<std::int64_t> whole_at_;                       // [d]: d's message in whole_ (bytes), -1: tile by tile
+  std::vector<std::int64_t> whole_rows_;                     // [d]: rows of d's message
+  std::vector<std::int64_t> whole_block_;                    // [d*e + j]: block (d, j)'s first row in d's message
+  std::unique_ptr<std::atomic<std::int64_t>[]> whole_left_;  // [d]: rows of d's message not yet written
   std::int64_t tag_stride_ = 1;
   std::int64_t row_bytes_ = 0;
   std::int64_t tile_rows_ = 1;  // the engine's rows per tile (CallInfo::tiling)
@@ -666,6 +739,14 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     // for); MPI never gets its bytes, nor y's (D47).
     std::byte* ring = staging_.ring(static_cast<std::size_t>(slots * slot_bytes));
     std::byte* landing = staging_.landing(static_cast<std::size_t>(incoming_rows * row_bytes));
+    std::int64_t whole_bytes = 0;  // peers whose rows go as one message (MpiExchange lays them out)
+    for (int d = 0; d < size_; ++d) {
+      if (d == rank_) continue;
+      std::int64_t rows = 0;
+      for (int j = 0; j < mine.local_experts; ++j) rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
+      if (messages_.one_message(rows * row_bytes)) whole_bytes += rows * row_bytes;
+    }
+    std::byte* whole = staging_.whole(static_cast<std::size_t>(whole_bytes));
     bool agreed = false;
     MPI_Datatype row = MPI_DATATYPE_NULL;
     {
@@ -690,7 +771,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
       }
       agreed = true;
     }
-    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, *check_, agreed, timeout_,
+    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, whole, *check_, agreed, timeout_,
                                          &broken_, static_cast<Quarantine&>(*this), messages_);
   }
 
