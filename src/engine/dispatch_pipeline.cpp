@@ -126,7 +126,7 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
   // 2./3. The routed GEMMs, expert by expert (the next expert's weight
   // prepared by the first task of the current one's job), each as soon as its
   // rows are in where the backend tells (the rest of the call's rows still
-  // travel meanwhile), else once every row is in; on packed weights all in one job.
+  // travel meanwhile), else once every row is in (with packed weights too: one job per expert, nothing to prepare).
   const bool early = ex.reports_arrivals();
   if (!early) ex.finish();
   const std::function<void()> idle = early ? poll : std::function<void()>{};
