@@ -95,7 +95,13 @@ class Exchange {
   /// addressable, staging memory otherwise. Rows are row_width wide, contiguous.
   virtual void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) = 0;
   /// Those rows are written: move them on (nothing to do where written in place).
+  /// Where early_rows(dest) > 0 a tile may be reported in parts: consecutive row
+  /// ranges of the tile rows_for handed out, each a multiple of early_rows(dest)
+  /// rows except the tile's last.
   virtual void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) = 0;
+  /// Rows of a tile for `dest` that may leave before the rest of the tile is
+  /// written (its messages are that small); 0: report whole tiles only.
+  virtual std::int64_t early_rows(int /*dest*/) const { return 0; }
   /// Some work finished on this rank (keeps progress-aware waits of peers alive).
   virtual void progress() noexcept = 0;
   /// Returns once the group agreed to the call (the cross-rank check passed);

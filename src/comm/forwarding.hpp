@@ -21,6 +21,7 @@ class ForwardingExchange : public Exchange {
   explicit ForwardingExchange(std::unique_ptr<Exchange> inner) : inner_(std::move(inner)) {}
   void* rows_for(int d, int j, std::int64_t f, std::int64_t r) override { return inner_->rows_for(d, j, f, r); }
   void rows_done(int d, int j, std::int64_t f, std::int64_t r, void* w) override { inner_->rows_done(d, j, f, r, w); }
+  std::int64_t early_rows(int d) const override { return inner_->early_rows(d); }
   void progress() noexcept override { inner_->progress(); }
   void wait_agreed() override { inner_->wait_agreed(); }
   void poll() override { inner_->poll(); }

@@ -186,6 +186,7 @@ class MpiExchange final : public Exchange {
     staging_ = staging;
     for (std::int64_t i = staging_slots; i-- > 0;) free_slots_.push_back(static_cast<int>(i));
     slot_messages_.assign(static_cast<std::size_t>(staging_slots), 0);
+    slot_unwritten_.assign(static_cast<std::size_t>(staging_slots), 0);
     // Peers whose rows go as one message: where they sit in the whole-peer area (expert blocks in order).
     whole_at_.assign(static_cast<std::size_t>(W_), -1);
     whole_rows_.assign(static_cast<std::size_t>(W_), 0);
@@ -253,7 +254,7 @@ class MpiExchange final : public Exchange {
   // ring; when all are in use the worker drives MPI itself until a send
   // completes (or, under FUNNELED, waits for the orchestrating thread's
   // polling to free one).
-  void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
+  void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override {
     if (dest == me_) {
       wait_agreed();
       return y_ + (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_;
@@ -297,6 +298,7 @@ class MpiExchange final : public Exchange {
     }
     const int slot = free_slots_.back();
     free_slots_.pop_back();
+    slot_unwritten_[static_cast<std::size_t>(slot)] = rows;
     return staging_ + static_cast<std::int64_t>(slot) * tile_rows_ * row_bytes_;
   }
 
@@ -309,14 +311,24 @@ class MpiExchange final : public Exchange {
         queue_.push_back({dest, 0, 0, whole_ + whole_at_[static_cast<std::size_t>(dest)],
                           whole_rows_[static_cast<std::size_t>(dest)], kNoSlot});
       }
-    } else if (dest != me_) {
+    } else if (dest != me_) {  // a tile, or its next rows (early_rows): their messages may go
       const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (tile_rows_ * row_bytes_));
+      const std::int64_t per = message_rows_[static_cast<std::size_t>(dest)];
       std::lock_guard lk(queue_mu_);
+      slot_unwritten_[static_cast<std::size_t>(slot)] -= rows;
+      slot_messages_[static_cast<std::size_t>(slot)] += static_cast<int>((rows + per - 1) / per);
       queue_.push_back({dest, j, first, where, rows, slot});
     } else if (pending_rows_) {
       pending_rows_[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel);
     }
     if (may_drive() && progress_enabled()) drive(/*wait_turn=*/false);
+  }
+
+  // A split peer's tile may leave message by message as its rows are written.
+  std::int64_t early_rows(int dest) const override {
+    if (dest == me_ || whole_at_[static_cast<std::size_t>(dest)] >= 0) return 0;
+    const std::int64_t per = message_rows_[static_cast<std::size_t>(dest)];
+    return per < tile_rows_ ? per : 0;
   }
 
   // A shared-expert tile finished: a tile boundary like any other.
@@ -419,7 +431,6 @@ class MpiExchange final : public Exchange {
                    "MPI_Isend");
         requests_.push_back(req);
         in_flight_.push_back({.slot = s.slot});
-        ++slot_messages_[static_cast<std::size_t>(s.slot)];
       }
     }
     if (requests_.empty()) return true;
@@ -451,7 +462,8 @@ class MpiExchange final : public Exchange {
       for (int i = 0; i < done; ++i) {
         const InFlight& f = in_flight_[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
         if (f.slot >= 0) {
-          if (--slot_messages_[static_cast<std::size_t>(f.slot)] == 0) {  // the tile's last message
+          const auto slot = static_cast<std::size_t>(f.slot);
+          if (--slot_messages_[slot] == 0 && slot_unwritten_[slot] == 0) {  // the tile's last message
             free_slots_.push_back(f.slot);
             freed = true;
           }
@@ -625,8 +637,9 @@ class MpiExchange final : public Exchange {
   std::mutex queue_mu_;         // guards queue_, free_slots_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;
   std::vector<int> free_slots_;
-  std::vector<int> slot_messages_;          // [slot]: its tile's messages still in flight (the driving thread's)
-  std::vector<std::int64_t> message_rows_;  // [peer]: rows per message (a tile's rows when not split)
+  std::vector<int> slot_messages_;            // [slot]: its tile's messages queued or in flight (queue_mu_)
+  std::vector<std::int64_t> slot_unwritten_;  // [slot]: its tile's rows not yet reported done (queue_mu_)
+  std::vector<std::int64_t> message_rows_;    // [peer]: rows per message (a tile's rows when not split)
   std::condition_variable slot_freed_;
   int waiting_for_slot_ = 0;  // workers blocked in rows_for
   std::mutex poll_mu_;

@@ -8,6 +8,7 @@
 // names for it (the peer's y in-process), so the block transpose of SPEC §3 is
 // only an address computation.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -54,14 +55,30 @@ std::vector<std::uint16_t>& group_scratch(std::size_t elements) {
   return scratch;
 }
 
+// Rows of one GEMM when a remote tile is computed in parts (Exchange::early_rows):
+// whole messages, at least this many rows (the chain kernel's efficiency).
+constexpr std::int64_t kEarlyPartMinRows = 32;
+
 void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const std::uint16_t* x, std::int64_t h1,
-               std::int64_t n1, int me, comm::Exchange& ex) {
+               std::int64_t n1, int me, comm::Exchange& ex, std::atomic<int>& early_tiles) {
   const int j = g.parts.front().expert;
   if (g.parts.size() == 1) {  // one tile: computed straight into its destination
     const engine::RoutedTile& tile = g.parts.front();
-    void* dst = ex.rows_for(tile.dest, j, tile.first, tile.rows);
-    w.matmul_rows(x + tile.src_row * h1, tile.rows, static_cast<std::uint16_t*>(dst));
-    ex.rows_done(tile.dest, j, tile.first, tile.rows, dst);
+    auto* dst = static_cast<std::uint16_t*>(ex.rows_for(tile.dest, j, tile.first, tile.rows));
+    // The call's first tiles (one per thread) whose messages are smaller than
+    // a tile (to another machine) are computed in parts, each sent as soon as
+    // it is written, so the wire starts before the tile's last row (later
+    // tiles are not cut: each part reads the weight again). Only where a row's
+    // result does not depend on the GEMM's other rows (early_tiles is 0
+    // otherwise: every tile on the chain kernel, bits unchanged).
+    std::int64_t message = ex.early_rows(tile.dest);
+    if (message > 0 && early_tiles.fetch_sub(1, std::memory_order_relaxed) <= 0) message = 0;
+    const std::int64_t part = message > 0 ? (kEarlyPartMinRows + message - 1) / message * message : tile.rows;
+    for (std::int64_t at = 0; at < tile.rows; at += part) {
+      const std::int64_t n = std::min(part, tile.rows - at);
+      w.matmul_rows(x + (tile.src_row + at) * h1, n, dst + at * n1);
+      ex.rows_done(tile.dest, j, tile.first + at, n, dst + at * n1);
+    }
     return;
   }
   std::uint16_t* out = group_scratch(static_cast<std::size_t>(g.rows * n1)).data();
@@ -92,6 +109,9 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
       hooks->idle();
     };
   const ProblemDesc& d = plan.desc();
+  // Tiles that may be computed in parts (run_group): one per thread, where
+  // every tile runs on the chain kernel (D24: a row's bits never depend on its GEMM's other rows).
+  std::atomic<int> early_tiles{gemm::packs_weights(d.dtype) ? 0 : pool.threads()};
 
   std::vector<Stage> stages;
   std::vector<std::vector<engine::TileGroup>> routed(static_cast<std::size_t>(d.local_experts));
@@ -101,7 +121,7 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
     stages.push_back(
         {j, u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight, groups.size(),
          [&, j](const gemm::PreparedWeight& w, std::size_t i) {
-           run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex);
+           run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex, early_tiles);
          },
          packed ? &packed->expert(j) : nullptr, &groups,
          std::any_of(groups.begin(), groups.end(), [](const engine::TileGroup& g) { return g.rows > gemm::kSmallMRows; })});
