@@ -863,14 +863,14 @@ std::shared_ptr<Communicator> create_mpi(MPI_Comm user_comm, std::chrono::millis
   (void)progress_enabled();
   mpi::ensure_initialized();
   MPI_Comm dup;
+  int rank = 0, size = 1;
   {
     auto lk = mpi::lock();
     mpi::check(MPI_Comm_dup(user_comm, &dup), "MPI_Comm_dup");
     MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(dup, &rank);
+    MPI_Comm_size(dup, &size);
   }
-  int rank = 0, size = 1;
-  MPI_Comm_rank(dup, &rank);
-  MPI_Comm_size(dup, &size);
   MessagePolicy messages;
   try {
     messages = message_policy(dup, rank, size);
