@@ -166,7 +166,7 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
 class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
-              std::int64_t staging_slots, std::byte* landing, std::byte* whole, MpiCountCheck& check, bool agreed,
+              std::int64_t staging_slots, std::byte* landing, Staging& staging_area, MpiCountCheck& check, bool agreed,
               std::chrono::milliseconds timeout, std::atomic<bool>* broken, Quarantine& quarantine, const MessagePolicy& messages)
       : comm_(comm),
         me_(rank),
@@ -178,7 +178,6 @@ class MpiExchange final : public Exchange {
         broken_(broken),
         quarantine_(quarantine),
         landing_(landing),
-        whole_(whole),
         messages_(messages) {
     row_bytes_ = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
     tile_rows_ = mine.tiling.tile_rows;
@@ -206,6 +205,7 @@ class MpiExchange final : public Exchange {
       whole_left_[static_cast<std::size_t>(d)].store(rows, std::memory_order_relaxed);
       whole_at += rows * row_bytes_;
     }
+    whole_ = staging_area.whole(static_cast<std::size_t>(whole_at));
     message_rows_.resize(static_cast<std::size_t>(W_));
     for (int p = 0; p < W_; ++p) {
       const std::int64_t m = messages.rows(p, row_bytes_);
@@ -617,7 +617,7 @@ class MpiExchange final : public Exchange {
   std::atomic<bool>* broken_;     // the communicator's: set by pool workers and the rank's thread alike
   Quarantine& quarantine_;        // takes the requests of a call that did not finish
   std::byte* landing_ = nullptr;  // the communicator's: receives land here, then are copied into y
-  std::byte* whole_ = nullptr;    // the communicator's: rows for peers that get one message
+  std::byte* whole_ = nullptr;    // the communicator's (Staging::whole): rows for peers that get one message
   const MessagePolicy& messages_;
   std::vector<std::int64_t> whole_at_;                       // [d]: d's message in whole_ (bytes), -1: tile by tile
   std::vector<std::int64_t> whole_rows_;                     // [d]: rows of d's message
@@ -752,14 +752,6 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     // for); MPI never gets its bytes, nor y's (D47).
     std::byte* ring = staging_.ring(static_cast<std::size_t>(slots * slot_bytes));
     std::byte* landing = staging_.landing(static_cast<std::size_t>(incoming_rows * row_bytes));
-    std::int64_t whole_bytes = 0;  // peers whose rows go as one message (MpiExchange lays them out)
-    for (int d = 0; d < size_; ++d) {
-      if (d == rank_) continue;
-      std::int64_t rows = 0;
-      for (int j = 0; j < mine.local_experts; ++j) rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
-      if (messages_.one_message(rows * row_bytes)) whole_bytes += rows * row_bytes;
-    }
-    std::byte* whole = staging_.whole(static_cast<std::size_t>(whole_bytes));
     bool agreed = false;
     MPI_Datatype row = MPI_DATATYPE_NULL;
     {
@@ -784,8 +776,8 @@ class MpiCommunicator final : public Communicator, private Quarantine {
       }
       agreed = true;
     }
-    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, whole, *check_, agreed, timeout_,
-                                         &broken_, static_cast<Quarantine&>(*this), messages_);
+    return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, staging_, *check_, agreed,
+                                         timeout_, &broken_, static_cast<Quarantine&>(*this), messages_);
   }
 
  private:
