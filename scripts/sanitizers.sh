@@ -7,6 +7,27 @@ cd "$(dirname "$0")/.."
 which=${1:-all}
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# Open MPI refuses root without these (CI runs as root); the sanitizer runs oversubscribe the 2 cores.
+mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
+
+# run_mpi_cases SANITIZER BUILD_DIR [VAR=VALUE ...] -- CASE ...
+# Runs BUILD_DIR/bin/gmmav_mpi_check once per CASE, "NP ARGS..." (mpirun -np NP ... ARGS), with
+# mpi_env plus the VAR=VALUE settings. A CASE "split NP ARGS..." also cuts tiles into several
+# messages (GMMAV_MPI_MESSAGE_BYTES, D55; on one machine not by default).
+run_mpi_cases() {
+  local sanitizer=$1 build_dir=$2 extra_env=() args np rest split
+  shift 2
+  while [ "$1" != -- ]; do extra_env+=("$1") && shift; done
+  shift
+  for args in "$@"; do
+    split=() && [ "${args%% *}" = split ] && split=(-x GMMAV_MPI_MESSAGE_BYTES=3000) && args=${args#split }
+    read -r np rest <<<"$args"
+    echo "== $sanitizer sanitizer: mpirun -np $np ${split[*]} gmmav_mpi_check $rest =="
+    # shellcheck disable=SC2086  # $rest: the case's arguments, split on purpose
+    "${mpi_env[@]}" "${extra_env[@]}" mpirun --oversubscribe -np "$np" "${split[@]}" "$build_dir/bin/gmmav_mpi_check" $rest
+  done
+}
+
 run_stage() {  # $1 = address|thread, $2 = build dir, $3 = gtest filter
   cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGMMAV_SANITIZE="$1" >/dev/null
   cmake --build "$2" -j "$jobs" --target gmmav_tests gmmav_reliability_tests
@@ -22,17 +43,11 @@ if [ "$which" = address ] || [ "$which" = all ]; then
   # The MPI backend's memory after a failed call (D47): a rank resumes after its peers timed out
   # and sends; they have overwritten and unmapped their workspace and must not see a byte of it.
   # Leak checking off: Open MPI's own allocations, and a broken group's staging is leaked on purpose.
+  # Of the 3-rank "--cases 4 min" and "--late 1" only the split variants run: they cover the
+  # whole-tile path too, and the stage was the longest of .ci/run.
   cmake --build build-asan -j "$jobs" --target gmmav_mpi_check
-  mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-           ASAN_OPTIONS=detect_leaks=0:abort_on_error=1)
-  # "split": tiles cut into several messages (GMMAV_MPI_MESSAGE_BYTES, D55; on one machine not by default).
-  for args in "2 --cases 6" "3 --cases 4 min" "split 3 --cases 4 min" "2 --late 1" "3 --late 1" "split 3 --late 1" \
-    "3 --late 1 before"; do
-    split=() && [ "${args%% *}" = split ] && split=(-x GMMAV_MPI_MESSAGE_BYTES=3000) && args=${args#split }
-    read -r np rest <<<"$args"
-    echo "== address sanitizer: mpirun -np $np ${split[*]} gmmav_mpi_check $rest =="
-    "${mpi_env[@]}" mpirun --oversubscribe -np "$np" "${split[@]}" build-asan/bin/gmmav_mpi_check $rest
-  done
+  run_mpi_cases address build-asan ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 -- \
+    "2 --cases 6" "split 3 --cases 4 min" "2 --late 1" "split 3 --late 1" "3 --late 1 before"
 fi
 if [ "$which" = thread ] || [ "$which" = all ]; then
   export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
@@ -47,15 +62,10 @@ if [ "$which" = thread ] || [ "$which" = all ]; then
   # The MPI backend's threaded paths: pool workers drive MPI at tile boundaries, the count check
   # travels while they compute, refused calls, FUNNELED polling, a rank that never calls (the
   # group's broken flag is set from the waiting threads), a rank that resumes after the others
-  # timed out (a failed call's requests handed to the group). One process per rank.
-  mpi_env=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1)
-  for args in "2 --cases 6" "3 --cases 4 min" "split 3 --cases 4 min" "3 --mismatch" "3 --cases 3 funneled" "3 --absent 1" \
-    "3 --late 1" "split 3 --late 1"; do
-    split=() && [ "${args%% *}" = split ] && split=(-x GMMAV_MPI_MESSAGE_BYTES=3000) && args=${args#split }
-    read -r np rest <<<"$args"
-    echo "== thread sanitizer: mpirun -np $np ${split[*]} gmmav_mpi_check $rest =="
-    "${mpi_env[@]}" mpirun --oversubscribe -np "$np" "${split[@]}" build-tsan/bin/gmmav_mpi_check $rest
-  done
+  # timed out (a failed call's requests handed to the group). One process per rank. Split
+  # variants only where both exist, as for ASan.
+  run_mpi_cases thread build-tsan -- "2 --cases 6" "split 3 --cases 4 min" "3 --mismatch" "3 --cases 3 funneled" \
+    "3 --absent 1" "split 3 --late 1"
   # The bodies written for every backend (the spawn harness), on MPI processes.
   echo "== thread sanitizer: mpirun -np 4 gmmav_tests --backend=mpi (Backends/*) =="
   "${mpi_env[@]}" mpirun --oversubscribe -np 4 build-tsan/bin/gmmav_tests --backend=mpi --gtest_brief=1 --gtest_filter='Backends/*'
