@@ -111,6 +111,10 @@ class Exchange {
   /// on this rank, the engine calls this before it writes mmY. Called by pool
   /// workers. Default: meet() already checked.
   virtual void wait_agreed() {}
+  /// True once the group agreed to the call (wait_agreed would return at
+  /// once); never blocks. Work meant for this rank's outputs that finds it
+  /// false may be computed aside and written after wait_agreed.
+  virtual bool agreed() const { return true; }
   /// Called repeatedly by the rank's orchestrating thread while the pool
   /// computes: backends that must drive their transport (MPI's weak progress)
   /// start queued sends and test requests here. Never blocks.

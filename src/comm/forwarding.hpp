@@ -24,6 +24,7 @@ class ForwardingExchange : public Exchange {
   std::int64_t early_rows(int d) const override { return inner_->early_rows(d); }
   void progress() noexcept override { inner_->progress(); }
   void wait_agreed() override { inner_->wait_agreed(); }
+  bool agreed() const override { return inner_->agreed(); }
   void poll() override { inner_->poll(); }
   bool needs_poll() const override { return inner_->needs_poll(); }
   bool reports_arrivals() const override { return inner_->reports_arrivals(); }

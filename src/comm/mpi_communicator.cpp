@@ -21,6 +21,16 @@
 // decode step) gets them all in one message, written in place in a staging
 // area and sent when its last tile is in: per-message costs, not bytes, are
 // what such a call pays.
+// Small calls after a small call (D56): the count check travels in those
+// messages. Each peer gets one "head" (on a dup of the group's communicator):
+// this rank's header, its counts for the peer, and its rows for the peer when
+// they fit, sent when the last of them is written. The check runs on the
+// heads that arrived, in the communicator's room for them; the rows reach y
+// only once it passed. This rank's own rows and mmY wait in staging, not for
+// the verdict; a head whose rows are not written when this rank must wait for
+// anything leaves without them (the rows follow as the peer's one message),
+// so no rank's header waits on a rank that waits. Per call and peer: one
+// message, as in a plain AlltoAllv, instead of the check's own round(s) first.
 // A tile for a peer on another machine goes in messages below Open MPI's TCP
 // eager limit (MessagePolicy): a larger message waits for a rendezvous round
 // trip, which needs the receiver inside MPI — at its next tile boundary — and
@@ -76,6 +86,12 @@ struct MessagePolicy {
   static constexpr std::int64_t kOffNodeBytes = 63 * 1024;
   std::int64_t bytes = 0;        // 0: one message per tile
   std::vector<char> split_peer;  // [rank]: tiles to/from it are split (empty: every peer)
+  // Every rank's pool workers may call MPI (thread level >= SERIALIZED): a
+  // small call's header may wait for its rows and travel with them (D56).
+  bool carry = false;
+  // Heads carry rows only in groups this small (every rank keeps a head's
+  // room, ~67 KiB, for every peer).
+  static constexpr int kMaxCarryRanks = 64;
 
   // True when `bytes` of a call's rows to (or from) one peer go as one message.
   bool one_message(std::int64_t rows_bytes) const { return bytes > 0 && rows_bytes > 0 && rows_bytes <= bytes; }
@@ -102,16 +118,18 @@ struct PendingSend {
 // `bytes` into the landing area that belong at byte `y_at` of y.
 constexpr int kReceive = -1;  // InFlight::slot of a receive
 constexpr int kNoSlot = -2;   // InFlight::slot of a send from the whole-peer area (no ring slot)
+constexpr int kHead = -3;     // InFlight::slot / PendingSend::slot of a head (D56), sent or received
 struct InFlight {
   int slot = kReceive;  // the send's ring slot, kNoSlot, or kReceive
   std::int64_t landing_at = 0, y_at = 0, bytes = 0;
   int expert = 0;       // a receive's local expert
-  int whole_from = -1;  // a receive of all of this source's rows (one block per expert)
+  int whole_from = -1;  // a receive of all of this source's rows (one block per expert), or a head's source
 };
 
-// A receive that completed: its bytes go from the landing area into y.
+// A receive that completed: its bytes go from the landing area (or a head) into y.
 struct Landed {
-  std::int64_t landing_at, y_at, bytes;
+  const std::byte* from;
+  std::int64_t y_at, bytes;
   int expert;
 };
 
@@ -123,11 +141,15 @@ class Staging {
   std::byte* ring(std::size_t bytes) { return grow(ring_, ring_bytes_, bytes); }
   std::byte* landing(std::size_t bytes) { return grow(landing_, landing_bytes_, bytes); }
   std::byte* whole(std::size_t bytes) { return grow(whole_, whole_bytes_, bytes); }
+  std::byte* heads(std::size_t bytes) { return grow(heads_, heads_bytes_, bytes); }
+  std::byte* self(std::size_t bytes) { return grow(self_, self_bytes_, bytes); }
   // Never freed: MPI may still use them (a broken group whose requests never completed).
   void abandon() {
     (void)ring_.release();
     (void)landing_.release();
     (void)whole_.release();
+    (void)heads_.release();
+    (void)self_.release();
   }
 
  private:
@@ -139,8 +161,8 @@ class Staging {
     }
     return buf.get();
   }
-  std::unique_ptr<std::byte[]> ring_, landing_, whole_;
-  std::size_t ring_bytes_ = 0, landing_bytes_ = 0, whole_bytes_ = 0;
+  std::unique_ptr<std::byte[]> ring_, landing_, whole_, heads_, self_;
+  std::size_t ring_bytes_ = 0, landing_bytes_ = 0, whole_bytes_ = 0, heads_bytes_ = 0, self_bytes_ = 0;
 };
 
 // Where a failed call's unfinished requests go (the communicator's).
@@ -167,8 +189,11 @@ class MpiExchange final : public Exchange {
  public:
   MpiExchange(MPI_Comm comm, int rank, int size, const CallInfo& mine, MPI_Datatype row_type, std::byte* staging,
               std::int64_t staging_slots, std::byte* landing, Staging& staging_area, MpiCountCheck& check, bool agreed,
-              std::chrono::milliseconds timeout, std::atomic<bool>* broken, Quarantine& quarantine, const MessagePolicy& messages)
+              std::chrono::milliseconds timeout, std::atomic<bool>* broken, Quarantine& quarantine, const MessagePolicy& messages,
+              bool carry, MPI_Comm heads_comm)
       : comm_(comm),
+        heads_comm_(heads_comm),
+        carry_(carry),
         me_(rank),
         W_(size),
         e_(mine.local_experts),
@@ -191,6 +216,12 @@ class MpiExchange final : public Exchange {
     whole_rows_.assign(static_cast<std::size_t>(W_), 0);
     whole_block_.assign(mine.send_counts.size(), 0);
     whole_left_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(W_));
+    // Carrying (D56): every peer's head — this rank's header, its counts for
+    // the peer, and its rows when they fit — sits in front of those rows.
+    const bool column = MpiCountCheck::carries_column(e_);
+    prefix_bytes_ = static_cast<std::int64_t>(sizeof(std::int64_t)) * (MpiCountCheck::kHeader + 1 + (column ? e_ : 0));
+    head_at_.assign(static_cast<std::size_t>(W_), -1);
+    head_state_.assign(static_cast<std::size_t>(W_), HeadState::none);
     std::int64_t whole_at = 0;
     for (int d = 0; d < W_; ++d) {
       if (d == me_) continue;
@@ -199,13 +230,55 @@ class MpiExchange final : public Exchange {
         whole_block_[static_cast<std::size_t>(d * e_ + j)] = rows;
         rows += mine.send_counts[static_cast<std::size_t>(d * e_ + j)];
       }
-      if (!messages.one_message(rows * row_bytes_)) continue;
+      const bool one = messages.one_message(rows * row_bytes_);
+      if (carry_) {
+        whole_at = (whole_at + 63) / 64 * 64;
+        head_at_[static_cast<std::size_t>(d)] = whole_at;
+        whole_at += prefix_bytes_;
+        head_state_[static_cast<std::size_t>(d)] =
+            one && prefix_bytes_ + rows * row_bytes_ <= messages.bytes ? HeadState::waiting : HeadState::queued;
+      }
+      if (!one) continue;
       whole_at_[static_cast<std::size_t>(d)] = whole_at;
       whole_rows_[static_cast<std::size_t>(d)] = rows;
       whole_left_[static_cast<std::size_t>(d)].store(rows, std::memory_order_relaxed);
       whole_at += rows * row_bytes_;
     }
     whole_ = staging_area.whole(static_cast<std::size_t>(whole_at));
+    if (carry_) {
+      head_room_ = (std::max(messages.bytes, static_cast<std::int64_t>(sizeof(std::int64_t)) *
+                                                 (MpiCountCheck::kHeader + 1 + MpiCountCheck::kMaxCarriedColumn)) +
+                    63) /
+                   64 * 64;
+      heads_ = staging_area.heads(static_cast<std::size_t>(head_room_ * W_));
+      // This rank's own rows wait in staging, not for the agreement: a tile
+      // for this rank is often in the same GEMM as the peers' tiles whose
+      // heads the agreement needs (up to 4 heads' worth; larger ones wait).
+      std::int64_t own = 0;
+      self_block_.assign(static_cast<std::size_t>(e_), 0);
+      for (int j = 0; j < e_; ++j) {
+        self_block_[static_cast<std::size_t>(j)] = own;
+        own += mine.send_counts[static_cast<std::size_t>(me_ * e_ + j)];
+      }
+      if (own > 0 && own * row_bytes_ <= 4 * messages.bytes) {
+        self_bytes_ = own * row_bytes_;
+        self_ = staging_area.self(static_cast<std::size_t>(self_bytes_));
+      }
+      head_rows_.assign(static_cast<std::size_t>(W_), 0);
+      head_prefix_.assign(static_cast<std::size_t>(W_), 0);
+      for (int d = 0; d < W_; ++d) {
+        if (d == me_) continue;
+        std::vector<std::int64_t> prefix(check_.header(), check_.header() + MpiCountCheck::kHeader);
+        prefix.push_back(0);  // rows carried: set when they are
+        if (column)
+          for (int j = 0; j < e_; ++j) prefix.push_back(mine.send_counts[static_cast<std::size_t>(d * e_ + j)]);
+        std::memcpy(whole_ + head_at_[static_cast<std::size_t>(d)], prefix.data(), static_cast<std::size_t>(prefix_bytes_));
+        if (head_state_[static_cast<std::size_t>(d)] == HeadState::waiting)
+          heads_waiting_.fetch_add(1, std::memory_order_relaxed);
+        else  // no rows to carry: the head leaves at once
+          queue_.push_back({d, 0, 0, whole_ + head_at_[static_cast<std::size_t>(d)], prefix_bytes_, kHead});
+      }
+    }
     message_rows_.resize(static_cast<std::size_t>(W_));
     for (int p = 0; p < W_; ++p) {
       const std::int64_t m = messages.rows(p, row_bytes_);
@@ -222,6 +295,17 @@ class MpiExchange final : public Exchange {
     const auto now = std::chrono::steady_clock::now();
     check_deadline_ = deadline_after(timeout_, now);
     last_progress_ns_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    if (carry_) {  // every peer's head, into the communicator's room for it
+      auto lk = mpi::lock();
+      for (int src = 0; src < W_; ++src) {
+        if (src == me_) continue;
+        MPI_Request req;
+        mpi::check(MPI_Irecv(heads_ + src * head_room_, static_cast<int>(head_room_), MPI_BYTE, src, 0, heads_comm_, &req),
+                   "MPI_Irecv");
+        requests_.push_back(req);
+        in_flight_.push_back({.slot = kHead, .landing_at = src * head_room_, .whole_from = src});
+      }
+    }
     if (agreed) {
       auto lk = mpi::lock();
       on_agreed();
@@ -235,11 +319,13 @@ class MpiExchange final : public Exchange {
   // so a receive completing here is not copied into y.
   ~MpiExchange() override {
     if (requests_.empty()) return;
+    if (refused_.load(std::memory_order_acquire) && heads_left()) return;
     broken_->store(true, std::memory_order_relaxed);
     try {
       auto lk = mpi::lock();
       for (std::size_t i = 0; i < requests_.size(); ++i)
-        if (in_flight_[i].slot == kReceive) MPI_Cancel(&requests_[i]);  // fails harmlessly on a matched receive
+        if (in_flight_[i].slot == kReceive || (in_flight_[i].slot == kHead && in_flight_[i].whole_from >= 0))
+          MPI_Cancel(&requests_[i]);  // fails harmlessly on a matched receive
       int done = 0;
       indices_.resize(requests_.size());
       MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE);
@@ -256,6 +342,8 @@ class MpiExchange final : public Exchange {
   // polling to free one).
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override {
     if (dest == me_) {
+      if (self_ != nullptr && !agreed_.load(std::memory_order_acquire))  // copied into y once agreed (D56)
+        return self_ + (self_block_[static_cast<std::size_t>(j)] + first) * row_bytes_;
       wait_agreed();
       return y_ + (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_;
     }
@@ -270,6 +358,7 @@ class MpiExchange final : public Exchange {
       mpi::Backoff backoff;
       while (free_slots_.empty() && !aborted_) {
         lk.unlock();
+        release_heads();  // nothing may wait on this rank's rows for its header (D56)
         drive(/*wait_turn=*/true);
         if (refused_.load(std::memory_order_acquire)) {
           lk.lock();
@@ -307,9 +396,18 @@ class MpiExchange final : public Exchange {
     if (dest != me_ && whole_at_[static_cast<std::size_t>(dest)] >= 0) {
       // The peer's last rows: its one message may go.
       if (whole_left_[static_cast<std::size_t>(dest)].fetch_sub(rows, std::memory_order_acq_rel) == rows) {
+        const auto d = static_cast<std::size_t>(dest);
         std::lock_guard lk(queue_mu_);
-        queue_.push_back({dest, 0, 0, whole_ + whole_at_[static_cast<std::size_t>(dest)],
-                          whole_rows_[static_cast<std::size_t>(dest)], kNoSlot});
+        if (head_state_[d] == HeadState::waiting) {  // the header goes with the rows (D56)
+          const std::int64_t carried = whole_rows_[d];
+          std::memcpy(whole_ + head_at_[d] + MpiCountCheck::kHeader * static_cast<std::int64_t>(sizeof(std::int64_t)), &carried,
+                      sizeof carried);
+          head_state_[d] = HeadState::queued;
+          heads_waiting_.fetch_sub(1, std::memory_order_relaxed);
+          queue_.push_back({dest, 0, 0, whole_ + head_at_[d], prefix_bytes_ + carried * row_bytes_, kHead});
+        } else {
+          queue_.push_back({dest, 0, 0, whole_ + whole_at_[d], whole_rows_[d], kNoSlot});
+        }
       }
     } else if (dest != me_) {  // a tile, or its next rows (early_rows): their messages may go
       const int slot = static_cast<int>((static_cast<std::byte*>(where) - staging_) / (tile_rows_ * row_bytes_));
@@ -318,6 +416,19 @@ class MpiExchange final : public Exchange {
       slot_unwritten_[static_cast<std::size_t>(slot)] -= rows;
       slot_messages_[static_cast<std::size_t>(slot)] += static_cast<int>((rows + per - 1) / per);
       queue_.push_back({dest, j, first, where, rows, slot});
+    } else if (self_ != nullptr && where >= self_ && where < self_ + self_bytes_) {  // staged rows of this rank's own
+      const Landed l{static_cast<const std::byte*>(where),
+                     (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_, rows * row_bytes_, j};
+      bool now = false;
+      {
+        std::lock_guard lk(queue_mu_);
+        now = self_flushed_;  // the agreement came while they were written: nobody else copies them
+        if (!now) self_written_.push_back(l);
+      }
+      if (now) {
+        std::memcpy(y_ + l.y_at, l.from, static_cast<std::size_t>(l.bytes));
+        if (pending_rows_) pending_rows_[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel);
+      }
     } else if (pending_rows_) {
       pending_rows_[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel);
     }
@@ -347,6 +458,7 @@ class MpiExchange final : public Exchange {
   // a timeout at the check's deadline).
   void wait_agreed() override {
     if (agreed_.load(std::memory_order_acquire)) return;
+    release_heads();  // this rank waits: its header may not wait for rows (D56)
     mpi::Backoff backoff;
     for (;;) {
       if (may_drive()) drive(/*wait_turn=*/true);
@@ -359,6 +471,8 @@ class MpiExchange final : public Exchange {
       backoff.pause();
     }
   }
+
+  bool agreed() const override { return agreed_.load(std::memory_order_acquire); }
 
   // FUNNELED: only the orchestrating thread may call MPI, so it must poll
   // (GMMAV_MPI_PROGRESS=0 is ignored there: nobody else could free a slot).
@@ -381,7 +495,7 @@ class MpiExchange final : public Exchange {
       const bool agreed = drive_locked();
       // Outside MPI's lock: copying a tile into y takes a while.
       for (const Landed& l : landed_) {
-        std::memcpy(y_ + l.y_at, landing_ + l.landing_at, static_cast<std::size_t>(l.bytes));
+        std::memcpy(y_ + l.y_at, l.from, static_cast<std::size_t>(l.bytes));
         if (pending_rows_)
           pending_rows_[static_cast<std::size_t>(l.expert)].fetch_sub(l.bytes / row_bytes_, std::memory_order_acq_rel);
       }
@@ -392,47 +506,34 @@ class MpiExchange final : public Exchange {
     } while (true);
   }
 
-  // False while the count check is still out (nothing can be sent yet).
+  // False while the count check is still out (nothing but heads can be sent yet).
   bool drive_locked() {
     auto lk = mpi::lock();
     if (!agreed_.load(std::memory_order_relaxed)) {
       if (refused_.load(std::memory_order_relaxed)) return false;
+      if (carry_) {  // heads out and in: the check waits for every peer's
+        start_sends(/*agreed=*/false);
+        test_requests();
+      }
       try {
         if (!check_.advance()) return false;
       } catch (const Error& e) {
         if (e.code() == Errc::internal) throw;  // MPI itself failed
         // The check refused the call, with the same verdict on every rank:
-        // nothing was sent or posted, so the group stays usable.
+        // nothing was sent or posted but heads, which every peer has posted
+        // for (the destructor sees this rank's leave), so the group stays usable.
         refusal_ = std::current_exception();
         refused_.store(true, std::memory_order_release);
+        if (carry_) {
+          release_heads();
+          start_sends(/*agreed=*/false);
+        }
         slot_freed_.notify_all();
         return false;
       }
       on_agreed();
     }
-    std::vector<PendingSend> sends;
-    {
-      std::lock_guard q(queue_mu_);
-      sends.swap(queue_);
-    }
-    for (const PendingSend& s : sends) {
-      if (s.slot == kNoSlot) {  // all of the peer's rows, tag 0: no other message goes to it in this call
-        MPI_Request req;
-        mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, 0, comm_, &req), "MPI_Isend");
-        requests_.push_back(req);
-        in_flight_.push_back({.slot = kNoSlot});
-        continue;
-      }
-      const std::int64_t per = message_rows_[static_cast<std::size_t>(s.dest)];
-      for (std::int64_t at = 0; at < s.rows; at += per) {  // in order: the receiver matches them so
-        MPI_Request req;
-        mpi::check(MPI_Isend(static_cast<const std::byte*>(s.data) + at * row_bytes_,
-                             static_cast<int>(std::min(per, s.rows - at)), row_type_, s.dest, tag(s.j, s.first), comm_, &req),
-                   "MPI_Isend");
-        requests_.push_back(req);
-        in_flight_.push_back({.slot = s.slot});
-      }
-    }
+    start_sends(/*agreed=*/true);
     if (requests_.empty()) return true;
     // FUNNELED: workers blocked on a staging slot while nothing moves for the
     // timeout means a peer is gone. Wake them with an error (never throw from
@@ -450,11 +551,62 @@ class MpiExchange final : public Exchange {
         return true;
       }
     }
+    test_requests();
+    return true;
+  }
+
+  // Starts the queued sends (caller holds mpi::lock()); before the check
+  // passed only heads (D56), which land in the peer's room for them, not in y.
+  void start_sends(bool agreed) {
+    std::vector<PendingSend> sends;
+    {
+      std::lock_guard q(queue_mu_);
+      if (agreed) {
+        sends.swap(queue_);
+      } else {
+        const auto head =
+            std::stable_partition(queue_.begin(), queue_.end(), [](const PendingSend& p) { return p.slot == kHead; });
+        sends.assign(queue_.begin(), head);
+        queue_.erase(queue_.begin(), head);
+      }
+    }
+    for (const PendingSend& s : sends) {
+      if (s.slot == kHead) {  // rows = the head's bytes
+        MPI_Request req;
+        mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), MPI_BYTE, s.dest, 0, heads_comm_, &req), "MPI_Isend");
+        requests_.push_back(req);
+        in_flight_.push_back({.slot = kHead});
+        continue;
+      }
+      if (s.slot == kNoSlot) {  // all of the peer's rows, tag 0: no other message goes to it in this call
+        MPI_Request req;
+        mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, 0, comm_, &req), "MPI_Isend");
+        requests_.push_back(req);
+        in_flight_.push_back({.slot = kNoSlot});
+        continue;
+      }
+      const std::int64_t per = message_rows_[static_cast<std::size_t>(s.dest)];
+      for (std::int64_t at = 0; at < s.rows; at += per) {  // in order: the receiver matches them so
+        MPI_Request req;
+        mpi::check(MPI_Isend(static_cast<const std::byte*>(s.data) + at * row_bytes_,
+                             static_cast<int>(std::min(per, s.rows - at)), row_type_, s.dest, tag(s.j, s.first), comm_, &req),
+                   "MPI_Isend");
+        requests_.push_back(req);
+        in_flight_.push_back({.slot = s.slot});
+      }
+    }
+  }
+
+  // One MPI_Testsome over the call's requests (caller holds mpi::lock()):
+  // completed sends free their slots, completed receives are queued for the
+  // copy into y, a peer's head goes to the count check.
+  void test_requests() {
+    if (requests_.empty()) return;
     int done = 0;
     indices_.resize(requests_.size());
     mpi::check(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE),
                "MPI_Testsome");
-    if (done <= 0 || done == MPI_UNDEFINED) return true;
+    if (done <= 0 || done == MPI_UNDEFINED) return;
     last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     bool freed = false;
     {
@@ -467,16 +619,18 @@ class MpiExchange final : public Exchange {
             free_slots_.push_back(f.slot);
             freed = true;
           }
+        } else if (f.slot == kHead) {
+          if (f.whole_from >= 0) head_in(f.whole_from, heads_ + f.landing_at);
         } else if (f.whole_from >= 0) {  // one block per expert, in order
           std::int64_t at = f.landing_at;
           for (int j = 0; j < e_; ++j) {
             const auto g = static_cast<std::size_t>(f.whole_from * e_ + j);
             const std::int64_t bytes = recv_counts_[g] * row_bytes_;
-            if (bytes > 0) landed_.push_back({at, recv_offset_[g] * row_bytes_, bytes, j});
+            if (bytes > 0) landed_.push_back({landing_ + at, recv_offset_[g] * row_bytes_, bytes, j});
             at += bytes;
           }
         } else if (f.slot == kReceive) {
-          landed_.push_back({f.landing_at, f.y_at, f.bytes, f.expert});
+          landed_.push_back({landing_ + f.landing_at, f.y_at, f.bytes, f.expert});
         }
       }
     }
@@ -490,7 +644,71 @@ class MpiExchange final : public Exchange {
     }
     requests_.resize(out);
     in_flight_.resize(out);
-    return true;
+  }
+
+  // Source `src`'s head arrived (caller holds mpi::lock()): its header and
+  // counts for this rank go to the check; rows it carries wait for the verdict.
+  void head_in(int src, const std::byte* head) {
+    std::int64_t fixed[MpiCountCheck::kHeader + 1];
+    std::memcpy(fixed, head, sizeof fixed);
+    const std::int64_t e = fixed[0];
+    const bool column = e > 0 && MpiCountCheck::carries_column(e);
+    const std::int64_t prefix = static_cast<std::int64_t>(sizeof(std::int64_t)) * (MpiCountCheck::kHeader + 1 + (column ? e : 0));
+    const std::int64_t rows = fixed[MpiCountCheck::kHeader];
+    // Its rows are checked against this rank's row width once the shape check passed (on_agreed).
+    if (rows < 0 || prefix > head_room_)
+      fail(Errc::internal, "group", "rank {} got a malformed head from rank {} ({} rows)", me_, src, rows);
+    std::vector<std::int64_t> counts;
+    if (column) {
+      counts.resize(static_cast<std::size_t>(e));
+      std::memcpy(counts.data(), head + sizeof fixed, counts.size() * sizeof(std::int64_t));
+    }
+    head_rows_[static_cast<std::size_t>(src)] = rows;
+    head_prefix_[static_cast<std::size_t>(src)] = prefix;
+    check_.head_arrived(src, fixed, column ? counts.data() : nullptr);
+  }
+
+  // Heads still waiting for their rows leave now, without them (the rows
+  // follow as the peer's one message once the call is agreed): called before
+  // this rank waits for anything, so no rank's header waits on a rank that waits.
+  void release_heads() {
+    if (heads_waiting_.load(std::memory_order_acquire) == 0) return;
+    std::lock_guard lk(queue_mu_);
+    for (int d = 0; d < W_; ++d) {
+      if (head_state_[static_cast<std::size_t>(d)] != HeadState::waiting) continue;
+      head_state_[static_cast<std::size_t>(d)] = HeadState::queued;
+      heads_waiting_.fetch_sub(1, std::memory_order_relaxed);
+      queue_.push_back({d, 0, 0, whole_ + head_at_[static_cast<std::size_t>(d)], prefix_bytes_, kHead});
+    }
+  }
+
+  // A refused call (every rank refused it, after every head arrived): waits
+  // until this rank's heads have left, so the group stays usable. False when
+  // they did not within the timeout (then the group is broken).
+  bool heads_left() noexcept {
+    try {
+      mpi::Backoff backoff;
+      const auto deadline = deadline_after(timeout_);
+      for (;;) {
+        {
+          auto lk = mpi::lock();
+          for (const InFlight& f : in_flight_)
+            if (f.slot != kHead || f.whole_from >= 0) return false;  // only sent heads may be left
+          int done = 0;
+          mpi::check(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE),
+                     "MPI_Testall");
+          if (done) {
+            requests_.clear();
+            in_flight_.clear();
+            return true;
+          }
+        }
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        backoff.pause();
+      }
+    } catch (...) {
+      return false;
+    }
   }
 
   // The dispatch op: each expert's rows counted down as they reach y (a
@@ -575,6 +793,20 @@ class MpiExchange final : public Exchange {
       if (s == me_) continue;
       std::int64_t from_s = 0;
       for (int j = 0; j < e_; ++j) from_s += recv_counts_[static_cast<std::size_t>(s * e_ + j)];
+      if (carry_ && head_rows_[static_cast<std::size_t>(s)] > 0) {  // its head carried them: one block per expert, in order
+        const std::int64_t prefix = head_prefix_[static_cast<std::size_t>(s)];
+        if (head_rows_[static_cast<std::size_t>(s)] != from_s || prefix + from_s * row_bytes_ > head_room_)
+          fail(Errc::internal, "group", "rank {}: rank {}'s head carried {} rows, expected {}", me_, s,
+               head_rows_[static_cast<std::size_t>(s)], from_s);
+        const std::byte* at = heads_ + s * head_room_ + prefix;
+        for (int j = 0; j < e_; ++j) {
+          const auto g = static_cast<std::size_t>(s * e_ + j);
+          const std::int64_t bytes = recv_counts_[g] * row_bytes_;
+          if (bytes > 0) landed_.push_back({at, recv_offset_[g] * row_bytes_, bytes, j});
+          at += bytes;
+        }
+        continue;
+      }
       if (messages_.one_message(from_s * row_bytes_)) {  // the sender decided the same from the same counts
         MPI_Request req;
         mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(from_s), row_type_, s, 0, comm_, &req), "MPI_Irecv");
@@ -605,11 +837,20 @@ class MpiExchange final : public Exchange {
         }
       }
     }
+    if (self_ != nullptr) {  // this rank's own rows written so far go to y with the received ones
+      std::lock_guard lk(queue_mu_);
+      landed_.insert(landed_.end(), self_written_.begin(), self_written_.end());
+      self_written_.clear();
+      self_flushed_ = true;
+    }
     last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     agreed_.store(true, std::memory_order_release);
   }
 
+  enum class HeadState : std::uint8_t { none, waiting, queued };  // waiting: for its rows (D56)
   MPI_Comm comm_;
+  MPI_Comm heads_comm_;  // heads travel apart from rows (no tag of a row message can match them)
+  bool carry_;           // this call's headers travel in heads (D56), the same on every rank
   int me_, W_, e_;
   MPI_Datatype row_type_;
   MpiCountCheck& check_;
@@ -619,6 +860,18 @@ class MpiExchange final : public Exchange {
   std::byte* landing_ = nullptr;  // the communicator's: receives land here, then are copied into y
   std::byte* whole_ = nullptr;    // the communicator's (Staging::whole): rows for peers that get one message
   const MessagePolicy& messages_;
+  std::vector<std::int64_t> head_at_;                  // [d]: d's head in whole_ (bytes), just before d's rows
+  std::vector<HeadState> head_state_;                  // [d] (queue_mu_)
+  std::atomic<int> heads_waiting_{0};                  // heads in state waiting
+  std::int64_t prefix_bytes_ = 0;                      // a head's bytes before its rows
+  std::byte* heads_ = nullptr;                         // the communicator's: room for every peer's head
+  std::int64_t head_room_ = 0;                         // bytes of room per peer
+  std::vector<std::int64_t> head_rows_, head_prefix_;  // [s]: rows s's head carried, its prefix bytes
+  std::byte* self_ = nullptr;                          // the communicator's: this rank's own rows until agreed
+  std::int64_t self_bytes_ = 0;
+  std::vector<std::int64_t> self_block_;                     // [j]: expert j's first row in self_
+  std::vector<Landed> self_written_;                         // own rows written before the agreement (queue_mu_)
+  bool self_flushed_ = false;                                // the agreement took self_written_ (queue_mu_)
   std::vector<std::int64_t> whole_at_;                       // [d]: d's message in whole_ (bytes), -1: tile by tile
   std::vector<std::int64_t> whole_rows_;                     // [d]: rows of d's message
   std::vector<std::int64_t> whole_block_;                    // [d*e + j]: block (d, j)'s first row in d's message
@@ -663,8 +916,8 @@ class MpiExchange final : public Exchange {
 
 class MpiCommunicator final : public Communicator, private Quarantine {
  public:
-  MpiCommunicator(MPI_Comm comm, std::chrono::milliseconds timeout, std::string name, MessagePolicy messages)
-      : comm_(comm), timeout_(timeout), name_(std::move(name)), messages_(std::move(messages)) {
+  MpiCommunicator(MPI_Comm comm, MPI_Comm heads_comm, std::chrono::milliseconds timeout, std::string name, MessagePolicy messages)
+      : comm_(comm), heads_comm_(heads_comm), timeout_(timeout), name_(std::move(name)), messages_(std::move(messages)) {
     auto lk = mpi::lock();
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
@@ -683,6 +936,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     if (!finalized && !broken_.load()) {
       auto lk = mpi::lock();
       for (auto& [bytes, type] : row_types_) MPI_Type_free(&type);
+      MPI_Comm_free(&heads_comm_);
       MPI_Comm_free(&comm_);
       return;
     }
@@ -754,10 +1008,18 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     std::byte* landing = staging_.landing(static_cast<std::size_t>(incoming_rows * row_bytes));
     bool agreed = false;
     MPI_Datatype row = MPI_DATATYPE_NULL;
+    // A small call after a small call (the last call's most bytes for one
+    // peer, the same on every rank) sends each peer one message: its header,
+    // counts and rows together (D56).
+    const bool carry = messages_.carry && size_ > 1 && size_ <= MessagePolicy::kMaxCarryRanks && check_->last_peer_bytes() >= 0 &&
+                       check_->last_peer_bytes() <= messages_.bytes;
     {
       auto lk = mpi::lock();
       row = row_type(row_bytes);
-      check_->start(mine);
+      if (carry)
+        check_->start_carried(mine);
+      else
+        check_->start(mine);
     }
     if (!mpi::thread_level_at_least_serialized()) {
       const auto deadline = deadline_after(timeout_);
@@ -777,7 +1039,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
       agreed = true;
     }
     return std::make_unique<MpiExchange>(comm_, rank_, size_, mine, row, ring, slots, landing, staging_, *check_, agreed,
-                                         timeout_, &broken_, static_cast<Quarantine&>(*this), messages_);
+                                         timeout_, &broken_, static_cast<Quarantine&>(*this), messages_, carry, heads_comm_);
   }
 
  private:
@@ -801,6 +1063,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
   }
 
   MPI_Comm comm_;
+  MPI_Comm heads_comm_;  // a dup of comm_: small calls' heads (D56)
   std::chrono::milliseconds timeout_;
   std::string name_;
   int rank_ = 0, size_ = 1;
@@ -822,13 +1085,15 @@ MessagePolicy message_policy(MPI_Comm comm, int rank, int size) {
   MessagePolicy p;
   p.bytes = given.value_or(MessagePolicy::kOffNodeBytes);
   auto lk = mpi::lock();
-  const std::int64_t mine[2] = {given ? *given : -1, given ? -*given : 1};  // -1: unset
-  std::int64_t agreed[2] = {0, 0};
-  mpi::check(MPI_Allreduce(mine, agreed, 2, MPI_INT64_T, MPI_MIN, comm), "MPI_Allreduce");
+  // Third: whether this rank's pool workers may call MPI (heads may then wait for their rows).
+  const std::int64_t mine[3] = {given ? *given : -1, given ? -*given : 1, mpi::thread_level_at_least_serialized() ? 1 : 0};
+  std::int64_t agreed[3] = {0, 0, 0};
+  mpi::check(MPI_Allreduce(mine, agreed, 3, MPI_INT64_T, MPI_MIN, comm), "MPI_Allreduce");
   if (agreed[0] != -agreed[1])
     fail(Errc::invalid_argument, "GMMAV_MPI_MESSAGE_BYTES",
          "expected the same value on every rank of the group, got values from {} to {} (unset counts as -1); this rank has {}",
          agreed[0], -agreed[1], mine[0]);
+  p.carry = agreed[2] == 1 && p.bytes > 0;
   if (given) return p;  // every peer
   MPI_Comm node;
   mpi::check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
@@ -864,14 +1129,19 @@ std::shared_ptr<Communicator> create_mpi(MPI_Comm user_comm, std::chrono::millis
     MPI_Comm_size(dup, &size);
   }
   MessagePolicy messages;
+  MPI_Comm heads = MPI_COMM_NULL;
   try {
     messages = message_policy(dup, rank, size);
+    auto lk = mpi::lock();
+    mpi::check(MPI_Comm_dup(dup, &heads), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(heads, MPI_ERRORS_RETURN);
   } catch (...) {
     auto lk = mpi::lock();
     MPI_Comm_free(&dup);
     throw;
   }
-  return std::make_shared<MpiCommunicator>(dup, timeout, name.empty() ? std::string("gmmav-mpi") : name, std::move(messages));
+  return std::make_shared<MpiCommunicator>(dup, heads, timeout, name.empty() ? std::string("gmmav-mpi") : name,
+                                           std::move(messages));
 }
 
 }  // namespace gmmav::comm

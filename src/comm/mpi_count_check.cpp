@@ -36,11 +36,21 @@ CountDigest digest_of(const std::vector<std::int64_t>& send, const std::vector<s
 MpiCountCheck::MpiCountCheck(MPI_Comm comm, int rank, int size, int tag_ub)
     : comm_(comm), rank_(rank), size_(size), tag_ub_(tag_ub) {}
 
-void MpiCountCheck::start(const CallInfo& mine) {
+void MpiCountCheck::set_header(const CallInfo& mine) {
   const CountDigest digest = digest_of(mine.send_counts, mine.recv_counts);
   std::int64_t max_tiles = 1;
   const std::int64_t tile_rows = std::max<std::int64_t>(1, mine.tiling.tile_rows);
   for (auto v : mine.send_counts) max_tiles = std::max(max_tiles, (v + tile_rows - 1) / tile_rows);
+  // The most bytes this rank sends one peer: whether the group's next call may carry its rows in heads.
+  std::int64_t peer_bytes = 0;
+  const int e = mine.local_experts;
+  const std::int64_t row_bytes = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
+  for (std::size_t d = 0; e > 0 && d < mine.send_counts.size() / static_cast<std::size_t>(e); ++d) {
+    if (static_cast<int>(d) == rank_) continue;
+    std::int64_t rows = 0;
+    for (int j = 0; j < e; ++j) rows += mine.send_counts[d * static_cast<std::size_t>(e) + static_cast<std::size_t>(j)];
+    peer_bytes = std::max(peer_bytes, rows * row_bytes);
+  }
   const std::int64_t header[kHeader] = {mine.local_experts,
                                         static_cast<std::int64_t>(mine.dtype),
                                         mine.row_width,
@@ -48,20 +58,50 @@ void MpiCountCheck::start(const CallInfo& mine) {
                                         static_cast<std::int64_t>(digest.a),
                                         static_cast<std::int64_t>(digest.b),
                                         max_tiles,
-                                        static_cast<std::int64_t>(mine.op)};
+                                        static_cast<std::int64_t>(mine.op),
+                                        peer_bytes};
   std::copy(header, header + kHeader, header_);
   send_ = mine.send_counts;
   recv_ = mine.recv_counts;
   headers_.assign(static_cast<std::size_t>(kHeader * size_), 0);
+}
+
+void MpiCountCheck::start(const CallInfo& mine) {
+  set_header(mine);
+  columns_carried_ = false;
   mpi::check(MPI_Iallgather(header_, kHeader, MPI_INT64_T, headers_.data(), kHeader, MPI_INT64_T, comm_, &req_),
              "MPI_Iallgather");
   stage_ = Stage::headers;
 }
 
+void MpiCountCheck::start_carried(const CallInfo& mine) {
+  set_header(mine);
+  std::copy(header_, header_ + kHeader, headers_.data() + static_cast<std::size_t>(kHeader * rank_));
+  columns_carried_ = carries_column(header_[0]);
+  if (columns_carried_) {  // this rank's own column: what it sends itself
+    const auto e = static_cast<std::size_t>(header_[0]);
+    column_.assign(send_.size(), 0);
+    std::copy_n(send_.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(rank_) * e), e,
+                column_.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(rank_) * e));
+  }
+  heads_left_ = size_ - 1;
+  stage_ = Stage::heads;
+}
+
+void MpiCountCheck::head_arrived(int s, const std::int64_t* header, const std::int64_t* column) {
+  std::copy(header, header + kHeader, headers_.data() + static_cast<std::size_t>(kHeader * s));
+  // A peer's column is used only when every rank's e equals this rank's (the shape check), so its length is e here.
+  const auto e = static_cast<std::size_t>(header_[0]);
+  if (columns_carried_ && column != nullptr && header[0] == header_[0] && column_.size() >= (static_cast<std::size_t>(s) + 1) * e)
+    std::copy_n(column, e, column_.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s) * e));
+  --heads_left_;
+}
+
 const char* MpiCountCheck::waiting_for() const {
   const Stage s = stage_;
-  return s == Stage::columns || s == Stage::verdicts ? "at the count exchange"
-                                                     : "at the start of the call (a rank did not call, or died)";
+  return s == Stage::columns || s == Stage::verdicts || (s == Stage::heads && heads_left_ == 0)
+             ? "at the count exchange"
+             : "at the start of the call (a rank did not call, or died)";
 }
 
 bool MpiCountCheck::settled() {
@@ -79,8 +119,8 @@ bool MpiCountCheck::test(MPI_Request* req) {
 bool MpiCountCheck::advance() {
   if (stage_ == Stage::passed) return true;
   const int W = size_;
-  if (stage_ == Stage::headers) {
-    if (!test(&req_)) return false;
+  if (stage_ == Stage::heads || stage_ == Stage::headers) {
+    if (stage_ == Stage::heads ? heads_left_ > 0 : !test(&req_)) return false;
     std::vector<CallInfo> shapes(static_cast<std::size_t>(W));
     bool same_shape = true;
     bool as_last_call = last_digest_.size() == static_cast<std::size_t>(W);
@@ -103,12 +143,16 @@ bool MpiCountCheck::advance() {
     if (as_last_call) return conclude();  // the same lists as the last call that passed
     // Every rank's column: source s's counts for this rank are s's block [me*e, me*e + e).
     const int e = static_cast<int>(header_[0]);
-    column_.assign(send_.size(), 0);
-    mpi::check(MPI_Ialltoall(send_.data(), e, MPI_INT64_T, column_.data(), e, MPI_INT64_T, comm_, &req_), "MPI_Ialltoall");
-    stage_ = Stage::columns;
+    if (stage_ == Stage::heads && columns_carried_) {
+      stage_ = Stage::columns;  // the heads brought them (same e everywhere: every rank decides alike)
+    } else {
+      column_.assign(send_.size(), 0);
+      mpi::check(MPI_Ialltoall(send_.data(), e, MPI_INT64_T, column_.data(), e, MPI_INT64_T, comm_, &req_), "MPI_Ialltoall");
+      stage_ = Stage::columns;
+    }
   }
   if (stage_ == Stage::columns) {
-    if (!test(&req_)) return false;
+    if (req_ != MPI_REQUEST_NULL && !test(&req_)) return false;
     check_column();
     verdicts_.assign(static_cast<std::size_t>(kVerdict * W), 0);
     mpi::check(MPI_Iallgather(verdict_, kVerdict, MPI_INT64_T, verdicts_.data(), kVerdict, MPI_INT64_T, comm_, &req_),
@@ -169,6 +213,9 @@ bool MpiCountCheck::conclude() {
     fail(Errc::invalid_argument, "sendCounts", "expected at most {} row tiles per call for MPI tags, got {} experts x {} tiles",
          tag_ub_, e, max_tiles);
   tag_stride_ = max_tiles;
+  last_peer_bytes_ = 0;
+  for (int r = 0; r < size_; ++r)
+    last_peer_bytes_ = std::max(last_peer_bytes_, headers_[static_cast<std::size_t>(kHeader * r + 8)]);
   stage_ = Stage::passed;
   return true;
 }

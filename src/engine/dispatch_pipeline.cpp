@@ -22,6 +22,7 @@
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
 #include "engine/pipeline.hpp"
+#include "engine/shared_tile.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
@@ -115,9 +116,8 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
     pool.parallel_for(
         shared.size(),
         [&](std::size_t i) {
-          ex.wait_agreed();  // mmY is this rank's output: untouched until the call is agreed
-          shared_w->matmul_rows(u16(t.mm_x->data) + shared[i].first * s.h2, shared[i].rows,
-                                static_cast<std::uint16_t*>(t.mm_y->data) + shared[i].first * s.n2);
+          shared_tile(ex, *shared_w, u16(t.mm_x->data) + shared[i].first * s.h2, shared[i].rows, s.n2,
+                      static_cast<std::uint16_t*>(t.mm_y->data) + shared[i].first * s.n2);
           ex.progress();
         },
         poll);

@@ -20,6 +20,7 @@
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
 #include "engine/pipeline.hpp"
+#include "engine/shared_tile.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
@@ -133,9 +134,8 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
         {-1, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
          [&](const gemm::PreparedWeight& w, std::size_t i) {
            const engine::SharedTile& tile = shared[i];
-           ex.wait_agreed();  // mmY is this rank's output: untouched until the call is agreed
-           w.matmul_rows(u16(t.mm_x->data) + tile.first * s.h2, tile.rows,
-                         static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
+           shared_tile(ex, w, u16(t.mm_x->data) + tile.first * s.h2, tile.rows, s.n2,
+                       static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
            ex.progress();
          },
          packed ? packed->shared.get() : nullptr, nullptr,

@@ -11,6 +11,9 @@
 //   --mismatch min the same with one staging tile: remote tiles computed
 //                  while the count check travels fill the ring and wait for it.
 //   --absent R     rank R never calls: the others must get a timeout error.
+//   ... carry      (--absent, --late) a small call first: the call that
+//                  fails is one whose count check travels in the peers' one
+//                  message each (D56).
 //   ... funneled   (last) MPI initialised at MPI_THREAD_FUNNELED.
 //   --killed R DIR [S]  rank R dies (SIGKILL) in the middle of the call: the
 //                  others must get an error within the timeout (run with mpirun
@@ -173,8 +176,22 @@ bool mismatch(const gmmav::Comm& comm) {
   return ok;
 }
 
-bool absent(int who, const gmmav::Comm& comm) {
+// A small call that must succeed (so that the group's next call carries its
+// count check in its messages, D56).
+bool small_call_first(const gmmav::Comm& comm) {
+  CaseSpec s;
+  s.world_size = comm.size();
+  s.local_experts = 2;
+  s.rows_per_rank = 40;
+  Case c = make_case(s);
+  const std::string err = run_rank(c, comm.rank(), comm);
+  if (!err.empty()) std::printf("rank %d: the small call first failed: %s -> UNEXPECTED\n", comm.rank(), err.c_str());
+  return err.empty();
+}
+
+bool absent(int who, bool carry, const gmmav::Comm& comm) {
   const int me = comm.rank();
+  if (carry && !small_call_first(comm)) return false;
   if (me == who) {
     std::printf("rank %d: not calling\n", me);
     return true;
@@ -407,14 +424,16 @@ class StallingExchange final : public gmmav::testing::ForwardingExchange {
 
 // before_call: rank `who` calls only after the others timed out (they are
 // still in the count check, nothing posted), instead of stalling mid-call.
-bool late(int who, bool before_call, const gmmav::Comm& comm) {
+// carry: a small call (heads carry the rows, D56) after a small one.
+bool late(int who, bool before_call, bool carry, const gmmav::Comm& comm) {
   const int me = comm.rank();
+  if (carry && !small_call_first(comm)) return false;
   CaseSpec s;
   s.world_size = comm.size();
   s.local_experts = 2;
-  s.rows_per_rank = 3000;
+  s.rows_per_rank = carry ? 60 : 3000;
   s.h1 = 64;
-  s.n1 = 256;  // 64 KiB tiles: rendezvous messages, several in flight
+  s.n1 = carry ? 32 : 256;  // 64 KiB tiles: rendezvous messages, several in flight
   s.shared_expert = true;
   s.counts = CountPattern::balanced;
   const auto timeout = comm.timeout();
@@ -507,20 +526,22 @@ int main(int argc, char** argv) {
     else if (mode == "--mismatch")
       ok = mismatch(comm);
     else if (mode == "--absent")
-      ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, comm);
+      ok = absent(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 && std::string(argv[3]) == "carry", comm);
     else if (mode == "--killed") {
       killed(argc > 2 ? std::atoi(argv[2]) : 0, argc > 3 ? argv[3] : ".", argc > 4 ? std::atoi(argv[4]) : -1, comm);
       std::_Exit(0);  // a peer is dead: no collective teardown (MPI_Finalize could wait for it)
     } else if (mode == "--late")
-      ok = late(argc > 2 ? std::atoi(argv[2]) : 1, argc > 3 && std::string(argv[3]) == "before", comm);
+      ok = late(argc > 2 ? std::atoi(argv[2]) : 1, argc > 3 && std::string(argv[3]) == "before",
+                std::string(argv[argc - 1]) == "carry", comm);
     else if (mode == "--fault") {
       fault(argc > 2 ? argv[2] : ".", argc > 3 ? std::atoi(argv[3]) : 0, argc > 4 && std::string(argv[4]) == "after", comm);
       std::_Exit(0);  // peers are gone or unreachable: no collective teardown
     } else {
-      std::fprintf(stderr,
-                   "usage: gmmav_mpi_check --cases N | --mismatch | --refused-group | --absent R | --killed R DIR | --fault DIR "
-                   "P [after] | --late "
-                   "P [before]\n");
+      std::fprintf(
+          stderr,
+          "usage: gmmav_mpi_check --cases N | --mismatch | --refused-group | --absent R [carry] | --killed R DIR | --fault DIR "
+          "P [after] | --late "
+          "P [before] [carry]\n");
       ok = 0;
     }
   }
