@@ -223,6 +223,7 @@ class MpiExchange final : public Exchange {
     head_at_.assign(static_cast<std::size_t>(W_), -1);
     head_state_.assign(static_cast<std::size_t>(W_), HeadState::none);
     std::int64_t whole_at = 0;
+    bool sends_tiles = false;  // some peer's rows go tile by tile
     for (int d = 0; d < W_; ++d) {
       if (d == me_) continue;
       std::int64_t rows = 0;
@@ -231,6 +232,7 @@ class MpiExchange final : public Exchange {
         rows += mine.send_counts[static_cast<std::size_t>(d * e_ + j)];
       }
       const bool one = messages.one_message(rows * row_bytes_);
+      sends_tiles = sends_tiles || (rows > 0 && !one);
       if (carry_) {
         whole_at = (whole_at + 63) / 64 * 64;
         head_at_[static_cast<std::size_t>(d)] = whole_at;
@@ -264,6 +266,11 @@ class MpiExchange final : public Exchange {
         self_bytes_ = own * row_bytes_;
         self_ = staging_area.self(static_cast<std::size_t>(self_bytes_));
       }
+      // A rank with tiles for some peer carries no rows at all: its heads
+      // leave at once, so no peer's agreement (and tiles) waits for its GEMMs.
+      if (sends_tiles)
+        for (HeadState& h : head_state_)
+          if (h == HeadState::waiting) h = HeadState::queued;
       head_rows_.assign(static_cast<std::size_t>(W_), 0);
       head_prefix_.assign(static_cast<std::size_t>(W_), 0);
       for (int d = 0; d < W_; ++d) {
