@@ -4,10 +4,14 @@
 #include <thread>
 
 #include "case_runner.hpp"
+#include "engine/compute_pool.hpp"
 #include "gmmav/mpi.hpp"
 #include "mpi_group.hpp"
 
 namespace gmmav::bench {
+
+int Backend::cores_on_this_machine() const { return engine::available_cores(); }
+
 namespace {
 
 class InProcessBackend final : public Backend {
@@ -52,6 +56,7 @@ class MpiBackend final : public Backend {
   int process_rank() const override { return group_->rank(); }
   int world_size(const CaseShape&) const override { return group_->size(); }
   int ranks_on_this_machine() const override { return group_->local_size(); }
+  int cores_on_this_machine() const override { return group_->local_cores(); }
   void process_barrier() override {  // long, rare waits: sleep up to 1 ms between tests
     MPI_Request req;
     MPI_Ibarrier(group_->comm(), &req);

@@ -147,7 +147,7 @@ int run(const Options& o) {
     s.torch_settings.warmup = o.warmup;
     if (tcp_only) {
       s.exchange_cpu_ns_per_byte = o.tcp_cpu_ns_per_byte > 0 ? o.tcp_cpu_ns_per_byte : machine.tcp.cpu_ns_per_byte;
-      s.cores = machine.cores;
+      s.cores = backend->cores_on_this_machine();  // every rank's CPUs: with pinned ranks, more than one rank's
     }
     if (dispatch) {
       DispatchResult d = run_dispatch_case(*backend, jobs[i].shape, jobs[i].dtype, s);

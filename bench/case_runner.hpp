@@ -82,6 +82,8 @@ class Backend {
   virtual int process_rank() const = 0;
   /// Ranks of this group on this machine (they share its cores): in-process 1 process, MPI the local ranks.
   virtual int ranks_on_this_machine() const { return 1; }
+  /// CPUs the ranks on this machine run on together (in-process: this process's).
+  virtual int cores_on_this_machine() const;
   /// MPI: a polite barrier of the processes (so rank 0 can measure the machine undisturbed). In-process: nothing.
   virtual void process_barrier() {}
   /// Runs fn(group, comm) on every rank of a W-rank group (in-process: W threads; MPI: this process's rank).

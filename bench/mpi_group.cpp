@@ -34,6 +34,12 @@ MpiRankGroup::MpiRankGroup() {
   MPI_Comm local;
   MPI_Comm_split(comm_, static_cast<int>(machine_id() & 0x7fffffff), rank_, &local);
   MPI_Comm_size(local, &local_size_);
+  cpu_set_t mine, all;
+  CPU_ZERO(&mine);
+  CPU_ZERO(&all);
+  if (sched_getaffinity(0, sizeof mine, &mine) != 0) CPU_SET(0, &mine);
+  MPI_Allreduce(&mine, &all, static_cast<int>(sizeof mine), MPI_BYTE, MPI_BOR, local);
+  local_cores_ = std::max(1, CPU_COUNT(&all));
   MPI_Comm_free(&local);
 }
 

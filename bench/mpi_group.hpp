@@ -29,12 +29,15 @@ class MpiRankGroup final : public RankGroup {
   MPI_Comm comm() const { return comm_; }
   /// Ranks of this group on this machine (they share its cores).
   int local_size() const { return local_size_; }
+  /// CPUs those ranks may run on together: the union of their affinity masks
+  /// (each rank's own mask is 1 CPU on a pinned simulated host, sim-cluster --pin).
+  int local_cores() const { return local_cores_; }
 
  private:
   static std::uint64_t machine_id();  // same value for every process on this machine (kernel boot id)
   double allreduce(double v, MPI_Op op);
   MPI_Comm comm_ = MPI_COMM_NULL;
-  int rank_ = 0, size_ = 1, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1, local_cores_ = 1;
 };
 
 /// Waits for `req` by testing and sleeping (never spins a core away from a computing rank).
