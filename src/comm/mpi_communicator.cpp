@@ -272,7 +272,6 @@ class MpiExchange final : public Exchange {
         for (HeadState& h : head_state_)
           if (h == HeadState::waiting) h = HeadState::queued;
       head_rows_.assign(static_cast<std::size_t>(W_), 0);
-      head_prefix_.assign(static_cast<std::size_t>(W_), 0);
       for (int d = 0; d < W_; ++d) {
         if (d == me_) continue;
         std::vector<std::int64_t> prefix(check_.header(), check_.header() + MpiCountCheck::kHeader);
@@ -326,7 +325,7 @@ class MpiExchange final : public Exchange {
   // so a receive completing here is not copied into y.
   ~MpiExchange() override {
     if (requests_.empty()) return;
-    if (refused_.load(std::memory_order_acquire) && heads_left()) return;
+    if (refused_.load(std::memory_order_acquire) && own_heads_sent()) return;
     broken_->store(true, std::memory_order_relaxed);
     try {
       auto lk = mpi::lock();
@@ -406,12 +405,7 @@ class MpiExchange final : public Exchange {
         const auto d = static_cast<std::size_t>(dest);
         std::lock_guard lk(queue_mu_);
         if (head_state_[d] == HeadState::waiting) {  // the header goes with the rows (D56)
-          const std::int64_t carried = whole_rows_[d];
-          std::memcpy(whole_ + head_at_[d] + MpiCountCheck::kHeader * static_cast<std::int64_t>(sizeof(std::int64_t)), &carried,
-                      sizeof carried);
-          head_state_[d] = HeadState::queued;
-          heads_waiting_.fetch_sub(1, std::memory_order_relaxed);
-          queue_.push_back({dest, 0, 0, whole_ + head_at_[d], prefix_bytes_ + carried * row_bytes_, kHead});
+          queue_waiting_head(dest, whole_rows_[d]);
         } else {
           queue_.push_back({dest, 0, 0, whole_ + whole_at_[d], whole_rows_[d], kNoSlot});
         }
@@ -628,14 +622,8 @@ class MpiExchange final : public Exchange {
           }
         } else if (f.slot == kHead) {
           if (f.whole_from >= 0) head_in(f.whole_from, heads_ + f.landing_at);
-        } else if (f.whole_from >= 0) {  // one block per expert, in order
-          std::int64_t at = f.landing_at;
-          for (int j = 0; j < e_; ++j) {
-            const auto g = static_cast<std::size_t>(f.whole_from * e_ + j);
-            const std::int64_t bytes = recv_counts_[g] * row_bytes_;
-            if (bytes > 0) landed_.push_back({landing_ + at, recv_offset_[g] * row_bytes_, bytes, j});
-            at += bytes;
-          }
+        } else if (f.whole_from >= 0) {
+          land_all_from(f.whole_from, landing_ + f.landing_at);
         } else if (f.slot == kReceive) {
           landed_.push_back({landing_ + f.landing_at, f.y_at, f.bytes, f.expert});
         }
@@ -651,6 +639,17 @@ class MpiExchange final : public Exchange {
     }
     requests_.resize(out);
     in_flight_.resize(out);
+  }
+
+  // All of source s's rows of the call, one block per expert in order from
+  // `from` (one message): queued for the copy into y.
+  void land_all_from(int s, const std::byte* from) {
+    for (int j = 0; j < e_; ++j) {
+      const auto g = static_cast<std::size_t>(s * e_ + j);
+      const std::int64_t bytes = recv_counts_[g] * row_bytes_;
+      if (bytes > 0) landed_.push_back({from, recv_offset_[g] * row_bytes_, bytes, j});
+      from += bytes;
+    }
   }
 
   // Source `src`'s head arrived (caller holds mpi::lock()): its header and
@@ -671,7 +670,6 @@ class MpiExchange final : public Exchange {
       std::memcpy(counts.data(), head + sizeof fixed, counts.size() * sizeof(std::int64_t));
     }
     head_rows_[static_cast<std::size_t>(src)] = rows;
-    head_prefix_[static_cast<std::size_t>(src)] = prefix;
     check_.head_arrived(src, fixed, column ? counts.data() : nullptr);
   }
 
@@ -681,18 +679,25 @@ class MpiExchange final : public Exchange {
   void release_heads() {
     if (heads_waiting_.load(std::memory_order_acquire) == 0) return;
     std::lock_guard lk(queue_mu_);
-    for (int d = 0; d < W_; ++d) {
-      if (head_state_[static_cast<std::size_t>(d)] != HeadState::waiting) continue;
-      head_state_[static_cast<std::size_t>(d)] = HeadState::queued;
-      heads_waiting_.fetch_sub(1, std::memory_order_relaxed);
-      queue_.push_back({d, 0, 0, whole_ + head_at_[static_cast<std::size_t>(d)], prefix_bytes_, kHead});
-    }
+    for (int d = 0; d < W_; ++d)
+      if (head_state_[static_cast<std::size_t>(d)] == HeadState::waiting) queue_waiting_head(d, 0);
+  }
+
+  // Head d, waiting for its rows, leaves with `carried` of them (all or none;
+  // the receiver reads the count). Caller holds queue_mu_.
+  void queue_waiting_head(int d, std::int64_t carried) {
+    const auto i = static_cast<std::size_t>(d);
+    std::memcpy(whole_ + head_at_[i] + MpiCountCheck::kHeader * static_cast<std::int64_t>(sizeof(std::int64_t)), &carried,
+                sizeof carried);
+    head_state_[i] = HeadState::queued;
+    heads_waiting_.fetch_sub(1, std::memory_order_relaxed);
+    queue_.push_back({d, 0, 0, whole_ + head_at_[i], prefix_bytes_ + carried * row_bytes_, kHead});
   }
 
   // A refused call (every rank refused it, after every head arrived): waits
   // until this rank's heads have left, so the group stays usable. False when
   // they did not within the timeout (then the group is broken).
-  bool heads_left() noexcept {
+  bool own_heads_sent() noexcept {
     try {
       mpi::Backoff backoff;
       const auto deadline = deadline_after(timeout_);
@@ -801,17 +806,12 @@ class MpiExchange final : public Exchange {
       std::int64_t from_s = 0;
       for (int j = 0; j < e_; ++j) from_s += recv_counts_[static_cast<std::size_t>(s * e_ + j)];
       if (carry_ && head_rows_[static_cast<std::size_t>(s)] > 0) {  // its head carried them: one block per expert, in order
-        const std::int64_t prefix = head_prefix_[static_cast<std::size_t>(s)];
+        // The check passed: s's e is this rank's, so is its head's prefix.
+        const std::int64_t prefix = prefix_bytes_;
         if (head_rows_[static_cast<std::size_t>(s)] != from_s || prefix + from_s * row_bytes_ > head_room_)
           fail(Errc::internal, "group", "rank {}: rank {}'s head carried {} rows, expected {}", me_, s,
                head_rows_[static_cast<std::size_t>(s)], from_s);
-        const std::byte* at = heads_ + s * head_room_ + prefix;
-        for (int j = 0; j < e_; ++j) {
-          const auto g = static_cast<std::size_t>(s * e_ + j);
-          const std::int64_t bytes = recv_counts_[g] * row_bytes_;
-          if (bytes > 0) landed_.push_back({at, recv_offset_[g] * row_bytes_, bytes, j});
-          at += bytes;
-        }
+        land_all_from(s, heads_ + s * head_room_ + prefix);
         continue;
       }
       if (messages_.one_message(from_s * row_bytes_)) {  // the sender decided the same from the same counts
@@ -867,14 +867,14 @@ class MpiExchange final : public Exchange {
   std::byte* landing_ = nullptr;  // the communicator's: receives land here, then are copied into y
   std::byte* whole_ = nullptr;    // the communicator's (Staging::whole): rows for peers that get one message
   const MessagePolicy& messages_;
-  std::vector<std::int64_t> head_at_;                  // [d]: d's head in whole_ (bytes), just before d's rows
-  std::vector<HeadState> head_state_;                  // [d] (queue_mu_)
-  std::atomic<int> heads_waiting_{0};                  // heads in state waiting
-  std::int64_t prefix_bytes_ = 0;                      // a head's bytes before its rows
-  std::byte* heads_ = nullptr;                         // the communicator's: room for every peer's head
-  std::int64_t head_room_ = 0;                         // bytes of room per peer
-  std::vector<std::int64_t> head_rows_, head_prefix_;  // [s]: rows s's head carried, its prefix bytes
-  std::byte* self_ = nullptr;                          // the communicator's: this rank's own rows until agreed
+  std::vector<std::int64_t> head_at_;    // [d]: d's head in whole_ (bytes), just before d's rows
+  std::vector<HeadState> head_state_;    // [d] (queue_mu_)
+  std::atomic<int> heads_waiting_{0};    // heads in state waiting
+  std::int64_t prefix_bytes_ = 0;        // a head's bytes before its rows
+  std::byte* heads_ = nullptr;           // the communicator's: room for every peer's head
+  std::int64_t head_room_ = 0;           // bytes of room per peer
+  std::vector<std::int64_t> head_rows_;  // [s]: rows s's head carried
+  std::byte* self_ = nullptr;            // the communicator's: this rank's own rows until agreed
   std::int64_t self_bytes_ = 0;
   std::vector<std::int64_t> self_block_;                     // [j]: expert j's first row in self_
   std::vector<Landed> self_written_;                         // own rows written before the agreement (queue_mu_)

@@ -86,7 +86,6 @@ class MpiCountCheck {
   static constexpr int kVerdict = 3;  // first mismatch in this rank's column: key (or kNone), sent, received
   static constexpr std::int64_t kNone = INT64_MAX;
   void set_header(const CallInfo& mine);
-  bool headers_in();
   bool test(MPI_Request* req);
   void check_column();
   [[noreturn]] void refuse(const std::int64_t* verdict) const;
