@@ -29,7 +29,9 @@ run_mpi_cases() {
 }
 
 run_stage() {  # $1 = address|thread, $2 = build dir, $3 = gtest filter
-  cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGMMAV_SANITIZE="$1" >/dev/null
+  # -O1 (the level the sanitizers' docs suggest): the test files compile in ~0.6 of -O2's time.
+  cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" \
+    -DGMMAV_SANITIZE="$1" >/dev/null
   cmake --build "$2" -j "$jobs" --target gmmav_tests gmmav_reliability_tests
   for t in gmmav_tests gmmav_reliability_tests; do
     echo "== $1 sanitizer: $t =="

@@ -2,7 +2,8 @@
 # Installs the Debian packages gmmav needs (only the missing ones; apt-get
 # update first), then configures and builds into build/. Idempotent; never
 # asks anything (safe under CI=true). Extra arguments go to cmake's configure step.
-# --suite (first argument): also install what the whole test suite needs beyond the build:
+# Builds everything but the test suite (target gmmav_no_tests) unless --suite.
+# --suite (first argument): also build the tests, and install what the whole suite needs beyond the build:
 # PyTorch and pytest (python3-torch, python3-pytest: ctest label "python", docs/python.md) and
 # clang-format and clang-tidy (ctest style.format, scripts/tidy.sh in .ci/run). The Python package itself (pybind11 + Python headers,
 # small) is always built; PyTorch is large, so only on request (D28). --python is the old name.
@@ -35,4 +36,10 @@ fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build build -j "$jobs"
+# Without --suite only what Quick start line 1 runs (library, C API, CLI, Python package: the
+# gmmav_no_tests target); with it everything, the tests too.
+if [ "$with_suite" = 1 ]; then
+  cmake --build build -j "$jobs"
+else
+  cmake --build build -j "$jobs" --target gmmav_no_tests
+fi

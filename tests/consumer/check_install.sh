@@ -78,7 +78,7 @@ print("installed gmmav.torch:", gmmav.__file__, "PASS")
 PY
     )
   else
-    echo "skipped: /usr/bin/python3 has no torch (./scripts/setup.sh --python installs it)"
+    echo "skipped: /usr/bin/python3 has no torch (./scripts/setup.sh --suite installs it)"
   fi
 fi
 echo "install + consumers: PASS"

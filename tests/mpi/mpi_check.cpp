@@ -476,8 +476,10 @@ bool late(int who, bool before_call, bool carry, const gmmav::Comm& comm) {
     ok = ok && refused;
   }
   // Drive MPI while the late rank resumes, sends its rows and gives up (its
-  // own timeout): nothing of it may land in this rank's outputs.
-  const auto end = failed_at + stall + 3 * timeout;
+  // own timeout, ~3 timeouts after the call began; this rank failed after
+  // ~1): nothing of it may land in this rank's outputs. The late rank itself
+  // goes on (MPI_Allreduce at the end drives its sends).
+  const auto end = me == who ? failed_at : failed_at + stall + timeout + timeout / 2;
   while (std::chrono::steady_clock::now() < end) {
     int flag = 0;
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);

@@ -11,7 +11,7 @@ def main():
     missing = [m for m in ("torch", "pytest") if importlib.util.find_spec(m) is None]
     if missing:
         print(f"SKIP: {sys.executable} lacks {', '.join(missing)} (apt-get install python3-torch python3-pytest; "
-              "./scripts/setup.sh --python installs them)")
+              "./scripts/setup.sh --suite installs them)")
         sys.exit(77)
     if sys.argv[1] == "--run":  # any command (the docs' example under torchrun / mpirun)
         sys.exit(subprocess.call(sys.argv[2:]))
