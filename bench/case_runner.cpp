@@ -21,6 +21,7 @@
 #include "reference/reference.hpp"
 #include "reference/synthetic_case.hpp"
 #include "trace.hpp"
+#include "variant_order.hpp"
 
 namespace gmmav::bench {
 namespace {
@@ -151,8 +152,7 @@ class RankRun {
     const CpuClock cpu0 = CpuClock::now();
     for (int rep = 0; rep < s_.repeat; ++rep) {
       show(s_.warmup + rep + 1, total, "timing");
-      for (int i = 0; i < kVariants; ++i) {
-        const int v = (rep + i) % kVariants;  // rotate, so no variant always runs right after another
+      for (const int v : variant_order(rep, kVariants)) {
         if (!runs(static_cast<Variant>(v))) continue;
         const double t = timed(static_cast<Variant>(v));
         if (r_ == 0) res_.samples[static_cast<std::size_t>(v)].push_back(t);

@@ -9,6 +9,7 @@
 #include "aclnn_variant.hpp"
 #include "reference/dispatch_reference.hpp"
 #include "reference/synthetic_case.hpp"
+#include "variant_order.hpp"
 
 namespace gmmav::bench {
 namespace {
@@ -61,8 +62,7 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
     for (int v = 0; v < kDispatchVariants; ++v)
       if (runs(v)) timed(static_cast<DispatchVariant>(v));
   for (int rep = 0; rep < s.repeat; ++rep)
-    for (int i = 0; i < kDispatchVariants; ++i) {
-      const int v = (rep + i) % kDispatchVariants;  // rotated, as the combine op's bench does
+    for (const int v : variant_order(rep, kDispatchVariants)) {
       if (!runs(v)) continue;
       const double t = timed(static_cast<DispatchVariant>(v));
       if (r == 0) res.samples[static_cast<std::size_t>(v)].push_back(t);
