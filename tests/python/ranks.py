@@ -3,6 +3,7 @@ test_torch_dist.py) or under mpirun (`mpirun -np 2 python3 ranks.py <scenario>`:
 Exit status 0 = pass; a failing rank raises (spawn) or exits 1 (mpirun)."""
 import os
 import sys
+import threading
 import traceback
 import time
 
@@ -92,6 +93,8 @@ def subgroups(rank, W, name):
     mine = groups[rank // 2]
     sub = gt.hcom(mine)
     assert gt.hcom(mine) == sub  # same group, same name
+    gt.patch_torch_npu()  # torch_npu's way of asking: the group's HCCL comm name
+    assert mine.get_hccl_comm_name(dist.get_rank()) == sub
     case = cases.Case(2, 3, 40, 24, torch.bfloat16, 20 + rank // 2, shared=(8, 16, 12))
     r = dist.get_rank(mine)
     y, mm_y = case.call(r, sub)
@@ -143,7 +146,111 @@ def train(rank, W, name):
     print(f"rank {rank}: training steps bit-identical to in-process (bf16, fp16)", flush=True)
 
 
-SCENARIOS = {"dispatch": dispatch, "train": train, "matrix": matrix, "mismatch": mismatch, "absent": absent, "subgroups": subgroups}
+def _gloo_under_mpirun():
+    """Under mpirun: torch.distributed (gloo) over the MPI ranks, meeting through a file named
+    after the job (MindSpeed-style code needs torch.distributed groups)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return None
+    meeting = f"/tmp/gmmav_ranks_{os.environ.get('OMPI_MCA_ess_base_jobid') or os.environ['PMIX_NAMESPACE']}"
+    dist.init_process_group("gloo", init_method=f"file://{meeting}", rank=int(os.environ["OMPI_COMM_WORLD_RANK"]),
+                            world_size=int(os.environ["OMPI_COMM_WORLD_SIZE"]))
+    return meeting
+
+
+def mindspeed(rank, W, name):
+    """MindSpeed's MC2 autograd pair (python/examples/mindspeed_mc2.py: torch_npu.* calls only,
+    hcom from ep_group.get_hccl_comm_name(rank), transposed weights as views, dW from
+    npu_grouped_matmul) over torch.distributed: every gradient of every rank within SPEC §4's
+    bound of float64 autograd, one GEMM at a time (rank 0 checks all ranks' tensors), bf16 and
+    fp16, and every tensor the bits of MoEExperts' step. W = 2: the expert-parallel group is a
+    subgroup made by new_group; otherwise the world."""
+    import torch.distributed as dist
+
+    meeting = _gloo_under_mpirun()
+    training._mindspeed_example()  # its first lines: patch_torch_npu(), import torch_npu
+    rank = dist.get_rank()
+    ep_group = dist.new_group(list(range(W))) if W == 2 else dist.group.WORLD
+    hcom = ep_group.get_hccl_comm_name(rank)  # what patch_torch_npu gave process groups
+    assert hcom in gt._groups and ep_group.get_hccl_comm_name(rank) == hcom and hcom == gt.hcom(ep_group)
+    try:
+        ep_group.get_hccl_comm_name(rank + 1)
+    except ValueError as e:
+        assert "global rank" in str(e), str(e)
+    else:
+        raise AssertionError("another rank's number was taken")
+    for dtype, seed in ((torch.bfloat16, 41), (torch.float16, 43)):
+        case = training.LayerCase(W, 2, 48, 80, dtype, seed, shared=(12, 40))
+        mine = training.mindspeed_step(case, rank, ep_group)
+        outs = [None] * W
+        dist.all_gather_object(outs, mine, group=ep_group)
+        if rank == 0:
+            ratios, e2e = training.check_against_float64(case, outs)  # raises beyond SPEC §4's bound
+            u = 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -11
+            assert all(v < 8 * u for v in e2e.values()), e2e
+            print(f"W={W} {dtype}: err/bound per gradient (GEMM by GEMM vs float64): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()), flush=True)
+            print(f"W={W} {dtype}: end to end vs float64 of the whole layer (ulps): "
+                  + ", ".join(f"{k} {v / u:.2f}" for k, v in e2e.items()), flush=True)
+        # Every tensor is the bits of gmmav's own autograd (MoEExperts, in-process ranks).
+        ref = training.in_process_step(case)[rank]
+        bad = [k for k in training.KEYS if not cases.bits_equal(mine[k], ref[k])]
+        assert not bad, f"{dtype}: differs from MoEExperts: {bad}"
+    # A group whose backend gmmav cannot use: a clear error naming it.
+    other = dist.new_group(list(range(W)))
+    real = dist.get_backend
+    dist.get_backend = lambda g=None: "nccl" if g is other else real(g)
+    try:
+        other.get_hccl_comm_name(rank)
+    except ValueError as e:
+        assert "nccl" in str(e) and str(list(range(W))) in str(e), str(e)
+    else:
+        raise AssertionError("an nccl group was taken")
+    finally:
+        dist.get_backend = real
+    print(f"rank {rank}: MindSpeed-style layer (bf16, fp16) within bound of float64 and bit-identical to MoEExperts",
+          flush=True)
+    if meeting:
+        dist.barrier()
+        if rank == 0:
+            os.remove(meeting)
+
+
+def threads(rank, W, name):
+    """Two threads of rank 0 call on the same gloo hcom at once (rank 1 calls once, later): one is
+    refused with a RuntimeError at once, the other pairs with rank 1 and is right; the group stays
+    usable. (Before: gloo's EnforceNotMet aborted the process.)"""
+    case = cases.Case(W, 2, 32, 16, torch.bfloat16, 50)
+    if rank == 0:
+        start, results = threading.Barrier(2), [None, None]
+
+        def body(i):
+            start.wait()
+            try:
+                results[i] = case.call(rank, name)
+            except RuntimeError as e:
+                results[i] = e
+
+        ts = [threading.Thread(target=body, args=(i,)) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert len(errors) == 1 and "one call at a time" in str(errors[0]), results
+        y, mm_y = next(r for r in results if not isinstance(r, Exception))
+        print(f"rank 0: the second thread's call refused: {errors[0]}", flush=True)
+    else:
+        time.sleep(1.5)  # rank 0's two threads are both in their call by now
+        y, mm_y = case.call(rank, name)
+    cases.check_case_rank(case, rank, y, mm_y)
+    y, mm_y = case.call(rank, name)  # still usable
+    cases.check_case_rank(case, rank, y, mm_y)
+
+
+SCENARIOS = {"dispatch": dispatch, "train": train, "matrix": matrix, "mismatch": mismatch, "absent": absent, "subgroups": subgroups,
+             "mindspeed": mindspeed, "threads": threads}
 
 
 def gloo_worker(rank, W, port, scenario):

@@ -146,3 +146,59 @@ def test_training_step_vs_float64_and_deterministic(dtype, pattern):
     u = 2.0 ** -8 if dtype == BF16 else 2.0 ** -11
     for k, err in e2e.items():
         assert err < 8 * u, f"{k}: normwise error {err:.3g} vs float64 of the whole layer, more than 8 ulps"
+
+
+@pytest.mark.parametrize("op", ["combine", "dispatch"])
+def test_double_backward_raises(op):
+    """Issue 30, item 5: backward(create_graph=True) once returned gradients without grad_fn
+    (silently wrong second derivatives). Now each gradient hangs from a node that raises when
+    differentiated (as with once_differentiable), also towards the weights."""
+    case = cases.Case(2, 2, 16, 8, BF16, 12, shared=(4, 8, 6))
+
+    def body(r, name):
+        x, w, kw = case.inputs(r)
+        x.requires_grad_()
+        w.requires_grad_()
+        mw = kw["mm_weight"].requires_grad_()
+        fn = gt.npu_gmm_alltoallv if op == "combine" else gt.npu_alltoallv_gmm
+        out = fn(x, w, name, 2, case.send(r), case.recv(r), mm_x=kw["mm_x"], mm_weight=mw)
+        loss = (out[0].float() * 3).sum() + (out[1].float() * 2).sum()
+        dx, dw, dmw = torch.autograd.grad(loss, [x, w, mw], create_graph=True)  # collective, every rank
+        assert dx.grad_fn is not None and dw.grad_fn is not None and dmw.grad_fn is not None
+        errors = []
+        for g, wrt in ((dx, w), (dw, x), (dmw, mw)):
+            try:
+                torch.autograd.grad(g.float().sum(), wrt)
+            except RuntimeError as e:
+                errors.append(str(e))
+        return errors
+
+    for errors in cases.run_ranks(gt.in_process_hcoms(2), body):
+        assert len(errors) == 3 and all("double backward" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("op", ["combine", "dispatch"])
+def test_transposed_weight_views_give_the_bits_of_the_trans_flags(op):
+    """Issue 30, item 2: MindSpeed passes w.permute(0, 2, 1) (and w.t()) where torch_npu takes views.
+    Outputs and every gradient are the bits of the same weights passed with the trans flags."""
+    case = cases.Case(2, 2, 24, 16, F16, 13, shared=(6, 20, 12), trans_gmm=True, trans_mm=True)
+
+    def body(r, name, views):
+        x, w, kw = case.inputs(r)  # w (e, N1, H1), mm_weight (N2, H2): stored transposed
+        leaves = [x.requires_grad_(), w.requires_grad_(), kw["mm_x"].requires_grad_(), kw["mm_weight"].requires_grad_()]
+        fn = gt.npu_gmm_alltoallv if op == "combine" else gt.npu_alltoallv_gmm
+        if views:
+            out = fn(x, w.permute(0, 2, 1), name, 2, case.send(r), case.recv(r), mm_x=kw["mm_x"], mm_weight=kw["mm_weight"].t())
+        else:
+            out = fn(x, w, name, 2, case.send(r), case.recv(r), mm_x=kw["mm_x"], mm_weight=kw["mm_weight"],
+                     trans_gmm_weight=True, trans_mm_weight=True)
+        g = torch.Generator().manual_seed(r)
+        loss = sum((o.float() * torch.randn(o.shape, generator=g)).sum() for o in out[:2])
+        loss.backward()
+        return [o.detach() for o in out[:2]] + [t.grad for t in leaves]
+
+    views = cases.run_ranks(gt.in_process_hcoms(2), lambda r, n: body(r, n, True))
+    flags = cases.run_ranks(gt.in_process_hcoms(2), lambda r, n: body(r, n, False))
+    for r in range(2):
+        for i, (a, b) in enumerate(zip(views[r], flags[r])):
+            assert cases.bits_equal(a, b), f"rank {r}: tensor {i} differs"

@@ -49,3 +49,16 @@ def test_gloo_dispatch(W):
 def test_gloo_training_step_W2():
     """MoEExperts' forward + backward over gloo: bit-identical to in-process ranks (checked vs float64)."""
     spawn(2, "train")
+
+
+@pytest.mark.parametrize("W", [2, 3])
+def test_gloo_mindspeed_style_layer(W):
+    """MindSpeed's MC2 autograd pair written with torch_npu.* calls (the stand-in): hcom from
+    get_hccl_comm_name, transposed weights as views, dW from npu_grouped_matmul; every gradient
+    within SPEC §4's bound of float64 (bf16, fp16)."""
+    spawn(W, "mindspeed")
+
+
+def test_gloo_two_threads_on_one_hcom_W2():
+    """A second thread's call on a rank already in a call is refused (RuntimeError), never an abort."""
+    spawn(2, "threads")

@@ -195,3 +195,45 @@ def same_bits(a, b):
             if not cases.bits_equal(x[k], y[k]):
                 bad.append(f"rank {r}: {k}")
     return bad
+
+
+def _mindspeed_example():
+    """python/examples/mindspeed_mc2.py as a module (its autograd Functions; importing it installs
+    gmmav's torch_npu stand-in, as the example does)."""
+    import importlib
+    import os
+    import sys
+
+    examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python", "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)
+    return importlib.import_module("mindspeed_mc2")
+
+
+def mindspeed_step(case, r, ep_group):
+    """Rank r's training step through the MindSpeed-style autograd Functions of the example (every
+    op a torch_npu.* call, transposes as views, dW from npu_grouped_matmul): the same layer and loss
+    as step(), the same dict of outputs, intermediates and gradients."""
+    ms = _mindspeed_example()
+    d = case.data(r)
+    leaf = {k: d[k].clone().requires_grad_() for k in ("x", "w1", "w2")}
+    if case.shared:
+        leaf.update({k: d[k].clone().requires_grad_() for k in ("shared_x", "sw1", "sw2")})
+    y, sy, (h, a, sh, sa) = ms.moe_experts(leaf["x"], leaf["w1"], leaf["w2"], ep_group, case.send(r), case.recv(r),
+                                           leaf.get("shared_x"), leaf.get("sw1"), leaf.get("sw2"))
+    for t in (h, a, sh, sa):
+        if t is not None:
+            t.retain_grad()
+    loss = (y.float() * d["gy"].float()).sum()
+    if case.shared:
+        loss = loss + (sy.float() * d["gsy"].float()).sum()
+    loss.backward()
+    out = {"y": y.detach(), "shared_y": sy.detach() if sy is not None else None, "h": h.detach(), "a": a.detach(),
+           "dh": h.grad, "da": a.grad, "dx": leaf["x"].grad, "dw1": leaf["w1"].grad, "dw2": leaf["w2"].grad}
+    for k, t in (("shared_h", sh), ("shared_a", sa)):
+        out[k] = t.detach() if t is not None else None
+        out["d" + k] = t.grad if t is not None else None
+    out["dshared_x"] = leaf["shared_x"].grad if case.shared else None
+    out["dshared_w1"] = leaf["sw1"].grad if case.shared else None
+    out["dshared_w2"] = leaf["sw2"].grad if case.shared else None
+    return out
