@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "comm/mpi_machines.hpp"
 #include "common/config.hpp"
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
@@ -22,10 +23,10 @@ ProcessGroup::ProcessGroup(const std::string& backend) {
   MPI_Comm_dup(MPI_COMM_WORLD, &world_);
   MPI_Comm_rank(world_, &rank_);
   MPI_Comm_size(world_, &size_);
-  MPI_Comm local;
-  MPI_Comm_split_type(world_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
-  MPI_Comm_size(local, &local_size_);
-  MPI_Comm_free(&local);
+  // Ranks sharing this machine's cores (not MPI_COMM_TYPE_SHARED: across
+  // simulated hosts Open MPI's answer was inconsistent and the split hung or
+  // crashed; comm/mpi_machines.hpp). Bounded by the group's timeout.
+  local_size_ = comm::map_machines(world_, comm_.timeout()).ranks_on_machine_of(rank_);
 }
 
 ProcessGroup::~ProcessGroup() {

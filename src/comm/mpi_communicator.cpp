@@ -61,6 +61,7 @@
 #include <thread>
 
 #include "comm/mpi_count_check.hpp"
+#include "comm/mpi_machines.hpp"
 #include "comm/mpi_runtime.hpp"
 #include "common/config.hpp"
 #include "common/deadline.hpp"
@@ -330,7 +331,8 @@ class MpiExchange final : public Exchange {
     try {
       auto lk = mpi::lock();
       for (std::size_t i = 0; i < requests_.size(); ++i)
-        if (in_flight_[i].slot == kReceive || (in_flight_[i].slot == kHead && in_flight_[i].whole_from >= 0))
+        if (requests_[i] != MPI_REQUEST_NULL &&
+            (in_flight_[i].slot == kReceive || (in_flight_[i].slot == kHead && in_flight_[i].whole_from >= 0)))
           MPI_Cancel(&requests_[i]);  // fails harmlessly on a matched receive
       int done = 0;
       indices_.resize(requests_.size());
@@ -605,9 +607,33 @@ class MpiExchange final : public Exchange {
     if (requests_.empty()) return;
     int done = 0;
     indices_.resize(requests_.size());
-    mpi::check(MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), MPI_STATUSES_IGNORE),
-               "MPI_Testsome");
+    statuses_.resize(requests_.size());
+    const int rc = MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done, indices_.data(), statuses_.data());
+    if (rc != MPI_SUCCESS && rc != MPI_ERR_IN_STATUS) mpi::check(rc, "MPI_Testsome");
     if (done <= 0 || done == MPI_UNDEFINED) return;
+    // A receive must get exactly the bytes it was posted for: anything else
+    // means the two ranks cut their messages differently, and rows would land
+    // in the wrong place. Never silent (issue 29).
+    std::string wrong;
+    for (int i = 0; i < done && wrong.empty(); ++i) {
+      const MPI_Status& st = statuses_[static_cast<std::size_t>(i)];
+      const InFlight& f = in_flight_[static_cast<std::size_t>(indices_[static_cast<std::size_t>(i)])];
+      const int error = rc == MPI_ERR_IN_STATUS ? st.MPI_ERROR : MPI_SUCCESS;
+      int got = 0;
+      if (f.slot == kReceive && error == MPI_SUCCESS) MPI_Get_count(&st, MPI_BYTE, &got);
+      if (f.slot == kReceive && (error != MPI_SUCCESS || got != f.bytes)) {
+        wrong = fmt::format(
+            "rank {} expected a message of {} bytes from rank {} (tag {}), got {}: the ranks cut the call's rows into "
+            "different messages",
+            me_, f.bytes, st.MPI_SOURCE, st.MPI_TAG, error == MPI_SUCCESS ? std::to_string(got) : mpi::error_string(error));
+      } else if (error != MPI_SUCCESS) {
+        wrong = fmt::format("rank {}: a transfer failed: {}", me_, mpi::error_string(error));
+      }
+    }
+    if (!wrong.empty()) {
+      drop_completed(done);  // the destructor must not see completed requests
+      fail(Errc::internal, "group", "{}; the group is broken, recreate it", wrong);
+    }
     last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     bool freed = false;
     {
@@ -630,6 +656,13 @@ class MpiExchange final : public Exchange {
       }
     }
     if (freed) slot_freed_.notify_all();
+    drop_completed(done);
+  }
+
+  // Removes the requests MPI completed (MPI_REQUEST_NULL) with what they were
+  // for; the destructor then never sees a completed one.
+  void drop_completed(int done) {
+    if (done <= 0 || done == MPI_UNDEFINED) return;
     std::size_t out = 0;
     for (std::size_t i = 0; i < requests_.size(); ++i) {
       if (requests_[i] == MPI_REQUEST_NULL) continue;
@@ -818,7 +851,7 @@ class MpiExchange final : public Exchange {
         MPI_Request req;
         mpi::check(MPI_Irecv(landing_ + landing_at, static_cast<int>(from_s), row_type_, s, 0, comm_, &req), "MPI_Irecv");
         requests_.push_back(req);
-        in_flight_.push_back({.slot = kReceive, .landing_at = landing_at, .whole_from = s});
+        in_flight_.push_back({.slot = kReceive, .landing_at = landing_at, .bytes = from_s * row_bytes_, .whole_from = s});
         landing_at += from_s * row_bytes_;
         continue;
       }
@@ -893,6 +926,7 @@ class MpiExchange final : public Exchange {
   std::vector<MPI_Request> requests_;      // receives and sends in flight
   std::vector<InFlight> in_flight_;        // what each request is for
   std::vector<int> indices_;
+  std::vector<MPI_Status> statuses_;
   std::vector<Landed> landed_;  // completed receives not yet copied into y (the driving thread's)
   std::mutex queue_mu_;         // guards queue_, free_slots_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;
@@ -1084,40 +1118,39 @@ class MpiCommunicator final : public Communicator, private Quarantine {
 
 // The group's message policy (collective: every rank of `comm` calls it).
 // GMMAV_MPI_MESSAGE_BYTES must be the same on every rank (a receiver posts
-// the messages its peer sends); unset, tiles are split only for peers MPI
-// puts on another machine (on one machine, shared memory has no wire to keep
-// busy and copies a whole tile at once).
-MessagePolicy message_policy(MPI_Comm comm, int rank, int size) {
+// the messages its peer sends); unset, tiles are split only for peers on
+// another machine or network namespace (on one, shared memory or loopback has
+// no wire to keep busy and copies a whole tile at once). Who is where comes
+// from one all-gather of every rank's keys (mpi_machines.hpp), so two ranks
+// never disagree on how the messages between them are cut.
+// Waits at most `timeout` for the group's ranks (then Errc::timeout).
+MessagePolicy message_policy(MPI_Comm comm, int rank, int size, std::chrono::milliseconds timeout) {
   const std::optional<std::int64_t> given = config::mpi_message_bytes();
   MessagePolicy p;
   p.bytes = given.value_or(MessagePolicy::kOffNodeBytes);
-  auto lk = mpi::lock();
+  // [0..2]: this rank's values; [3..5]: the group's minimum (MPI may still
+  // write them after a timeout: leaked then).
   // Third: whether this rank's pool workers may call MPI (heads may then wait for their rows).
-  const std::int64_t mine[3] = {given ? *given : -1, given ? -*given : 1, mpi::thread_level_at_least_serialized() ? 1 : 0};
-  std::int64_t agreed[3] = {0, 0, 0};
-  mpi::check(MPI_Allreduce(mine, agreed, 3, MPI_INT64_T, MPI_MIN, comm), "MPI_Allreduce");
+  auto values = std::make_unique<std::int64_t[]>(6);
+  values[0] = given ? *given : -1;
+  values[1] = given ? -*given : 1;
+  values[2] = mpi::thread_level_at_least_serialized() ? 1 : 0;
+  MPI_Request req = MPI_REQUEST_NULL;
+  {
+    auto lk = mpi::lock();
+    mpi::check(MPI_Iallreduce(values.get(), values.get() + 3, 3, MPI_INT64_T, MPI_MIN, comm, &req), "MPI_Iallreduce");
+  }
+  mpi::wait_or_leak(&req, values, timeout, "while the group's ranks agreed on their message sizes (a rank did not arrive)");
+  const std::int64_t* agreed = values.get() + 3;
   if (agreed[0] != -agreed[1])
     fail(Errc::invalid_argument, "GMMAV_MPI_MESSAGE_BYTES",
          "expected the same value on every rank of the group, got values from {} to {} (unset counts as -1); this rank has {}",
-         agreed[0], -agreed[1], mine[0]);
+         agreed[0], -agreed[1], values[0]);
   p.carry = agreed[2] == 1 && p.bytes > 0;
   if (given) return p;  // every peer
-  MPI_Comm node;
-  mpi::check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
-  MPI_Group all, here;
-  MPI_Comm_group(comm, &all);
-  MPI_Comm_group(node, &here);
-  int n = 0;
-  MPI_Group_size(here, &n);
-  std::vector<int> local(static_cast<std::size_t>(n)), in_all(local.size());
-  for (int i = 0; i < n; ++i) local[static_cast<std::size_t>(i)] = i;
-  MPI_Group_translate_ranks(here, n, local.data(), all, in_all.data());
-  p.split_peer.assign(static_cast<std::size_t>(size), 1);
-  for (int r : in_all) p.split_peer[static_cast<std::size_t>(r)] = 0;
-  p.split_peer[static_cast<std::size_t>(rank)] = 0;
-  MPI_Group_free(&here);
-  MPI_Group_free(&all);
-  MPI_Comm_free(&node);
+  const MachineMap map = map_machines(comm, timeout);
+  p.split_peer.assign(static_cast<std::size_t>(size), 0);
+  for (int r = 0; r < size; ++r) p.split_peer[static_cast<std::size_t>(r)] = map.same_network(rank, r) ? 0 : 1;
   return p;
 }
 
@@ -1126,25 +1159,45 @@ MessagePolicy message_policy(MPI_Comm comm, int rank, int size) {
 std::shared_ptr<Communicator> create_mpi(MPI_Comm user_comm, std::chrono::milliseconds timeout, const std::string& name) {
   (void)progress_enabled();
   mpi::ensure_initialized();
-  MPI_Comm dup;
+  // Every collective of the group's creation is non-blocking and waited for
+  // at most `timeout`: a rank that never arrives is a timeout error, not a
+  // hang (the handles MPI may still write are leaked then).
+  const auto dup_of = [&](MPI_Comm from, const char* what) {
+    auto out = std::make_unique<MPI_Comm>(MPI_COMM_NULL);
+    MPI_Request req = MPI_REQUEST_NULL;
+    {
+      auto lk = mpi::lock();
+      mpi::check(MPI_Comm_idup(from, out.get(), &req), "MPI_Comm_idup");
+    }
+    mpi::wait_or_leak(&req, out, timeout, what);
+    auto lk = mpi::lock();
+    MPI_Comm_set_errhandler(*out, MPI_ERRORS_RETURN);
+    return *out;
+  };
+  MPI_Comm dup = dup_of(user_comm, "while the group's ranks duplicated the communicator (a rank did not arrive)");
   int rank = 0, size = 1;
   {
     auto lk = mpi::lock();
-    mpi::check(MPI_Comm_dup(user_comm, &dup), "MPI_Comm_dup");
-    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
     MPI_Comm_rank(dup, &rank);
     MPI_Comm_size(dup, &size);
   }
   MessagePolicy messages;
   MPI_Comm heads = MPI_COMM_NULL;
   try {
-    messages = message_policy(dup, rank, size);
-    auto lk = mpi::lock();
-    mpi::check(MPI_Comm_dup(dup, &heads), "MPI_Comm_dup");
-    MPI_Comm_set_errhandler(heads, MPI_ERRORS_RETURN);
+    messages = message_policy(dup, rank, size, timeout);
+    heads = dup_of(dup, "while the group's ranks made its second communicator (a rank did not arrive)");
   } catch (...) {
-    auto lk = mpi::lock();
-    MPI_Comm_free(&dup);
+    bool timed_out = false;  // then a collective may still be pending on dup: keep it
+    try {
+      throw;
+    } catch (const Error& e) {
+      timed_out = e.code() == Errc::timeout;
+    } catch (...) {
+    }
+    if (!timed_out) {
+      auto lk = mpi::lock();
+      MPI_Comm_free(&dup);
+    }
     throw;
   }
   return std::make_shared<MpiCommunicator>(dup, heads, timeout, name.empty() ? std::string("gmmav-mpi") : name,

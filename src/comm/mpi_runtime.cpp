@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -68,12 +69,16 @@ std::unique_lock<std::mutex> lock() {
   return std::unique_lock<std::mutex>(g_call_mu);
 }
 
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
+std::string error_string(int rc) {
   char msg[MPI_MAX_ERROR_STRING] = {0};
   int len = 0;
   MPI_Error_string(rc, msg, &len);
-  fail(Errc::internal, "MPI", "{} failed: {}", what, msg);
+  return std::string(msg, static_cast<std::size_t>(std::max(len, 0)));
+}
+
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  fail(Errc::internal, "MPI", "{} failed: {}", what, error_string(rc));
 }
 
 void Backoff::pause() {

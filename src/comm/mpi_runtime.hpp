@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -23,6 +24,8 @@ std::unique_lock<std::mutex> lock();
 
 /// Throws gmmav::Error(internal) naming `what` if `rc` is not MPI_SUCCESS.
 void check(int rc, const char* what);
+/// MPI's text for an error code.
+std::string error_string(int rc);
 
 /// How a thread waits between MPI tests: it yields the core for the first
 /// few hundred microseconds (a peer's message is usually that close, and a
@@ -39,6 +42,18 @@ class Backoff {
 /// Tests `req` until it completes or `timeout` passes (then throws
 /// Errc::timeout with `what`). Sleeps briefly between tests.
 void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string& what);
+
+/// wait() for a request MPI writes into `owned` when it completes: on a
+/// timeout `owned` is leaked, not freed (MPI may still write it later).
+template <class T>
+void wait_or_leak(MPI_Request* req, std::unique_ptr<T>& owned, std::chrono::milliseconds timeout, const std::string& what) {
+  try {
+    wait(req, timeout, what);
+  } catch (...) {
+    (void)owned.release();
+    throw;
+  }
+}
 
 /// True when a launcher's environment variables are present.
 bool launched();

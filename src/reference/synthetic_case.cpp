@@ -32,6 +32,8 @@ const char* to_string(CountPattern p) {
       return "random";
     case CountPattern::skewed:
       return "skewed";
+    case CountPattern::edges:
+      return "edges";
   }
   return "?";
 }
@@ -65,6 +67,14 @@ Case make_case(const CaseSpec& spec) {
           for (int j = 0; j < e; ++j)
             sc[static_cast<std::size_t>(d * e + j)] =
                 j == hot ? avg * e - (e - 1) * u(rng) / 2 + static_cast<std::int64_t>(rng() % 7) : u(rng);
+        break;
+      }
+      case CountPattern::edges: {
+        for (auto& x : sc) {
+          const auto r = rng() % 10;
+          x = r < 4 ? 0 : r < 7 ? 1 : 2 + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(2 * avg));
+        }
+        sc[rng() % sc.size()] = avg * e + static_cast<std::int64_t>(rng() % 64);
         break;
       }
     }

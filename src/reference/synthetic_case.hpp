@@ -17,6 +17,7 @@ enum class CountPattern : std::uint8_t {
   balanced,  ///< every (source, destination, expert) gets rows_per_rank / (e*W)
   random,    ///< uniform random counts, including zeros
   skewed,    ///< one hot expert gets most rows; some ranks send nothing
+  edges,     ///< empty, single-row and small blocks side by side, and one hot block per source
 };
 
 enum class ValueKind : std::uint8_t {

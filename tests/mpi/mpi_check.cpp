@@ -5,6 +5,10 @@
 //                  too; y and mmY must be bit-identical, and match the reference.
 //   --cases N min  the same with the smallest workspace (one staging tile):
 //                  the staging ring is reused for every tile.
+//   --property FIRST COUNT  the across-hosts property series (case_generator.hpp's
+//                  property_spec: both ops, edge-case counts, small calls that
+//                  carry heads and large ones that split), seeds FIRST.., on one
+//                  group; every output bit for bit against in-process (D61).
 //   --mismatch     counts that break the cross-rank contract: every process
 //                  must get the count-mismatch error naming the same triple,
 //                  with y and mmY untouched, and the group must still work.
@@ -123,6 +127,59 @@ bool cases(int n, const gmmav::Comm& comm) {
   if (me == 0)
     std::printf("%d cases on %d MPI ranks: %s\n", n, W, ok ? "bit-identical to in-process, match the reference" : "FAILED");
   return ok;
+}
+
+// --property FIRST COUNT: the across-hosts property series (property_spec),
+// cases FIRST .. FIRST+COUNT-1 one after another on one group (a small call
+// after a small call carries its counts in heads), each compared bit for bit
+// with the same case on the in-process backend and with the reference.
+bool property(std::uint64_t first, int count, const gmmav::Comm& comm) {
+  const int W = comm.size(), me = comm.rank();
+  int mismatches = 0, errors = 0;
+  for (int i = 0; i < count; ++i) {
+    const std::uint64_t seed = first + static_cast<std::uint64_t>(i);
+    const CaseSpec spec = gmmav::testing::property_spec(seed, W);
+    Case mpi_case = make_case(spec);
+    const std::string err = run_rank(mpi_case, me, comm);
+    Case local = make_case(spec);
+    const auto local_errors = run_in_process(local);
+    const std::string& lerr = local_errors[static_cast<std::size_t>(me)];
+    const char* op = spec.op == gmmav::Op::dispatch ? "dispatch" : "combine";
+    if (!err.empty() || !lerr.empty()) {
+      std::fprintf(stderr, "rank %d seed %llu (%s): error: MPI: %s | in-process: %s\n", me, static_cast<unsigned long long>(seed),
+                   op, err.c_str(), lerr.c_str());
+      ++errors;
+      continue;
+    }
+    const RankData& a = mpi_case.ranks[static_cast<std::size_t>(me)];
+    const RankData& b = local.ranks[static_cast<std::size_t>(me)];
+    if (a.y != b.y || a.mm_y != b.mm_y || a.permute_out != b.permute_out) {
+      std::size_t at = 0;
+      while (at < a.y.size() && at < b.y.size() && a.y[at] == b.y[at]) ++at;
+      std::fprintf(stderr,
+                   "rank %d seed %llu (%s, e=%d, %s counts, H1=%lld N1=%lld): MPI and in-process differ (y: first at element %zu "
+                   "of %zu%s%s)\n",
+                   me, static_cast<unsigned long long>(seed), op, spec.local_experts, to_string(spec.counts),
+                   static_cast<long long>(spec.h1), static_cast<long long>(spec.n1), at, a.y.size(),
+                   a.mm_y != b.mm_y ? "; mmY differs" : "", a.permute_out != b.permute_out ? "; permuteOut differs" : "");
+      ++mismatches;
+    }
+    const CaseCheck check = check_case(local, true, me);
+    if (!check.ok) {
+      std::fprintf(stderr, "rank %d seed %llu (%s): reference check failed: %s\n", me, static_cast<unsigned long long>(seed), op,
+                   check.first_failure.c_str());
+      ++mismatches;
+    }
+  }
+  int totals[2] = {mismatches, errors}, all[2] = {0, 0};
+  MPI_Allreduce(totals, all, 2, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (me == 0) {
+    const char* bytes = std::getenv("GMMAV_MPI_MESSAGE_BYTES");
+    std::printf("property: seeds %llu..%llu on %d MPI ranks (GMMAV_MPI_MESSAGE_BYTES %s): %d cases, %d mismatches, %d errors\n",
+                static_cast<unsigned long long>(first), static_cast<unsigned long long>(first + count - 1), W,
+                bytes ? bytes : "unset", count, all[0], all[1]);
+  }
+  return all[0] == 0 && all[1] == 0;
 }
 
 bool mismatch(const gmmav::Comm& comm) {
@@ -525,6 +582,8 @@ int main(int argc, char** argv) {
         (argc > 3 && std::string(argv[3]) == "min") || (mode == "--mismatch" && argc > 2 && std::string(argv[2]) == "min");
     if (mode == "--cases")
       ok = cases(argc > 2 ? std::atoi(argv[2]) : 20, comm);
+    else if (mode == "--property")
+      ok = property(argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 0, argc > 3 ? std::atoi(argv[3]) : 8, comm);
     else if (mode == "--mismatch")
       ok = mismatch(comm);
     else if (mode == "--absent")
