@@ -9,6 +9,9 @@
 //                  property_spec: both ops, edge-case counts, small calls that
 //                  carry heads and large ones that split), seeds FIRST.., on one
 //                  group; every output bit for bit against in-process (D61).
+//   --absent-at-creation R  rank R never makes the group: every other rank's
+//                  create_mpi_group must fail with a timeout within ~the
+//                  group's timeout (2 s), not hang (prints UNEXPECTED otherwise).
 //   --mismatch     counts that break the cross-rank contract: every process
 //                  must get the count-mismatch error naming the same triple,
 //                  with y and mmY untouched, and the group must still work.
@@ -563,6 +566,29 @@ int main(int argc, char** argv) {
     std::string mode = argc > 1 ? argv[1] : "--cases";
     if (mode == "--absent" || mode == "--killed" || mode == "--fault" || mode == "--late")
       opt.timeout = std::chrono::milliseconds(2000);
+    if (mode == "--absent-at-creation") {  // rank R never makes the group: the others' creation times out (issue 29)
+      int rank = 0;
+      MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+      const int absent_rank = argc > 2 ? std::atoi(argv[2]) : 1;
+      opt.timeout = std::chrono::milliseconds(2000);
+      if (rank == absent_rank) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(6000));
+        std::printf("rank %d: stayed away\n", rank);
+      } else {
+        const auto start = std::chrono::steady_clock::now();
+        try {
+          (void)gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
+          std::printf("UNEXPECTED: rank %d made the group without rank %d\n", rank, absent_rank);
+        } catch (const gmmav::Error& e) {
+          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          const bool ok_error = e.code() == gmmav::Errc::timeout && s < 4.0;
+          std::printf("rank %d: group creation failed after %.1f s -> %s (%s)\n", rank, s, ok_error ? "expected" : "UNEXPECTED",
+                      e.what());
+        }
+      }
+      std::fflush(stdout);
+      std::_Exit(0);  // a collective of the creation may still be pending: no teardown (the verdict is the output)
+    }
     if (mode == "--refused-group") {  // the group's creation must fail on this rank (e.g. env that differs per rank)
       try {
         (void)gmmav::create_mpi_group(MPI_COMM_WORLD, opt);
