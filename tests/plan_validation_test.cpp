@@ -311,6 +311,25 @@ TEST(PlanValidation, SharedExpertFlopsOverflow) {
   expect_error([&] { gmmav::Plan::create(f.d); }, Errc::invalid_argument, "mmXOptional");
 }
 
+// A count list whose sum overflows int64 (each count valid) is refused naming the
+// list, the overflow and the counts (issue 29: the CLI showed a wrapped, negative sum).
+TEST(PlanValidation, CountSumOverflowMessage) {
+  for (const char* list : {"sendCounts", "recvCounts"}) {
+    SCOPED_TRACE(list);
+    Fixture f;
+    auto& counts = std::string(list) == "sendCounts" ? f.d.send_counts : f.d.recv_counts;
+    counts = {std::int64_t{1} << 62, std::int64_t{1} << 62};
+    expect_error([&] { gmmav::Plan::create(f.d); }, Errc::invalid_argument, list);
+    try {
+      gmmav::Plan::create(f.d);
+    } catch (const gmmav::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("sum overflows int64"), std::string::npos) << what;
+      EXPECT_NE(what.find("count [1] = 4611686018427387904"), std::string::npos) << what;
+      EXPECT_EQ(what.find("-9223372036854775"), std::string::npos) << what;
+    }
+  }
+}
 // An invalid DType value prints as invalid, with its number, and is refused.
 TEST(PlanValidation, InvalidDTypeRefused) {
   const auto bad = static_cast<DType>(7);

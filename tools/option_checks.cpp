@@ -1,6 +1,8 @@
 #include "option_checks.hpp"
 
+#include <charconv>
 #include <cmath>
+#include <limits>
 #include <string>
 
 namespace gmmav::cli {
@@ -15,6 +17,21 @@ CLI::Validator integer_at_least(std::int64_t min) {
         return {};
       },
       "INT>=" + std::to_string(min));
+}
+
+CLI::Validator unsigned_64() {
+  const std::string expected = "an integer in [0, " + std::to_string(std::numeric_limits<std::uint64_t>::max()) + "]";
+  return CLI::Validator(
+      [expected](std::string& text) -> std::string {
+        // Decimal digits only: from_chars into uint64 refuses a sign (CLI11's conversion wrapped "-1"
+        // to 2^64 - 1) and reports values above 2^64 - 1 as out of range.
+        std::uint64_t v = 0;
+        const char* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+        if (text.empty() || ec != std::errc() || ptr != end) return "expected " + expected + ", got '" + text + "'";
+        return {};
+      },
+      "UINT64");
 }
 
 CLI::Validator finite_non_negative() {

@@ -12,6 +12,10 @@ namespace gmmav::cli {
 /// An integer >= `min` (e.g. a tensor dimension).
 CLI::Validator integer_at_least(std::int64_t min);
 
+/// An unsigned 64-bit integer in decimal (a seed): a sign, a fraction, hex and values above
+/// 2^64 - 1 are refused.
+CLI::Validator unsigned_64();
+
 /// A finite number >= 0 (a tolerance, a floor): NaN, inf and negatives are refused.
 CLI::Validator finite_non_negative();
 

@@ -346,7 +346,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--values", o->values, "Data: random (checked within SPEC tolerance) or exact (checked bit for bit)")
       ->capture_default_str()
       ->check(CLI::IsMember({"random", "exact"}));
-  cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Random seed (an integer in [0, 2^64 - 1])")->capture_default_str()->check(unsigned_64());
   cmd->add_option("--repeat", o->repeat, "Timed runs (the median is reported)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));

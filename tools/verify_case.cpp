@@ -1,6 +1,7 @@
 #include "verify_case.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <regex>
 #include <set>
@@ -79,15 +80,25 @@ class Loader {
     return a;
   }
 
-  std::vector<std::int64_t> counts(const std::string& name, int rank, std::size_t length) const {
+  // The counts of one file and their sum (`rows`: what the sum is the rows of), each count >= 0 and
+  // the sum checked: counts are user data, and a sum that wrapped would be reported as a negative row count.
+  std::vector<std::int64_t> counts(const std::string& name, int rank, std::size_t length, const std::string& rows,
+                                   std::int64_t& sum) const {
     const std::string file = case_file(name, rank);
     NpyArray a = read_npy(dir_ / file);
     if (a.descr != "<i8") bad(file + ": dtype '" + a.descr + "' found, expected int64 '<i8'");
     if (a.shape.size() != 1 || a.shape[0] != static_cast<std::int64_t>(length))
       bad(file + ": expected shape (" + std::to_string(length) + ",) (e * W counts), got " + dims(a.shape));
     auto v = a.values<std::int64_t>();
-    for (std::size_t i = 0; i < v.size(); ++i)
+    sum = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
       if (v[i] < 0) bad(file + ": count [" + std::to_string(i) + "] is " + std::to_string(v[i]) + ", expected >= 0");
+      if (v[i] > std::numeric_limits<std::int64_t>::max() - sum)
+        bad(file + ": sum overflows int64: expected sum(" + file + ") (" + rows +
+            ") <= " + std::to_string(std::numeric_limits<std::int64_t>::max()) + ", got counts [0.." + std::to_string(i - 1) +
+            "] = " + std::to_string(sum) + " plus count [" + std::to_string(i) + "] = " + std::to_string(v[i]));
+      sum += v[i];
+    }
     return v;
   }
 
@@ -202,6 +213,8 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
     if (e < 1 || d.h1 < 1 || d.n1 < 1)
       bad(wfile + ": expected " + (layout.trans_gmm_weight ? "(e, N1, H1)" : "(e, H1, N1)") + " with every dimension >= 1, got " +
           dims(w.shape));
+    // e becomes an int (ProblemDesc::local_experts): refused above the Plan's limit, not truncated.
+    if (e > (1 << 30)) bad(wfile + ": expected e (dim 0) <= 2^30, got " + dims(w.shape));
     if (r > 0) {
       const ProblemDesc& d0 = c.ranks[0].desc;
       if (e != d0.local_experts || d.n1 != d0.n1)
@@ -212,10 +225,10 @@ VerifyCase load_verify_case(const fs::path& dir, const CaseLayout& layout) {
     rc.gmm_weight = w.values<std::uint16_t>();
 
     const std::size_t ncounts = static_cast<std::size_t>(e) * static_cast<std::size_t>(W);
-    d.send_counts = load.counts("sendCounts", r, ncounts);
-    d.recv_counts = load.counts("recvCounts", r, ncounts);
-    for (auto v : d.send_counts) rc.rows_in += v;
-    for (auto v : d.recv_counts) rc.rows_out += v;
+    d.send_counts = load.counts("sendCounts", r, ncounts, "the rows of " + case_file("gmmX", r), rc.rows_in);
+    d.recv_counts =
+        load.counts("recvCounts", r, ncounts,
+                    std::string("the rows of ") + routed_output(layout.op) + "_r" + std::to_string(r) + ".npy", rc.rows_out);
 
     NpyArray x = load.tensor("gmmX", r, 2);
     load.expect_shape(case_file("gmmX", r), x, {rc.rows_in, d.h1},

@@ -114,20 +114,19 @@ std::vector<int> ranks_here(const VerifyCase& c, const ProcessGroup& g) {
 int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs>& outs, double& seconds) {
   const std::vector<int> mine = ranks_here(c, g);
   outs.resize(static_cast<std::size_t>(c.world_size()));
-  for (int r : mine) {
-    const ProblemDesc& d = c.ranks[static_cast<std::size_t>(r)].desc;
-    outs[static_cast<std::size_t>(r)].y.assign(static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.n1), 0);
-    if (d.shared) outs[static_cast<std::size_t>(r)].mm_y.assign(static_cast<std::size_t>(d.shared->bs * d.shared->n2), 0);
-    if (d.permute_out)
-      outs[static_cast<std::size_t>(r)].permute_out.assign(
-          static_cast<std::size_t>(c.ranks[static_cast<std::size_t>(r)].rows_out * d.h1), 0);
-  }
   std::vector<Plan> plans;
   std::vector<OpTensors> tensors;
   bool bad = false;
   for (int r : mine) {
     try {
       plans.push_back(Plan::create(c.ranks[static_cast<std::size_t>(r)].desc));
+      // The outputs, sized from the validated plan (its products of counts and dimensions fit in int64).
+      const Plan& p = plans.back();
+      const ProblemDesc& d = p.desc();
+      RankOutputs& o = outs[static_cast<std::size_t>(r)];
+      o.y.assign(static_cast<std::size_t>(p.rows_out() * d.n1), 0);
+      if (d.shared) o.mm_y.assign(static_cast<std::size_t>(d.shared->bs * d.shared->n2), 0);
+      if (d.permute_out) o.permute_out.assign(static_cast<std::size_t>(p.rows_out() * d.h1), 0);
       tensors.push_back(tensors_of(c.ranks[static_cast<std::size_t>(r)], outs[static_cast<std::size_t>(r)]));
       plans.back().check(tensors.back());
     } catch (const Error& e) {

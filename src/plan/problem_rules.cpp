@@ -2,6 +2,7 @@
 #include <array>
 #include <initializer_list>
 #include <limits>
+#include <string>
 
 #include "common/fail.hpp"
 #include "plan/rules.hpp"
@@ -21,7 +22,9 @@ std::int64_t checked_sum(const char* param, const std::vector<std::int64_t>& cou
   for (std::size_t i = 0; i < counts.size(); ++i) {
     if (counts[i] < 0) fail(Errc::invalid_argument, param, "expected counts >= 0, got {} at index {}", counts[i], i);
     if (counts[i] > kMaxI64 - sum)
-      fail(Errc::invalid_argument, param, "expected a sum that fits in int64, got an overflow at index {}", i);
+      fail(Errc::invalid_argument, param,
+           "sum overflows int64: expected sum({}) <= {}, got counts [0..{}] = {} plus count [{}] = {}", param, kMaxI64, i - 1,
+           sum, i, counts[i]);
     sum += counts[i];
   }
   return sum;
@@ -52,11 +55,13 @@ void check_strict_a3(const ProblemDesc& d) {
     for (int r = 0; r < d.world_size; ++r) {
       std::int64_t rows = 0;
       for (int j = 0; j < e; ++j) rows += counts[static_cast<std::size_t>(r * e + j)];
-      const std::int64_t bytes = rows * d.h1 * 2;
-      if (bytes < kMin || bytes > kMax)
+      // Partial sums of a list whose sum fits; the product is checked too (not left to the checks before).
+      std::int64_t bytes = 0;
+      const bool fits = !__builtin_mul_overflow(rows, d.h1, &bytes) && !__builtin_mul_overflow(bytes, 2, &bytes);
+      if (!fits || bytes < kMin || bytes > kMax)
         fail(Errc::invalid_argument, param,
-             "expected the volume of rank block {} (rows * H1 * 2 bytes) in [2 MiB, 100 MiB] (GMMAV_STRICT_A3=1), got {} bytes",
-             r, bytes);
+             "expected the volume of rank block {} (rows * H1 * 2 bytes) in [2 MiB, 100 MiB] (GMMAV_STRICT_A3=1), got {}", r,
+             fits ? std::to_string(bytes) + " bytes" : std::to_string(rows) + " * " + std::to_string(d.h1) + " * 2 bytes");
     }
   }
 }

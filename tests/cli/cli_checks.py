@@ -252,6 +252,18 @@ def verify_bad_tolerance(tmp):
         expect(p.stdout == "", f"{option} {value}: printed results")
 
 
+def verify_bad_counts_sum_overflow(tmp):
+    """Counts whose sum overflows int64 (each one valid) are refused naming the file and the overflow,
+    not as a shape mismatch with a wrapped, negative row count (issue 29)."""
+    for name in ("sendCounts_r0.npy", "recvCounts_r1.npy"):
+        d = make_case(os.path.join(tmp, name), "-W", "2")
+        rewrite(d, name, lambda a: np.full_like(a, 2**62))
+        p = run(["verify", "--inputs", d], 2)
+        expect(f"{name}: sum overflows int64" in p.stderr, f"{name}: the overflow is not named")
+        expect("-9223372036854775" not in p.stderr, f"{name}: a wrapped sum is printed")
+        expect(p.stdout == "", f"{name}: printed results")
+
+
 # ---- run: bad parameters ------------------------------------------------------
 
 def run_bad_dimension(tmp):
@@ -260,6 +272,17 @@ def run_bad_dimension(tmp):
         p = run(["run", option, value], 2)
         expect("expected an integer >= 1, got" in p.stderr, f"{option} {value}: no clear message")
         expect(len(p.stderr) < 300, f"{option} {value}: a {len(p.stderr)}-character message")
+
+
+def run_bad_seed(tmp):
+    """--seed is checked like every other numeric option: an unsigned 64-bit integer, nothing else."""
+    for value in ("-1", "18446744073709551616", "1.5", "0x10", "seven"):
+        p = run(["run", "--seed", value], 2)
+        expect(f"expected an integer in [0, 18446744073709551615], got '{value}'" in p.stderr and "--seed" in p.stderr,
+               f"--seed {value!r}: no clear message")
+        expect(p.stdout == "", f"--seed {value!r}: printed results")
+    for value in ("0", "18446744073709551615"):
+        run(["run", "--seed", value, "-W", "2", "--bs", "8", "--h1", "16", "--n1", "16", "--n2", "16", "--repeat", "1"], 0)
 
 
 def run_bad_too_large(tmp):
@@ -429,6 +452,8 @@ CHECKS = {
     "verify_bad_tolerance": verify_bad_tolerance,
     "run_bad_dimension": run_bad_dimension,
     "run_bad_too_large": run_bad_too_large,
+    "run_bad_seed": run_bad_seed,
+    "verify_bad_counts_sum_overflow": verify_bad_counts_sum_overflow,
     "backend_mpi_without_launcher": backend_mpi_without_launcher,
     "run_json_pass": run_json_pass,
     "run_json_fault_y": run_json_fault("y"),
