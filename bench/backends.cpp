@@ -62,6 +62,7 @@ class MpiBackend final : public Backend {
     MPI_Ibarrier(group_->comm(), &req);
     polite_wait(&req, 1000);
   }
+  double max_over_processes(double v) override { return group_->max(v); }
   void for_each_rank(int, const std::function<void(RankGroup&, const Comm&)>& fn) override { fn(*group_, comm_); }
 
  private:

@@ -17,6 +17,7 @@
 #include "gmmav/gmmav.hpp"
 #include "gmmav/mpi.hpp"
 #include "machine_info.hpp"
+#include "memory_limit.hpp"
 #include "omp_spin_limit.hpp"
 #include "option_checks.hpp"
 #include "report.hpp"
@@ -43,6 +44,7 @@ struct Options {
   int threads = 0;
   bool repack = false;
   std::string torch = "auto";
+  double memory_limit = 0;  // bytes; 0: 90% of MemAvailable when each case starts
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -145,6 +147,7 @@ int run(const Options& o) {
     s.torch_settings.script = torch_script;
     s.torch_settings.repeat = o.repeat;
     s.torch_settings.warmup = o.warmup;
+    s.memory_limit = o.memory_limit;
     if (tcp_only) {
       s.exchange_cpu_ns_per_byte = o.tcp_cpu_ns_per_byte > 0 ? o.tcp_cpu_ns_per_byte : machine.tcp.cpu_ns_per_byte;
       s.cores = backend->cores_on_this_machine();  // every rank's CPUs: with pinned ranks, more than one rank's
@@ -196,8 +199,17 @@ int run(const Options& o) {
                                    {"torch", o.torch},
                                    {"torch_composite", torch_script},
                                    {"library_openmp_spinning", openmp_spin_setting()}};
-  bool ok = true;
+  bool ok = true, refused = false;
   for (const auto& r : results) ok = ok && r.verified_ok;
+  for (const auto& r : results) refused = refused || r.memory.refused;
+  for (const auto& r : dispatch_results) refused = refused || r.memory.refused;
+  // A case refused for memory is like `gmmav run`'s refusal: exit 2 (after the cases that ran).
+  const auto status = [&] {
+    if (!ok) return 1;
+    if (!refused) return 0;
+    std::fprintf(stderr, "gmmav bench: a case was not run: it needs more memory than its limit (above)\n");
+    return 2;
+  };
   if (dispatch) {
     nlohmann::json doc{{"op", "dispatch"}, {"run", run_info}, {"cases", nlohmann::json::array()}};
     for (const auto& r : dispatch_results) {
@@ -213,7 +225,7 @@ int run(const Options& o) {
         std::printf("wrote %s\n", o.json.c_str());
       }
     }
-    return ok ? 0 : 1;
+    return status();
   }
   if (o.json == "-") {
     std::printf("%s\n", document(machine, results, run_info).dump(2).c_str());
@@ -226,7 +238,7 @@ int run(const Options& o) {
     }
     if (!o.trace.empty()) std::printf("wrote %s (one fused call of the first case)\n", o.trace.c_str());
   }
-  return ok ? 0 : 1;
+  return status();
 }
 
 }  // namespace
@@ -277,6 +289,11 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", o->threads, "Compute threads per rank process (default: cores, shared by the ranks of a machine)")
       ->check(CLI::Range(1, 1024));
+  cli::add_memory_limit_option(
+      cmd, o->memory_limit,
+      "Memory the bench's processes on this machine may take per case, e.g. 8GiB (default: 90% of MemAvailable when the "
+      "case starts). A case estimated above it leaves out torch, aclnn, fused_per_call, library (in that order) or is "
+      "skipped (exit 2)");
   cmd->callback([o] {
     const int rc = run(*o);
     if (rc != 0) throw CLI::RuntimeError(rc);

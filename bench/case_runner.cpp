@@ -128,7 +128,8 @@ class RankRun {
     // under MPI only rank 0 holds the library).
     const bool library_runs = mode_ == Mode::measure && g_.max(st_.library ? 1.0 : 0.0) > 0;
     const auto runs = [&](Variant v) {
-      return (v != Variant::aclnn || rv.aclnn != nullptr) && (v != Variant::library || library_runs);
+      return (v != Variant::aclnn || rv.aclnn != nullptr) && (v != Variant::library || library_runs) &&
+             (v != Variant::fused_per_call || s_.per_call);
     };
     const auto timed = [&](Variant v) {
       if (v == Variant::library && rv.library) rv.library->wake();
@@ -182,7 +183,7 @@ class RankRun {
  private:
   void setup() {
     const std::size_t ws = workspace_size(plan_, comm_);
-    buf_.allocate(plan_, ws);
+    buf_.allocate(plan_, ws, mode_ == Mode::measure && s_.per_call);
     const ProblemDesc& d = plan_.desc();
     const double vendor_ws = static_cast<double>(plan_.rows_in() * d.n1 * 2 + (std::int64_t{16} << 20));
     const double ws_max = g_.max(static_cast<double>(ws));
@@ -228,6 +229,10 @@ class RankRun {
   }
 
   std::unique_ptr<AclnnRank> setup_aclnn() {
+    if (!s_.aclnn) {  // the same on every rank: setup_aclnn_rank is collective, and no rank calls it
+      if (r_ == 0) res_.aclnn_skipped = "left out to fit in memory (" + s_.memory_note + ")";
+      return nullptr;
+    }
     std::string why;
     auto a = setup_aclnn_rank(g_, st_.aclnn_comms, plan_, st_.kase.tensors(r_), why);
     if (r_ == 0 && !a) res_.aclnn_skipped = why;
@@ -235,6 +240,10 @@ class RankRun {
   }
 
   void make_library() {
+    if (!s_.library) {
+      res_.library = "not run: left out to fit in memory (" + s_.memory_note + ")";
+      return;
+    }
     const CaseShape& c = res_.shape;
     LibraryShape ls;
     for (const Plan& p : st_.plans) ls.m1 += p.rows_in();
@@ -280,11 +289,11 @@ class RankRun {
     std::int64_t diff = 0;
     const auto ny = static_cast<std::size_t>(plan_.rows_out() * plan_.desc().n1);
     for (const auto* y : ys) diff += count_differences(*y, rv.fused.y.data, ny);
-    diff += count_differences(buf_.y_per_call, rv.fused.y.data, ny);
+    if (s_.per_call) diff += count_differences(buf_.y_per_call, rv.fused.y.data, ny);
     const auto nm = buf_.mm_gemm.size();
     if (plan_.has_shared_expert())
       for (const auto* m : {&buf_.mm_gemm, &buf_.mm_seq, &buf_.mm_pe, &buf_.mm_per_call})
-        diff += count_differences(*m, rv.fused.mm_y->data, nm);
+        if (m != &buf_.mm_per_call || s_.per_call) diff += count_differences(*m, rv.fused.mm_y->data, nm);
     const double total_diff = g_.sum(static_cast<double>(diff));
     // The aclnn variant's outputs (downloaded from its aclrtMalloc memory): the same engine, so bit-identical too.
     std::int64_t aclnn_diff = 0;
@@ -317,12 +326,13 @@ class RankRun {
     }
     if (r_ == 0) {
       res_.verified_ok = total_diff == 0 && total_aclnn_diff == 0 && ref_bad == 0;
-      res_.verification = fmt::format(
-          "fused y/mmY vs a2a_alone (gemm_alone's gmmY moved), sequential, per_expert, fused_per_call: {}; vs aclnn: {}",
-          total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff),
-          !rv.aclnn               ? std::string("not run")
-          : total_aclnn_diff == 0 ? std::string("bit-identical")
-                                  : fmt::format("{} elements DIFFER", total_aclnn_diff));
+      res_.verification =
+          fmt::format("fused y/mmY vs a2a_alone (gemm_alone's gmmY moved), sequential, per_expert{}: {}; vs aclnn: {}",
+                      s_.per_call ? ", fused_per_call" : " (fused_per_call not run)",
+                      total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff),
+                      !rv.aclnn               ? std::string("not run")
+                      : total_aclnn_diff == 0 ? std::string("bit-identical")
+                                              : fmt::format("{} elements DIFFER", total_aclnn_diff));
       if (ref_checked)
         res_.verification += fmt::format("; vs FP64 reference: {}{}", ref_bad == 0 ? "PASS" : "FAIL",
                                          ref_text.empty() ? "" : " (" + ref_text + ")");
@@ -392,7 +402,15 @@ void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
   for (int r = 0; r < W; ++r) st.plans.push_back(Plan::create(st.kase.desc(r)));
   st.bufs.resize(static_cast<std::size_t>(W));
   b.for_each_rank(W, [&](RankGroup& g, const Comm& comm) { RankRun(st, res, s, g, comm, mode)(); });
-  if (mode == Mode::measure && s.torch) res.torch = run_torch(b, st.kase, res.flops, s);
+  if (mode == Mode::measure && s.torch) {
+    // The composite needs only the case's inputs and fused's outputs: the variants' buffers,
+    // the library's and the engine's cached buffers go first (the memory estimate counts on it).
+    st.bufs.clear();
+    st.bufs.shrink_to_fit();
+    st.library.reset();
+    release_free_memory();
+    res.torch = run_torch(b, st.kase, res.flops, s);
+  }
 }
 
 }  // namespace
@@ -433,13 +451,22 @@ std::int64_t round16(double v) { return std::max<std::int64_t>(16, static_cast<s
 
 }  // namespace
 
-CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& s) {
+CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& settings) {
   CaseResult res;
   res.backend = b.name();
   res.dtype = dtype;
   res.skipped = shape_on(b, shape, res.shape);
   if (!res.skipped.empty()) return res;
+  RunSettings s = settings;  // less what does not fit in memory
+  const std::string label = fmt::format("{} {}", shape.name, dtype == DType::bf16 ? "bf16" : "fp16");
+  release_free_memory();  // the previous case's: the estimate is of this case alone
   if (shape.calibrate) {
+    // Calibration runs the core variants at the starting H1 (the case is checked again at the final H1).
+    res.memory = fit_memory(b, res.shape, dtype, Op::combine, s, true, label + " (calibration)");
+    if (res.memory.refused) {
+      res.skipped = s.memory_note;
+      return res;
+    }
     // GEMM time grows with H1, the exchange's does not: scale H1 by t_a2a / t_gemm until they meet.
     RunSettings quiet = s;
     quiet.trace = false;
@@ -453,6 +480,17 @@ CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSe
       res.shape.h1 = next;
     }
     res.median = {};
+    release_free_memory();
+  }
+  res.memory = fit_memory(b, res.shape, dtype, Op::combine, s, false, label);
+  if (res.memory.refused) {
+    res.skipped = s.memory_note;
+    return res;
+  }
+  if (!res.memory.left_out.empty()) res.notes.push_back(s.memory_note);
+  if (settings.torch && !s.torch) {
+    res.torch.attempted = true;
+    res.torch.why = "left out to fit in memory (" + s.memory_note + ")";
   }
   run_ranks(b, res, s, Mode::measure);
   for (int v = 0; v < kVariants; ++v) res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);

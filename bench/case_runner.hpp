@@ -13,6 +13,7 @@
 
 #include "cases.hpp"
 #include "gmmav/comm.hpp"
+#include "memory_budget.hpp"
 #include "rank_group.hpp"
 #include "roofline.hpp"
 #include "torch_baseline.hpp"
@@ -36,6 +37,10 @@ struct RunSettings {
   RooflineCeilings ceilings;     ///< the machine's, for this case's dtype (rank 0 measured them)
   bool torch = false;            ///< run the PyTorch composite after the variants (in-process only)
   TorchSettings torch_settings;  ///< script, interpreter, repeat/warmup (threads and the reference check are per case)
+  /// Variants a case may leave out to fit in memory (memory_budget.hpp); false: not run, and why in memory_note.
+  bool aclnn = true, per_call = true, library = true;
+  double memory_limit = 0;  ///< bytes all of the bench's processes on this machine may take (0: 90% of MemAvailable)
+  std::string memory_note;  ///< the case's estimate and what was left out (memory_text)
 };
 
 struct CaseResult {
@@ -63,7 +68,8 @@ struct CaseResult {
   std::string aclnn_skipped;             ///< non-empty: the aclnn variant did not run, and why
   double weight_bytes = 0;               ///< every rank's routed + shared weights (16-bit): what a call must read at least once
   RooflineCeilings ceilings;
-  TorchResult torch;  ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
+  TorchResult torch;    ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
+  MemoryReport memory;  ///< the estimate, the limit and what was left out to fit
 
   bool ran(Variant v) const { return !samples[static_cast<std::size_t>(v)].empty(); }
 
@@ -86,6 +92,8 @@ class Backend {
   virtual int cores_on_this_machine() const;
   /// MPI: a polite barrier of the processes (so rank 0 can measure the machine undisturbed). In-process: nothing.
   virtual void process_barrier() {}
+  /// The largest `v` over the processes (MPI), so they take the same decision; in-process `v`.
+  virtual double max_over_processes(double v) { return v; }
   /// Runs fn(group, comm) on every rank of a W-rank group (in-process: W threads; MPI: this process's rank).
   virtual void for_each_rank(int W, const std::function<void(RankGroup&, const Comm&)>& fn) = 0;
 };

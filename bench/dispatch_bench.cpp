@@ -23,7 +23,9 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
   const reference::RankData& rd = kase.ranks[static_cast<std::size_t>(r)];
   const OpTensors fused = kase.tensors(r);  // writes into the case: checked against the reference
   // fused_per_call writes its own copies of the outputs, compared with fused's.
-  std::vector<std::uint16_t> y(rd.y.size()), mm_y(rd.mm_y.size()), permute_out(rd.permute_out.size());
+  // (Not allocated when fused_per_call is left out to fit in memory.)
+  const std::size_t copies = s.per_call ? 1 : 0;
+  std::vector<std::uint16_t> y(copies * rd.y.size()), mm_y(copies * rd.mm_y.size()), permute_out(copies * rd.permute_out.size());
   OpTensors per_call = fused;
   per_call.y.data = y.data();
   if (per_call.mm_y) per_call.mm_y->data = mm_y.data();
@@ -31,8 +33,9 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
   std::vector<std::byte> workspace(workspace_size(plan, comm));
   PackedWeights packed;
   if (!s.repack) packed = PackedWeights::create(plan, fused);  // once, outside the timing
-  std::string why;
-  std::unique_ptr<AclnnRank> aclnn = setup_aclnn_rank(g, comms, plan, fused, why);
+  std::string why = "left out to fit in memory (" + s.memory_note + ")";
+  // The same decision on every rank (setup_aclnn_rank is collective).
+  std::unique_ptr<AclnnRank> aclnn = s.aclnn ? setup_aclnn_rank(g, comms, plan, fused, why) : nullptr;
   if (r == 0 && !aclnn) res.aclnn_skipped = why;
 
   const auto run = [&](DispatchVariant v) {
@@ -57,7 +60,10 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
     run(v);
     return g.max(std::chrono::duration<double>(Clock::now() - t0).count());
   };
-  const auto runs = [&](int v) { return static_cast<DispatchVariant>(v) != DispatchVariant::aclnn || aclnn != nullptr; };
+  const auto runs = [&](int v) {
+    const auto dv = static_cast<DispatchVariant>(v);
+    return (dv != DispatchVariant::aclnn || aclnn != nullptr) && (dv != DispatchVariant::fused_per_call || s.per_call);
+  };
   for (int w = 0; w < s.warmup; ++w)
     for (int v = 0; v < kDispatchVariants; ++v)
       if (runs(v)) timed(static_cast<DispatchVariant>(v));
@@ -69,8 +75,10 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
     }
 
   // 1. The other variants' outputs against fused's: the same engine, so bit-identical.
-  std::int64_t diff = count_differences(y, fused.y.data, rd.y.size()) + count_differences(mm_y, rd.mm_y.data(), rd.mm_y.size()) +
-                      count_differences(permute_out, rd.permute_out.data(), rd.permute_out.size());
+  const std::int64_t diff = !s.per_call ? 0
+                                        : count_differences(y, fused.y.data, rd.y.size()) +
+                                              count_differences(mm_y, rd.mm_y.data(), rd.mm_y.size()) +
+                                              count_differences(permute_out, rd.permute_out.data(), rd.permute_out.size());
   std::int64_t aclnn_diff = 0;
   if (aclnn)
     aclnn_diff = count_differences(aclnn->y(), rd.y.data(), rd.y.size()) +
@@ -97,7 +105,9 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
   if (r == 0) {
     res.verified_ok = total_diff == 0 && total_aclnn_diff == 0 && ref_bad == 0;
     res.verification = fmt::format("fused gmmY/mmY/permuteOut vs fused_per_call: {}; vs aclnn: {}",
-                                   total_diff == 0 ? "bit-identical" : fmt::format("{} elements DIFFER", total_diff),
+                                   !s.per_call       ? std::string("not run")
+                                   : total_diff == 0 ? std::string("bit-identical")
+                                                     : fmt::format("{} elements DIFFER", total_diff),
                                    !aclnn                  ? std::string("not run")
                                    : total_aclnn_diff == 0 ? std::string("bit-identical")
                                                            : fmt::format("{} elements DIFFER", total_aclnn_diff));
@@ -121,12 +131,24 @@ const char* to_string(DispatchVariant v) {
   return "?";
 }
 
-DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& s) {
+DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& settings) {
   DispatchResult res;
   res.backend = b.name();
   res.dtype = dtype;
   res.skipped = shape_on(b, shape, res.shape);
   if (!res.skipped.empty()) return res;
+  RunSettings s = settings;  // less what does not fit in memory
+  release_free_memory();     // the previous case's: the estimate is of this case alone
+  res.memory = fit_memory(b, res.shape, dtype, Op::dispatch, s, false,
+                          fmt::format("{} {} (dispatch)", shape.name, dtype == DType::bf16 ? "bf16" : "fp16"));
+  if (res.memory.refused) {
+    res.skipped = s.memory_note;
+    return res;
+  }
+  if (settings.torch && !s.torch) {
+    res.torch.attempted = true;
+    res.torch.why = "left out to fit in memory (" + s.memory_note + ")";
+  }
   const int W = res.shape.world_size;
   reference::CaseSpec spec = spec_of(res.shape, dtype);
   spec.op = Op::dispatch;
@@ -145,7 +167,10 @@ DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype
   });
   for (int v = 0; v < kDispatchVariants; ++v)
     res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);
-  if (s.torch) res.torch = run_torch(b, kase, res.flops, s);
+  if (s.torch) {
+    release_free_memory();  // the composite needs only the case (the memory estimate counts on it)
+    res.torch = run_torch(b, kase, res.flops, s);
+  }
   return res;
 }
 
@@ -164,6 +189,7 @@ nlohmann::json to_json(const DispatchResult& r) {
                    {"permute_out", r.permute_out}};
   if (!r.skipped.empty()) {
     j["skipped"] = r.skipped;
+    if (r.memory.checked) j["memory"] = to_json(r.memory);
     return j;
   }
   j["flops"] = r.flops;
@@ -175,6 +201,7 @@ nlohmann::json to_json(const DispatchResult& r) {
                                        : nlohmann::json(nullptr);
   }
   if (!r.aclnn_skipped.empty()) j["aclnn_skipped"] = r.aclnn_skipped;
+  j["memory"] = to_json(r.memory);
   j["verification"] = r.verification;
   j["verified"] = r.verified_ok;
   j["torch"] = to_json(r.torch);
@@ -201,6 +228,7 @@ std::string dispatch_table(const std::vector<DispatchResult>& results) {
                        ms(r.ran(DispatchVariant::aclnn), r.t(DispatchVariant::aclnn)), ms(r.torch.available, r.torch.median),
                        t > 0 ? r.flops / t * 1e-9 : 0.0);
     out += fmt::format("  check: {}{}\n", r.verification, r.verified_ok ? "" : "  <-- FAILED");
+    if (!r.memory.left_out.empty()) out += fmt::format("  {}\n", memory_text(r.memory));
     if (!r.aclnn_skipped.empty()) out += fmt::format("  aclnn not run: {}\n", r.aclnn_skipped);
     if (r.torch.attempted)
       out += r.torch.available

@@ -34,6 +34,7 @@ struct DispatchResult {
   std::string skipped;        ///< the case did not run, and why
   std::string aclnn_skipped;  ///< the aclnn variant did not run, and why
   TorchResult torch;
+  MemoryReport memory;  ///< the estimate, the limit and what was left out to fit
 
   bool ran(DispatchVariant v) const { return !samples[static_cast<std::size_t>(v)].empty(); }
   double t(DispatchVariant v) const { return median[static_cast<std::size_t>(v)]; }

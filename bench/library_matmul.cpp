@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "gemm/tile_matmul.hpp"
+
 namespace gmmav::bench {
 namespace {
 
@@ -111,6 +113,20 @@ LibraryMatmul::LibraryMatmul(DType dtype, const LibraryShape& s, int threads) : 
     impl_->note = "no bf16 matmul on this CPU: ";
     add_all();
   }
+}
+
+double LibraryMatmul::estimate_bytes(DType dtype, const LibraryShape& s) {
+  const double elem = dtype == DType::bf16 && gemm::native_bf16_matmul() ? 2 : 4;
+  const auto product = [&](std::int64_t m, std::int64_t k, std::int64_t n) {
+    if (m <= 0) return 0.0;
+    // As add(): a chunk of sources and outputs, the packed weights (a second copy for the tail
+    // chunk when there is more than one call) and the plain weight they are packed from.
+    const std::int64_t chunk = std::clamp<std::int64_t>(kMaxSourceBytes / (k * static_cast<std::int64_t>(elem)), 1, m);
+    const double weights = chunk < m ? 3 : 2;
+    return elem *
+           (static_cast<double>(chunk) * static_cast<double>(k + n) + weights * static_cast<double>(k) * static_cast<double>(n));
+  };
+  return product(s.m1, s.k1, s.n1) + product(s.m2, s.k2, s.n2);
 }
 
 LibraryMatmul::~LibraryMatmul() = default;

@@ -22,6 +22,9 @@ struct LibraryShape {
 class LibraryMatmul {
  public:
   LibraryMatmul(DType dtype, const LibraryShape& shape, int threads);
+  /// Bytes an object of this shape holds (sources, outputs, packed weights) and, while it is
+  /// made, the plain weight it packs from: an upper bound (FP32 unless oneDNN has a BF16 matmul).
+  static double estimate_bytes(DType dtype, const LibraryShape& shape);
   ~LibraryMatmul();
   /// Starts the OpenMP team before the timing (so run() does not pay thread creation).
   void wake();

@@ -45,6 +45,7 @@ nlohmann::json to_json(const CaseResult& r) {
   j["dtype"] = r.dtype == DType::bf16 ? "bf16" : "fp16";
   if (!r.skipped.empty()) {
     j["skipped"] = r.skipped;
+    if (r.memory.checked) j["memory"] = to_json(r.memory);
     return j;
   }
   const Derived d = derive(r);
@@ -111,6 +112,7 @@ nlohmann::json to_json(const CaseResult& r) {
   for (int v = 0; v < kVariants; ++v) samples[to_string(static_cast<Variant>(v))] = r.samples[static_cast<std::size_t>(v)];
   j["samples_s"] = samples;
   if (!r.notes.empty()) j["notes"] = r.notes;
+  j["memory"] = to_json(r.memory);
   return j;
 }
 

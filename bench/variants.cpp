@@ -32,7 +32,7 @@ const char* to_string(Variant v) {
   return "?";
 }
 
-void RankBuffers::allocate(const Plan& plan, std::size_t workspace_bytes) {
+void RankBuffers::allocate(const Plan& plan, std::size_t workspace_bytes, bool per_call) {
   const ProblemDesc& d = plan.desc();
   const auto a = static_cast<std::size_t>(plan.rows_in() * d.n1);
   const auto bsk = static_cast<std::size_t>(plan.rows_out() * d.n1);
@@ -45,9 +45,9 @@ void RankBuffers::allocate(const Plan& plan, std::size_t workspace_bytes) {
     mm_gemm.assign(mm, 0);
     mm_seq.assign(mm, 0);
     mm_pe.assign(mm, 0);
-    mm_per_call.assign(mm, 0);
+    if (per_call) mm_per_call.assign(mm, 0);
   }
-  y_per_call.assign(bsk, 0);
+  if (per_call) y_per_call.assign(bsk, 0);
   workspace.assign(workspace_bytes, std::byte{0});
 }
 

@@ -41,7 +41,8 @@ struct RankBuffers {
   std::vector<std::uint16_t> y_per_call, mm_per_call;  // fused_per_call's outputs
   std::vector<std::byte> workspace;                    // the fused call's (MPI staging)
 
-  void allocate(const Plan& plan, std::size_t workspace_bytes);
+  /// `per_call`: also fused_per_call's outputs (not when the variant is left out).
+  void allocate(const Plan& plan, std::size_t workspace_bytes, bool per_call = true);
   std::array<std::byte*, kTargets> y_pointers();
 };
 

@@ -43,6 +43,7 @@ struct RunOptions {
   std::string inject_fault;  // test-only: "y" (the routed output), "mmY" or "permuteOut"
   std::string backend = "auto";
   bool world_size_given = false;
+  double memory_limit = 0;  // bytes; 0: the machine's physical memory
 };
 
 struct Result {
@@ -181,13 +182,14 @@ double case_bytes(const RunOptions& o) {
 // The refusal of a case larger than this machine's memory (before anything is
 // allocated: std::bad_alloc halfway through says nothing), or "" when it fits.
 std::string memory_refusal(const RunOptions& o) {
-  const double need = case_bytes(o), have = physical_memory_bytes();
+  const double need = case_bytes(o), have = o.memory_limit > 0 ? o.memory_limit : physical_memory_bytes();
   if (have <= 0 || need <= have) return {};
   auto n = [](std::int64_t v) { return std::to_string(v); };
   return "the case needs about " + bytes_text(need) + " (W=" + n(o.world_size) + " ranks, e=" + n(o.experts) + ", BS=" + n(o.bs) +
          ", K=" + n(o.topk) + ", H1=" + n(o.h1) + ", N1=" + n(o.n1) + ", H2=" + n(o.h2 > 0 ? o.h2 : o.h1) + ", N2=" + n(o.n2) +
-         ": 16-bit inputs and outputs of every rank plus the FP64 reference), more than this machine's " + bytes_text(have) +
-         " of memory; reduce -W, -e, --bs, -k, --h1, --n1, --h2 or --n2";
+         ": 16-bit inputs and outputs of every rank plus the FP64 reference), more than " +
+         (o.memory_limit > 0 ? "--memory-limit " + bytes_text(have) : "this machine's " + bytes_text(have) + " of memory") +
+         "; reduce -W, -e, --bs, -k, --h1, --n1, --h2 or --n2";
 }
 
 int run(RunOptions o) {
@@ -352,6 +354,8 @@ void add_run_command(CLI::App& app) {
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--threads", o->threads, "Compute threads (default: GMMAV_NUM_THREADS or the cores)")
       ->check(CLI::Range(1, 1024));
+  add_memory_limit_option(cmd, o->memory_limit,
+                          "Refuse a case that needs more memory than this, e.g. 4GiB (default: the machine's physical memory)");
   cmd->add_flag("--json", o->json, "Print JSON instead of the summary");
   cmd->add_flag("--no-verify", o->no_verify, "Skip the reference check");
   cmd->add_option("--backend", o->backend,

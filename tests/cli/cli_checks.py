@@ -430,6 +430,64 @@ def verify_dispatch_out_files(tmp):
     run(["verify", "--inputs", d, "--op", "dispatch", "--dtype", "bf16", "--exact"], 0)
 
 
+# ---- bench: the memory estimate (--memory-limit) ---------------------------------
+
+BENCH_TINY = ["bench", "--quick", "--cases", "tiny", "--dtype", "bf16", "--repeat", "1", "--json", "-"]
+
+
+def bench_json(args, rc):
+    j = json.loads(run(args, rc).stdout)
+    expect(len(j["cases"]) == 1, "expected one case")
+    return j["cases"][0]
+
+
+def bench_memory_refused(tmp):
+    """A case estimated above --memory-limit even without the variants it may leave out is skipped with
+    its numbers before anything is allocated, exit 2 (issue 29: the seed case died by the OOM killer)."""
+    for op in ("combine", "dispatch"):
+        p = run(BENCH_TINY + ["--torch", "off", "--op", op, "--memory-limit", "1MiB"], 2)
+        c = json.loads(p.stdout)["cases"][0]
+        m = c.get("memory") or {}
+        expect("skipped" in c and m.get("refused") is True, f"{op}: the case was not refused")
+        expect(m["limit_bytes"] == 2**20 and m["estimated_peak_bytes"] > 2**20, f"{op}: limit/estimate not reported")
+        expect("estimated peak" in c["skipped"] and "--memory-limit 1.00 MiB" in c["skipped"], f"{op}: no clear reason")
+        expect("not run" in p.stderr and "tiny bf16" in p.stderr, f"{op}: stderr does not say which case was not run")
+
+
+def bench_memory_leaves_out(tmp):
+    """Between the core variants' estimate and the whole case's, variants are left out in order (torch,
+    aclnn, fused_per_call, library) and the rest still runs and is checked."""
+    parts = bench_json(BENCH_TINY + ["--torch", "off", "--memory-limit", "1"], 2)["memory"]["parts_bytes"]
+    core = parts["data"] + parts["core"]
+    variants = core + parts["fused_per_call"] + parts["aclnn"] + parts["library"]
+    # Only the core variants fit.
+    c = bench_json(BENCH_TINY + ["--torch", "off", "--memory-limit", str(int(core) + 1)], 0)
+    expect(c["memory"]["left_out"] == ["aclnn", "fused_per_call", "library"], f"left out: {c['memory']['left_out']}")
+    expect(c["t_fused_s"] > 0 and c["t_sequential_s"] > 0 and c["verified"] is True, "the core variants did not run")
+    expect(c["t_aclnn_s"] is None and "fit in memory" in c.get("aclnn_skipped", ""), "aclnn ran or no reason")
+    expect(c["t_fused_per_call_s"] is None and c["t_library_s"] == 0 and "fit in memory" in c["library"],
+           "fused_per_call or library ran")
+    # One byte short of everything: aclnn goes first.
+    c = bench_json(BENCH_TINY + ["--torch", "off", "--memory-limit", str(int(variants) - 1)], 0)
+    expect(c["memory"]["left_out"] == ["aclnn"], f"left out: {c['memory']['left_out']}")
+    expect(c["t_fused_per_call_s"] is not None and c["t_library_s"] > 0, "fused_per_call or library did not run")
+    # The PyTorch composite (named case: --torch auto runs it) goes before any variant.
+    c = bench_json(BENCH_TINY + ["--memory-limit", str(int(variants) + 1)], 0)
+    expect(c["memory"]["parts_bytes"]["torch"] > 0 and c["memory"]["left_out"] == ["torch"],
+           f"left out: {c['memory']['left_out']}")
+    expect(c["torch"]["attempted"] and "fit in memory" in c["torch"]["why"], "torch: no reason")
+    expect(c["t_aclnn_s"] is not None, "aclnn did not run")
+
+
+def bench_memory_limit_bad(tmp):
+    for value in ("0", "12XB", "1.5Q", "nan", "2000000TiB"):
+        p = run(["bench", "--quick", "--memory-limit", value], 2)
+        expect(f"expected a size such as 512MiB, 8GiB or 1048576 (bytes, 1 to 2^60), got '{value}'" in p.stderr,
+               f"--memory-limit {value}: no clear message")
+    p = run(["run", "--memory-limit", "1MiB"], 2)
+    expect("more than --memory-limit 1.00 MiB" in p.stderr, "run --memory-limit: no clear refusal")
+
+
 def make_case_self_test(tmp):
     subprocess.run([sys.executable, MAKE_CASE, "--self-test"], check=True)
 
@@ -465,6 +523,9 @@ CHECKS = {
     "run_dispatch_fault_permuteOut": run_json_fault("permuteOut", "permuteOut", RUN_DISPATCH),
     "run_dispatch_text": run_dispatch_text,
     "bad_op": bad_op,
+    "bench_memory_refused": bench_memory_refused,
+    "bench_memory_leaves_out": bench_memory_leaves_out,
+    "bench_memory_limit_bad": bench_memory_limit_bad,
     **{name: (lambda flags: lambda tmp: verify_dispatch_pass(tmp, flags))(flags) for name, flags in DISPATCH_PASS.items()},
     "verify_dispatch_fail": verify_dispatch_fail,
     "verify_dispatch_wrong_op": verify_dispatch_wrong_op,
