@@ -1,14 +1,18 @@
 // The chain kernel (src/gemm/chain_kernel.*): every output element is one
 // FP32 FMA chain over k in ascending order from +0, rounded once (SPEC §4). The
 // test recomputes that chain independently and compares bits, on the
-// dispatched path (AVX2 where the host has it) and on the portable path, for
-// shapes that exercise every remainder (rows not a multiple of 4, n not a
-// multiple of the 24-column panel nor of the 192-column group of panels, k not
-// a multiple of the 256 chunk), both
-// weight layouts, subnormal and random full-precision values.
+// dispatched path and on the path of every ISA level up to this process's
+// (portable, AVX2, AVX-512: common/cpu_isa.hpp), for shapes that exercise every
+// remainder (rows not a multiple of 8, 4, 2; n not a multiple of the 24- or
+// 48-column panel nor of the 192-column group of panels; k not a multiple of
+// the 128 or 256 chunk), both weight layouts, subnormal and random
+// full-precision values; then random shapes, level against level (D67).
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "gemm/chain_kernel.hpp"
@@ -18,8 +22,11 @@
 
 namespace {
 
+using gmmav::CpuIsa;
 using gmmav::DType;
 using namespace gmmav::gemm;
+using gmmav::cpu_isa;
+using gmmav::to_string;
 
 std::vector<std::uint16_t> random_bits(DType t, std::size_t n, std::mt19937_64& rng, bool subnormals) {
   std::normal_distribution<double> g(0.0, 1.0);
@@ -58,6 +65,14 @@ struct Shape {
   std::int64_t rows, k, n;
 };
 
+// The ISA levels whose path this process may run (up to its level: the host's, capped by GMMAV_MAX_CPU_ISA).
+std::vector<CpuIsa> levels() {
+  std::vector<CpuIsa> out;
+  for (const CpuIsa isa : {CpuIsa::portable, CpuIsa::avx2, CpuIsa::avx512})
+    if (isa <= cpu_isa()) out.push_back(isa);
+  return out;
+}
+
 class ChainKernel : public ::testing::TestWithParam<std::tuple<DType, bool, bool>> {};
 
 TEST_P(ChainKernel, IsOneFmaChainPerElementOnEveryPath) {
@@ -65,16 +80,76 @@ TEST_P(ChainKernel, IsOneFmaChainPerElementOnEveryPath) {
   std::mt19937_64 rng(42);
   for (const Shape s : {Shape{1, 1, 1}, Shape{3, 7, 5}, Shape{4, 256, 24}, Shape{5, 300, 50}, Shape{17, 513, 49},
                         Shape{32, 64, 100}, Shape{kSmallMRows, 260, 23}, Shape{5, 300, 192}, Shape{kSmallMRows, 260, 410},
-                        Shape{kSmallMRows + 1, 70, 30}, Shape{127, 300, 200}, Shape{128, 257, 193}}) {
+                        Shape{kSmallMRows + 1, 70, 30}, Shape{127, 300, 200}, Shape{128, 257, 193}, Shape{8, 128, 48},
+                        Shape{15, 129, 97}, Shape{7, 255, 191}, Shape{9, 385, 240}, Shape{2, 1, 383}}) {
     SCOPED_TRACE(testing::Message() << "rows " << s.rows << " k " << s.k << " n " << s.n);
     const auto x = random_bits(t, static_cast<std::size_t>(s.rows * s.k), rng, false);
     const auto w = random_bits(t, static_cast<std::size_t>(s.k * s.n), rng, subnormals);
     const auto want = fma_chain(t, x, s.rows, s.k, w, s.n, trans);
-    std::vector<std::uint16_t> got(want.size(), 0xDEAD), portable(want.size(), 0xBEEF);
+    std::vector<std::uint16_t> got(want.size(), 0xDEAD);
     chain_matmul(t, x.data(), s.rows, s.k, w.data(), s.n, trans, got.data());
-    chain_matmul_portable(t, x.data(), s.rows, s.k, w.data(), s.n, trans, portable.data());
     EXPECT_EQ(got, want) << "dispatched path (" << chain_kernel_path() << ")";
-    EXPECT_EQ(portable, want) << "portable path";
+    for (const CpuIsa isa : levels()) {
+      std::vector<std::uint16_t> at(want.size(), 0xBEEF);
+      chain_matmul_at(isa, t, x.data(), s.rows, s.k, w.data(), s.n, trans, at.data());
+      EXPECT_EQ(at, want) << chain_kernel_path(isa) << " path";
+    }
+  }
+}
+
+// Every level's path against the portable one, bit for bit, on random shapes around the
+// blockings of every level (rows 1..40 and 120..130, n 1..400, k 1..700), both dtypes and
+// layouts, values of every magnitude (normal, subnormal products, zeros of both signs).
+TEST(ChainKernelLevels, SameBitsOnEveryLevelForRandomShapes) {
+  const auto lv = levels();
+  if (lv.size() < 2) GTEST_SKIP() << "only the portable path in this process (" << to_string(cpu_isa()) << ")";
+  std::mt19937_64 rng(2024);
+  std::uniform_int_distribution<std::int64_t> small_rows(1, 40), large_rows(120, 130), cols(1, 400), depth(1, 700);
+  std::uniform_int_distribution<int> coin(0, 3);
+  for (int i = 0; i < 64; ++i) {
+    const DType t = i % 2 ? DType::bf16 : DType::f16;
+    const bool trans = (i / 2) % 2;
+    const std::int64_t rows = coin(rng) == 0 ? large_rows(rng) : small_rows(rng), k = depth(rng), n = cols(rng);
+    SCOPED_TRACE(testing::Message() << (t == DType::f16 ? "fp16" : "bf16") << (trans ? " trans" : "") << " rows " << rows << " k "
+                                    << k << " n " << n);
+    auto x = random_bits(t, static_cast<std::size_t>(rows * k), rng, false);
+    auto w = random_bits(t, static_cast<std::size_t>(k * n), rng, coin(rng) == 0);
+    for (std::size_t z = 0; z < x.size(); z += 17) x[z] = z % 2 ? 0x8000 : 0;  // signed zeros: the chain starts from +0
+    std::vector<std::uint16_t> portable(static_cast<std::size_t>(rows * n), 0xBEEF);
+    chain_matmul_at(CpuIsa::portable, t, x.data(), rows, k, w.data(), n, trans, portable.data());
+    for (const CpuIsa isa : lv) {
+      if (isa == CpuIsa::portable) continue;
+      std::vector<std::uint16_t> got(portable.size(), 0xDEAD);
+      chain_matmul_at(isa, t, x.data(), rows, k, w.data(), n, trans, got.data());
+      ASSERT_EQ(got, portable) << chain_kernel_path(isa) << " path vs portable";
+    }
+  }
+}
+
+// Infinities and NaNs go through every level's chains alike (same NaN bits: the result of an FMA
+// with a NaN operand must not depend on the path).
+TEST(ChainKernelLevels, SameBitsOnEveryLevelWithInfinitiesAndNaNs) {
+  const auto lv = levels();
+  if (lv.size() < 2) GTEST_SKIP() << "only the portable path in this process";
+  std::mt19937_64 rng(5);
+  for (const DType t : {DType::f16, DType::bf16}) {
+    const std::uint16_t inf = t == DType::f16 ? 0x7C00 : 0x7F80, nan = t == DType::f16 ? 0x7E01 : 0x7FC1;
+    const std::int64_t rows = 9, k = 300, n = 100;
+    auto x = random_bits(t, static_cast<std::size_t>(rows * k), rng, false);
+    auto w = random_bits(t, static_cast<std::size_t>(k * n), rng, false);
+    x[5] = inf;                                // row 0: +inf times +-w: inf, or NaN once both signs meet
+    x[static_cast<std::size_t>(k + 7)] = nan;  // row 1: NaN from the start of its chains
+    x[static_cast<std::size_t>(2 * k + 9)] = nan | 0x8000;
+    w[static_cast<std::size_t>(11 * n + 3)] = nan;  // column 3: a NaN weight in every row's chain
+    w[static_cast<std::size_t>(40 * n + 3)] = inf;
+    w[static_cast<std::size_t>(20 * n + 50)] = inf | 0x8000;
+    std::vector<std::uint16_t> portable(static_cast<std::size_t>(rows * n));
+    chain_matmul_at(CpuIsa::portable, t, x.data(), rows, k, w.data(), n, false, portable.data());
+    for (const CpuIsa isa : lv) {
+      std::vector<std::uint16_t> got(portable.size(), 0xDEAD);
+      chain_matmul_at(isa, t, x.data(), rows, k, w.data(), n, false, got.data());
+      EXPECT_EQ(got, portable) << chain_kernel_path(isa) << " path vs portable";
+    }
   }
 }
 
@@ -128,6 +203,62 @@ TEST(ChainKernel, PreparedWeightRoutesLargeF32TilesToItWhereOneDnnHasNoBrgemm) {
       EXPECT_EQ(pw.bytes(), 0u) << "nothing packed";
     }
   }
+}
+
+// The guard in front of every oneDNN call (D65): oneDNN 2.6 keeps dimensions in 32-bit ints and
+// died with SIGFPE creating a primitive for K = 2^36 (AVX-512 hosts; an AVX2 host never reaches
+// oneDNN with it, so the guard itself is tested here, on any host).
+TEST(OneDnnGuard, RefusesEveryDimensionOneDnnCannotTake) {
+  EXPECT_TRUE(onednn_accepts(1, 1, 1));
+  EXPECT_TRUE(onednn_accepts(128, 7168, 4096));
+  EXPECT_TRUE(onednn_accepts(kOneDnnMaxDim, kOneDnnMaxDim, kOneDnnMaxDim));
+  EXPECT_EQ(kOneDnnMaxDim * 4, (std::int64_t{1} << 31) - 4) << "a row of FP32 values stays below 2^31 bytes";
+  constexpr std::int64_t p31 = std::int64_t{1} << 31, p32 = std::int64_t{1} << 32;
+  for (const std::int64_t bad : {std::int64_t{0}, std::int64_t{-1}, kOneDnnMaxDim + 1, p31 - 1, p31, p32 - 1, p32, p32 + 1,
+                                 std::int64_t{1} << 36, std::numeric_limits<std::int64_t>::max()}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(onednn_accepts(bad, 64, 64)) << "m";
+    EXPECT_FALSE(onednn_accepts(64, bad, 64)) << "k";
+    EXPECT_FALSE(onednn_accepts(64, 64, bad)) << "n";
+  }
+  for (const DType t : {DType::f16, DType::bf16}) {
+    EXPECT_FALSE(packs_weights(t, std::int64_t{1} << 36, 1));
+    EXPECT_FALSE(packs_weights(t, 1, std::int64_t{1} << 36));
+    EXPECT_EQ(packs_weights(t, 7168, 4096), packs_weights(t)) << "ordinary shapes: as the host decides";
+  }
+}
+
+// A weight beyond the guard is never handed to oneDNN, whatever the host: preparing it packs
+// nothing, and a tile of any row count takes the chain kernel, which fails cleanly with
+// Errc::out_of_memory when the tile's FP32 rows cannot be had (2^36 x 4 bytes per row here).
+TEST(OneDnnGuard, WeightBeyondItTakesTheChainKernel) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the sanitizers' allocators abort on a request this large instead of failing it";
+#endif
+  constexpr std::int64_t k = std::int64_t{1} << 36, n = 1, rows = kSmallMRows + 1;
+  const std::size_t w_bytes = static_cast<std::size_t>(k) * 2, x_bytes = w_bytes * rows;
+  void* w = mmap(nullptr, w_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* x = mmap(nullptr, x_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (w == MAP_FAILED || x == MAP_FAILED) GTEST_SKIP() << "cannot reserve the address space here";
+  for (const DType t : {DType::f16, DType::bf16}) {
+    PreparedWeight pw;
+    pw.prepare(t, static_cast<const std::uint16_t*>(w), k, n, false, PreparedWeight::Packing::now);
+    EXPECT_EQ(pw.bytes(), 0u) << "nothing packed";
+    EXPECT_FALSE(pw.bf16_route());
+    std::vector<std::uint16_t> out(rows, 0x7E00);
+    for (const std::int64_t r : {std::int64_t{1}, rows}) {
+      try {
+        pw.matmul_rows(static_cast<const std::uint16_t*>(x), r, out.data());
+        ADD_FAILURE() << "expected out_of_memory for " << r << " rows";
+      } catch (const gmmav::Error& e) {
+        EXPECT_EQ(e.code(), gmmav::Errc::out_of_memory) << e.what();
+        EXPECT_NE(std::string(e.what()).find("FP32 rows"), std::string::npos) << "the chain kernel's buffer: " << e.what();
+      }
+    }
+    EXPECT_EQ(out, std::vector<std::uint16_t>(rows, 0x7E00));
+  }
+  munmap(w, w_bytes);
+  munmap(x, x_bytes);
 }
 
 }  // namespace

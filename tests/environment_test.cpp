@@ -3,11 +3,17 @@
 // anything else → gmmav::Error naming the variable, what was expected and the text given.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "common/config.hpp"
+#include "common/cpu_isa.hpp"
 #include "engine/compute_pool.hpp"
+#include "gemm/chain_kernel.hpp"
 #include "gmmav/gmmav.hpp"
+#include "numeric/convert.hpp"
 #include "reference/synthetic_case.hpp"
 #include "support/expect_error.hpp"
 #include "support/scoped_env.hpp"
@@ -93,7 +99,44 @@ TEST(Environment, LogPlanPrintsTheChoicesOfEachCall) {
        {"[gmmav] plan: rank 0/2 float16 e=2", "[gmmav] plan: rank 1/2 float16 e=2", "| expert 0: ", "| expert 1: ", " GEMMs (",
         " chain", "| shared expert: ", "| weights: ", "| workspace 0 B (backend minimum 0 B)"})
     EXPECT_NE(err.find(want), std::string::npos) << "missing '" << want << "' in:\n" << err;
+  // Which kernel each route takes, and at which ISA level (the host's, capped by GMMAV_MAX_CPU_ISA).
+  for (const std::string want : {std::string("chain ") + gmmav::gemm::chain_kernel_path(),
+                                 std::string("| isa ") + gmmav::to_string(gmmav::cpu_isa()) + " (host "})
+    EXPECT_NE(err.find(want), std::string::npos) << "missing '" << want << "' in:\n" << err;
   EXPECT_TRUE(gmmav::reference::check_case(c, true).ok);
+}
+
+// GMMAV_MAX_CPU_ISA names one of four levels, lowest first as in CpuIsa; anything else is refused.
+// (It is read once per process, at the first use: the levels themselves are run by
+// scripts/isa-levels.sh, one process each.)
+TEST(Environment, MaxCpuIsaTakesTheFourLevelNames) {
+  for (const auto unset : {std::optional<std::string>(), std::optional<std::string>("")}) {
+    ScopedEnv v("GMMAV_MAX_CPU_ISA", unset);
+    EXPECT_FALSE(gmmav::config::max_cpu_isa());
+  }
+  const std::pair<const char*, gmmav::CpuIsa> names[] = {{"portable", gmmav::CpuIsa::portable},
+                                                         {"avx2", gmmav::CpuIsa::avx2},
+                                                         {"avx512", gmmav::CpuIsa::avx512},
+                                                         {"avx512_bf16", gmmav::CpuIsa::avx512_bf16}};
+  for (const auto& [name, isa] : names) {
+    ScopedEnv v("GMMAV_MAX_CPU_ISA", name);
+    EXPECT_EQ(gmmav::config::max_cpu_isa(), static_cast<int>(isa)) << name;
+    EXPECT_STREQ(gmmav::to_string(isa), name);
+  }
+  for (const char* bad : {"AVX2", "avx512f", "avx512_core", "sse41", " avx2", "avx2 ", "avx2,avx512", "1"}) {
+    ScopedEnv v("GMMAV_MAX_CPU_ISA", bad);
+    expect_error([] { (void)gmmav::config::max_cpu_isa(); }, Errc::invalid_argument, "GMMAV_MAX_CPU_ISA");
+  }
+}
+
+// The process's level is the host's, lowered (never raised) by the cap it was started with.
+TEST(Environment, CpuIsaIsTheHostsCappedByTheVariable) {
+  const gmmav::CpuIsa host = gmmav::host_cpu_isa(), level = gmmav::cpu_isa();
+  if (const auto cap = gmmav::cpu_isa_cap())
+    EXPECT_EQ(level, std::min(host, *cap));
+  else
+    EXPECT_EQ(level, host);
+  EXPECT_EQ(gmmav::numeric::has_f16c(), level >= gmmav::CpuIsa::avx2) << "the conversions follow the level";
 }
 
 // A bad GMMAV_LOG is refused by the call (nothing written), like every other variable.

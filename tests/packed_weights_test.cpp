@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "engine/packed_weights.hpp"
+#include "engine/tile_schedule.hpp"
+#include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/gmmav.hpp"
 #include "numeric/half.hpp"
@@ -143,8 +145,16 @@ TEST(PackedWeights, Bf16TinyValuesTakeTheExactRouteWithTheSameBits) {
     r.gmm_weight[static_cast<std::size_t>(1 * slice + 5)] = tiny;  // expert 1 only
     r.mm_weight[7] = tiny;
   }
-  ASSERT_GT(Plan::create(c.desc(0)).group_rows(0), 0);
-  c.ranks[0].gmm_x[3] = tiny;  // row 0 is expert 0's: that one tile of rank 0 takes the f32 route
+  // A row of one of expert 0's GEMMs of more than kSmallMRows rows (smaller ones take the chain
+  // kernel, which needs no route): that one GEMM of rank 0 takes the f32 route.
+  std::int64_t tiny_row = -1;
+  for (const auto& g : gmmav::engine::routed_groups(Plan::create(c.desc(0)), 0))
+    if (g.rows > gmmav::gemm::kSmallMRows) {
+      tiny_row = g.src_row;
+      break;
+    }
+  ASSERT_GE(tiny_row, 0) << "expert 0 of rank 0 has a GEMM of more than kSmallMRows rows";
+  c.ranks[0].gmm_x[static_cast<std::size_t>(tiny_row * spec.h1 + 3)] = tiny;
   for (auto& r : c.ranks) {
     EXPECT_TRUE(gmmav::gemm::bf16_dot_exact(r.gmm_weight.data(), static_cast<std::size_t>(slice)));
     EXPECT_FALSE(gmmav::gemm::bf16_dot_exact(r.gmm_weight.data() + slice, static_cast<std::size_t>(slice)));

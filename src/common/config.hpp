@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <string_view>
 
@@ -55,6 +56,7 @@ inline constexpr Variable kVariables[] = {
     {"GMMAV_LOG", "a comma-separated list of 1 and plan", "every call (plan); the C API's error path (1)"},
     {"GMMAV_WEIGHT_CACHE_MB", "an integer in [0, 2^40] (MiB)", "first aclnn call"},
     {"GMMAV_STRICT_A3", "0 or 1", "every aclnn call"},
+    {"GMMAV_MAX_CPU_ISA", "portable, avx2, avx512 or avx512_bf16", "first GEMM or conversion (fixed for the process)"},
     {"GMMAV_TORCH_COMPOSITE", "a path to torch_composite.py", "gmmav bench --torch"},
     {"GMMAV_BENCH_SPIN_SET", "0 or 1 (set by gmmav bench itself)", "gmmav bench"},
 };
@@ -85,6 +87,17 @@ inline bool strict_a3() { return env_switch("GMMAV_STRICT_A3", false); }
 inline std::optional<std::int64_t> weight_cache_mb() {
   return env_int("GMMAV_WEIGHT_CACHE_MB", 0, std::int64_t{1} << 40, "MiB; 0 turns the weight cache off");
 }
+/// The levels GMMAV_MAX_CPU_ISA names, lowest first (common/cpu_isa.hpp: CpuIsa has the same order).
+inline constexpr const char* kCpuIsaNames[] = {"portable", "avx2", "avx512", "avx512_bf16"};
+/// GMMAV_MAX_CPU_ISA: the index of the level in kCpuIsaNames; nullopt = not set (no cap).
+inline std::optional<int> max_cpu_isa() {
+  const char* v = std::getenv("GMMAV_MAX_CPU_ISA");
+  if (v == nullptr || *v == '\0') return std::nullopt;
+  for (int i = 0; i < static_cast<int>(std::size(kCpuIsaNames)); ++i)
+    if (std::string_view(v) == kCpuIsaNames[i]) return i;
+  fail(Errc::invalid_argument, "GMMAV_MAX_CPU_ISA", "expected portable, avx2, avx512 or avx512_bf16, got '{}'", v);
+}
+
 /// GMMAV_TORCH_COMPOSITE: a path (any non-empty text), or null.
 inline const char* torch_composite() {
   const char* v = std::getenv("GMMAV_TORCH_COMPOSITE");

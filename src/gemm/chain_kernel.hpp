@@ -9,12 +9,13 @@
 // ascending order, starting from +0, rounded once (RNE) to the 16-bit type.
 // Products of two 16-bit floats are exact in FP32 and subnormals are kept, so
 // no input scan is needed. The order is the same on every path (lanes run
-// along n, never along k), so the AVX2 path and the portable one give the
-// same bits, whatever the host.
+// along n, never along k), so the AVX-512 path (16 lanes), the AVX2 path (8)
+// and the portable one give the same bits, whatever the host (D67).
 #pragma once
 
 #include <cstdint>
 
+#include "common/cpu_isa.hpp"
 #include "gmmav/types.hpp"
 
 namespace gmmav::gemm {
@@ -28,11 +29,15 @@ constexpr std::int64_t kSmallMRows = 32;
 void chain_matmul(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
                   bool trans, std::uint16_t* out);
 
-/// The same on the portable path only (tests compare it with the dispatched one).
-void chain_matmul_portable(DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
-                           std::int64_t n, bool trans, std::uint16_t* out);
+/// The same on the path of ISA level `isa` (lowered to the host's when above it;
+/// the FP16/BF16 conversions stay at the process's level, common/cpu_isa.hpp: they
+/// are exact either way). Tests compare the levels with each other.
+void chain_matmul_at(CpuIsa isa, DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
+                     std::int64_t n, bool trans, std::uint16_t* out);
 
-/// "avx2+f16c" or "portable": the path chain_matmul takes on this host.
+/// "avx512", "avx2+fma+f16c" or "portable": the path chain_matmul takes in this process
+/// (the host's ISA level capped by GMMAV_MAX_CPU_ISA), or chain_matmul_at(isa).
 const char* chain_kernel_path();
+const char* chain_kernel_path(CpuIsa isa);
 
 }  // namespace gmmav::gemm

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/cpu_isa.hpp"
 #include "common/fail.hpp"
 #include "gemm/buffer_cache.hpp"
 #include "gemm/chain_kernel.hpp"
@@ -24,8 +25,44 @@ namespace {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
+// oneDNN's ISA for a gmmav level (common/cpu_isa.hpp): portable has no oneDNN counterpart below
+// sse41, oneDNN's lowest; avx512 is avx512_core (F/BW/VL/DQ, no BF16 dot products).
+dnnl::cpu_isa onednn_isa(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::portable:
+      return dnnl::cpu_isa::sse41;
+    case CpuIsa::avx2:
+      return dnnl::cpu_isa::avx2;
+    case CpuIsa::avx512:
+      return dnnl::cpu_isa::avx512_core;
+    case CpuIsa::avx512_bf16:
+      break;
+  }
+  return dnnl::cpu_isa::avx512_core_bf16;
+}
+
+// GMMAV_MAX_CPU_ISA caps oneDNN too (one knob for both; it overrides ONEDNN_MAX_CPU_ISA): set
+// before oneDNN's first use in the process, which is the engine's creation as far as gmmav goes.
+// If something else used oneDNN first, its cap can no longer move: that is only refused when its
+// ISA is above the cap asked for.
+void cap_onednn_isa() {
+  const auto cap = cpu_isa_cap();
+  if (!cap) return;
+  const dnnl::cpu_isa want = onednn_isa(*cap);
+  if (dnnl::set_max_cpu_isa(want) == dnnl::status::success) return;
+  const auto have = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  if ((have & static_cast<unsigned>(want)) != have)  // oneDNN's ISA values are bit sets, each level holding the ones below
+    fail(Errc::invalid_argument, "GMMAV_MAX_CPU_ISA",
+         "expected oneDNN not to be used in this process before gmmav's first GEMM (it runs at ISA {:#x} and cannot be capped "
+         "to {} any more); set ONEDNN_MAX_CPU_ISA too",
+         have, to_string(*cap));
+}
+
 dnnl::engine& cpu_engine() {
-  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine eng = [] {
+    cap_onednn_isa();
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return eng;
 }
 
@@ -66,9 +103,11 @@ dnnl::memory thread_scratchpad(const Matmul& mm) {
 }
 
 // The packed weight layout oneDNN prefers for this problem (same for every M: measured).
+// Only for shapes onednn_accepts(kPackRows, k, n).
+constexpr std::int64_t kPackRows = 128;
 dnnl::memory::desc packed_desc(dt type, std::int64_t k, std::int64_t n) {
   const dnnl::memory::desc any({k, n}, type, tag::any);
-  return make_pd(type, 128, k, n, any).weights_desc();
+  return make_pd(type, kPackRows, k, n, any).weights_desc();
 }
 
 // Primitives by (type, M, K, N, packed layout); created by the pool worker that needs them.
@@ -106,6 +145,17 @@ std::string impl_of(dt type) {
 }
 
 }  // namespace
+
+// oneDNN 2.6 keeps dimensions in 32-bit ints inside its kernels: a dimension of 2^32 or more
+// kills the process (SIGFPE in primitive creation: M or K = 2^32, K = 2^36), brgemm refuses
+// 2^31 <= K < 2^32 but accepts K = 2^32 + 1 (as if truncated to 32 bits), and a 2^31 x 2^31
+// weight reports 0 bytes (D65). Rows of 2^29 FP32 values are 2^31 bytes, so the bound also keeps
+// every row stride a 32-bit byte offset. Tensors beyond 2^31 elements and 2^32 bytes were
+// measured correct (exact integer products) as long as each dimension is small.
+bool onednn_accepts(std::int64_t m, std::int64_t k, std::int64_t n) {
+  const auto ok = [](std::int64_t d) { return d >= 1 && d <= kOneDnnMaxDim; };
+  return ok(m) && ok(k) && ok(n);
+}
 
 // Native BF16 matmul is worth it only with a real BF16 kernel (not oneDNN's reference code).
 bool native_bf16_matmul() {
@@ -175,17 +225,32 @@ __attribute__((target("avx2"))) std::uint16_t min_nonzero_magnitude_avx2(const s
 }
 
 bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  const bool avx2 = cpu_isa() >= CpuIsa::avx2;
   return (avx2 ? min_nonzero_magnitude_avx2(v, n) : min_nonzero_magnitude_scalar(v, n)) >= (71u << 7);
 }
 
 bool packs_weights(DType dtype) { return f32_route_packs() || (dtype == DType::bf16 && native_bf16_matmul()); }
 
+std::string onednn_impl(bool bf16) {
+  static const std::string f32 = impl_of(dt::f32), b16 = impl_of(dt::bf16);
+  return bf16 ? b16 : f32;
+}
+
+bool packs_weights(DType dtype, std::int64_t k, std::int64_t n) {
+  return packs_weights(dtype) && onednn_accepts(kPackRows, k, n);
+}
+
+std::string isa_info() {
+  const auto cap = cpu_isa_cap();
+  return fmt::format("isa {} (host {}{}), chain kernel {}", to_string(cpu_isa()), to_string(host_cpu_isa()),
+                     cap ? fmt::format(", GMMAV_MAX_CPU_ISA={}", to_string(*cap)) : std::string(), chain_kernel_path());
+}
+
 std::string implementation_info() {
   const std::string f32 = f32_route_packs()
                               ? impl_of(dt::f32)
                               : fmt::format("chain kernel {} (oneDNN's is {})", chain_kernel_path(), impl_of(dt::f32));
-  return fmt::format("bf16: {}, f32: {}", impl_of(dt::bf16), f32);
+  return fmt::format("{}; bf16: {}, f32: {}", isa_info(), impl_of(dt::bf16), f32);
 }
 
 struct PreparedWeight::Impl {
@@ -205,6 +270,9 @@ struct PreparedWeight::Impl {
   mutable std::shared_ptr<std::byte> f32_storage;
   // Read by bytes() without taking the once flags.
   mutable std::atomic<std::size_t> bf16_bytes{0}, f32_bytes{0};
+  // False when the shape is beyond what oneDNN takes (onednn_accepts): every tile then takes the
+  // chain kernel and nothing is packed.
+  bool onednn = true;
 
   void prepare_f32() const {
     const auto plain = cached_buffer(static_cast<std::size_t>(k * n) * sizeof(float));
@@ -218,6 +286,7 @@ struct PreparedWeight::Impl {
     return f32_packed;
   }
   void prepare_packed() const {
+    if (!onednn) return;  // bf16_route stays false; nothing to pack
     try {
       f32_desc = packed_desc(dt::f32, k, n);
       bf16_route = dtype == DType::bf16 && native_bf16_matmul() && bf16_dot_exact(raw, static_cast<std::size_t>(k * n));
@@ -275,6 +344,7 @@ void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k
   p.n = n;
   p.trans = trans;
   p.raw = w;
+  p.onednn = onednn_accepts(kPackRows, k, n);
   if (packing == Packing::now) p.packed();
 }
 
@@ -282,7 +352,7 @@ void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std:
   if (rows <= 0) return;
   const Impl& p = *impl_;
   const std::int64_t k = p.k, n = p.n;
-  if (rows <= kSmallMRows) return p.chain(x, rows, out);
+  if (rows <= kSmallMRows || !p.onednn || !onednn_accepts(rows, k, n)) return p.chain(x, rows, out);
   p.packed();
   const bool bf16_native = p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k));
   if (!bf16_native && !f32_route_packs()) return p.chain(x, rows, out);

@@ -5,8 +5,10 @@
 // the host (fixed for the process), never on threads, backends or whether the
 // weights were packed in advance:
 // - chain kernel (chain_kernel.hpp) on the weight as stored, no packed copy:
-//   tiles of at most kSmallMRows rows (D13), and every f32-route tile on hosts
-//   where oneDNN has no FP32 brgemm kernel (AVX2 hosts, D24).
+//   tiles of at most kSmallMRows rows (D13), every f32-route tile on hosts
+//   where oneDNN has no FP32 brgemm kernel (AVX2 hosts, D24), and every tile of
+//   a shape oneDNN cannot take (onednn_accepts, D65). The host is the process's
+//   ISA level (common/cpu_isa.hpp: GMMAV_MAX_CPU_ISA caps oneDNN too, D66).
 // - f32 route (FP16 always; BF16 when the fast route is not exact): on hosts
 //   with oneDNN's FP32 brgemm, inputs are converted to FP32 exactly, oneDNN's
 //   FP32 matmul runs on weights packed once, and the FP32 result is rounded
@@ -79,12 +81,31 @@ bool native_bf16_matmul();
 /// True where some tiles of this dtype (more than kSmallMRows rows) compute from a packed copy
 /// of the weight, so preparing a weight packs it; false where every tile reads it as stored.
 bool packs_weights(DType dtype);
+/// The same for a k x n weight: false also when oneDNN cannot take the shape (onednn_accepts).
+bool packs_weights(DType dtype, std::int64_t k, std::int64_t n);
+
+/// The largest dimension handed to oneDNN: 2^29 - 1 (a row of FP32 values stays below 2^31 bytes).
+constexpr std::int64_t kOneDnnMaxDim = (std::int64_t{1} << 29) - 1;
+
+/// True when an (m x k) @ (k x n) matmul may be handed to oneDNN: every dimension in
+/// [1, kOneDnnMaxDim]. oneDNN 2.6 crashes (SIGFPE) or truncates on larger ones (D65); every
+/// oneDNN call here is guarded by it, and a tile it refuses takes the chain kernel (which takes
+/// any int64 shape: a shape too big for the machine then fails with Errc::out_of_memory).
+bool onednn_accepts(std::int64_t m, std::int64_t k, std::int64_t n);
 
 /// True when every nonzero BF16 value has |v| >= 2^-56 (no subnormal can occur in a dot product).
 bool bf16_dot_exact(const std::uint16_t* v, std::size_t n);
 
-/// The implementations of the two large-tile routes here, e.g. "bf16: brg:avx512_core_bf16, f32: brg:avx512_core"
-/// or "bf16: unavailable, f32: chain kernel avx2+fma+f16c (oneDNN's is gemm:jit)".
+/// The ISA level in use and the chain kernel's path, e.g. "isa avx2 (host avx512_bf16,
+/// GMMAV_MAX_CPU_ISA=avx2), chain kernel avx2+fma+f16c".
+std::string isa_info();
+
+/// isa_info() and the implementations of the two large-tile routes here, e.g. "...; bf16:
+/// brg:avx512_core_bf16, f32: brg:avx512_core" or "...; bf16: unavailable, f32: chain kernel
+/// avx2+fma+f16c (oneDNN's is gemm:jit)".
 std::string implementation_info();
+
+/// oneDNN's implementation of a large tile of this route ("brg:avx512_core", "unavailable", ...).
+std::string onednn_impl(bool bf16);
 
 }  // namespace gmmav::gemm

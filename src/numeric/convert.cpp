@@ -1,9 +1,9 @@
-// Bulk conversions: F16C when available (run-time check), portable loops otherwise.
+// Bulk conversions: F16C at ISA level avx2 and up (run-time check, common/cpu_isa.hpp), portable loops otherwise.
 #include "numeric/convert.hpp"
 
-#include <cpuid.h>
 #include <immintrin.h>
 
+#include "common/cpu_isa.hpp"
 #include "numeric/half.hpp"
 
 namespace gmmav::numeric {
@@ -45,20 +45,10 @@ __attribute__((target("avx2"))) void float_to_bf16_avx2(const float* src, std::u
   for (; i < n; ++i) dst[i] = float_to_bf16(src[i]);
 }
 
-bool detect_f16c() {
-  __builtin_cpu_init();
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
-  const bool f16c = (c & (1u << 29)) != 0;        // CPUID.1:ECX.F16C
-  return f16c && __builtin_cpu_supports("avx2");  // avx2 also implies the OS saves YMM state
-}
-
 }  // namespace
 
-bool has_f16c() {
-  static const bool yes = detect_f16c();
-  return yes;
-}
+// F16C and AVX2 come together in every level from avx2 up (common/cpu_isa.hpp: the host's, capped by GMMAV_MAX_CPU_ISA).
+bool has_f16c() { return cpu_isa() >= CpuIsa::avx2; }
 
 void to_float(DType t, const std::uint16_t* src, float* dst, std::size_t n) {
   if (t == DType::bf16) {

@@ -374,33 +374,44 @@ TEST(Resources, ThousandCallsOnOneGroupAndPlan) {
 // A call whose shapes need more host memory than there is (issue 16): gmmX
 // and a weight of terabytes, reserved but never touched. The
 // call must fail with Errc::out_of_memory naming what was too big, not with a
-// bare std::bad_alloc.
-TEST(Resources, HugeShapesFailWithOutOfMemory) {
+// bare std::bad_alloc, nor kill the process: K = 2^36 is beyond what oneDNN
+// takes (its primitive creation died with SIGFPE on AVX-512 hosts, D65), so
+// every route — either dtype, a tile the chain kernel takes (1 row) or one
+// oneDNN would (more than kSmallMRows rows), weights packed in the call or by
+// PackedWeights — ends in the chain kernel, whose FP32 copy of the tile's rows
+// (rows x 256 GiB) no machine has. scripts/isa-levels.sh runs it at every ISA level.
+class HugeShapes : public ::testing::TestWithParam<std::tuple<gmmav::DType, std::int64_t, bool>> {};
+
+TEST_P(HugeShapes, FailWithOutOfMemory) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   GTEST_SKIP() << "the sanitizers' allocators abort on a request this large instead of failing it";
 #endif
-  // One tile of more rows than kSmallMRows with K = H1 = 2^36: wherever it runs, the call needs
-  // FP32 copies far beyond the machine (oneDNN's route packs the 2^36-element weight as FP32,
-  // 256 GiB; the chain kernel converts the tile's rows to FP32, 33 x 256 GiB). gmmX and the
-  // weight are only address space (nothing reads them: the allocation fails first).
+  const auto [dtype, rows, packed_weights] = GetParam();
   constexpr std::int64_t kH1 = std::int64_t{1} << 36;
-  constexpr std::int64_t kRows = gmmav::gemm::kSmallMRows + 1;
-  const std::size_t w_bytes = static_cast<std::size_t>(kH1) * 2, x_bytes = w_bytes * kRows;
+  const std::size_t w_bytes = static_cast<std::size_t>(kH1) * 2, x_bytes = w_bytes * static_cast<std::size_t>(rows);
   void* w = mmap(nullptr, w_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   void* x = mmap(nullptr, x_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (w == MAP_FAILED || x == MAP_FAILED) GTEST_SKIP() << "cannot reserve the address space here";
-  std::vector<std::uint16_t> y(kRows, 0x7E00);
+  std::vector<std::uint16_t> y(static_cast<std::size_t>(rows), 0x7E00);
   gmmav::ProblemDesc d;
-  d.send_counts = d.recv_counts = {kRows};
+  d.dtype = dtype;
+  d.send_counts = d.recv_counts = {rows};
   d.h1 = kH1;
   d.n1 = 1;
   gmmav::OpTensors t;
-  t.gmm_x = gmmav::ConstTensorView::matrix(x, gmmav::DType::f16, kRows, kH1);
-  t.gmm_weight = gmmav::ConstTensorView::cube(w, gmmav::DType::f16, 1, kH1, 1);
-  t.y = gmmav::TensorView::matrix(y.data(), gmmav::DType::f16, kRows, 1);
+  t.gmm_x = gmmav::ConstTensorView::matrix(x, dtype, rows, kH1);
+  t.gmm_weight = gmmav::ConstTensorView::cube(w, dtype, 1, kH1, 1);
+  t.y = gmmav::TensorView::matrix(y.data(), dtype, rows, 1);
   auto comms = gmmav::create_in_process_group(1);
   try {
-    gmmav::run(gmmav::Plan::create(d), comms[0], t);
+    const auto plan = gmmav::Plan::create(d);
+    if (packed_weights) {
+      const auto packed = gmmav::PackedWeights::create(plan, t);
+      EXPECT_EQ(packed.bytes(), 0u) << "nothing packed: oneDNN cannot take the shape";
+      gmmav::run(plan, comms[0], t, packed);
+    } else {
+      gmmav::run(plan, comms[0], t);
+    }
     ADD_FAILURE() << "expected an out-of-memory error";
   } catch (const gmmav::Error& e) {
     EXPECT_EQ(e.code(), gmmav::Errc::out_of_memory) << e.what();
@@ -408,9 +419,17 @@ TEST(Resources, HugeShapesFailWithOutOfMemory) {
     EXPECT_NE(std::string(e.what()).find("bytes of host memory"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("68719476736"), std::string::npos) << "names the shape: " << e.what();
   }
-  EXPECT_EQ(y, std::vector<std::uint16_t>(kRows, 0x7E00)) << "nothing written";
+  EXPECT_EQ(y, std::vector<std::uint16_t>(static_cast<std::size_t>(rows), 0x7E00)) << "nothing written";
   munmap(w, w_bytes);
   munmap(x, x_bytes);
 }
+
+INSTANTIATE_TEST_SUITE_P(Resources, HugeShapes,
+                         ::testing::Combine(::testing::Values(gmmav::DType::f16, gmmav::DType::bf16),
+                                            ::testing::Values(std::int64_t{1}, gmmav::gemm::kSmallMRows + 1), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) == gmmav::DType::f16 ? "fp16" : "bf16") + "_rows" +
+                                  std::to_string(std::get<1>(info.param)) + (std::get<2>(info.param) ? "_packed" : "_per_call");
+                         });
 
 }  // namespace
