@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,6 +77,13 @@ Plan plan_for(const Comm& comm, const Call& c) {
   return Plan::from_tensors(c.world_size, comm.rank(), c.send, c.recv, c.t, c.trans_gmm, c.trans_mm, Envelope::native, c.op);
 }
 
+// Weights packed once and reused by later calls (gmmav.torch's weight cache, docs/python.md
+// "Weight cache"): empty until the first call it is passed to packs them (PackedWeights::create,
+// for that call's plan); read-only afterwards, so any number of calls and threads may share it.
+struct Packed {
+  std::shared_ptr<const PackedWeights> weights;
+};
+
 // A rank's handle as Python holds it: the group and the workspace its calls reuse
 // (grown when a call needs more; one call at a time per rank, as for any Comm).
 struct Group {
@@ -118,6 +126,20 @@ void matmul(const ConstTensorView& x, const ConstTensorView& w, const TensorView
     const std::int64_t first = static_cast<std::int64_t>(i) * kMatmulTileRows;
     pw.matmul_rows(xs + first * k, std::min(kMatmulTileRows, rows - first), os + first * n);
   });
+}
+
+// Plan::from_tensors + gmmav::run (with `packed`'s weights when given, packing them into it first
+// when it is empty), the GIL released by the caller. Returns the seconds it took.
+double run_call(Group& group, const Call& c, Packed* packed) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Plan plan = plan_for(group.comm, c);
+  if (packed != nullptr) {
+    if (!packed->weights) packed->weights = std::make_shared<const PackedWeights>(PackedWeights::create(plan, c.t));
+    run(plan, group.comm, c.t, *packed->weights, group.workspace_for(plan));
+  } else {
+    run(plan, group.comm, c.t, group.workspace_for(plan));
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 const char* errc_name(Errc c) {
@@ -202,28 +224,29 @@ PYBIND11_MODULE(_native, m) {
     set_compute_threads(n);
   });
 
-  // One rank's call: gmmav::Plan::from_tensors + gmmav::run, the GIL released. Returns the
-  // seconds those two took (what a C++ caller would spend; the rest of the Python call is the
-  // binding's overhead, measured by tests/python/binding_overhead.py).
-  m.def("run", [](GMMAV_CALL_ARGS) {
+  py::class_<Packed>(m, "PackedWeights")
+      .def(py::init<>())
+      .def_property_readonly("bytes", [](const Packed& p) { return p.weights ? p.weights->bytes() : std::size_t{0}; })
+      .def_property_readonly("packed", [](const Packed& p) { return p.weights != nullptr; });
+
+  // One rank's call: gmmav::Plan::from_tensors + gmmav::run, the GIL released. `packed` (None or a
+  // PackedWeights handle): the weights packed by an earlier call, or an empty handle this call
+  // packs them into (gmmav.torch's weight cache); None packs them in the call, as plain `run`.
+  // Returns the seconds those took (what a C++ caller would spend; the rest of the Python call is
+  // the binding's overhead, measured by tests/python/binding_overhead.py).
+  m.def("run", [](GMMAV_CALL_ARGS, Packed* packed) {
     Call c = GMMAV_MAKE_CALL;
     py::gil_scoped_release nogil;
-    const auto t0 = std::chrono::steady_clock::now();
-    const Plan plan = plan_for(group.comm, c);
-    run(plan, group.comm, c.t, group.workspace_for(plan));
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return run_call(group, c, packed);
   });
 
   // The dispatch op (docs/dispatch-op.md): the same call with gmmY as `y` and permuteOut if given.
-  m.def("run_dispatch", [](GMMAV_CALL_ARGS, std::optional<py::tuple> permute_out) {
+  m.def("run_dispatch", [](GMMAV_CALL_ARGS, std::optional<py::tuple> permute_out, Packed* packed) {
     Call c = GMMAV_MAKE_CALL;
     c.op = Op::dispatch;
     if (permute_out) c.t.permute_out = to_view<TensorView>(*permute_out);
     py::gil_scoped_release nogil;
-    const auto t0 = std::chrono::steady_clock::now();
-    const Plan plan = plan_for(group.comm, c);
-    run(plan, group.comm, c.t, group.workspace_for(plan));
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return run_call(group, c, packed);
   });
 
   // out = round(x @ W) (W = w, or w transposed with trans_w) with gmmav's GEMM: the autograd
@@ -247,6 +270,23 @@ PYBIND11_MODULE(_native, m) {
       const auto t0 = std::chrono::steady_clock::now();
       const Plan plan = plan_for(group.comm, c);
       run(plan, group.comm, c.t, group.workspace_for(plan));
+      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return seconds;
+  });
+
+  // The same with the weights packed once before the first call (PackedWeights::create, not
+  // timed): the native API's fastest form for unchanged weights, which gmmav.torch's weight cache
+  // is measured against (tests/python/weight_cache_bench.py).
+  m.def("time_cpp_packed_calls", [](GMMAV_CALL_ARGS, int iterations) {
+    Call c = GMMAV_MAKE_CALL;
+    std::vector<double> seconds;
+    py::gil_scoped_release nogil;
+    const PackedWeights packed = PackedWeights::create(plan_for(group.comm, c), c.t);
+    for (int i = 0; i < iterations; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const Plan plan = plan_for(group.comm, c);
+      run(plan, group.comm, c.t, packed, group.workspace_for(plan));
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return seconds;
