@@ -173,7 +173,7 @@ AclnnRank::AclnnRank(int rank, void* hccl_comm, const Plan& plan, const OpTensor
   }
   if (host.permute_out) permute_out_ = zeroed(host.permute_out->bytes());
   // Phase 1 alone (then the executor is dropped): whether the API takes this case at all (its
-  // hardware limits are tighter than the native API's, SPEC §5), decided before anything is timed.
+  // hardware limits are tighter than the native API's, docs/spec.md §5), decided before anything is timed.
   AclnnCallArgs args(*this);
   std::uint64_t ws = 0;
   aclOpExecutor* ex = nullptr;

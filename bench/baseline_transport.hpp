@@ -1,6 +1,6 @@
 // Data movement of the baselines (not of the operator): the whole AlltoAllv of
 // a destination-major send buffer, and the vendor's per-expert exchange
-// straight out of gmmY (SPEC §7). In-process it is plain copies into the peers'
+// straight out of gmmY (docs/spec.md §7). In-process it is plain copies into the peers'
 // outputs; under MPI it is MPI_Alltoallv / MPI_Ialltoallv.
 #pragma once
 

@@ -85,7 +85,7 @@ void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan&
                  count_differences(aclnn->mm_y(), rd.mm_y.data(), rd.mm_y.size()) +
                  count_differences(aclnn->permute_out(), rd.permute_out.data(), rd.permute_out.size());
   const double total_diff = g.sum(static_cast<double>(diff)), total_aclnn_diff = g.sum(static_cast<double>(aclnn_diff));
-  // 2. Small cases: fused against the FP64 reference (gmmY within SPEC §4, permuteOut bit for bit).
+  // 2. Small cases: fused against the FP64 reference (gmmY within docs/spec.md §4, permuteOut bit for bit).
   const bool ref_checked = res.flops <= static_cast<double>(s.reference_flops_limit);
   double ref_bad = 0;
   std::string ref_text;

@@ -1,5 +1,5 @@
 // An Exchange that moves nothing: every tile goes to this rank's own gmmY
-// buffer (expert-major, SPEC §3), so engine::compute_tiles measures the GEMMs
+// buffer (expert-major, docs/spec.md §3), so engine::compute_tiles measures the GEMMs
 // alone, with the engine's own tiles, library and pool.
 #pragma once
 

@@ -44,7 +44,7 @@ double gamma(std::int64_t k) {
   return u / (1 - u);
 }
 
-// Elements where |a - b| exceeds twice one result's SPEC §4 tolerance (the ulp taken at twice the larger
+// Elements where |a - b| exceeds twice one result's docs/spec.md §4 tolerance (the ulp taken at twice the larger
 // magnitude, so it is never below the ulp at the exact value).
 std::int64_t count_violations(DType t, const std::vector<std::uint16_t>& a, const std::vector<std::uint16_t>& b,
                               std::int64_t cols, std::int64_t k, const std::vector<double>& row_norm,
@@ -75,7 +75,7 @@ SpecBoundBetweenResults::SpecBoundBetweenResults(const reference::Case& kase) : 
     for (int j = 0; j < e; ++j)
       w_col_norm_[static_cast<std::size_t>(r)].push_back(k_norms(
           s.dtype, kase.ranks[static_cast<std::size_t>(r)].gmm_weight.data() + j * s.h1 * s.n1, s.h1, s.n1, s.trans_gmm_weight));
-  // y row of rank d, block (s, j), k-th row <- gmmX row send_block_offset(j, d) + k of rank s (SPEC §3).
+  // y row of rank d, block (s, j), k-th row <- gmmX row send_block_offset(j, d) + k of rank s (docs/spec.md §3).
   y_row_norm_.resize(static_cast<std::size_t>(W));
   y_row_weight_.resize(static_cast<std::size_t>(W));
   std::vector<std::vector<double>> x_norm;

@@ -1,4 +1,4 @@
-// Whether two results of the operator can both be within SPEC §4 of the exact
+// Whether two results of the operator can both be within docs/spec.md §4 of the exact
 // value, decided without the FP64 reference (too slow above ~2 GFLOP): each
 // result is within 1 ulp + gamma_K * sum|a_k b_k| of it, and Cauchy-Schwarz
 // bounds sum|a_k b_k| by ||a||_2 ||b||_2, so two results may differ by at most

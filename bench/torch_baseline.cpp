@@ -152,7 +152,7 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Torch
   } else if (dispatch) {  // no bound for the dispatch op's layout: said, not passed off as checked
     t.check += "; FP64 reference too large for this case: checked against fused only";
   } else {
-    t.reference_ok = bound_bad == 0;  // both within SPEC §4 of the exact value is possible only inside the bound
+    t.reference_ok = bound_bad == 0;  // both within docs/spec.md §4 of the exact value is possible only inside the bound
     t.check +=
         bound_bad == 0
             ? std::string("; within the SPEC §4 bound of fused (FP64 reference too large; Cauchy-Schwarz bound): PASS")

@@ -38,8 +38,8 @@ struct TorchResult {
   std::int64_t differ_from_fused = 0;  ///< elements whose bits differ from gmmav's fused output
   std::int64_t max_ulp_from_fused = 0;
   bool reference_checked = false;
-  /// Within SPEC §4: of the FP64 reference when checked, else within the bound of fused
-  /// (spec_bound.hpp: two results each within SPEC §4 differ by at most twice its tolerance).
+  /// Within docs/spec.md §4: of the FP64 reference when checked, else within the bound of fused
+  /// (spec_bound.hpp: two results each within docs/spec.md §4 differ by at most twice its tolerance).
   bool reference_ok = true;
   std::string check;  ///< one line: what was checked, the verdict
 };

@@ -7,7 +7,7 @@
 //   gemm_alone  engine::compute_tiles into a local gmmY: the GEMMs and nothing else
 //   a2a_alone   the AlltoAllv of the same bytes, nothing else
 //   sequential  GEMMs into gmmY -> unpermute copy -> AlltoAllv -> shared MatMul
-//   per_expert  the vendor's schedule (SPEC §7): one exchange per expert, overlapping the next expert's GEMMs
+//   per_expert  the vendor's schedule (docs/spec.md §7): one exchange per expert, overlapping the next expert's GEMMs
 //   library     oneDNN alone, all cores, same FLOPs (rank 0 runs it; the others wait)
 // With `packed` set, the four engine variants (fused, gemm_alone, sequential,
 // per_expert) use weights packed once outside the timing, as the library
@@ -58,7 +58,7 @@ struct RankVariants {
   AclnnRank* aclnn = nullptr;             // this rank's aclnn calls (null: the variant is skipped)
 
   void run(Variant v);
-  /// Destination-major send buffer from gmmY (SPEC §3), copies on the pool.
+  /// Destination-major send buffer from gmmY (docs/spec.md §3), copies on the pool.
   void unpermute();
 };
 

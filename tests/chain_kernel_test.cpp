@@ -1,5 +1,5 @@
 // The chain kernel (src/gemm/chain_kernel.*): every output element is one
-// FP32 FMA chain over k in ascending order from +0, rounded once (SPEC §4). The
+// FP32 FMA chain over k in ascending order from +0, rounded once (docs/spec.md §4). The
 // test recomputes that chain independently and compares bits, on the
 // dispatched path and on the path of every ISA level up to this process's
 // (portable, AVX2, AVX-512: common/cpu_isa.hpp), for shapes that exercise every

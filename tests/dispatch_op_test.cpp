@@ -3,7 +3,7 @@
 // MPI processes under ctest mpi.backends.W4):
 // - the worked example's permuteOut row for row;
 // - the cross-backend series run as dispatch cases: bit-identical to an
-//   in-process run and within SPEC §4 of the FP64 reference (bit for bit for
+//   in-process run and within docs/spec.md §4 of the FP64 reference (bit for bit for
 //   exact data), permuteOut a bit-exact copy;
 // - combine(dispatch(x)) with identity weights and the counts exchanged is x,
 //   bit for bit, with skewed and empty counts;

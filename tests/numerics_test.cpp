@@ -1,4 +1,4 @@
-// Numerics (SPEC §4): conversions are exact and round once to nearest-even,
+// Numerics (docs/spec.md §4): conversions are exact and round once to nearest-even,
 // subnormals are kept, overflow goes to infinity -- in the scalar helpers, in
 // the bulk (F16C) paths, and end to end through the operator.
 #include <gtest/gtest.h>

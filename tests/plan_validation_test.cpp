@@ -1,4 +1,4 @@
-// Every validation rule of SPEC §5 that applies to the native API, one case
+// Every validation rule of docs/spec.md §5 that applies to the native API, one case
 // each: the error code, the parameter it names, and that nothing was written.
 #include <gtest/gtest.h>
 

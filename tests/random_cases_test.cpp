@@ -3,7 +3,7 @@
 // send nothing), both dtypes, both trans flags, with and without the shared
 // expert, row counts that are not multiples of the tile size. Cases with
 // dyadic data must match the reference bit for bit; random data must be within
-// the SPEC §4 tolerance.
+// the docs/spec.md §4 tolerance.
 #include <gtest/gtest.h>
 
 #include <random>

@@ -1,4 +1,4 @@
-// SPEC §3's worked example (e = 2, W = 2), exactly as written there.
+// docs/spec.md §3's worked example (e = 2, W = 2), exactly as written there.
 #include <gtest/gtest.h>
 
 #include <string>

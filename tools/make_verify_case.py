@@ -10,7 +10,7 @@ default), gmmY_r{r}.npy / mmY_r{r}.npy / permuteOut_r{r}.npy for --op dispatch
 
 The expected outputs are computed in float64 from the same 16-bit inputs
 (every product is exact in float64) and rounded once to the output dtype,
-round-to-nearest-even (SPEC section 4). NumPy's float64 -> float16 cast rounds
+round-to-nearest-even (docs/spec.md §4). NumPy's float64 -> float16 cast rounds
 once (no detour through float32); float64 -> bfloat16 is done exactly here.
 
 Only NumPy is needed (Debian's python3-numpy).
@@ -89,7 +89,7 @@ def random_counts(rng, world, experts, rows_per_rank, zero_rank):
     send = [rng.integers(0, 2 * avg + 1, size=cells).astype(np.int64) for _ in range(world)]
     if zero_rank is not None:
         send[zero_rank][:] = 0           # a rank that sends nothing
-    # SPEC section 2: recv@d[s*e + j] = send@s[d*e + j]
+    # docs/spec.md §2: recv@d[s*e + j] = send@s[d*e + j]
     recv = []
     for d in range(world):
         r = np.zeros(cells, dtype=np.int64)
@@ -104,7 +104,7 @@ def random_values(rng, shape, dtype):
 
 
 def expected_outputs(args, send, recv, gmm_x, gmm_w, mm_x, mm_w):
-    """Every rank's y and mmY in float64, straight from SPEC sections 1-3."""
+    """Every rank's y and mmY in float64, straight from docs/spec.md §1-§3."""
     world, e = args.world_size, args.experts
     # GroupedMatMul: gmmY rows in gmmX order (expert-major, then destination).
     gmm_y = []

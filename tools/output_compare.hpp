@@ -7,7 +7,7 @@
 // MERE = mean of rel over the tensor, MARE = max of rel.
 //
 // An element is a mismatch when rel > tolerance AND its error exceeds what
-// SPEC §4 allows a correct implementation (FP32 accumulation, one rounding)
+// docs/spec.md §4 allows a correct implementation (FP32 accumulation, one rounding)
 // against an FP64 result rounded once:
 //   allowance = 1 ulp + gamma_K * sum_k |a_k * b_k|,  gamma_K = K u / (1 - K u), u = 2^-24
 // One ulp is the output's own rounding step (for BF16 alone it is a relative

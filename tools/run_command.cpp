@@ -296,12 +296,12 @@ int run(RunOptions o) {
       if (!r.check.ok) std::printf("        %s\n", r.check.first_failure.c_str());
     }
     if (!o.no_verify) {
-      // What PASS rests on, for a reader who has not read SPEC §4.
+      // What PASS rests on, for a reader who has not read docs/spec.md §4.
       if (o.values == "exact")
         std::printf("  check: every element bit-identical to the FP64 result rounded once (!=ref bits must be 0)\n");
       else
         std::printf(
-            "  check: err/bound = worst |got - FP64 result| / (1 ulp + FP32 accumulation bound), SPEC §4; "
+            "  check: err/bound = worst |got - FP64 result| / (1 ulp + FP32 accumulation bound), docs/spec.md §4; "
             "PASS needs <= 1\n"
             "         (max err(ulp) exceeds 1 where a dot product cancels to near zero: the accumulation bound "
             "covers it)\n");
@@ -345,7 +345,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--counts", o->counts, "Routing: balanced, random or skewed (one hot expert)")
       ->capture_default_str()
       ->check(CLI::IsMember({"balanced", "random", "skewed"}));
-  cmd->add_option("--values", o->values, "Data: random (checked within SPEC tolerance) or exact (checked bit for bit)")
+  cmd->add_option("--values", o->values,
+                  "Data: random (checked within the docs/spec.md §4 tolerance) or exact (checked bit for bit)")
       ->capture_default_str()
       ->check(CLI::IsMember({"random", "exact"}));
   cmd->add_option("--seed", o->seed, "Random seed (an integer in [0, 2^64 - 1])")->capture_default_str()->check(unsigned_64());

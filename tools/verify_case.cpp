@@ -156,7 +156,7 @@ void check_files(const std::map<std::string, std::set<int>>& found, const fs::pa
   }
 }
 
-// SPEC §2: recvCounts@d[s*e + j] == sendCounts@s[d*e + j], named by file.
+// docs/spec.md §2: recvCounts@d[s*e + j] == sendCounts@s[d*e + j], named by file.
 void check_contract(const std::vector<RankCase>& ranks, int e) {
   const int W = static_cast<int>(ranks.size());
   for (int s = 0; s < W; ++s)

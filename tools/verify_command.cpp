@@ -180,7 +180,7 @@ int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs
 
 // Every output element's sum |a_k * b_k| over its dot product, in its final
 // place, from the FP64 reference: the scale of the FP32 accumulation error
-// that compare_tensor allows (SPEC §4). In FP64 it cannot overflow, as a
+// that compare_tensor allows (docs/spec.md §4). In FP64 it cannot overflow, as a
 // 16-bit re-run of the operator on |inputs| did (issue 16: above 65504 the
 // allowance became unbounded).
 std::vector<reference::RankOutputs> reference_sums(const VerifyCase& c) {

@@ -2,7 +2,7 @@
 """The PyTorch composite a user without gmmav writes, timed for `gmmav bench`.
 
 Per rank, the combine op (case.json "op": "combine", the default): one torch.matmul per local
-expert over its rows of gmmX (expert-major, SPEC §3), torch.cat into destination order,
+expert over its rows of gmmX (expert-major, docs/spec.md §3), torch.cat into destination order,
 torch.distributed all_to_all_single over gloo, and the shared expert's torch.matmul.
 The dispatch op ("op": "dispatch", docs/dispatch-op.md): all_to_all_single of gmmX, the
 received rows permuted into expert-major order (torch.index_select), one torch.matmul per

@@ -33,7 +33,7 @@ namespace gmmav {
 /// rows, A x H1).
 GMMAV_API std::size_t workspace_size(const Plan& plan, const Comm& comm);
 
-/// Runs the plan's operator for this rank. Combine (SPEC.md): routed
+/// Runs the plan's operator for this rank. Combine (docs/spec.md): routed
 /// GroupedMatMul -> Unpermute -> AlltoAllv into `t.y`. Dispatch
 /// (docs/dispatch-op.md): AlltoAllv -> Permute (into `t.permute_out` if
 /// given) -> GroupedMatMul into `t.y` (gmmY). Both: the shared-expert MatMul

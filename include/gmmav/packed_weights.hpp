@@ -45,7 +45,7 @@ struct PackedWeightsData;  // internal (src/engine/packed_weights.hpp)
 ///
 /// Memory: about the weights' size for a BF16 weight on the native route,
 /// twice it for FP16 (and BF16 on the f32 route), which is packed as FP32; a
-/// BF16 weight used with inputs below 2^-56 (SPEC §4's exact route) adds its
+/// BF16 weight used with inputs below 2^-56 (docs/spec.md §4's exact route) adds its
 /// FP32 copy once, on first need.
 class GMMAV_API PackedWeights {
  public:

@@ -1,7 +1,7 @@
 // gmmav native API: the problem description and the Plan built from it.
 //
 // One Plan type serves both operators of the expert-parallel MoE layer
-// (ProblemDesc::op): the combine op of SPEC.md (aclnnGroupedMatMulAlltoAllv:
+// (ProblemDesc::op): the combine op of docs/spec.md (aclnnGroupedMatMulAlltoAllv:
 // GroupedMatMul -> Unpermute -> AlltoAllv) and its mirror image, the dispatch
 // op of docs/dispatch-op.md (aclnnAlltoAllvGroupedMatMul: AlltoAllv -> Permute
 // -> GroupedMatMul). Their counts, rules and layouts are each other's
@@ -33,7 +33,7 @@ struct SharedExpertDesc {
 
 /// Which operator a plan describes.
 enum class Op : std::uint8_t {
-  combine,   ///< SPEC.md: y = AlltoAllv(Unpermute(GroupedMatMul(gmmX)))
+  combine,   ///< docs/spec.md: y = AlltoAllv(Unpermute(GroupedMatMul(gmmX)))
   dispatch,  ///< docs/dispatch-op.md: y (gmmY) = GroupedMatMul(Permute(AlltoAllv(gmmX)))
 };
 GMMAV_API const char* to_string(Op op) noexcept;
@@ -62,7 +62,7 @@ struct ProblemDesc {
   bool permute_out = false;
 };
 
-/// Which limits apply. `native` lifts the hardware limits (SPEC §5, last
+/// Which limits apply. `native` lifts the hardware limits (docs/spec.md §5, last
 /// paragraph); `aclnn` applies them; `strict_a3` adds the A3 envelope.
 enum class Envelope : std::uint8_t { native, aclnn, strict_a3 };
 

@@ -20,7 +20,7 @@ GMMAV_API const char* to_string(DType t) noexcept;
 enum class Errc : std::uint8_t {
   null_argument,     ///< a required pointer/tensor is missing (aclnn 161001)
   invalid_argument,  ///< a shape, count, dtype or range rule is broken (aclnn 161002)
-  count_mismatch,    ///< ranks disagree on counts/shapes (cross-rank contract, SPEC §2)
+  count_mismatch,    ///< ranks disagree on counts/shapes (cross-rank contract, docs/spec.md §2)
   timeout,           ///< a peer did not arrive or make progress in time
   group_broken,      ///< an earlier failure left the group unusable: recreate it
   internal,          ///< a library or system call failed

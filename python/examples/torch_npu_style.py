@@ -66,7 +66,7 @@ def main():
     mm_ref = mm_x.double() @ mm_w.double()
     rel = lambda a, b: float(((a.double() - b).abs().sum() / b.abs().sum().clamp_min(1e-30)))  # noqa: E731
     err, mm_err = rel(y, ref), rel(mm_y, mm_ref)
-    ok = err <= 0.005 and mm_err <= 0.005  # the vendor's acceptance bar (SPEC §4)
+    ok = err <= 0.005 and mm_err <= 0.005  # the vendor's acceptance bar (docs/spec.md §4)
     print(f"rank {rank}/{W}: y {tuple(y.shape)} rel. error {err:.2e}, mm_y {tuple(mm_y.shape)} rel. error {mm_err:.2e} "
           f"vs float64: {'PASS' if ok else 'FAIL'}", flush=True)
     if dist.is_initialized():

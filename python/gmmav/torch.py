@@ -606,7 +606,7 @@ def npu_gmm_alltoallv(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_
     """torch_npu.npu_gmm_alltoallv on CPU tensors -> (y, mm_y); mm_y is None without the shared expert.
 
     gmm_x (A, H1); gmm_weight (e, H1, N1), or (e, N1, H1) with trans_gmm_weight; send_counts and
-    recv_counts of length e * ep_world_size (SPEC §2 indexing); y (sum(recv_counts), N1);
+    recv_counts of length e * ep_world_size (docs/spec.md §2 indexing); y (sum(recv_counts), N1);
     mm_x (BS, H2) and mm_weight (H2, N2) (or (N2, H2) with trans_mm_weight) give mm_y (BS, N2).
     Tensors may be views: a weight that is a transposed view is read in place, anything else not
     row-major is copied once (docs/python.md, "Views"). Collective: every rank of the group calls
@@ -665,7 +665,7 @@ def _mm(a, b, out=None):
 def matmul(x, w, trans_w=False):
     """round(x @ W) with gmmav's GEMM: x (rows, k), W = w (k, n) or, with trans_w, w stored (n, k);
     FP16/BF16 in and out, FP32 accumulation over the whole k, one round-to-nearest-even, the same
-    bits for any thread count (SPEC §4). The gradients of both ops are made with it, not
+    bits for any thread count (docs/spec.md §4). The gradients of both ops are made with it, not
     torch.matmul, whose CPU reduction order and BF16 accumulation are not specified. Views are
     taken as the ops take them: w transposed in place, anything else copied once."""
     _check_tensor("x", x)

@@ -2,7 +2,7 @@
 //
 // The third backend behind comm::Communicator (after in-process and MPI). The
 // C++ side does what every backend does — one meeting per call that exchanges
-// every rank's CallInfo and runs the shared cross-rank check (SPEC §2), then
+// every rank's CallInfo and runs the shared cross-rank check (docs/spec.md §2), then
 // an Exchange that names where each GEMM tile goes — and leaves the bytes to a
 // Python object (gmmav._dist.Transport) calling torch.distributed:
 //
@@ -16,7 +16,7 @@
 // count rows (rows_for / rows_done), never touching Python.
 //
 // Layout: rows for this rank go straight into y; rows for a peer d go to the
-// workspace, destination-major then expert (the Unpermute order of SPEC §3).
+// workspace, destination-major then expert (the Unpermute order of docs/spec.md §3).
 // Each (peer, expert) block is one message (tag = the expert: the vendor's
 // granularity, one AlltoAllv per expert) that lands, through a receive posted
 // at meet time, at its final rows of the peer's y. A block leaves as soon as

@@ -1,4 +1,4 @@
-// aclnnGroupedMatMulAlltoAllv[V2] (the combine op, SPEC.md): the vendor's
+// aclnnGroupedMatMulAlltoAllv[V2] (the combine op, docs/spec.md): the vendor's
 // two-phase entry points as a skin over the native API. The phases are shared
 // with the dispatch op (two_phase.hpp); here only the parameters are named.
 #include "aclnnop/aclnn_grouped_mat_mul_allto_allv.h"

@@ -1,4 +1,4 @@
-// The aclnn-only tensor rules (SPEC §5) that the native views cannot express —
+// The aclnn-only tensor rules (docs/spec.md §5) that the native views cannot express —
 // element type, format, rank, view offset — and the conversion of an
 // aclTensor into a gmmav view. Shapes, strides, dtype agreement and overlaps
 // are the Plan's rules and are checked there.

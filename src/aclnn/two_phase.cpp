@@ -31,7 +31,7 @@ void require(const void* p, const char* param, const char* what) {
   if (p == nullptr) raise(ACLNN_ERR_PARAM_NULLPTR, param, "expected {}, got null", what);
 }
 
-// GMMAV_STRICT_A3=1 adds the A3 hardware envelope (SPEC §5). Read per call: cheap next to planning.
+// GMMAV_STRICT_A3=1 adds the A3 hardware envelope (docs/spec.md §5). Read per call: cheap next to planning.
 Envelope envelope() { return config::strict_a3() ? Envelope::strict_a3 : Envelope::aclnn; }
 
 // The communication engines a V2 call may name. On a CPU there is one engine:
@@ -50,7 +50,7 @@ void check_comm_mode(const char* mode) {
 aclnnStatus prepare(const EntryPoint& entry, const PrepareArgs& a) noexcept {
   return guarded(entry.prepare, kAclnnCodes, [&] {
     const bool dispatch = entry.op == Op::dispatch;
-    // 161001: missing required pointers, in the order of SPEC §5.
+    // 161001: missing required pointers, in the order of docs/spec.md §5.
     require(a.gmm_x, "gmmX", "a tensor");
     require(a.gmm_weight, "gmmWeight", "a tensor");
     require(a.y, entry.y_param, "a tensor");

@@ -160,7 +160,7 @@ class Communicator {
   virtual std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) = 0;
 };
 
-/// Checks the cross-rank contract of SPEC §2 over every rank's CallInfo
+/// Checks the cross-rank contract of docs/spec.md §2 over every rank's CallInfo
 /// (indexed by rank; by value or by pointer): same op, e, dtype and row width everywhere, and
 /// recv@d[s*e + j] == send@s[d*e + j]. Throws Errc::count_mismatch naming the
 /// first mismatching (source, destination, expert). Deterministic, so every

@@ -1,4 +1,4 @@
-// The cross-rank contract check (SPEC §2) and the receive layout, shared by every backend.
+// The cross-rank contract check (docs/spec.md §2) and the receive layout, shared by every backend.
 #include <algorithm>
 #include <vector>
 

@@ -4,7 +4,7 @@
 // their final rows in the destination's y: no staging, no copy, no workspace.
 // A call is two barriers: one after every rank has put its CallInfo in the
 // call's table (meet), one at the end (finish). The last rank to arrive at
-// the meet checks the call once for the whole group — the contract (SPEC §2)
+// the meet checks the call once for the whole group — the contract (docs/spec.md §2)
 // and overlaps across ranks — and publishes the verdict before anyone leaves,
 // so every rank throws the same error and the check costs O(W²e), not W times
 // that. Each rank writes its slot under the barrier's lock, stamped with the

@@ -1,4 +1,4 @@
-// The row layout of SPEC §3 over count lists indexed [r*e + j] (rank r, local
+// The row layout of docs/spec.md §3 over count lists indexed [r*e + j] (rank r, local
 // expert j): the Plan and every comm backend lay rows out from these, so they
 // cannot disagree on where a block's rows are.
 #pragma once

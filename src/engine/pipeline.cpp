@@ -5,7 +5,7 @@
 //
 // There is no separate unpermute or send buffer: each row tile of block
 // (expert j, destination d) is computed straight into the memory the backend
-// names for it (the peer's y in-process), so the block transpose of SPEC §3 is
+// names for it (the peer's y in-process), so the block transpose of docs/spec.md §3 is
 // only an address computation.
 #include <algorithm>
 #include <atomic>

@@ -5,7 +5,7 @@
 // where oneDNN has no FP32 brgemm kernel, every f32-route tile (D24: there it
 // is about twice as fast as oneDNN's FP32 gemm:jit on this shape class).
 //
-// Numerics (SPEC §4): every output element is one FP32 FMA chain over k in
+// Numerics (docs/spec.md §4): every output element is one FP32 FMA chain over k in
 // ascending order, starting from +0, rounded once (RNE) to the 16-bit type.
 // Products of two 16-bit floats are exact in FP32 and subnormals are kept, so
 // no input scan is needed. The order is the same on every path (lanes run

@@ -1,4 +1,4 @@
-// Plan: validation entry points and the row layout of SPEC §3, computed once.
+// Plan: validation entry points and the row layout of docs/spec.md §3, computed once.
 #include "gmmav/plan.hpp"
 
 #include <limits>

@@ -1,4 +1,4 @@
-// The validation rules of SPEC §5 that concern counts, sizes and flags (not tensors).
+// The validation rules of docs/spec.md §5 that concern counts, sizes and flags (not tensors).
 #include <array>
 #include <initializer_list>
 #include <limits>

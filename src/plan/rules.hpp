@@ -1,4 +1,4 @@
-// The validation rules of SPEC §5 (problem_rules.cpp) and of the tensors
+// The validation rules of docs/spec.md §5 (problem_rules.cpp) and of the tensors
 // (tensor_rules.cpp), used by Plan and by PackedWeights::create (internal).
 #pragma once
 
@@ -8,7 +8,7 @@
 
 namespace gmmav::detail {
 
-/// Validates a description against the rules of SPEC §5 for `envelope`. Throws gmmav::Error.
+/// Validates a description against the rules of docs/spec.md §5 for `envelope`. Throws gmmav::Error.
 void validate_problem(const ProblemDesc& desc, Envelope envelope);
 
 /// Validates tensors against a validated description. Throws gmmav::Error.

@@ -1,4 +1,4 @@
-// The validation rules of SPEC §5 that concern the tensors of one call:
+// The validation rules of docs/spec.md §5 that concern the tensors of one call:
 // presence, rank, dtype, shape, contiguity and output/input overlap.
 #include <cstdint>
 #include <string>

@@ -1,5 +1,5 @@
 // The reference: an independent, deliberately simple implementation of the
-// operator straight from SPEC §1-§3 (per-rank GroupedMatMul in FP64, an
+// operator straight from docs/spec.md §1-§3 (per-rank GroupedMatMul in FP64, an
 // explicit Unpermute into a send buffer, an explicit AlltoAllv), used by the
 // tests, the CLI's verification and the benchmarks' checks.
 #pragma once
@@ -64,7 +64,7 @@ struct Comparison {
   bool ok() const { return mismatches == 0; }
 };
 
-/// Compares `got` with `ref`. Tolerance per element (SPEC §4): its rounding
+/// Compares `got` with `ref`. Tolerance per element (docs/spec.md §4): its rounding
 /// (1 ulp of the output type at the value) plus the FP32 accumulation bound
 /// k * 2^-24 / (1 - k * 2^-24) * sum|a*b|. With `exact`, any bit difference
 /// from the reference's single rounding is a mismatch.

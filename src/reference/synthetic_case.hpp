@@ -22,7 +22,7 @@ enum class CountPattern : std::uint8_t {
 
 enum class ValueKind : std::uint8_t {
   exact,   ///< small dyadic values: FP32 accumulation is exact, so results must match bit for bit
-  random,  ///< uniform in [-1, 1]: results must be within the SPEC §4 tolerance
+  random,  ///< uniform in [-1, 1]: results must be within the docs/spec.md §4 tolerance
 };
 
 struct CaseSpec {

@@ -23,7 +23,7 @@ inline constexpr Codes kAclCodes{
 inline constexpr Codes kStreamWorkCodes{
     ACL_ERROR_RT_PARAM_INVALID,       // null_argument (cannot happen after planning)
     ACL_ERROR_RT_PARAM_INVALID,       // invalid_argument (ditto)
-    ACL_ERROR_RT_PARAM_INVALID,       // count_mismatch: the ranks' counts disagree (SPEC §2)
+    ACL_ERROR_RT_PARAM_INVALID,       // count_mismatch: the ranks' counts disagree (docs/spec.md §2)
     ACL_ERROR_RT_TASK_TIMEOUT,        // timeout: a peer never arrived / stopped progressing
     ACL_ERROR_RT_COMM_OP_RETRY_FAIL,  // group_broken: the communicator must be recreated
     ACL_ERROR_RT_INTERNAL_ERROR,      // internal

@@ -1,4 +1,4 @@
-// Every 161001 / 161002 rule of SPEC §5 through the aclnn entry point, one
+// Every 161001 / 161002 rule of docs/spec.md §5 through the aclnn entry point, one
 // case each: the status, a recent-error message naming the parameter, no
 // executor handed out and y / mmY untouched.
 #include <gtest/gtest.h>

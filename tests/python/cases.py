@@ -1,4 +1,4 @@
-"""Cases for the Python tests: inputs every rank can regenerate, the float64 golden and SPEC §4's bound."""
+"""Cases for the Python tests: inputs every rank can regenerate, the float64 golden and docs/spec.md §4's bound."""
 import random
 import threading
 
@@ -8,7 +8,7 @@ import gmmav.torch as gt
 
 
 class Case:
-    """W ranks, e experts each; counts[s][d][j] = rows rank s's expert j sends to rank d (SPEC §2)."""
+    """W ranks, e experts each; counts[s][d][j] = rows rank s's expert j sends to rank d (docs/spec.md §2)."""
 
     def __init__(self, W, e, h1, n1, dtype, seed, shared=None, trans_gmm=False, trans_mm=False, pattern="random"):
         self.W, self.e, self.h1, self.n1, self.dtype, self.seed = W, e, h1, n1, dtype, seed
@@ -81,7 +81,7 @@ class Case:
 
 
 def check_within_bound(got, ref, absprod, k, dtype, what=""):
-    """SPEC §4: |got - ref| <= 1 ulp of the output dtype at ref + the FP32 accumulation bound.
+    """docs/spec.md §4: |got - ref| <= 1 ulp of the output dtype at ref + the FP32 accumulation bound.
     Returns the largest err/bound ratio (<= 1)."""
     assert got.shape == ref.shape, (what, got.shape, ref.shape)
     if got.numel() == 0:
@@ -94,7 +94,7 @@ def check_within_bound(got, ref, absprod, k, dtype, what=""):
     bound = ulp + gamma * absprod
     err = (got.double() - ref).abs()
     bad = err > bound
-    assert not bad.any(), f"{what}: {int(bad.sum())} elements beyond SPEC §4's bound; worst err/bound {float((err / bound).max()):.3g}"
+    assert not bad.any(), f"{what}: {int(bad.sum())} elements beyond docs/spec.md §4's bound; worst err/bound {float((err / bound).max()):.3g}"
     return float((err / bound).max())
 
 

@@ -56,7 +56,7 @@ def transpose_counts(c):
 def grads64(fn, leaves, upstream):
     """float64 autograd of fn(leaves) (a list of outputs) with the given output gradients, and the
     same with every value replaced by its absolute value: the second gives, for a bilinear fn,
-    the sums of |products| that SPEC §4's accumulation bound needs. Leaves may be None."""
+    the sums of |products| that docs/spec.md §4's accumulation bound needs. Leaves may be None."""
     def run(vals, ups):
         ls = [None if v is None else v.detach().double().clone().requires_grad_() for v in vals]
         outs = fn(ls)
@@ -71,5 +71,5 @@ def grads64(fn, leaves, upstream):
 
 
 def check(got, ref, absprod, k, dtype, what, ratios):
-    """gmmav's gradient within SPEC §4's bound of the float64 one; records the worst err/bound."""
+    """gmmav's gradient within docs/spec.md §4's bound of the float64 one; records the worst err/bound."""
     ratios[what] = max(ratios.get(what, 0.0), cases.check_within_bound(got, ref, absprod, max(k, 1), dtype, what))

@@ -44,7 +44,7 @@ def matrix(rank, W, name):
                                   recv_counts_tensor=torch.tensor(case.recv(rank)), trans_gmm_weight=case.trans_gmm,
                                   trans_mm_weight=case.trans_mm, **kw)
     assert cases.bits_equal(y_t, y_fn)
-    print(f"rank {rank}: {n} cases within SPEC §4's bound and bit-identical to the C++ API", flush=True)
+    print(f"rank {rank}: {n} cases within docs/spec.md §4's bound and bit-identical to the C++ API", flush=True)
 
 
 def mismatch(rank, W, name):
@@ -106,7 +106,7 @@ def subgroups(rank, W, name):
 
 def dispatch(rank, W, name):
     """The dispatch op over this backend: the case matrix (permute_out on every other case) within
-    SPEC §4's bound and bit-identical to the C++ API in-process; combine(dispatch(x)) = x; torch.ops."""
+    docs/spec.md §4's bound and bit-identical to the C++ API in-process; combine(dispatch(x)) = x; torch.ops."""
     n = 0
     for i, case in enumerate(cases.matrix(W)):
         flag = i % 2 == 1
@@ -125,7 +125,7 @@ def dispatch(rank, W, name):
     case = cases.matrix(W)[7]
     via_op = cases.call_dispatch(case, rank, name, True, op=torch.ops.gmmav.npu_alltoallv_gmm)
     assert all(cases.bits_equal(a, b) for a, b in zip(via_op, cases.call_dispatch(case, rank, name, True)))
-    print(f"rank {rank}: {n} dispatch cases within SPEC §4's bound and bit-identical to the C++ API; "
+    print(f"rank {rank}: {n} dispatch cases within docs/spec.md §4's bound and bit-identical to the C++ API; "
           "combine(dispatch(x)) = x", flush=True)
 
 
@@ -162,7 +162,7 @@ def _gloo_under_mpirun():
 def mindspeed(rank, W, name):
     """MindSpeed's MC2 autograd pair (python/examples/mindspeed_mc2.py: torch_npu.* calls only,
     hcom from ep_group.get_hccl_comm_name(rank), transposed weights as views, dW from
-    npu_grouped_matmul) over torch.distributed: every gradient of every rank within SPEC §4's
+    npu_grouped_matmul) over torch.distributed: every gradient of every rank within docs/spec.md §4's
     bound of float64 autograd, one GEMM at a time (rank 0 checks all ranks' tensors), bf16 and
     fp16, and every tensor the bits of MoEExperts' step. W = 2: the expert-parallel group is a
     subgroup made by new_group; otherwise the world."""
@@ -186,7 +186,7 @@ def mindspeed(rank, W, name):
         outs = [None] * W
         dist.all_gather_object(outs, mine, group=ep_group)
         if rank == 0:
-            ratios, e2e = training.check_against_float64(case, outs)  # raises beyond SPEC §4's bound
+            ratios, e2e = training.check_against_float64(case, outs)  # raises beyond docs/spec.md §4's bound
             u = 2.0 ** -8 if dtype == torch.bfloat16 else 2.0 ** -11
             assert all(v < 8 * u for v in e2e.values()), e2e
             print(f"W={W} {dtype}: err/bound per gradient (GEMM by GEMM vs float64): "

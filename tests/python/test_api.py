@@ -1,4 +1,4 @@
-"""gmmav.torch in one process: the worked example of SPEC §3, the API's shape, every validation error."""
+"""gmmav.torch in one process: the worked example of docs/spec.md §3, the API's shape, every validation error."""
 import os
 import sys
 

@@ -1,6 +1,6 @@
 """Autograd of both ops and a training step of MoEExperts, in one process (in-process ranks):
 gradients vs float64 autograd of the same computation written as plain float64 ops (moe64),
-within SPEC §4's bound per GEMM, and bit-identical across runs and thread counts."""
+within docs/spec.md §4's bound per GEMM, and bit-identical across runs and thread counts."""
 import os
 import sys
 
@@ -85,7 +85,7 @@ def test_op_gradients_vs_float64(op, dtype, shared, trans_gmm, trans_mm, permute
         assert dx.dtype == dtype and dw.dtype == dtype and dx.shape == xs[r].shape and dw.shape == ws[r].shape
         if permute_use:
             # dX = round(round(dgmmY W^T) + d(permuteOut)): two roundings, so 1 ulp at the inner
-            # GEMM's value is added to SPEC's bound (the inner GEMM's alone, from the same leaves).
+            # GEMM's value is added to docs/spec.md §4's bound (the inner GEMM's alone, from the same leaves).
             inner, inner_abs = moe64.grads64(lambda ls: moe64.dispatch64(case.c, ls[:W], weights(ls[W:]))[0], xs + ws,
                                              [o[2]["y"] for o in out])
             k = case.n1

@@ -1,6 +1,6 @@
 """gmmav.torch.npu_grouped_matmul (torch_npu's schema, gmmav's GEMM), in one process: every supported
 combination of group_type, split_item, group_list form and type, weight layout (3-D, list,
-transposed views) against float64 — outputs and every gradient within SPEC §4's bound — and the
+transposed views) against float64 — outputs and every gradient within docs/spec.md §4's bound — and the
 same bits for 1 and 2 compute threads; torch_npu's rejections as ValueError; double backward raises."""
 import itertools
 import os
@@ -123,7 +123,7 @@ def test_every_combination_vs_float64_and_same_bits_for_any_thread_count(name, d
         x, w = build(ls[:nx], ls[nx:])
         return ref(x, w)
 
-    # Forward: each output element is one GEMM's, within SPEC §4's bound of float64.
+    # Forward: each output element is one GEMM's, within docs/spec.md §4's bound of float64.
     x64, w64 = build([t.detach().double() for t in leaves[:nx]], [t.detach().double() for t in leaves[nx:]])
     xa, wa = build([t.detach().double().abs() for t in leaves[:nx]], [t.detach().double().abs() for t in leaves[nx:]])
     ratios = {}

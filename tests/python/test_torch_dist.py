@@ -23,7 +23,7 @@ def spawn(W, scenario):
 @pytest.mark.parametrize("W", [2, 3])
 def test_gloo_matrix(W):
     """bf16/fp16, with and without the shared expert, both trans flags, random/skewed/empty counts:
-    within SPEC §4's bound of the float64 golden and bit-identical to the C++ API (in-process)."""
+    within docs/spec.md §4's bound of the float64 golden and bit-identical to the C++ API (in-process)."""
     spawn(W, "matrix")
 
 
@@ -55,7 +55,7 @@ def test_gloo_training_step_W2():
 def test_gloo_mindspeed_style_layer(W):
     """MindSpeed's MC2 autograd pair written with torch_npu.* calls (the stand-in): hcom from
     get_hccl_comm_name, transposed weights as views, dW from npu_grouped_matmul; every gradient
-    within SPEC §4's bound of float64 (bf16, fp16)."""
+    within docs/spec.md §4's bound of float64 (bf16, fp16)."""
     spawn(W, "mindspeed")
 
 

@@ -96,7 +96,7 @@ def _silu64(h):
 def check_against_float64(case, outs):
     """Every rank's gradients vs float64 autograd of the layer (moe64), one GEMM at a time: each
     GEMM's output is compared with float64 evaluated on the same rounded inputs gmmav's GEMM had
-    (its forward inputs and the rounded output gradient it received), within SPEC §4's bound;
+    (its forward inputs and the rounded output gradient it received), within docs/spec.md §4's bound;
     the activation's gradient (elementwise, FP32 then one rounding) within 1 ulp + FP32 noise.
     Returns {gradient: worst err/bound} and the end-to-end normwise errors (whole layer in
     float64 from the leaves, no intermediate rounding) for the record."""

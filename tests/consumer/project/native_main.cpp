@@ -1,4 +1,4 @@
-// Uses the installed native API: SPEC §3's worked example (W = 2 ranks as
+// Uses the installed native API: docs/spec.md §3's worked example (W = 2 ranks as
 // threads, e = 2 experts each) plus a shared expert, in BF16 with small
 // integers (every result is exact), checked element by element.
 #include <gmmav/gmmav.hpp>
@@ -29,7 +29,7 @@ float value(std::uint16_t b) {
 constexpr int W = 2, E = 2, H1 = 2, N1 = 3, BS = 2, H2 = 2, N2 = 2;
 const std::vector<std::int64_t> kSend[W] = {{2, 1, 3, 1}, {1, 2, 0, 2}};
 const std::vector<std::int64_t> kRecv[W] = {{2, 1, 1, 2}, {3, 1, 0, 2}};
-// Rows of y on each rank as (source rank, source gmmX row), from SPEC §3.
+// Rows of y on each rank as (source rank, source gmmX row), from docs/spec.md §3.
 const std::vector<std::pair<int, int>> kYRows[W] = {{{0, 0}, {0, 1}, {0, 5}, {1, 0}, {1, 1}, {1, 2}},
                                                     {{0, 2}, {0, 3}, {0, 4}, {0, 6}, {1, 3}, {1, 4}}};
 const int kExpertOfRow[W][7] = {{0, 0, 0, 0, 0, 1, 1}, {0, 1, 1, 1, 1, -1, -1}};
