@@ -50,7 +50,7 @@ class InProcessBackend final : public Backend {
 
 class MpiBackend final : public Backend {
  public:
-  MpiBackend() : comm_(create_mpi_group(MPI_COMM_WORLD)), group_(std::make_unique<MpiRankGroup>()) {}
+  MpiBackend() : comm_(create_mpi_group(MPI_COMM_WORLD)), group_(std::make_unique<MpiRankGroup>(comm_.timeout())) {}
   std::string name() const override { return "mpi"; }
   bool is_mpi() const override { return true; }
   int process_rank() const override { return group_->rank(); }

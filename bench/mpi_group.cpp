@@ -1,15 +1,15 @@
 #include "mpi_group.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
-#include <unistd.h>
-
-#include <sched.h>
+#include "comm/mpi_machines.hpp"
 
 namespace gmmav::bench {
 
@@ -23,37 +23,29 @@ void polite_wait(MPI_Request* req, int max_sleep_us) {
   }
 }
 
-MpiRankGroup::MpiRankGroup() {
+MpiRankGroup::MpiRankGroup(std::chrono::milliseconds timeout) {
   if (MPI_Comm_dup(MPI_COMM_WORLD, &comm_) != MPI_SUCCESS) throw std::runtime_error("MPI_Comm_dup failed");
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
-  // Ranks that share this machine's cores: the same kernel boot id. MPI's own
-  // notion (MPI_COMM_TYPE_SHARED) says "one node per daemon", which on hosts
-  // simulated by network namespaces (scripts/sim-cluster) is one node per
-  // rank although every rank computes on the same cores.
-  MPI_Comm local;
-  MPI_Comm_split(comm_, static_cast<int>(machine_id() & 0x7fffffff), rank_, &local);
-  MPI_Comm_size(local, &local_size_);
-  cpu_set_t mine, all;
+  // Ranks that share this machine's cores: the comm layer's map (the kernel's boot id of every
+  // rank, one all-gather: the same answer on every rank). MPI's own notion
+  // (MPI_COMM_TYPE_SHARED) is one node per daemon, which on hosts simulated by network
+  // namespaces (scripts/sim-cluster) is one node per rank although every rank computes on the
+  // same cores.
+  const comm::MachineMap map = comm::map_machines(comm_, timeout);
+  local_size_ = map.ranks_on_machine_of(rank_);
+  // The CPUs they may run on together: the union of the affinity masks of the ranks on this machine.
+  cpu_set_t mine;
   CPU_ZERO(&mine);
-  CPU_ZERO(&all);
   if (sched_getaffinity(0, sizeof mine, &mine) != 0) CPU_SET(0, &mine);
-  MPI_Allreduce(&mine, &all, static_cast<int>(sizeof mine), MPI_BYTE, MPI_BOR, local);
+  std::vector<cpu_set_t> masks(static_cast<std::size_t>(size_));
+  MPI_Allgather(&mine, static_cast<int>(sizeof mine), MPI_BYTE, masks.data(), static_cast<int>(sizeof mine), MPI_BYTE, comm_);
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int r = 0; r < size_; ++r)
+    if (map.machine[static_cast<std::size_t>(r)] == map.machine[static_cast<std::size_t>(rank_)])
+      CPU_OR(&all, &all, &masks[static_cast<std::size_t>(r)]);
   local_cores_ = std::max(1, CPU_COUNT(&all));
-  MPI_Comm_free(&local);
-}
-
-std::uint64_t MpiRankGroup::machine_id() {
-  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a of the boot id (or the host name without /proc)
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  if (!std::getline(in, id) || id.empty()) {
-    char name[256] = {0};
-    gethostname(name, sizeof name - 1);
-    id = name;
-  }
-  for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
-  return h;
 }
 
 MpiRankGroup::~MpiRankGroup() {

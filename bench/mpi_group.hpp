@@ -4,7 +4,7 @@
 
 #include <mpi.h>
 
-#include <cstdint>
+#include <chrono>
 
 #include "rank_group.hpp"
 
@@ -12,7 +12,9 @@ namespace gmmav::bench {
 
 class MpiRankGroup final : public RankGroup {
  public:
-  MpiRankGroup();  ///< MPI must be initialised (gmmav::create_mpi_group does it)
+  /// MPI must be initialised (gmmav::create_mpi_group does it); `timeout` bounds the start-up
+  /// exchange that finds the ranks sharing this machine (comm::map_machines).
+  explicit MpiRankGroup(std::chrono::milliseconds timeout);
   ~MpiRankGroup() override;
   MpiRankGroup(const MpiRankGroup&) = delete;
   MpiRankGroup& operator=(const MpiRankGroup&) = delete;
@@ -34,7 +36,6 @@ class MpiRankGroup final : public RankGroup {
   int local_cores() const { return local_cores_; }
 
  private:
-  static std::uint64_t machine_id();  // same value for every process on this machine (kernel boot id)
   double allreduce(double v, MPI_Op op);
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_size_ = 1, local_cores_ = 1;
