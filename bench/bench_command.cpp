@@ -61,6 +61,26 @@ void write_file(const std::string& path, const std::string& text) {
   f << text;
 }
 
+// The peaks over the whole run: the roofline's figure (the best sample) and how far the others fell.
+std::string peak_spread_text(const MachineInfo& m) {
+  if (!m.measured) return {};
+  const Peak& p = m.peak;
+  std::string s =
+      fmt::format("peak over the run, all cores, GFLOP/s over CPU time (samples before and between the cases): FP32 FMA {} {}",
+                  p.isa, p.fp32_all_cores.to_text());
+  if (!p.bf16_all_cores.samples.empty()) s += fmt::format("; BF16 dot {}", p.bf16_all_cores.to_text());
+  s += fmt::format("; the roofline uses the best. Over wall time: FP32 median {:.0f}", p.fp32_all_cores_wall.median());
+  if (!p.bf16_all_cores.samples.empty()) s += fmt::format(", BF16 median {:.0f}", p.bf16_all_cores_wall.median());
+  s += "\n";
+  const Spread* low = nullptr;
+  for (const Spread* x : {&p.fp32_all_cores, &p.bf16_all_cores})
+    if (!x->samples.empty() && x->min() < 0.8 * x->best()) low = x;
+  if (low)
+    s += fmt::format("  the peak varied by {:.0f}% between samples: clock changes, or other work on the cores (see cont)\n",
+                     100 * (1 - low->min() / low->best()));
+  return s;
+}
+
 int run(const Options& o) {
   const bool dispatch = o.op == "dispatch";
   if (dispatch && !o.trace.empty())
@@ -94,7 +114,9 @@ int run(const Options& o) {
   }
 
   backend->process_barrier();
-  const MachineInfo machine = machine_info(root);  // only rank 0 measures peaks; the others wait politely
+  // Only rank 0 measures (the others wait politely): 5 samples of each peak now (9 with --peak),
+  // and one more of the all-cores peaks after every case; the roofline takes the best of them all.
+  MachineInfo machine = machine_info(root, o.peak ? 9 : 5);
   backend->process_barrier();
   if (root && o.json != "-") std::fputs(to_text(machine).c_str(), stdout);
   if (o.peak) return 0;
@@ -130,6 +152,13 @@ int run(const Options& o) {
                list.find("sm") == std::string::npos && list.find('^') == std::string::npos;
   }
   if (tcp_only && !jobs.empty() && backend->ranks_on_this_machine() != backend->world_size(jobs.front().shape)) tcp_only = false;
+  // A peak measured once can be low (another process on a core, a slow clock): sample it again
+  // after every case, while the other processes wait.
+  const auto sample_peak_between_cases = [&] {
+    backend->process_barrier();
+    if (root && machine.measured) sample_peak(machine.peak, machine.cores, false);
+    backend->process_barrier();
+  };
   std::vector<CaseResult> results;
   std::vector<DispatchResult> dispatch_results;
   bool traced = false;
@@ -142,7 +171,7 @@ int run(const Options& o) {
         fmt::format("[{}/{}] {} {}", i + 1, jobs.size(), jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
     s.trace = !o.trace.empty() && !traced;
     s.repack = o.repack;
-    s.ceilings = roofline_ceilings(machine, jobs[i].dtype);
+    s.ceilings = roofline_ceilings(machine);
     s.torch = torch_for(jobs[i].shape);
     s.torch_settings.script = torch_script;
     s.torch_settings.repeat = o.repeat;
@@ -158,6 +187,7 @@ int run(const Options& o) {
         d.torch.why =
             o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
       dispatch_results.push_back(std::move(d));
+      sample_peak_between_cases();
       continue;
     }
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
@@ -185,8 +215,11 @@ int run(const Options& o) {
       r.trace_parts.clear();
     }
     results.push_back(std::move(r));
+    sample_peak_between_cases();
   }
   if (!root) return 0;
+  // Every case's roofline against the best peaks of the whole run.
+  for (auto& r : results) r.ceilings = roofline_ceilings(machine);
 
   const nlohmann::json run_info = {{"quick", o.quick},
                                    {"repeat", o.repeat},
@@ -232,6 +265,7 @@ int run(const Options& o) {
   } else {
     std::printf("library variant's OpenMP threads: %s\n", openmp_spin_setting().c_str());
     std::fputs(table(results).c_str(), stdout);
+    std::fputs(peak_spread_text(machine).c_str(), stdout);
     if (!o.json.empty()) {
       write_file(o.json, document(machine, results, run_info).dump(2) + "\n");
       std::printf("wrote %s\n", o.json.c_str());

@@ -16,6 +16,7 @@
 #include "api/comm_access.hpp"
 #include "cpu_time.hpp"
 #include "engine/compute_pool.hpp"
+#include "engine/plan_log.hpp"
 #include "expert_pipeline.hpp"
 #include "mpi_group.hpp"
 #include "reference/reference.hpp"
@@ -114,6 +115,8 @@ class RankRun {
     // Weights packed once, outside every timing (as the library variant's are), unless --repack.
     PackedWeights packed;
     if (!s_.repack) packed = PackedWeights::create(plan_, st_.kase.tensors(r_));
+    if (mode_ == Mode::measure && r_ == 0)  // the line GMMAV_LOG=plan prints for rank 0's fused call
+      res_.plan = engine::describe_call(plan_, packed ? &packed : nullptr, workspace_, workspace_);
     std::unique_ptr<AclnnRank> aclnn;  // destroyed before st_.aclnn_comms (at the end of this rank's run)
     if (mode_ == Mode::measure) aclnn = setup_aclnn();
     RankVariants rv{plan_,
@@ -183,6 +186,7 @@ class RankRun {
  private:
   void setup() {
     const std::size_t ws = workspace_size(plan_, comm_);
+    workspace_ = ws;
     buf_.allocate(plan_, ws, mode_ == Mode::measure && s_.per_call);
     const ProblemDesc& d = plan_.desc();
     const double vendor_ws = static_cast<double>(plan_.rows_in() * d.n1 * 2 + (std::int64_t{16} << 20));
@@ -207,6 +211,7 @@ class RankRun {
         res_.weight_bytes += static_cast<double>(pd.local_experts * pd.h1 * pd.n1 * 2);
         if (pd.shared) res_.weight_bytes += static_cast<double>(pd.shared->h2 * pd.shared->n2 * 2);
       }
+      res_.routes = route_shares(st_.plans);
       res_.ceilings = s_.ceilings;
     }
     if (r_ == 0) {
@@ -393,6 +398,7 @@ class RankRun {
   const Plan& plan_;
   RankBuffers& buf_;
   std::unique_ptr<BaselineTransport> transport_;
+  std::size_t workspace_ = 0;  // the fused call's (workspace_size)
 };
 
 void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {

@@ -34,7 +34,7 @@ struct RunSettings {
   /// measured by --peak); 0 when not known or not applicable.
   double exchange_cpu_ns_per_byte = 0;
   int cores = 0;                 ///< cores of the machine the ranks share (with exchange_cpu_ns_per_byte)
-  RooflineCeilings ceilings;     ///< the machine's, for this case's dtype (rank 0 measured them)
+  RooflineCeilings ceilings;     ///< the machine's as measured so far (rank 0 measured them)
   bool torch = false;            ///< run the PyTorch composite after the variants (in-process only)
   TorchSettings torch_settings;  ///< script, interpreter, repeat/warmup (threads and the reference check are per case)
   /// Variants a case may leave out to fit in memory (memory_budget.hpp); false: not run, and why in memory_note.
@@ -67,9 +67,11 @@ struct CaseResult {
   std::string skipped;                   ///< non-empty: the case did not run, and why
   std::string aclnn_skipped;             ///< non-empty: the aclnn variant did not run, and why
   double weight_bytes = 0;               ///< every rank's routed + shared weights (16-bit): what a call must read at least once
-  RooflineCeilings ceilings;
-  TorchResult torch;    ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
-  MemoryReport memory;  ///< the estimate, the limit and what was left out to fit
+  std::vector<RouteShare> routes;        ///< every rank's GEMMs of one call by route: kernel, ISA, the peak that bounds it
+  std::string plan;                      ///< what GMMAV_LOG=plan prints for rank 0's fused call
+  RooflineCeilings ceilings;             ///< the run's best peaks (bench_command.cpp sets them again after the last case)
+  TorchResult torch;                     ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
+  MemoryReport memory;                   ///< the estimate, the limit and what was left out to fit
 
   bool ran(Variant v) const { return !samples[static_cast<std::size_t>(v)].empty(); }
 

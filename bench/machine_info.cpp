@@ -14,6 +14,7 @@
 #include "engine/compute_pool.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/gmmav.hpp"
+#include "route_info.hpp"
 
 namespace gmmav::bench {
 namespace {
@@ -45,6 +46,21 @@ double memcpy_gbps(std::size_t bytes, int threads, int reps) {
 
 }  // namespace
 
+double Spread::best() const { return samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end()); }
+double Spread::min() const { return samples.empty() ? 0 : *std::min_element(samples.begin(), samples.end()); }
+double Spread::median() const {
+  if (samples.empty()) return 0;
+  std::vector<double> v = samples;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+nlohmann::json Spread::to_json() const { return {{"best", best()}, {"min", min()}, {"median", median()}, {"n", samples.size()}}; }
+std::string Spread::to_text() const {
+  return samples.empty() ? std::string("-")
+                         : fmt::format("{:.0f} (min {:.0f}, median {:.0f}, n {})", best(), min(), median(), samples.size());
+}
+
 Bandwidth measure_memcpy(int cores) {
   Bandwidth b;
   b.mib8_one_core = memcpy_gbps(std::size_t{8} << 20, 1, 20);
@@ -54,7 +70,7 @@ Bandwidth measure_memcpy(int cores) {
   return b;
 }
 
-MachineInfo machine_info(bool measure) {
+MachineInfo machine_info(bool measure, int peak_rounds) {
   MachineInfo m;
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -82,7 +98,7 @@ MachineInfo machine_info(bool measure) {
       fmt::format("{}.{}.{} ({})", v->major, v->minor, v->patch, v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other");
   m.compute_threads = compute_threads();
   if (measure) {
-    m.peak = measure_peak(m.cores);
+    m.peak = measure_peak(m.cores, peak_rounds);
     m.memcpy = measure_memcpy(m.cores);
     m.tcp = measure_tcp_loopback();
     m.measured = true;
@@ -100,12 +116,30 @@ nlohmann::json to_json(const MachineInfo& m) {
   j["onednn"] = m.onednn;
   j["onednn_version"] = m.onednn_version;
   j["compute_threads"] = m.compute_threads;
+  const HostRoutes& h = host_routes();
+  j["gemm_routes"] = {{"isa_level", h.isa_level},
+                      {"isa_host", h.isa_host},
+                      {"isa_cap", h.isa_cap},
+                      {"chain_kernel", h.chain},
+                      {"onednn_f32", h.onednn_f32},
+                      {"onednn_bf16", h.onednn_bf16},
+                      {"bf16_native_peak", to_string(h.bf16_native_peak)}};
   if (m.measured) {
+    // The figures are the best samples (CPU time); "spread" has every figure's best, min, median and
+    // count, and the all-cores samples over wall time (lower when other work shared the cores).
     j["peak"] = {{"fma_isa", m.peak.isa},
-                 {"fp32_gflops_one_core", m.peak.fp32_one_core},
-                 {"fp32_gflops_all_cores", m.peak.fp32_all_cores},
-                 {"bf16_dot_gflops_one_core", m.peak.bf16_one_core},
-                 {"bf16_dot_gflops_all_cores", m.peak.bf16_all_cores}};
+                 {"isa_level", m.peak.level},
+                 {"fp32_gflops_one_core", m.peak.fp32_one_core.best()},
+                 {"fp32_gflops_all_cores", m.peak.fp32_all_cores.best()},
+                 {"bf16_dot_gflops_one_core", m.peak.bf16_one_core.best()},
+                 {"bf16_dot_gflops_all_cores", m.peak.bf16_all_cores.best()},
+                 {"spread",
+                  {{"fp32_one_core", m.peak.fp32_one_core.to_json()},
+                   {"fp32_all_cores", m.peak.fp32_all_cores.to_json()},
+                   {"bf16_dot_one_core", m.peak.bf16_one_core.to_json()},
+                   {"bf16_dot_all_cores", m.peak.bf16_all_cores.to_json()},
+                   {"fp32_all_cores_wall", m.peak.fp32_all_cores_wall.to_json()},
+                   {"bf16_dot_all_cores_wall", m.peak.bf16_all_cores_wall.to_json()}}}};
     j["memcpy_gbps"] = {{"8MiB_one_core", m.memcpy.mib8_one_core},
                         {"256MiB_one_core", m.memcpy.mib256_one_core},
                         {"256MiB_all_cores", m.memcpy.mib256_all_cores}};
@@ -121,13 +155,21 @@ std::string to_text(const MachineInfo& m) {
   std::string s = fmt::format("machine: {} (family {} model {}), {} cores; flags: {}\n", m.cpu_model, m.cpu_family,
                               m.cpu_model_number, m.cores, flags);
   s += fmt::format("oneDNN {}: {}; compute pool {} threads\n", m.onednn_version, m.onednn, m.compute_threads);
-  if (m.measured)
+  if (m.measured) {
     s += fmt::format(
-        "peak ({}): FP32 FMA {:.0f} GFLOP/s one core, {:.0f} all cores; BF16 dot {:.0f} / {:.0f}; "
+        "peak, GFLOP/s over CPU time, best of the samples (FMA kernel {}, ISA level {}): FP32 FMA one core {}, all cores {} "
+        "(wall clock: median {:.0f})",
+        m.peak.isa, m.peak.level, m.peak.fp32_one_core.to_text(), m.peak.fp32_all_cores.to_text(),
+        m.peak.fp32_all_cores_wall.median());
+    if (!m.peak.bf16_all_cores.samples.empty())
+      s += fmt::format("; BF16 dot one core {}, all cores {} (wall clock: median {:.0f})", m.peak.bf16_one_core.to_text(),
+                       m.peak.bf16_all_cores.to_text(), m.peak.bf16_all_cores_wall.median());
+    s += "\n";
+    s += fmt::format(
         "memcpy {:.1f} GB/s (8 MiB, one core), {:.1f} (256 MiB, one core), {:.1f} (256 MiB, all cores); "
         "DRAM read {:.1f} GB/s (1 GiB, all cores)\n",
-        m.peak.isa, m.peak.fp32_one_core, m.peak.fp32_all_cores, m.peak.bf16_one_core, m.peak.bf16_all_cores,
         m.memcpy.mib8_one_core, m.memcpy.mib256_one_core, m.memcpy.mib256_all_cores, m.memcpy.read_1gib_all_cores);
+  }
   if (m.measured)
     s += fmt::format("loopback TCP: {:.2f} GB/s one stream, {:.2f} ns of CPU per byte (sender + receiver, kernel copies)\n",
                      m.tcp.gbps, m.tcp.cpu_ns_per_byte);

@@ -11,12 +11,27 @@
 
 namespace gmmav::bench {
 
+/// Samples of one measured ceiling. The figure is the best sample: a busy or slowed
+/// machine only makes a sample lower, and a low ceiling would flatter every ratio to it.
+struct Spread {
+  std::vector<double> samples;
+  double best() const;  ///< the largest sample, 0 without samples
+  double min() const;
+  double median() const;
+  nlohmann::json to_json() const;  ///< {"best", "min", "median", "n"}
+  std::string to_text() const;     ///< "best 231 (min 180, median 225, n 7)"
+};
+
+/// GFLOP/s, sampled before the cases and again after each (bench_command.cpp). A sample is
+/// the FLOPs of each thread over its own CPU time, summed over the threads (fma_peak.cpp): what
+/// the cores do while running the kernel, whoever else takes turns on them.
 struct Peak {
-  std::string isa;           ///< "avx512f", "avx2+fma" or "none"
-  double fp32_one_core = 0;  ///< GFLOP/s
-  double fp32_all_cores = 0;
-  double bf16_one_core = 0;  ///< vdpbf16ps, 0 when the CPU has no avx512_bf16
-  double bf16_all_cores = 0;
+  std::string isa;    ///< the FP32 FMA kernel: "avx512f", "avx2+fma" or "none"
+  std::string level;  ///< gmmav's ISA level the kernels were chosen for (and GMMAV_MAX_CPU_ISA)
+  Spread fp32_one_core, fp32_all_cores;
+  Spread bf16_one_core, bf16_all_cores;  ///< vdpbf16ps; no samples where the level has no BF16 dot products
+  /// The same all-cores samples over wall time: below the figures when other work shared the cores.
+  Spread fp32_all_cores_wall, bf16_all_cores_wall;
 };
 
 struct Bandwidth {
@@ -40,8 +55,12 @@ struct MachineInfo {
   bool measured = false;
 };
 
-MachineInfo machine_info(bool measure);
-Peak measure_peak(int cores);
+/// `peak_rounds`: samples of each peak when measuring.
+MachineInfo machine_info(bool measure, int peak_rounds = 5);
+/// `rounds` samples of every peak, interleaved.
+Peak measure_peak(int cores, int rounds);
+/// One more sample of the all-cores peaks (the roofline's), and with `one_core` of the one-core ones.
+void sample_peak(Peak& p, int cores, bool one_core);
 Bandwidth measure_memcpy(int cores);
 /// GB/s of reading `bytes` (split over `cores` threads, summed); best of a few passes.
 double measure_read_gbps(std::size_t bytes, int cores);

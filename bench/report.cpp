@@ -30,7 +30,7 @@ Derived derive(const CaseResult& r) {
     d.torch_over_fused_per_call = over(Variant::fused_per_call);
     d.torch_over_aclnn = over(Variant::aclnn);
   }
-  d.roofline = roofline(r.weight_bytes, r.flops, r.ceilings);
+  d.roofline = roofline(r.weight_bytes, r.routes, r.ceilings);
   d.fused_over_roofline = d.roofline.t > 0 ? f / d.roofline.t : 0;
   return d;
 }
@@ -72,8 +72,14 @@ nlohmann::json to_json(const CaseResult& r) {
                    {"t_compute_s", d.roofline.t_compute},
                    {"weight_bytes", r.weight_bytes},
                    {"read_gbps", r.ceilings.read_gbps},
-                   {"peak_gflops", r.ceilings.peak_gflops},
-                   {"peak", r.ceilings.peak_kind}};
+                   {"peak_gflops", d.roofline.peak_gflops},
+                   {"peak", d.roofline.peak},
+                   {"fp32_fma_gflops", r.ceilings.fp32_fma_gflops},
+                   {"bf16_dot_gflops", r.ceilings.bf16_dot_gflops},
+                   {"unmeasured", d.roofline.unmeasured},
+                   {"fused_below", d.fused_over_roofline > 0 && d.fused_over_roofline < 1}};
+  j["routes"] = to_json(r.routes);
+  j["plan"] = r.plan;
   j["fused_over_roofline"] = ratio_or_null(d.fused_over_roofline);
   j["overlap_pct"] = d.overlap_pct;
   j["fused_over_bound"] = d.fused_over_bound;
@@ -150,7 +156,8 @@ std::string user_table(const std::vector<CaseResult>& cases) {
   s += "fused = gmmav::run with PackedWeights made once; call = gmmav::run packing the weights in every call (`gmmav run`);\n"
        "aclnn = the two-phase C API on aclrtMalloc memory (its weight cache: packed by the first call); torch = the PyTorch\n"
        "composite (per-expert matmul, cat, gloo all_to_all_single, shared matmul), W processes; roof = max(weight bytes / DRAM\n"
-       "read bandwidth, FLOPs / peak) of all ranks, bound = the larger term; f/roof = fused / roof\n";
+       "read bandwidth, sum over the routes of their FLOPs / their peak) of all ranks, the peaks the best samples of the run;\n"
+       "bound = the larger term; f/roof = fused / roof\n";
   return s;
 }
 
@@ -212,11 +219,20 @@ std::string table(const std::vector<CaseResult>& cases) {
                        r.torch.threads_per_rank, r.torch.check, r.torch.reference_ok ? "" : "  TORCH OUTPUT OUTSIDE SPEC §4");
     else if (r.torch.attempted)
       s += "    torch: absent: " + r.torch.why + "\n";
-    if (const Derived d = derive(r); d.roofline.t > 0)
+    s += "    routes (every rank's GEMMs of one call): " + to_text(r.routes) + "\n";
+    if (const Derived d = derive(r); d.roofline.t > 0) {
       s += fmt::format(
-          "    roofline: weights {:.1f} MB / {:.1f} GB/s read = {:.3f} ms; {:.2f} GFLOP / {:.0f} GFLOP/s ({}) = {:.3f} ms\n",
-          r.weight_bytes * 1e-6, r.ceilings.read_gbps, d.roofline.t_memory * 1e3, r.flops * 1e-9, r.ceilings.peak_gflops,
-          r.ceilings.peak_kind, d.roofline.t_compute * 1e3);
+          "    roofline: weights {:.1f} MB / {:.1f} GB/s read = {:.3f} ms; {:.2f} GFLOP at {:.0f} GFLOP/s ({}) = {:.3f} ms\n",
+          r.weight_bytes * 1e-6, r.ceilings.read_gbps, d.roofline.t_memory * 1e3, r.flops * 1e-9, d.roofline.peak_gflops,
+          d.roofline.peak, d.roofline.t_compute * 1e3);
+      if (!d.roofline.unmeasured.empty())
+        s += "      not in the compute term (no peak measured for it): " + d.roofline.unmeasured + "\n";
+      if (d.fused_over_roofline > 0 && d.fused_over_roofline < 1)
+        s += fmt::format("      FUSED BELOW THE ROOFLINE (f/roof {:.2f}): its {} ceiling was measured low{}\n",
+                         d.fused_over_roofline, d.roofline.bound,
+                         std::string(d.roofline.bound) == "memory" ? " (or the weights were read from cache, not DRAM)"
+                                                                   : " (see the peak's spread)");
+    }
     for (const auto& n : r.notes) s += "    " + n + "\n";
   }
   return s;
