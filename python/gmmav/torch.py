@@ -242,13 +242,18 @@ def _counts(param, values, tensor):
     return out
 
 
-def _check_tensor(param, t):
+def _check_cpu_16bit(param, t, dtype_note=""):
+    """A CPU tensor of gmmav's dtypes, or ValueError naming `param`."""
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"{param}: expected a torch.Tensor, got {type(t).__name__}")
     if t.device.type != "cpu":
         raise ValueError(f"{param}: expected a CPU tensor, got device {t.device}")
     if t.dtype not in _DTYPES:
-        raise ValueError(f"{param}: expected dtype torch.float16 or torch.bfloat16, got {t.dtype}")
+        raise ValueError(f"{param}: expected dtype torch.float16 or torch.bfloat16{dtype_note}, got {t.dtype}")
+
+
+def _check_tensor(param, t):
+    _check_cpu_16bit(param, t)
     if t.dim() > 3:
         raise ValueError(f"{param}: expected a 2-D or 3-D tensor, got {t.dim()}-D")
 
@@ -870,12 +875,7 @@ def _gmm_tensors(param, values):
     if not 1 <= len(values) <= 128:
         raise ValueError(f"{param}: expected a list of 1 to 128 tensors (torch_npu's limit), got {len(values)}")
     for i, t in enumerate(values):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{param}[{i}]: expected a torch.Tensor, got {type(t).__name__}")
-        if t.device.type != "cpu":
-            raise ValueError(f"{param}[{i}]: expected a CPU tensor, got device {t.device}")
-        if t.dtype not in _DTYPES:
-            raise ValueError(f"{param}[{i}]: expected dtype torch.float16 or torch.bfloat16 (gmmav's GEMM), got {t.dtype}")
+        _check_cpu_16bit(f"{param}[{i}]", t, " (gmmav's GEMM)")
     return list(values)
 
 
