@@ -11,7 +11,6 @@
 
 #include "case_runner.hpp"
 #include "gemm/buffer_cache.hpp"
-#include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/gmmav.hpp"
 #include "library_matmul.hpp"
@@ -55,12 +54,15 @@ MemoryParts estimate_memory(const Backend& b, const CaseShape& c, DType dtype, O
   const double threads = std::max(1, compute_threads());
   const double convert = threads * largest * (pe + (pe == 4 ? 4 : 0));
   // A call without PackedWeights (fused_per_call, or every engine call with --repack) packs a weight
-  // only for a GEMM of more than gemm::kSmallMRows rows, and holds at most two at a time (the engine
+  // only for GEMMs on a oneDNN route (gemm::packing_for), and holds at most two at a time (the engine
   // prepares the next stage's weight during the current one; the dispatch op's shared weight besides).
   // A GEMM has at most an expert's rows: A / e with balanced counts, else up to every row of the group.
-  const double small = static_cast<double>(gemm::kSmallMRows);
+  const auto packs = [&](double rows, double k, double n) {
+    const auto i = [](double v) { return static_cast<std::int64_t>(v); };
+    return rows >= 1 && gemm::packing_for(dtype, i(rows), i(k), i(n)) != gemm::PreparedWeight::Packing::first_need;
+  };
   const double expert_rows = c.counts == reference::CountPattern::balanced ? std::ceil(a / e) : W * a;
-  const double routed_call = expert_rows > small ? h1 * n1 : 0, shared_call = bs > small ? h2 * n2 : 0;
+  const double routed_call = packs(expert_rows, h1, n1) ? h1 * n1 : 0, shared_call = packs(bs, h2, n2) ? h2 * n2 : 0;
   const double per_call_packed = pe * (dispatch ? 2 * routed_call + shared_call : 2 * std::max(routed_call, shared_call));
   MemoryParts p;
   p.data = W * (in + out);  // every process builds every rank's data

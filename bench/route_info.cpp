@@ -45,13 +45,16 @@ HostRoutes read_host_routes() {
   return h;
 }
 
-// The route of one GEMM of `rows` x k x n (gemm::PreparedWeight::matmul_rows decides the same
-// way; the gemm layer has no query for it, engine/plan_log.cpp repeats the rule too).
+// The route of one GEMM of `rows` x k x n (gemm::route_of) with the peak its kernel computes at.
 RouteShare route_of(const HostRoutes& h, DType dtype, std::int64_t rows, std::int64_t k, std::int64_t n) {
-  const bool onednn =
-      rows > gemm::kSmallMRows && gemm::onednn_accepts(rows, k, n) && gemm::onednn_accepts(engine::kTileRows, k, n);
-  if (onednn && dtype == DType::bf16 && !h.onednn_bf16.empty()) return {"oneDNN bf16 " + h.onednn_bf16, h.bf16_native_peak};
-  if (onednn && !h.onednn_f32.empty()) return {"oneDNN f32 " + h.onednn_f32, PeakKind::fp32_fma};
+  switch (gemm::route_of(dtype, rows, k, n)) {
+    case gemm::Route::onednn_bf16:
+      return {"oneDNN bf16 " + h.onednn_bf16, h.bf16_native_peak};
+    case gemm::Route::onednn_f32:
+      return {"oneDNN f32 " + h.onednn_f32, PeakKind::fp32_fma};
+    case gemm::Route::chain:
+      break;
+  }
   return {"chain " + h.chain, PeakKind::fp32_fma};
 }
 

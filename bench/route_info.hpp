@@ -25,7 +25,7 @@ struct HostRoutes {
   std::string isa_cap;      ///< GMMAV_MAX_CPU_ISA, "" when not set
   std::string isa_info;     ///< the gemm layer's one-line description
   std::string chain;        ///< the chain kernel's path ("avx512", "avx2+fma+f16c", "portable")
-  std::string onednn_f32;   ///< oneDNN's FP32 kernel for tiles above kSmallMRows rows; "" where they take the chain kernel
+  std::string onednn_f32;   ///< oneDNN's FP32 kernel (gemm::Route::onednn_f32); "" where no GEMM takes it
   std::string onednn_bf16;  ///< oneDNN's BF16 kernel for the native route; "" where BF16 has none (f32 route)
   PeakKind bf16_native_peak = PeakKind::bf16_dot;  ///< what the native BF16 kernel computes with
   /// The FP32 FMA kernel the peak is measured with: the vector width of the ISA level the
@@ -47,8 +47,8 @@ struct RouteShare {
 };
 
 /// Every GEMM of one call of every rank (the engine's tile groups and shared-expert tiles),
-/// by route. BF16 GEMMs above kSmallMRows rows are counted on the native route where the host
-/// has one: the bench's data is drawn so that it applies (the route is chosen per GEMM from the data).
+/// by route (gemm::route_of). BF16 GEMMs are counted on the native route where the host has one:
+/// the bench's data is drawn so that it applies (the route is chosen per GEMM from the data).
 std::vector<RouteShare> route_shares(const std::vector<Plan>& plans);
 
 /// "96 GEMMs chain avx512 (fp32 fma, 12% of FLOPs) + 40 oneDNN bf16 brg:avx512_core_bf16 (bf16 dot, 88%)".

@@ -161,26 +161,71 @@ INSTANTIATE_TEST_SUITE_P(All, ChainKernel,
                                   (std::get<2>(info.param) ? "_subnormal_weights" : "_normal");
                          });
 
-// A tile of at most kSmallMRows rows takes the kernel through PreparedWeight, with or without a
-// packed copy (the route never depends on how the weight was prepared).
+// A tile of at most kSmallMRows rows takes the kernel through PreparedWeight wherever route_of
+// says so — FP16 always, BF16 where the host has no native BF16 route — with or without a packed
+// copy (the route never depends on how the weight was prepared). On a native-BF16 host a BF16 tile
+// takes it too when its data fail the exactness rule (a value below 2^-56 in x), D82.
 TEST(ChainKernel, PreparedWeightRoutesSmallTilesToIt) {
   std::mt19937_64 rng(7);
   const std::int64_t k = 96, n = 40;
   for (const DType t : {DType::f16, DType::bf16}) {
+    const bool chain_route = route_of(t, kSmallMRows, k, n) == Route::chain;
+    EXPECT_EQ(chain_route, t == DType::f16 || !native_bf16_matmul()) << to_string(t);
     const auto w = random_bits(t, static_cast<std::size_t>(k * n), rng, false);
-    const auto x = random_bits(t, static_cast<std::size_t>(kSmallMRows * k), rng, false);
+    auto x = random_bits(t, static_cast<std::size_t>(kSmallMRows * k), rng, false);
+    if (!chain_route) x[5] = gmmav::numeric::double_to_bf16(std::ldexp(1.0, -60));  // off the bf16 route
     const auto want = fma_chain(t, x, kSmallMRows, k, w, n, false);
-    for (const auto packing : {PreparedWeight::Packing::now, PreparedWeight::Packing::first_need}) {
+    for (const auto packing :
+         {PreparedWeight::Packing::now, PreparedWeight::Packing::small_tiles, PreparedWeight::Packing::first_need}) {
       PreparedWeight pw;
       pw.prepare(t, w.data(), k, n, false, packing);
       std::vector<std::uint16_t> got(want.size());
       pw.matmul_rows(x.data(), kSmallMRows, got.data());
-      EXPECT_EQ(got, want);
-      if (packing == PreparedWeight::Packing::first_need) {
+      EXPECT_EQ(got, want) << to_string(t);
+      if (packing == PreparedWeight::Packing::first_need && chain_route) {
         EXPECT_EQ(pw.bytes(), 0u) << "no packed copy for small tiles";
       }
     }
   }
+}
+
+// BF16 tiles of every row count take oneDNN's native BF16 matmul where the host has one (D82):
+// with data whose every partial sum is exact in FP32 (small multiples of powers of two), every
+// route gives the exact result, so the native route is checked against the chain, whatever the
+// packing, both layouts; and it is taken (the packed BF16 copy exists after a small tile).
+TEST(ChainKernel, SmallBf16TilesTakeTheNativeRouteWhereTheHostHasIt) {
+  if (!native_bf16_matmul()) GTEST_SKIP() << "no native BF16 matmul at this ISA level: BF16 tiles take the chain kernel";
+  std::mt19937_64 rng(11);
+  std::uniform_int_distribution<int> small(-8, 8);
+  const std::int64_t k = 200, n = 72;
+  const auto exact_values = [&](std::size_t count, int scale) {
+    std::vector<std::uint16_t> v(count);
+    for (auto& e : v) e = gmmav::numeric::double_to_bf16(std::ldexp(small(rng), scale));
+    return v;
+  };
+  for (const bool trans : {false, true})
+    for (const std::int64_t rows : {std::int64_t{1}, std::int64_t{3}, std::int64_t{16}, kSmallMRows, kSmallMRows + 1}) {
+      SCOPED_TRACE(::testing::Message() << rows << " rows, trans " << trans);
+      EXPECT_EQ(route_of(DType::bf16, rows, k, n), Route::onednn_bf16);
+      const auto w = exact_values(static_cast<std::size_t>(k * n), -4);
+      const auto x = exact_values(static_cast<std::size_t>(rows * k), -3);
+      const auto want = fma_chain(DType::bf16, x, rows, k, w, n, trans);
+      for (const auto packing :
+           {PreparedWeight::Packing::now, PreparedWeight::Packing::small_tiles, PreparedWeight::Packing::first_need}) {
+        PreparedWeight pw;
+        pw.prepare(DType::bf16, w.data(), k, n, trans, packing);
+        std::vector<std::uint16_t> got(want.size());
+        pw.matmul_rows(x.data(), rows, got.data());
+        EXPECT_EQ(got, want);
+        EXPECT_TRUE(pw.bf16_route());
+        EXPECT_GT(pw.bytes(), 0u) << "the BF16 copy was packed";
+      }
+    }
+  // Which copies a weight's preparation packs: the BF16 one for small GEMMs, nothing for FP16 ones.
+  EXPECT_EQ(packing_for(DType::bf16, kSmallMRows, k, n), PreparedWeight::Packing::small_tiles);
+  EXPECT_EQ(packing_for(DType::bf16, kSmallMRows + 1, k, n), PreparedWeight::Packing::now);
+  EXPECT_EQ(packing_for(DType::f16, kSmallMRows, k, n), PreparedWeight::Packing::first_need);
+  EXPECT_EQ(packing_for(DType::bf16, 0, k, n), PreparedWeight::Packing::first_need);
 }
 
 // Where oneDNN has no FP32 brgemm kernel (D24), tiles of more rows than kSmallMRows take the

@@ -145,8 +145,8 @@ TEST(PackedWeights, Bf16TinyValuesTakeTheExactRouteWithTheSameBits) {
     r.gmm_weight[static_cast<std::size_t>(1 * slice + 5)] = tiny;  // expert 1 only
     r.mm_weight[7] = tiny;
   }
-  // A row of one of expert 0's GEMMs of more than kSmallMRows rows (smaller ones take the chain
-  // kernel, which needs no route): that one GEMM of rank 0 takes the f32 route.
+  // A row of one of expert 0's GEMMs of more than kSmallMRows rows (smaller ones leave the bf16
+  // route for the chain kernel, which needs no copy, D82): that one GEMM of rank 0 takes the f32 route.
   std::int64_t tiny_row = -1;
   for (const auto& g : gmmav::engine::routed_groups(Plan::create(c.desc(0)), 0))
     if (g.rows > gmmav::gemm::kSmallMRows) {

@@ -24,7 +24,6 @@
 #include "engine/pipeline.hpp"
 #include "engine/shared_tile.hpp"
 #include "engine/tile_schedule.hpp"
-#include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
 
 namespace gmmav::engine {
@@ -78,11 +77,10 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
   const auto weight_of = [&](int j) -> const std::uint16_t* {
     return u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1;
   };
-  const auto large = [&](int j) { return plan.group_rows(j) > gemm::kSmallMRows; };
   const auto prepare = [&](std::size_t k) {  // the k-th expert with rows, into slot k % 2
     const int j = experts[k];
     prepared[k % 2].prepare(d.dtype, weight_of(j), d.h1, d.n1, d.trans_gmm_weight,
-                            large(j) ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need);
+                            gemm::packing_for(d.dtype, plan.group_rows(j), d.h1, d.n1));
   };
   const bool prepare_first = !packed && !experts.empty();
   const bool prepare_shared = d.shared && !packed;
@@ -100,11 +98,8 @@ void compute_dispatch(const Plan& plan, const OpTensors& t, comm::Exchange& ex, 
           ex.rows_done(tile.dest, tile.expert, tile.first, tile.rows, dst);
         } else if (i == n_sends && prepare_shared) {
           const SharedExpertDesc& s = *d.shared;
-          const bool large_shared =
-              std::any_of(shared.begin(), shared.end(), [](const SharedTile& x) { return x.rows > gemm::kSmallMRows; });
           shared_weight.prepare(d.dtype, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight,
-                                large_shared ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need,
-                                "mmWeightOptional");
+                                gemm::packing_for(d.dtype, max_rows(shared), s.h2, s.n2), "mmWeightOptional");
         } else {
           prepare(0);
         }

@@ -22,7 +22,6 @@
 #include "engine/pipeline.hpp"
 #include "engine/shared_tile.hpp"
 #include "engine/tile_schedule.hpp"
-#include "gemm/chain_kernel.hpp"
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/packed_weights.hpp"
 #include "gmmav/plan.hpp"
@@ -45,7 +44,7 @@ struct Stage {
   std::function<void(const gemm::PreparedWeight&, std::size_t)> run_tile;
   const gemm::PreparedWeight* packed = nullptr;            // from PackedWeights, when given
   const std::vector<engine::TileGroup>* routed = nullptr;  // a routed expert's GEMMs (null: the shared expert)
-  bool large_tiles = false;  // some GEMM has more than gemm::kSmallMRows rows (needs the packed copy)
+  std::int64_t max_rows = 0;                               // of its GEMMs (gemm::packing_for: what to pack when preparing it)
 };
 
 // A GEMM of several tiles (engine::routed_groups) computes into this thread's
@@ -124,22 +123,19 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
          [&, j](const gemm::PreparedWeight& w, std::size_t i) {
            run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex, early_tiles);
          },
-         packed ? &packed->expert(j) : nullptr, &groups,
-         std::any_of(groups.begin(), groups.end(), [](const engine::TileGroup& g) { return g.rows > gemm::kSmallMRows; })});
+         packed ? &packed->expert(j) : nullptr, &groups, engine::max_rows(groups)});
   }
   const auto shared = engine::shared_tiles(plan);
   if (d.shared) {
     const SharedExpertDesc& s = *d.shared;
-    stages.push_back(
-        {-1, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
-         [&](const gemm::PreparedWeight& w, std::size_t i) {
-           const engine::SharedTile& tile = shared[i];
-           shared_tile(ex, w, u16(t.mm_x->data) + tile.first * s.h2, tile.rows, s.n2,
-                       static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
-           ex.progress();
-         },
-         packed ? packed->shared.get() : nullptr, nullptr,
-         std::any_of(shared.begin(), shared.end(), [](const engine::SharedTile& t) { return t.rows > gemm::kSmallMRows; })});
+    stages.push_back({-1, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
+                      [&](const gemm::PreparedWeight& w, std::size_t i) {
+                        const engine::SharedTile& tile = shared[i];
+                        shared_tile(ex, w, u16(t.mm_x->data) + tile.first * s.h2, tile.rows, s.n2,
+                                    static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
+                        ex.progress();
+                      },
+                      packed ? packed->shared.get() : nullptr, nullptr, engine::max_rows(shared)});
   }
   // The hooks' points in the stage loop (none for gmmav::run).
   std::vector<std::function<void()>> front;  // tasks for the front of the next job
@@ -190,9 +186,8 @@ void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange&
   gemm::PreparedWeight weights[2];
   const auto prepare = [&](std::size_t s) {
     const Stage& st = stages[s];
-    // Small tiles read the weight as stored: pack only for a stage that has large ones.
-    weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans,
-                           st.large_tiles ? gemm::PreparedWeight::Packing::now : gemm::PreparedWeight::Packing::first_need,
+    // Pack only what the stage's GEMMs read (nothing where they all take the chain kernel).
+    weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans, gemm::packing_for(d.dtype, st.max_rows, st.k, st.n),
                            st.routed ? "gmmWeight" : "mmWeightOptional");
   };
   if (!packed)

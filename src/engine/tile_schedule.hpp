@@ -63,4 +63,13 @@ struct TileGroup {
 std::vector<TileGroup> routed_groups(const Plan& plan, int j);
 std::vector<SharedTile> shared_tiles(const Plan& plan);
 
+/// The most rows of any of these GEMMs (TileGroup or SharedTile; 0 for none): what decides which
+/// copies of their weight are packed (gemm::packing_for).
+template <class Gemm>
+std::int64_t max_rows(const std::vector<Gemm>& gemms) {
+  std::int64_t m = 0;
+  for (const Gemm& g : gemms) m = g.rows > m ? g.rows : m;
+  return m;
+}
+
 }  // namespace gmmav::engine

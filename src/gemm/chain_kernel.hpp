@@ -1,9 +1,11 @@
 // The chain kernel: a matmul on the weight as the caller stores it
 // (FP16/BF16, k x n or, transposed, n x k): no packed copy, no pass over the
-// weight before the GEMM. It takes every tile of at most kSmallMRows rows
-// (D13: at decode token counts packing costs more than the GEMM) and, on hosts
-// where oneDNN has no FP32 brgemm kernel, every f32-route tile (D24: there it
-// is about twice as fast as oneDNN's FP32 gemm:jit on this shape class).
+// weight before the GEMM. It takes FP16 tiles of at most kSmallMRows rows
+// (D13: at decode token counts packing costs more than the GEMM), BF16 ones
+// where the host has no native BF16 route or the data are not exact for it
+// (D82), and, on hosts where oneDNN has no FP32 brgemm kernel, every f32-route
+// tile (D24: there it is about twice as fast as oneDNN's FP32 gemm:jit on this
+// shape class). gemm::route_of (tile_matmul.hpp) states the whole rule.
 //
 // Numerics (docs/spec.md §4): every output element is one FP32 FMA chain over k in
 // ascending order, starting from +0, rounded once (RNE) to the 16-bit type.
@@ -20,8 +22,8 @@
 
 namespace gmmav::gemm {
 
-/// Tiles of at most this many rows take this kernel on every host (a property
-/// of the plan's tiles only, never of threads).
+/// FP16 tiles of at most this many rows take this kernel on every host (a
+/// property of the plan's tiles only, never of threads; gemm::route_of).
 constexpr std::int64_t kSmallMRows = 32;
 
 /// out(rows x n) = round(x(rows x k) @ W); W is k x n row-major, or n x k when

@@ -229,6 +229,33 @@ bool bf16_dot_exact(const std::uint16_t* v, std::size_t n) {
   return (avx2 ? min_nonzero_magnitude_avx2(v, n) : min_nonzero_magnitude_scalar(v, n)) >= (71u << 7);
 }
 
+// D82: BF16 GEMMs of every size take the native route where the host has it (at decode sizes
+// oneDNN's BF16 brgemm is 2.3-2.6x the chain kernel); FP16 ones of at most kSmallMRows rows keep
+// the chain kernel (D13: oneDNN's FP32 route needs an FP32 copy of the weight, twice the bytes).
+Route route_of(DType dtype, std::int64_t rows, std::int64_t k, std::int64_t n) {
+  if (!onednn_accepts(rows, k, n) || !onednn_accepts(kPackRows, k, n)) return Route::chain;
+  if (dtype == DType::bf16 && native_bf16_matmul()) return Route::onednn_bf16;
+  if (rows > kSmallMRows && f32_route_packs()) return Route::onednn_f32;
+  return Route::chain;
+}
+
+std::string kernel_name(Route route) {
+  switch (route) {
+    case Route::chain:
+      return fmt::format("chain {}", chain_kernel_path());
+    case Route::onednn_f32:
+      return "oneDNN f32 " + onednn_impl(false);
+    case Route::onednn_bf16:
+      return "oneDNN bf16 " + onednn_impl(true);
+  }
+  return "?";
+}
+
+PreparedWeight::Packing packing_for(DType dtype, std::int64_t max_rows, std::int64_t k, std::int64_t n) {
+  if (max_rows < 1 || route_of(dtype, max_rows, k, n) == Route::chain) return PreparedWeight::Packing::first_need;
+  return max_rows > kSmallMRows ? PreparedWeight::Packing::now : PreparedWeight::Packing::small_tiles;
+}
+
 bool packs_weights(DType dtype) { return f32_route_packs() || (dtype == DType::bf16 && native_bf16_matmul()); }
 
 std::string onednn_impl(bool bf16) {
@@ -259,8 +286,7 @@ struct PreparedWeight::Impl {
   std::int64_t k = 0, n = 0;
   bool trans = false;
   const std::uint16_t* raw = nullptr;
-  // The packed copies, made once (prepare() or the first large tile).
-  mutable std::once_flag packed_once;
+  // The packed copies, made once each (prepare() or the first GEMM that needs them).
   mutable bool bf16_route = false;
   mutable dnnl::memory::desc bf16_desc, f32_desc;
   mutable dnnl::memory bf16_packed;
@@ -275,6 +301,7 @@ struct PreparedWeight::Impl {
   bool onednn = true;
 
   void prepare_f32() const {
+    f32_desc = packed_desc(dt::f32, k, n);
     const auto plain = cached_buffer(static_cast<std::size_t>(k * n) * sizeof(float));
     float* f = reinterpret_cast<float*>(plain.get());
     numeric::to_float(dtype, raw, f, static_cast<std::size_t>(k * n));
@@ -285,18 +312,20 @@ struct PreparedWeight::Impl {
     std::call_once(f32_once, [this] { prepare_f32(); });
     return f32_packed;
   }
-  void prepare_packed() const {
-    if (!onednn) return;  // bf16_route stays false; nothing to pack
+  // The BF16 copy, when the weight passes the exactness rule (bf16_route); once.
+  mutable std::once_flag bf16_once;
+  void prepare_bf16() const {
+    bf16_route = onednn && dtype == DType::bf16 && native_bf16_matmul() && bf16_dot_exact(raw, static_cast<std::size_t>(k * n));
+    if (!bf16_route) return;
+    bf16_desc = packed_desc(dt::bf16, k, n);
+    bf16_packed = pack(dt::bf16, raw, k, n, trans, bf16_desc, bf16_storage);
+    bf16_bytes.store(bf16_desc.get_size(), std::memory_order_relaxed);
+  }
+  // Runs `make` (a packing step) with oneDNN's and the allocator's failures reported as gmmav errors.
+  template <class F>
+  void packing(F&& make) const {
     try {
-      f32_desc = packed_desc(dt::f32, k, n);
-      bf16_route = dtype == DType::bf16 && native_bf16_matmul() && bf16_dot_exact(raw, static_cast<std::size_t>(k * n));
-      if (bf16_route) {
-        bf16_desc = packed_desc(dt::bf16, k, n);
-        bf16_packed = pack(dt::bf16, raw, k, n, trans, bf16_desc, bf16_storage);
-        bf16_bytes.store(bf16_desc.get_size(), std::memory_order_relaxed);
-      } else if (f32_route_packs()) {
-        f32_weight();  // every large tile will need it
-      }
+      make();
     } catch (const dnnl::error& e) {
       fail(Errc::internal, param, "oneDNN failed to prepare a {} x {} weight: {}", k, n, e.what());
     } catch (const std::bad_alloc&) {  // the sizes come from the caller's shapes: say which
@@ -305,8 +334,19 @@ struct PreparedWeight::Impl {
            static_cast<std::uint64_t>(k) * static_cast<std::uint64_t>(n) * 4, k, n);
     }
   }
+  // What GEMMs of at most kSmallMRows rows may read: the BF16 copy (route_of: only BF16 leaves the chain kernel there).
+  void packed_small() const {
+    packing([this] { std::call_once(bf16_once, [this] { prepare_bf16(); }); });
+  }
+  // The FP32 copy (f32 route), with errors reported.
+  void packed_f32() const {
+    packing([this] { f32_weight(); });
+  }
+  // What GEMMs of more rows will read: the BF16 copy, or, off the bf16 route, the FP32 one (a GEMM
+  // whose own data fail the exactness rule makes the FP32 copy of a bf16-route weight when it runs).
   void packed() const {
-    std::call_once(packed_once, [this] { prepare_packed(); });
+    packed_small();
+    if (onednn && !bf16_route && f32_route_packs()) packed_f32();
   }
   // The chain kernel on the weight as stored; its buffers grow with rows x k.
   void chain(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const {
@@ -325,7 +365,7 @@ PreparedWeight::PreparedWeight() : impl_(std::make_unique<Impl>()) {}
 PreparedWeight::~PreparedWeight() = default;
 
 bool PreparedWeight::bf16_route() const {
-  impl_->packed();
+  impl_->packed_small();
   return impl_->bf16_route;
 }
 
@@ -346,16 +386,23 @@ void PreparedWeight::prepare(DType dtype, const std::uint16_t* w, std::int64_t k
   p.raw = w;
   p.onednn = onednn_accepts(kPackRows, k, n);
   if (packing == Packing::now) p.packed();
+  if (packing == Packing::small_tiles) p.packed_small();
 }
 
 void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std::uint16_t* out) const {
   if (rows <= 0) return;
   const Impl& p = *impl_;
   const std::int64_t k = p.k, n = p.n;
-  if (rows <= kSmallMRows || !p.onednn || !onednn_accepts(rows, k, n)) return p.chain(x, rows, out);
-  p.packed();
-  const bool bf16_native = p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k));
-  if (!bf16_native && !f32_route_packs()) return p.chain(x, rows, out);
+  const Route route = p.onednn ? route_of(p.dtype, rows, k, n) : Route::chain;
+  if (route == Route::chain) return p.chain(x, rows, out);
+  bool bf16_native = false;
+  if (route == Route::onednn_bf16) {
+    p.packed_small();
+    bf16_native = p.bf16_route && bf16_dot_exact(x, static_cast<std::size_t>(rows * k));
+    // Off the bf16 route: what route_of gives the same GEMM of FP16 (the chain kernel for small ones).
+    if (!bf16_native && route_of(DType::f16, rows, k, n) == Route::chain) return p.chain(x, rows, out);
+  }
+  if (!bf16_native) p.packed_f32();
   try {
     dnnl::stream& s = thread_stream();
     if (bf16_native) {
@@ -377,7 +424,7 @@ void PreparedWeight::matmul_rows(const std::uint16_t* x, std::int64_t rows, std:
     dnnl::memory c({{rows, n}, dt::f32, tag::ab}, cpu_engine(), cf);
     mm.prim.execute(
         s,
-        {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, p.f32_weight()}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
+        {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, p.f32_packed}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, thread_scratchpad(mm)}});
     s.wait();
     numeric::from_float(p.dtype, cf, out, static_cast<std::size_t>(rows * n));
   } catch (const dnnl::error& e) {
