@@ -75,13 +75,7 @@ Plan Plan::from_tensors(int world_size, int rank, std::span<const std::int64_t> 
   d.trans_gmm_weight = trans_gmm_weight;
   d.send_counts.assign(send_counts.begin(), send_counts.end());
   d.recv_counts.assign(recv_counts.begin(), recv_counts.end());
-  const int present = int(t.mm_x.has_value()) + int(t.mm_weight.has_value()) + int(t.mm_y.has_value());
-  if (present != 0 && present != 3)
-    fail(Errc::null_argument,
-         !t.mm_x        ? "mmXOptional"
-         : !t.mm_weight ? "mmWeightOptional"
-                        : "mmYOptional",
-         "expected mmXOptional, mmWeightOptional and mmYOptional all given or all null, got {} of 3", present);
+  const int present = detail::shared_tensors_given(t);
   if (present == 0 && trans_mm_weight)
     fail(Errc::invalid_argument, "transMmWeight", "expected false without the shared expert, got true");
   if (present == 3) {

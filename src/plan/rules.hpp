@@ -14,6 +14,10 @@ void validate_problem(const ProblemDesc& desc, Envelope envelope);
 /// Validates tensors against a validated description. Throws gmmav::Error.
 void validate_tensors(const ProblemDesc& desc, std::int64_t rows_in, std::int64_t rows_out, const OpTensors& t);
 
+/// How many of the shared expert's three tensors are given: 0 or 3 (anything else is refused,
+/// naming the first missing one). Throws gmmav::Error.
+int shared_tensors_given(const OpTensors& t);
+
 /// Validates only the weight views (gmmWeight, mmWeightOptional) against a validated description.
 void validate_weights(const ProblemDesc& desc, const OpTensors& t);
 

@@ -71,12 +71,7 @@ void check_mm_weight(const ProblemDesc& d, const ConstTensorView& w) {
 
 }  // namespace
 
-void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t rows_out, const OpTensors& t) {
-  const DType dt = d.dtype;
-  check_view("gmmX", t.gmm_x, dt, 2, {rows_in, d.h1});
-  check_gmm_weight(d, t.gmm_weight);
-  check_view(d.op == Op::dispatch ? "gmmY" : "y", t.y, dt, 2, {rows_out, d.n1});
-
+int shared_tensors_given(const OpTensors& t) {
   const int present = int(t.mm_x.has_value()) + int(t.mm_weight.has_value()) + int(t.mm_y.has_value());
   if (present != 0 && present != 3)
     fail(Errc::null_argument,
@@ -84,6 +79,16 @@ void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t r
          : !t.mm_weight ? "mmWeightOptional"
                         : "mmYOptional",
          "expected mmXOptional, mmWeightOptional and mmYOptional all given or all null, got {} of 3", present);
+  return present;
+}
+
+void validate_tensors(const ProblemDesc& d, std::int64_t rows_in, std::int64_t rows_out, const OpTensors& t) {
+  const DType dt = d.dtype;
+  check_view("gmmX", t.gmm_x, dt, 2, {rows_in, d.h1});
+  check_gmm_weight(d, t.gmm_weight);
+  check_view(d.op == Op::dispatch ? "gmmY" : "y", t.y, dt, 2, {rows_out, d.n1});
+
+  const int present = shared_tensors_given(t);
   if (d.shared && present == 0)
     fail(Errc::null_argument, "mmXOptional", "expected the shared-expert tensors (the plan has a shared expert), got none");
   if (!d.shared && present == 3)
