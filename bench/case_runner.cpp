@@ -251,14 +251,10 @@ class RankRun {
     }
     const CaseShape& c = res_.shape;
     LibraryShape ls;
-    for (const Plan& p : st_.plans) ls.m1 += p.rows_in();
-    ls.k1 = c.h1;
-    ls.n1 = c.n1;
-    if (c.shared) {
-      ls.m2 = c.bs * static_cast<std::int64_t>(st_.plans.size());
-      ls.k2 = c.h2_follows_h1 ? c.h1 : c.h2;
-      ls.n2 = c.n2;
-    }
+    ls.routed = {c.h1, c.n1, {}};
+    for (const Plan& p : st_.plans)
+      for (int j = 0; j < p.desc().local_experts; ++j) ls.routed.rows.push_back(p.group_rows(j));
+    if (c.shared) ls.shared = {c.h2_follows_h1 ? c.h1 : c.h2, c.n2, std::vector<std::int64_t>(st_.plans.size(), c.bs)};
     // Under MPI the library runs on rank 0 with every core of the machine (start mpirun with --bind-to none).
     const int threads =
         g_.is_mpi() ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : engine::available_cores();

@@ -1,29 +1,38 @@
 // The GEMM library on its own: oneDNN matmul with all cores (its own OpenMP
-// threads), weights packed once outside the timing, of the same FLOPs as one
-// call of the operator over all ranks (routed rows x H1 x N1, plus the shared
-// expert's W*BS x H2 x N2). BF16 runs oneDNN's native BF16 matmul; FP16 runs
-// FP32 (oneDNN 2.6 has no FP16 matmul on this CPU: it is the engine's route),
-// inputs converted beforehand. This is the "what the library alone reaches" bar.
+// threads), weights packed once outside the timing, running the GEMMs one call
+// of the operator runs over all ranks: one matmul per (rank, expert) of that
+// expert's rows x H1 x N1, and one per rank of BS x H2 x N2 for the shared
+// expert — the grouped matmul as a oneDNN user would write it (D93). BF16 runs
+// oneDNN's native BF16 matmul; FP16 runs FP32 (oneDNN 2.6 has no FP16 matmul on
+// this CPU: it is the engine's route), inputs converted beforehand. This is the
+// "what the library alone reaches" bar.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmmav/types.hpp"
 
 namespace gmmav::bench {
 
+/// The GEMMs of one weight shape: k x n, and the rows of each GEMM on a weight of that shape.
+struct LibraryGemms {
+  std::int64_t k = 0, n = 0;
+  std::vector<std::int64_t> rows;  ///< one entry per GEMM (entries of 0 rows are skipped)
+};
+
 struct LibraryShape {
-  std::int64_t m1 = 0, k1 = 0, n1 = 0;  // routed: all ranks' rows
-  std::int64_t m2 = 0, k2 = 0, n2 = 0;  // shared expert: all ranks' rows (0 = none)
+  LibraryGemms routed;  ///< every rank's experts: group_rows(j) rows each
+  LibraryGemms shared;  ///< every rank's shared expert: BS rows each (empty: none)
 };
 
 class LibraryMatmul {
  public:
   LibraryMatmul(DType dtype, const LibraryShape& shape, int threads);
-  /// Bytes an object of this shape holds (sources, outputs, packed weights) and, while it is
-  /// made, the plain weight it packs from: an upper bound (FP32 unless oneDNN has a BF16 matmul).
+  /// Bytes an object of this shape holds (sources, outputs, one packed weight per shape) and,
+  /// while it is made, the plain weight it packs from: an upper bound (FP32 unless oneDNN has a BF16 matmul).
   static double estimate_bytes(DType dtype, const LibraryShape& shape);
   ~LibraryMatmul();
   /// Starts the OpenMP team before the timing (so run() does not pay thread creation).

@@ -80,15 +80,10 @@ MemoryParts estimate_memory(const Backend& b, const CaseShape& c, DType dtype, O
   p.aclnn = ranks_here * (in + 2 * out + workspace + packed);
   p.aclnn_cached = ranks_here * packed;
   if (!dispatch && b.process_rank() == 0) {
+    // The largest GEMM decides the buffers: an expert's rows (at most every routed row of the group).
     LibraryShape ls;
-    ls.m1 = static_cast<std::int64_t>(W * a);
-    ls.k1 = c.h1;
-    ls.n1 = c.n1;
-    if (c.shared) {
-      ls.m2 = c.bs * c.world_size;
-      ls.k2 = c.h2_follows_h1 ? c.h1 : c.h2;
-      ls.n2 = c.n2;
-    }
+    ls.routed = {c.h1, c.n1, {static_cast<std::int64_t>(std::ceil(expert_rows))}};
+    if (c.shared) ls.shared = {c.h2_follows_h1 ? c.h1 : c.h2, c.n2, {c.bs}};
     p.library = LibraryMatmul::estimate_bytes(dtype, ls);
   }
   if (torch && !mpi) {
