@@ -3,10 +3,12 @@
 // test recomputes that chain independently and compares bits, on the
 // dispatched path and on the path of every ISA level up to this process's
 // (portable, AVX2, AVX-512: common/cpu_isa.hpp), for shapes that exercise every
-// remainder (rows not a multiple of 8, 4, 2; n not a multiple of the 24- or
-// 48-column panel nor of the 192-column group of panels; k not a multiple of
-// the 128 or 256 chunk), both weight layouts, subnormal and random
-// full-precision values; then random shapes, level against level (D67).
+// remainder (rows not a multiple of 8 or 4: AVX-512 blocks of 4, then 3, 2 or 1 rows;
+// n not a multiple of the AVX2 24-column panel, its 192-column group, nor the
+// AVX-512 96-column strip; k not a multiple of the 128 or 256 chunk, nor of the
+// 16 x 16 transposition), several AVX-512 column groups (rows x n beyond its
+// 768 KiB of sums), both weight layouts, subnormal and random full-precision
+// values; then random shapes, level against level (D67, D83).
 #include <gtest/gtest.h>
 
 #include <sys/mman.h>
@@ -78,10 +80,17 @@ class ChainKernel : public ::testing::TestWithParam<std::tuple<DType, bool, bool
 TEST_P(ChainKernel, IsOneFmaChainPerElementOnEveryPath) {
   const auto [t, trans, subnormals] = GetParam();
   std::mt19937_64 rng(42);
+  std::vector<Shape> shapes;
   for (const Shape s : {Shape{1, 1, 1}, Shape{3, 7, 5}, Shape{4, 256, 24}, Shape{5, 300, 50}, Shape{17, 513, 49},
                         Shape{32, 64, 100}, Shape{kSmallMRows, 260, 23}, Shape{5, 300, 192}, Shape{kSmallMRows, 260, 410},
                         Shape{kSmallMRows + 1, 70, 30}, Shape{127, 300, 200}, Shape{128, 257, 193}, Shape{8, 128, 48},
-                        Shape{15, 129, 97}, Shape{7, 255, 191}, Shape{9, 385, 240}, Shape{2, 1, 383}}) {
+                        Shape{15, 129, 97}, Shape{7, 255, 191}, Shape{9, 385, 240}, Shape{2, 1, 383}})
+    shapes.push_back(s);
+  // AVX-512 remainders (rows 3 and 6, strips of 95-97 columns, k = 17 in the transposition), several column groups.
+  for (const Shape s : {Shape{3, 129, 96}, Shape{6, 300, 95}, Shape{11, 17, 289}, Shape{1, 1000, 97}, Shape{2, 2, 4100},
+                        Shape{24, 130, 193}, Shape{130, 40, 1600}})
+    shapes.push_back(s);
+  for (const Shape s : shapes) {
     SCOPED_TRACE(testing::Message() << "rows " << s.rows << " k " << s.k << " n " << s.n);
     const auto x = random_bits(t, static_cast<std::size_t>(s.rows * s.k), rng, false);
     const auto w = random_bits(t, static_cast<std::size_t>(s.k * s.n), rng, subnormals);

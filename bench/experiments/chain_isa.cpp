@@ -3,7 +3,7 @@
 // `reps` calls, the variants alternating call by call, so other processes' load (which this
 // shared machine always has) weighs on them alike.
 //
-//   gmmav_chain_isa fp16|bf16 K N REPS ROWS...
+//   gmmav_chain_isa fp16|bf16[t] K N REPS ROWS...   (a trailing t: W stored n x k, transposed)
 //     ROWS <= 32: the AVX2 and AVX-512 paths (gemm::chain_matmul_at; those the host has);
 //     ROWS  > 32: the chain kernel at the process's level against PreparedWeight::matmul_rows
 //                 (oneDNN's FP32 brgemm for FP16, its native BF16 route for BF16, on a weight
@@ -42,10 +42,12 @@ int main(int argc, char** argv) {
   using gmmav::CpuIsa;
   using gmmav::DType;
   if (argc < 6) {
-    std::fprintf(stderr, "usage: %s fp16|bf16 K N REPS ROWS...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s fp16|bf16[t] K N REPS ROWS...\n", argv[0]);
     return 2;
   }
-  const DType t = std::string(argv[1]) == "bf16" ? DType::bf16 : DType::f16;
+  const std::string type = argv[1];
+  const DType t = type.rfind("bf16", 0) == 0 ? DType::bf16 : DType::f16;
+  const bool trans = type.back() == 't';
   const std::int64_t k = std::atol(argv[2]), n = std::atol(argv[3]);
   const int reps = std::max(1, std::atoi(argv[4]));
   std::int64_t max_rows = 1;
@@ -56,8 +58,9 @@ int main(int argc, char** argv) {
   std::vector<std::uint16_t> out(static_cast<std::size_t>(max_rows * n)), out2(out.size());
   for (auto& v : w) v = gmmav::numeric::from_double(t, g(rng) * 0.05);
   for (auto& v : x) v = gmmav::numeric::from_double(t, g(rng));
-  std::printf("%s K=%lld N=%lld, %d calls each, medians of thread-CPU ms; %s\n", t == DType::f16 ? "fp16" : "bf16",
-              static_cast<long long>(k), static_cast<long long>(n), reps, gmmav::gemm::implementation_info().c_str());
+  std::printf("%s%s K=%lld N=%lld, %d calls each, medians of thread-CPU ms; %s\n", t == DType::f16 ? "fp16" : "bf16",
+              trans ? " (W n x k)" : "", static_cast<long long>(k), static_cast<long long>(n), reps,
+              gmmav::gemm::implementation_info().c_str());
   gmmav::gemm::PreparedWeight pw;
   bool prepared = false;
   for (int a = 5; a < argc; ++a) {
@@ -70,7 +73,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < 2; ++i) {
           const int j = r % 2 ? 1 - i : i;
           const double s = thread_ms();
-          gmmav::gemm::chain_matmul_at(isa[j], t, x.data(), rows, k, w.data(), n, false, out.data());
+          gmmav::gemm::chain_matmul_at(isa[j], t, x.data(), rows, k, w.data(), n, trans, out.data());
           ms[j].push_back(thread_ms() - s);
         }
       const double a2 = median(ms[0]), a5 = median(ms[1]);
@@ -81,14 +84,14 @@ int main(int argc, char** argv) {
     }
     if (!prepared) {
       const double s = thread_ms();
-      pw.prepare(t, w.data(), k, n, false, gmmav::gemm::PreparedWeight::Packing::now);
+      pw.prepare(t, w.data(), k, n, trans, gmmav::gemm::PreparedWeight::Packing::now);
       std::printf("weight prepared (packed: %zu bytes) in %.1f ms\n", pw.bytes(), thread_ms() - s);
       prepared = true;
     }
     std::vector<double> chain, route;
     for (int r = 0; r < reps; ++r) {
       double s = thread_ms();
-      gmmav::gemm::chain_matmul(t, x.data(), rows, k, w.data(), n, false, out.data());
+      gmmav::gemm::chain_matmul(t, x.data(), rows, k, w.data(), n, trans, out.data());
       chain.push_back(thread_ms() - s);
       s = thread_ms();
       pw.matmul_rows(x.data(), rows, out2.data());

@@ -1,11 +1,13 @@
-// The chain kernel (chain_kernel.hpp). Blocking: a panel of Panel output
-// columns at a time; its weight slice, Chunk rows of k at a time (converted to
-// FP32 for Group panels at once), is used by every row of the tile; the FP32
-// sums of the panel live in a small buffer between chunks (stored and reloaded
-// exactly, so the chain per element is unchanged). The blocking differs per
-// ISA level (Avx2: 24 columns = 3 ymm; Avx512: 48 columns = 3 zmm); it decides
-// only which elements are computed together, never the order of an element's
-// FMAs, so every level gives the same bits.
+// The chain kernel (chain_kernel.hpp): the portable and AVX2 paths, and the
+// dispatch to the AVX-512 one (chain_kernel_avx512.cpp, blocked differently, D83).
+// Blocking here: a panel of Panel output columns at a time; its weight slice,
+// Chunk rows of k at a time (converted to FP32 for Group panels at once), is used
+// by every row of the tile; the FP32 sums of the panel live in a small buffer
+// between chunks (stored and reloaded exactly, so the chain per element is
+// unchanged). The blocking differs per ISA level (Avx2: 24 columns = 3 ymm;
+// AVX-512: 96-column strips, the weight widened in registers); it decides only
+// which elements are computed together, never the order of an element's FMAs,
+// so every level gives the same bits.
 #include "gemm/chain_kernel.hpp"
 
 #include <immintrin.h>
@@ -14,6 +16,7 @@
 #include <cmath>
 #include <vector>
 
+#include "gemm/chain_kernel_avx512.hpp"
 #include "numeric/convert.hpp"
 
 namespace gmmav::gemm {
@@ -151,88 +154,6 @@ struct Avx2 {
   }
 };
 
-// ---- AVX-512 (F/BW/VL/DQ): 48 columns (3 zmm), up to 8 rows x 3 vectors = 24 chains in registers
-// (32 zmm registers); each lane is one output element, as in the AVX2 path, so its chain is the same.
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) inline void widen_row_avx512(
-    DType t, const std::uint16_t* src, float* dst) {
-  for (int v = 0; v < 3; ++v) {
-    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 16 * v));
-    // The maskz forms with every lane set are the plain instructions (GCC 12's unmasked intrinsics
-    // trip -Wmaybe-uninitialized on their undefined pass-through operand).
-    constexpr __mmask16 all = 0xFFFF;
-    const __m512 f = t == DType::f16 ? _mm512_maskz_cvtph_ps(all, h)
-                                     : _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, h), 16));
-    _mm512_storeu_ps(dst + 16 * v, f);
-  }
-}
-
-// R rows x 48 columns of chains over one chunk.
-template <int R>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), always_inline)) inline void rows_avx512(
-    const float* x0, std::int64_t k, std::int64_t kc, const float* b, float* acc, bool first) {
-  constexpr int P = 48;
-  __m512 a[R][3];
-  for (int i = 0; i < R; ++i)
-    for (int v = 0; v < 3; ++v) a[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + i * P + 16 * v);
-  for (std::int64_t kk = 0; kk < kc; ++kk) {
-    const float* bk = b + kk * P;
-    const __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32);
-    for (int i = 0; i < R; ++i) {
-      const __m512 xv = _mm512_set1_ps(x0[i * k + kk]);
-      a[i][0] = _mm512_fmadd_ps(xv, b0, a[i][0]);
-      a[i][1] = _mm512_fmadd_ps(xv, b1, a[i][1]);
-      a[i][2] = _mm512_fmadd_ps(xv, b2, a[i][2]);
-    }
-  }
-  for (int i = 0; i < R; ++i)
-    for (int v = 0; v < 3; ++v) _mm512_storeu_ps(acc + i * P + 16 * v, a[i][v]);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void chunk_avx512(const float* xf, std::int64_t rows,
-                                                                                std::int64_t k, std::int64_t k0, std::int64_t kc,
-                                                                                const float* b, float* acc) {
-  constexpr int P = 48;
-  const bool first = k0 == 0;
-  std::int64_t r = 0;
-  for (; r + 8 <= rows; r += 8) rows_avx512<8>(xf + r * k + k0, k, kc, b, acc + r * P, first);
-  if (r + 4 <= rows) rows_avx512<4>(xf + r * k + k0, k, kc, b, acc + r * P, first), r += 4;
-  if (r + 2 <= rows) rows_avx512<2>(xf + r * k + k0, k, kc, b, acc + r * P, first), r += 2;
-  if (r < rows) rows_avx512<1>(xf + r * k + k0, k, kc, b, acc + r * P, first);
-}
-
-struct Avx512 {
-  static constexpr int kPanel = 48;
-  static constexpr std::int64_t kChunk = 128;  // 128 x 48 floats = 24 KiB of converted weight per panel
-  static constexpr std::int64_t kGroup = 4;    // 4 panels: 192 columns, 384 contiguous bytes per weight row
-  static constexpr bool kSimd = true;
-  static void chunk(const float* xf, std::int64_t rows, std::int64_t k, std::int64_t k0, std::int64_t kc, const float* b,
-                    float* acc) {
-    chunk_avx512(xf, rows, k, k0, kc, b, acc);
-  }
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void convert_full(DType t, const std::uint16_t* w,
-                                                                                         std::int64_t n, std::int64_t k0,
-                                                                                         std::int64_t kc, std::int64_t n0,
-                                                                                         float* b) {
-    for (std::int64_t kk = 0; kk < kc; ++kk) widen_row_avx512(t, w + (k0 + kk) * n + n0, b + kk * kPanel);
-  }
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void convert_group(DType t, const std::uint16_t* w,
-                                                                                          std::int64_t k, std::int64_t n,
-                                                                                          std::int64_t k0, std::int64_t kc,
-                                                                                          std::int64_t n0, float* b) {
-    for (std::int64_t kk = 0; kk < kc; ++kk) {
-      const std::uint16_t* src = w + (k0 + kk) * n + n0;
-      for (std::int64_t p = 0; p < kGroup; ++p) widen_row_avx512(t, src + p * kPanel, b + p * kChunk * kPanel + kk * kPanel);
-      // The same columns of the next chunk's row, into L2 while this chunk computes: +3-13 % at
-      // K=7168, N=4096, M=1-32 on Zen 4 (D67).
-      if (k0 + kk + kChunk < k) {
-        const char* next = reinterpret_cast<const char*>(src + kChunk * n);
-        for (int l = 0; l < kGroup * kPanel * 2; l += 64) _mm_prefetch(next + l, _MM_HINT_T1);
-      }
-    }
-  }
-};
-
 template <class L>
 void run(DType t, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n, bool trans,
          std::uint16_t* out) {
@@ -270,12 +191,22 @@ void run(DType t, const std::uint16_t* x, std::int64_t rows, std::int64_t k, con
   }
 }
 
+// The AVX-512 path (gemm/chain_kernel_avx512.cpp) on x converted to FP32.
+void run_avx512(DType t, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
+                bool trans, std::uint16_t* out) {
+  if (rows <= 0 || n <= 0) return;
+  thread_local std::vector<float> xf;
+  xf.resize(static_cast<std::size_t>(rows * k));
+  numeric::to_float(t, x, xf.data(), xf.size());
+  detail::chain_matmul_avx512(t, xf.data(), rows, k, w, n, trans, out);
+}
+
 }  // namespace
 
 void chain_matmul_at(CpuIsa isa, DType dtype, const std::uint16_t* x, std::int64_t rows, std::int64_t k, const std::uint16_t* w,
                      std::int64_t n, bool trans, std::uint16_t* out) {
   if (isa > host_cpu_isa()) isa = host_cpu_isa();
-  if (isa >= CpuIsa::avx512) return run<Avx512>(dtype, x, rows, k, w, n, trans, out);
+  if (isa >= CpuIsa::avx512) return run_avx512(dtype, x, rows, k, w, n, trans, out);
   if (isa == CpuIsa::avx2) return run<Avx2>(dtype, x, rows, k, w, n, trans, out);
   run<Portable>(dtype, x, rows, k, w, n, trans, out);
 }

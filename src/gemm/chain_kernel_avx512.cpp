@@ -1,0 +1,229 @@
+// The chain kernel's AVX-512 path (docs/decisions.md D67, D83): the chains of every other path
+// (a lane is one output element: fma over k ascending from +0, sums stored and reloaded exactly
+// between chunks, rounded once), blocked for a few rows against a weight far larger than the caches.
+//
+// - No FP32 copy of a k x n weight: each block of rows loads the 16-bit row segments it needs and
+//   widens them in registers (vcvtph2ps, or a 16-bit shift for BF16); on Zen 4 that runs beside the
+//   FMAs (a 4-row x 96-column block: ~95 % of the FMA peak with or without it), where storing
+//   and reloading an FP32 copy cost ~25 % at 8 rows. An n x k (transposed) weight is transposed
+//   16 x 16 in registers into a small FP32 slice first.
+// - Order: column groups (sums of at most kAccFloats), chunks of kChunk k, 96-column strips. The
+//   rows of a strip's chunk are 2·n bytes apart; with a 4 KiB multiple they all map to one L1
+//   set (VIPT), so they are read from L2, and the strip kAhead places later in this order is
+//   prefetched into L2 (_MM_HINT_T1) by the strip's first row block. T0/NTA prefetches go to L1,
+//   where that aliasing evicts them before use: measured no faster than no prefetch at all.
+// - A transposed weight takes one strip per group: all of k for 96 rows of W^T, so each of their
+//   pages is walked once (chunk-outer over all n touches n pages per chunk, more than the TLB holds).
+#include "gemm/chain_kernel_avx512.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "numeric/convert.hpp"
+
+#define GMMAV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+namespace gmmav::gemm::detail {
+namespace {
+
+constexpr int kVectors = 6;  // a strip: 6 zmm = 96 columns; 4 rows x 6 = 24 accumulators
+constexpr std::int64_t kStrip = 16 * kVectors;
+constexpr int kRows = 4;                      // rows per register block
+constexpr std::int64_t kChunk = 128;          // k per pass over a strip: 24 sums stored and reloaded per 3072 FMAs
+constexpr int kAhead = 4;                     // strips between a prefetch and its use
+constexpr std::int64_t kAccFloats = 3 << 16;  // 768 KiB of sums per column group at most (L2: 1 MiB on Zen 4;
+                                              // 32 rows x 4096 columns fit: one pass over W per chunk)
+
+// 16 values of W from 16-bit memory (lanes beyond mask read as 0, nothing read there) to FP32,
+// exactly (the values numeric::to_float gives).
+template <bool F16>
+GMMAV_AVX512 inline __m512 widen(__mmask16 m, const std::uint16_t* p) {
+  constexpr __mmask16 all = 0xFFFF;  // maskz forms with every lane set: GCC 12's unmasked ones warn
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  if constexpr (F16)
+    return _mm512_maskz_cvtph_ps(all, h);
+  else
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, h), 16));
+}
+
+// R rows x 96 columns of chains over kc steps of k. W is read as stored (16-bit, rows ldw apart,
+// masked to the strip's columns) or, Packed, from the transposed FP32 slice (rows kStrip apart);
+// when pf is set, the same rows' 96 columns at pf (the strip kAhead later) are prefetched.
+// The loops over rows and vectors are unrolled by pragma: GCC 12 kept R = 3's sums on the stack.
+template <bool F16, bool Packed, int R>
+GMMAV_AVX512 __attribute__((always_inline)) inline void block(const float* x, std::int64_t ldx, const void* wv, std::int64_t ldw,
+                                                              std::int64_t kc, const __mmask16* m, float* acc, bool first,
+                                                              const std::uint16_t* pf) {
+  __m512 a[R][kVectors];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < kVectors; ++v) a[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + i * kStrip + 16 * v);
+  }
+  for (std::int64_t kk = 0; kk < kc; ++kk) {
+    __m512 b[kVectors];
+    if constexpr (Packed) {
+      const float* bk = static_cast<const float*>(wv) + kk * kStrip;
+#pragma GCC unroll 8
+      for (int v = 0; v < kVectors; ++v) b[v] = _mm512_loadu_ps(bk + 16 * v);
+    } else {
+      const std::uint16_t* wk = static_cast<const std::uint16_t*>(wv) + kk * ldw;
+#pragma GCC unroll 8
+      for (int v = 0; v < kVectors; ++v) b[v] = widen<F16>(m[v], wk + 16 * v);
+      if (pf) {
+        const char* q = reinterpret_cast<const char*>(pf + kk * ldw);
+        for (int off = 0; off < 2 * kStrip; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
+        _mm_prefetch(q + 2 * kStrip - 1, _MM_HINT_T1);  // the last line when the strip is not line-aligned
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+      const __m512 xv = _mm512_set1_ps(x[i * ldx + kk]);
+#pragma GCC unroll 8
+      for (int v = 0; v < kVectors; ++v) a[i][v] = _mm512_fmadd_ps(xv, b[v], a[i][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < kVectors; ++v) _mm512_storeu_ps(acc + i * kStrip + 16 * v, a[i][v]);
+  }
+}
+
+// Every row of the tile over one strip's chunk: blocks of 4 rows, then one of 3, 2 or 1. The first
+// block carries the prefetch (once per strip).
+template <bool F16, bool Packed>
+GMMAV_AVX512 void strip(const float* xf, std::int64_t rows, std::int64_t k, const void* w, std::int64_t ldw, std::int64_t kc,
+                        const __mmask16* m, float* acc, bool first, const std::uint16_t* pf) {
+  std::int64_t r = 0;
+  for (; r + kRows <= rows; r += kRows, pf = nullptr)
+    block<F16, Packed, kRows>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
+  switch (rows - r) {
+    case 3:
+      return block<F16, Packed, 3>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
+    case 2:
+      return block<F16, Packed, 2>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
+    case 1:
+      return block<F16, Packed, 1>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
+    default:
+      return;
+  }
+}
+
+GMMAV_AVX512 inline __m512 lo64(__m512 a, __m512 b) {
+  return _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xFF, _mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+GMMAV_AVX512 inline __m512 hi64(__m512 a, __m512 b) {
+  return _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xFF, _mm512_castps_pd(a), _mm512_castps_pd(b)));
+}
+
+// 16 x 16 FP32 transpose in registers: r[i][j] -> r[j][i]. (The maskz forms with every lane set
+// are the plain instructions: GCC 12's unmasked ones trip -Wmaybe-uninitialized.)
+GMMAV_AVX512 inline void transpose16(__m512 r[16]) {
+  constexpr __mmask16 all = 0xFFFF;
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {  // 32-bit interleave of row pairs
+    t[2 * i] = _mm512_maskz_unpacklo_ps(all, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_ps(all, r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // 64-bit interleave
+    u[4 * i] = lo64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = hi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = lo64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = hi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int i = 0; i < 2; ++i)  // 128-bit lanes, then 256-bit halves
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_maskz_shuffle_f32x4(all, u[8 * i + j], u[8 * i + j + 4], 0x88);
+      t[8 * i + j + 4] = _mm512_maskz_shuffle_f32x4(all, u[8 * i + j], u[8 * i + j + 4], 0xDD);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_maskz_shuffle_f32x4(all, t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_maskz_shuffle_f32x4(all, t[j], t[j + 8], 0xDD);
+  }
+}
+
+// The transposed weight's slice for one strip: b[kk * kStrip + c] = W^T[n0 + c][k0 + kk] as FP32
+// (W^T is n x k), zero for c >= nc; pf: the strip kAhead later (its rows, the same k), into L2.
+template <bool F16>
+GMMAV_AVX512 void transpose_slice(const std::uint16_t* w, std::int64_t k, std::int64_t k0, std::int64_t kc, std::int64_t n0,
+                                  std::int64_t nc, const std::uint16_t* pf, float* b) {
+  for (std::int64_t c0 = 0; c0 < kStrip; c0 += 16)
+    for (std::int64_t j0 = 0; j0 < kc; j0 += 16) {
+      const __mmask16 mk = static_cast<__mmask16>(kc - j0 >= 16 ? 0xFFFF : (1u << (kc - j0)) - 1);
+      __m512 r[16];  // (loops unrolled: r stays in registers)
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) {
+        const std::int64_t c = c0 + i;
+        r[i] = c < nc ? widen<F16>(mk, w + (n0 + c) * k + k0 + j0) : _mm512_setzero_ps();
+        if (pf && j0 % 32 == 0) _mm_prefetch(reinterpret_cast<const char*>(pf + c * k + j0), _MM_HINT_T1);
+      }
+      transpose16(r);
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j)
+        if (j0 + j < kc) _mm512_storeu_ps(b + (j0 + j) * kStrip + c0, r[j]);
+    }
+}
+
+template <bool F16>
+void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n, bool trans,
+         std::uint16_t* out) {
+  constexpr std::int64_t C = kChunk;
+  const std::int64_t strips_n = (n + kStrip - 1) / kStrip;
+  // Strips per group (transposed: one, see the top of the file).
+  const std::int64_t group = trans ? 1 : std::clamp<std::int64_t>(kAccFloats / (rows * kStrip), 1, strips_n);
+  thread_local std::vector<float> acc, b;
+  acc.resize(static_cast<std::size_t>(group * rows * kStrip));  // acc + s * rows * kStrip: strip s's sums
+  if (trans) b.resize(static_cast<std::size_t>(C * kStrip));
+  if (k <= 0) std::fill(acc.begin(), acc.end(), 0.0f);  // no chunk runs: every sum is the chain's +0
+  for (std::int64_t g = 0; g < strips_n; g += group) {
+    const std::int64_t strips = std::min(group, strips_n - g);
+    for (std::int64_t k0 = 0; k0 < k; k0 += C) {
+      const std::int64_t kc = std::min(C, k - k0);
+      for (std::int64_t s = 0; s < strips; ++s) {
+        // The item kAhead strips later in this order (group, chunk, strip), for the prefetch.
+        std::int64_t ps = 0, pk = 0;
+        const std::int64_t ahead = (k0 / C) * strips + s + kAhead, items = (k + C - 1) / C * strips;
+        if (ahead < items) {
+          ps = g + ahead % strips, pk = ahead / strips * C;
+        } else {  // in the next group
+          const std::int64_t next = std::max<std::int64_t>(1, std::min(group, strips_n - g - strips));
+          ps = g + strips + (ahead - items) % next, pk = (ahead - items) / next * C;
+        }
+        const std::int64_t n0 = (g + s) * kStrip, nc = std::min(kStrip, n - n0);
+        const std::int64_t pn0 = ps * kStrip;
+        float* as = acc.data() + s * rows * kStrip;
+        if (trans) {
+          const std::uint16_t* pf = pn0 + kStrip <= n ? w + pn0 * k + pk : nullptr;
+          transpose_slice<F16>(w, k, k0, kc, n0, nc, pf, b.data());
+          strip<F16, true>(xf + k0, rows, k, b.data(), kStrip, kc, nullptr, as, k0 == 0, nullptr);
+        } else {
+          __mmask16 m[kVectors];
+          for (int v = 0; v < kVectors; ++v) {
+            const std::int64_t lanes = std::clamp<std::int64_t>(nc - 16 * v, 0, 16);
+            m[v] = static_cast<__mmask16>((1u << lanes) - 1);
+          }
+          const std::uint16_t* pf = pn0 < n ? w + pk * n + pn0 : nullptr;
+          strip<F16, false>(xf + k0, rows, k, w + k0 * n + n0, n, kc, m, as, k0 == 0, pf);
+        }
+      }
+    }
+    for (std::int64_t s = 0; s < strips; ++s) {
+      const std::int64_t n0 = (g + s) * kStrip, nc = std::min(kStrip, n - n0);
+      for (std::int64_t r = 0; r < rows; ++r)
+        numeric::from_float(t, acc.data() + (s * rows + r) * kStrip, out + r * n + n0, static_cast<std::size_t>(nc));
+    }
+  }
+}
+
+}  // namespace
+
+void chain_matmul_avx512(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
+                         bool trans, std::uint16_t* out) {
+  if (t == DType::f16) return run<true>(t, xf, rows, k, w, n, trans, out);
+  run<false>(t, xf, rows, k, w, n, trans, out);
+}
+
+}  // namespace gmmav::gemm::detail
