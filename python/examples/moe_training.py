@@ -13,6 +13,7 @@ import os
 import torch
 import torch.distributed as dist
 
+import gmmav.distributed
 import gmmav.torch
 
 E, H, F, FS, BS, K, STEPS, LR = 2, 64, 128, 64, 32, 2, 8, 0.5
@@ -35,7 +36,7 @@ def main():
     if "RANK" in os.environ:  # torchrun
         dist.init_process_group("gloo")
     hcom = gmmav.torch.hcom()
-    group = gmmav.torch._groups[hcom]
+    group = gmmav.distributed.native_group(hcom)  # this rank of the group: .rank, .size
     rank, W = group.rank, group.size
     tokens, send = route(rank, W)
     # Every rank needs the counts it receives: recv[s*E + j] = send of rank s for g = rank*E + j.

@@ -12,6 +12,7 @@ import os
 import torch
 import torch.distributed as dist
 
+import gmmav.distributed
 import gmmav.torch
 
 gmmav.torch.patch_torch_npu()  # before `import torch_npu`: accelerator code imports it unchanged
@@ -53,7 +54,7 @@ def main():
     if "RANK" in os.environ:  # torchrun
         dist.init_process_group("gloo")
     hcom = gmmav.torch.hcom()  # torch.distributed's world, or the MPI world under mpirun
-    group = gmmav.torch._groups[hcom]
+    group = gmmav.distributed.native_group(hcom)  # this rank of the group: .rank, .size
     rank, W = group.rank, group.size
     c = counts(W)
     send = c[rank].reshape(-1).tolist()  # [d*e + j]

@@ -58,10 +58,10 @@ if __name__ == "__main__":
     import gmmav
 
     if gmmav.launched_by_mpi():
-        import gmmav.torch as gt
+        import gmmav.distributed as gd
 
-        name = gt.hcom()
-        grp = gt._groups[name]
+        name = gd.hcom()
+        grp = gd.native_group(name)
         measure(name, grp.size, grp.rank, a.full, a.reps)
     else:
         import torch.multiprocessing as mp

@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
 import training  # noqa: E402
+import gmmav.distributed as gd  # noqa: E402
 import gmmav.torch as gt  # noqa: E402
 
 
@@ -67,7 +68,7 @@ def mismatch(rank, W, name):
 
 
 def absent(rank, W, name):
-    timeout = gt._groups[name].timeout_ms / 1000.0
+    timeout = gd.native_group(name).timeout_ms / 1000.0
     if rank == 1:  # never calls; stays alive past the others' timeout
         time.sleep(timeout + 3)
         return
@@ -173,7 +174,7 @@ def mindspeed(rank, W, name):
     rank = dist.get_rank()
     ep_group = dist.new_group(list(range(W))) if W == 2 else dist.group.WORLD
     hcom = ep_group.get_hccl_comm_name(rank)  # what patch_torch_npu gave process groups
-    assert hcom in gt._groups and ep_group.get_hccl_comm_name(rank) == hcom and hcom == gt.hcom(ep_group)
+    assert gd.native_group(hcom) is not None and ep_group.get_hccl_comm_name(rank) == hcom and hcom == gt.hcom(ep_group)
     try:
         ep_group.get_hccl_comm_name(rank + 1)
     except ValueError as e:
@@ -249,8 +250,8 @@ def threads(rank, W, name):
     cases.check_case_rank(case, rank, y, mm_y)
 
 
-SCENARIOS = {"dispatch": dispatch, "train": train, "matrix": matrix, "mismatch": mismatch, "absent": absent, "subgroups": subgroups,
-             "mindspeed": mindspeed, "threads": threads}
+SCENARIOS = {"dispatch": dispatch, "train": train, "matrix": matrix, "mismatch": mismatch, "absent": absent,
+             "subgroups": subgroups, "mindspeed": mindspeed, "threads": threads}
 
 
 def gloo_worker(rank, W, port, scenario):
@@ -286,13 +287,11 @@ if __name__ == "__main__":  # under mpirun: the MPI backend
 
     assert gmmav.launched_by_mpi(), "run me under mpirun"
     name = gt.hcom()
-    g = gt._groups[name]
+    g = gd.native_group(name)
     try:
         for scenario in sys.argv[1].split(","):  # e.g. "dispatch,train": one mpirun, several scenarios
             SCENARIOS[scenario](g.rank, g.size, name)
     except BaseException:
-        import traceback
-
         traceback.print_exc()
         sys.stdout.flush()
         os._exit(1)

@@ -7,7 +7,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
+import gmmav.compat.torch_npu as stand_in  # noqa: E402
 import gmmav.torch as gt  # noqa: E402
+from gmmav import _native  # noqa: E402
 
 F16, BF16 = torch.float16, torch.bfloat16
 
@@ -50,7 +52,7 @@ def test_registered_as_torch_op_and_torch_npu_stand_in():
 def test_hcom_without_a_launcher_is_a_clear_error():
     import torch.distributed as dist
 
-    if dist.is_initialized() or gt._native.launched_by_mpi():
+    if dist.is_initialized() or _native.launched_by_mpi():
         pytest.skip("a launcher is present")
     with pytest.raises(RuntimeError, match="torch.distributed"):
         gt.hcom()
@@ -234,12 +236,12 @@ def test_transposed_weight_view_is_read_in_place(monkeypatch):
     flipped: no copy (the data pointer gmmav reads is the stored tensor's), forward and backward."""
     seen = []
     for fn in ("run", "run_dispatch"):
-        real = getattr(gt._native, fn)
+        real = getattr(_native, fn)
 
         def spy(*a, real=real):
             seen.append((a[4], a[7][0], a[5], a[10][0] if a[10] is not None else None))  # flags and weight pointers
             return real(*a)
-        monkeypatch.setattr(gt._native, fn, spy)
+        monkeypatch.setattr(_native, fn, spy)
     g = torch.Generator().manual_seed(3)
     w_stored = torch.randn(2, 5, 4, generator=g).to(F16)  # (e, N1, H1): the op gets the (e, H1, N1) view
     mw_stored = torch.randn(7, 6, generator=g).to(F16)  # (N2, H2): the op gets the (H2, N2) view .t()
@@ -269,9 +271,9 @@ def test_get_hccl_comm_name_and_npu_backend_are_given_to_process_groups(monkeypa
         def _get_backend(self, device):
             return ("torch's", device)
 
-    gt._patch_process_group(Group)
+    stand_in._patch_process_group(Group)
     asked = []
-    monkeypatch.setattr(gt, "_hccl_comm_name", lambda group, rank: asked.append((group, rank)) or "gmmav_name")
+    monkeypatch.setattr(stand_in, "_hccl_comm_name", lambda group, rank: asked.append((group, rank)) or "gmmav_name")
     g = Group()
     assert g._get_backend("cpu") == ("torch's", "cpu")
     npu = type("Device", (), {"type": "npu"})()
@@ -287,4 +289,4 @@ def test_get_hccl_comm_name_without_torch_distributed_is_a_clear_error():
     if dist.is_initialized():
         pytest.skip("torch.distributed is initialised")
     with pytest.raises(RuntimeError, match="torch.distributed"):
-        gt._hccl_comm_name(object(), 0)
+        stand_in._hccl_comm_name(object(), 0)

@@ -12,6 +12,7 @@ import cases  # noqa: E402
 import moe64  # noqa: E402
 import training  # noqa: E402
 import gmmav.torch as gt  # noqa: E402
+from gmmav import _native  # noqa: E402
 
 F16, BF16 = torch.float16, torch.bfloat16
 
@@ -75,7 +76,8 @@ def test_op_gradients_vs_float64(op, dtype, shared, trans_gmm, trans_mm, permute
     if op == "combine":
         fn = lambda ls: moe64.combine64(case.c, ls[:W], weights(ls[W:]))  # noqa: E731
     else:
-        fn = lambda ls: (lambda ys, ps: ys + ps if permute_use else ys)(*moe64.dispatch64(case.c, ls[:W], weights(ls[W:])))  # noqa: E731
+        fn = lambda ls: (lambda ys, ps: ys + ps if permute_use else ys)(  # noqa: E731
+            *moe64.dispatch64(case.c, ls[:W], weights(ls[W:])))
     ups = [o[2]["y"] for o in out] + ([o[2]["perm"] for o in out] if permute_use else [])
     ref, absp = moe64.grads64(fn, xs + ws, ups)
     ratios = {}
@@ -125,15 +127,15 @@ def test_backward_reaches_only_what_needs_grad():
 @pytest.mark.parametrize("dtype,pattern", [(BF16, "random"), (F16, "random"), (BF16, "empty")])
 def test_training_step_vs_float64_and_deterministic(dtype, pattern):
     case = training.LayerCase(2, 2, 48, 80, dtype, 31 if pattern == "random" else 32, shared=(12, 40), pattern=pattern)
-    threads = gt._native.compute_threads()
+    threads = _native.compute_threads()
     try:
-        gt._native.set_compute_threads(2)
+        _native.set_compute_threads(2)
         first = training.in_process_step(case)
         again = training.in_process_step(case)
-        gt._native.set_compute_threads(1)
+        _native.set_compute_threads(1)
         one = training.in_process_step(case)
     finally:
-        gt._native.set_compute_threads(threads)
+        _native.set_compute_threads(threads)
     assert not training.same_bits(first, again), training.same_bits(first, again)
     assert not training.same_bits(first, one), f"GMMAV_NUM_THREADS 2 vs 1: {training.same_bits(first, one)}"
     for o in first:  # something was learnt: every gradient present and not all zero

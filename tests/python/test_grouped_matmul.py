@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
 import moe64  # noqa: E402
 import gmmav.torch as gt  # noqa: E402
+from gmmav import _native  # noqa: E402
 
 F16, BF16 = torch.float16, torch.bfloat16
 K, N = 40, 24
@@ -98,15 +99,15 @@ def _run(name, dtype, threads):
     kw, xs, ws, build, _, _ = _combo(name, dtype)
     leaves = [t.to(dtype).requires_grad_() for t in xs + ws]
     x, w = build(leaves[:len(xs)], leaves[len(xs):])
-    old = gt._native.compute_threads()
-    gt._native.set_compute_threads(threads)
+    old = _native.compute_threads()
+    _native.set_compute_threads(threads)
     try:
         outs = gt.npu_grouped_matmul(x, w, **kw)
         g = torch.Generator().manual_seed(99)
         ups = [torch.randn(o.shape, generator=g).to(dtype) for o in outs]
         torch.autograd.backward(outs, ups)
     finally:
-        gt._native.set_compute_threads(old)
+        _native.set_compute_threads(old)
     return [o.detach() for o in outs], ups, leaves
 
 
@@ -156,13 +157,13 @@ def test_k_split_gives_the_expert_weight_gradients_of_the_ops():
 
 def test_transposed_weight_views_are_read_in_place(monkeypatch):
     seen = []
-    real = gt._native.matmul
+    real = _native.matmul
 
     def spy(x, w, out, trans):
         seen.append((w[0], trans))
         return real(x, w, out, trans)
 
-    monkeypatch.setattr(gt._native, "matmul", spy)
+    monkeypatch.setattr(_native, "matmul", spy)
     w = torch.randn(3, N, K).to(BF16)  # stored (e, N, K), passed as the (e, K, N) view
     x = torch.randn(12, K).to(BF16)
     gt.npu_grouped_matmul([x], [w.transpose(1, 2)], group_list=[4, 8, 12], split_item=2, group_type=0)

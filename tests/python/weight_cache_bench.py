@@ -26,7 +26,11 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
 
+import gmmav.distributed as gd  # noqa: E402
 import gmmav.torch as gt  # noqa: E402
+import gmmav.weight_cache  # noqa: E402
+from gmmav import _native  # noqa: E402
+from gmmav.layouts import NATIVE_DTYPES  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--W", type=int, default=1)
@@ -46,25 +50,39 @@ A = per * W * e
 names = gt.in_process_hcoms(W)
 order = [random.Random(i).sample(["packed", "plain", "cached", "uncached"], 4) for i in range(a.rounds)]
 times = [dict(packed=[], plain=[], cached=[], uncached=[]) for _ in range(W)]
-inner = [[] for _ in range(W)]  # python cached: the C++ part of each call (gt._last_cpp_seconds)
+inner = [[] for _ in range(W)]  # python cached: the C++ part of each call (what _native.run returned)
 info = {}
 bypass = threading.local()
-real_lookup = gt._weight_cache.lookup
+cache = gmmav.weight_cache.cache  # the ops' cache
+real_lookup = cache.lookup
 
 
 def lookup(*args):  # the cache bypassed on threads that ask for it (the uncached variant)
     return (None, None) if getattr(bypass, "on", False) else real_lookup(*args)
 
 
-gt._weight_cache.lookup = lookup
+cache.lookup = lookup
+cpp_seconds = threading.local()  # per rank's thread: the seconds of its last _native.run / run_dispatch
+real_native = {fn: getattr(_native, fn) for fn in ("run", "run_dispatch")}
+
+
+def timed(fn):
+    def call(*args):
+        cpp_seconds.last = real_native[fn](*args)
+        return cpp_seconds.last
+    return call
+
+
+for _fn in real_native:  # gmmav.ops looks them up at each call
+    setattr(_native, _fn, timed(_fn))
 
 
 def view(t):
-    return (t.data_ptr(), gt._DTYPES[t.dtype], tuple(t.shape), tuple(t.stride()))
+    return (t.data_ptr(), NATIVE_DTYPES[t.dtype], tuple(t.shape), tuple(t.stride()))
 
 
 def rank(r, name):
-    g = gt._groups[name]
+    g = gd.native_group(name)
     gen = torch.Generator().manual_seed(r)
     x = torch.randn(A, h1, generator=gen).to(dt)
     w = (torch.randn(e, h1, n1, generator=gen) / h1 ** 0.5).to(dt)
@@ -73,15 +91,15 @@ def rank(r, name):
     args = (g, W, counts, counts, False, False, view(x), view(w), view(y), None, None, None)
     if a.dispatch:  # time_cpp_* run the combine op; the dispatch op's native call is run_dispatch
         def cpp(packed):
-            h = gt._native.PackedWeights() if packed else None
+            h = _native.PackedWeights() if packed else None
             if h is not None:
-                gt._native.run_dispatch(*args, None, h)  # packs (not timed)
+                _native.run_dispatch(*args, None, h)  # packs (not timed)
             t0 = time.perf_counter()
-            gt._native.run_dispatch(*args, None, h)
+            _native.run_dispatch(*args, None, h)
             return [time.perf_counter() - t0]
     else:
         def cpp(packed):
-            return (gt._native.time_cpp_packed_calls if packed else gt._native.time_cpp_calls)(*args, 1)
+            return (_native.time_cpp_packed_calls if packed else _native.time_cpp_calls)(*args, 1)
     for _ in range(2):  # warm-up: the second call packs the weights into the cache
         op(x, w, name, W, counts, counts)
     cpp(True)
@@ -94,8 +112,8 @@ def rank(r, name):
             t0 = time.perf_counter()
             out = op(x, w, name, W, counts, counts)[0]
             times[r][v].append(time.perf_counter() - t0)
-            if v == "cached" and W == 1:  # _last_cpp_seconds is the process's last call: one rank only
-                inner[r].append(gt._last_cpp_seconds)
+            if v == "cached":
+                inner[r].append(cpp_seconds.last)
             bypass.on = False
             assert cases.bits_equal(out, y), f"rank {r}: {v} differs from the native call"
     if r == 0:
@@ -106,7 +124,7 @@ def rank(r, name):
 cases.run_ranks(names, rank)
 med = {v: statistics.median(times[0][v]) for v in times[0]}
 op_name = "npu_alltoallv_gmm (dispatch)" if a.dispatch else "npu_gmm_alltoallv (combine)"
-print(f"{op_name} {a.dtype} e={e} H1={h1} N1={n1} A={A} rows/rank W={W} (in-process), {gt._native.compute_threads()} "
+print(f"{op_name} {a.dtype} e={e} H1={h1} N1={n1} A={A} rows/rank W={W} (in-process), {_native.compute_threads()} "
       f"compute threads, {a.rounds} rounds, rank 0 medians:")
 for v, label in (("packed", "native, PackedWeights"), ("cached", "python, cached"), ("uncached", "python, uncached"),
                  ("plain", "native, per call")):
