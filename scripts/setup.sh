@@ -5,7 +5,7 @@
 # Builds everything but the test suite (target gmmav_no_tests) unless --suite.
 # --suite (first argument): also build the tests, and install what the whole suite needs beyond the build:
 # PyTorch and pytest (python3-torch, python3-pytest: ctest label "python", docs/python.md) and
-# clang-format and clang-tidy (ctest style.format, scripts/tidy.sh in .ci/run). The Python package itself (pybind11 + Python headers,
+# clang-format, clang-tidy and flake8 (ctest style.format, style.python; scripts/tidy.sh in .ci/run). The Python package itself (pybind11 + Python headers,
 # small) is always built; PyTorch is large, so only on request (D28). --python is the old name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ fi
 packages=(g++ cmake ninja-build pkg-config libdnnl-dev libopenblas-dev libopenmpi-dev openmpi-bin
           libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev python3-numpy
           python3-dev pybind11-dev)
-if [ "$with_suite" = 1 ]; then packages+=(python3-torch python3-pytest clang-format clang-tidy); fi
+if [ "$with_suite" = 1 ]; then packages+=(python3-torch python3-pytest python3-flake8 clang-format clang-tidy); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

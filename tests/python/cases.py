@@ -94,7 +94,8 @@ def check_within_bound(got, ref, absprod, k, dtype, what=""):
     bound = ulp + gamma * absprod
     err = (got.double() - ref).abs()
     bad = err > bound
-    assert not bad.any(), f"{what}: {int(bad.sum())} elements beyond docs/spec.md §4's bound; worst err/bound {float((err / bound).max()):.3g}"
+    assert not bad.any(), (f"{what}: {int(bad.sum())} elements beyond docs/spec.md §4's bound; "
+                           f"worst err/bound {float((err / bound).max()):.3g}")
     return float((err / bound).max())
 
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 
-
 def main():
     missing = [m for m in ("torch", "pytest") if importlib.util.find_spec(m) is None]
     if missing:

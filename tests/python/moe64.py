@@ -63,7 +63,7 @@ def grads64(fn, leaves, upstream):
         pairs = [(o, u.double()) for o, u in zip(outs, ups) if u is not None and o.numel() > 0]
         if pairs:
             torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
-        return [None if l is None else (l.grad if l.grad is not None else torch.zeros_like(l)) for l in ls]
+        return [None if leaf is None else (leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)) for leaf in ls]
 
     ref = run(leaves, upstream)
     absprod = run([None if v is None else v.abs() for v in leaves], [None if u is None else u.abs() for u in upstream])

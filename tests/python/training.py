@@ -100,7 +100,7 @@ def check_against_float64(case, outs):
     the activation's gradient (elementwise, FP32 then one rounding) within 1 ulp + FP32 noise.
     Returns {gradient: worst err/bound} and the end-to-end normwise errors (whole layer in
     float64 from the leaves, no intermediate rounding) for the record."""
-    W, e, dt = case.W, case.e, case.dtype
+    W, dt = case.W, case.dtype
     c, ct = case.c, moe64.transpose_counts(case.c)
     data = [case.data(r) for r in range(W)]
     ratios = {}
