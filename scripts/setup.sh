@@ -5,8 +5,9 @@
 # Builds everything but the test suite (target gmmav_no_tests) unless --suite.
 # --suite (first argument): also build the tests, and install what the whole suite needs beyond the build:
 # PyTorch and pytest (python3-torch, python3-pytest: ctest label "python", docs/python.md) and
-# clang-format, clang-tidy and flake8 (ctest style.format, style.python; scripts/tidy.sh in .ci/run). The Python package itself (pybind11 + Python headers,
-# small) is always built; PyTorch is large, so only on request (D28). --python is the old name.
+# clang-format, clang-tidy and flake8 (ctest style.format, style.python; scripts/tidy.sh in .ci/run).
+# The Python package itself (pybind11 + Python headers, small) is always built; PyTorch is large,
+# so only on request (D28). --python is the old name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with_suite=0
