@@ -152,12 +152,14 @@ TEST(ChainKernelLevels, SameBitsOnEveryLevelWithInfinitiesAndNaNs) {
     w[static_cast<std::size_t>(11 * n + 3)] = nan;  // column 3: a NaN weight in every row's chain
     w[static_cast<std::size_t>(40 * n + 3)] = inf;
     w[static_cast<std::size_t>(20 * n + 50)] = inf | 0x8000;
-    std::vector<std::uint16_t> portable(static_cast<std::size_t>(rows * n));
-    chain_matmul_at(CpuIsa::portable, t, x.data(), rows, k, w.data(), n, false, portable.data());
-    for (const CpuIsa isa : lv) {
-      std::vector<std::uint16_t> got(portable.size(), 0xDEAD);
-      chain_matmul_at(isa, t, x.data(), rows, k, w.data(), n, false, got.data());
-      EXPECT_EQ(got, portable) << chain_kernel_path(isa) << " path vs portable";
+    for (const bool trans : {false, true}) {  // the same values read as an n x k weight: other columns meet them
+      std::vector<std::uint16_t> portable(static_cast<std::size_t>(rows * n));
+      chain_matmul_at(CpuIsa::portable, t, x.data(), rows, k, w.data(), n, trans, portable.data());
+      for (const CpuIsa isa : lv) {
+        std::vector<std::uint16_t> got(portable.size(), 0xDEAD);
+        chain_matmul_at(isa, t, x.data(), rows, k, w.data(), n, trans, got.data());
+        EXPECT_EQ(got, portable) << chain_kernel_path(isa) << " path vs portable" << (trans ? ", W n x k" : "");
+      }
     }
   }
 }

@@ -167,6 +167,20 @@ GMMAV_AVX512 void transpose_slice(const std::uint16_t* w, std::int64_t k, std::i
     }
 }
 
+// The order of the work: column groups of `group` strips; in a group, chunks of k; in a chunk, the
+// group's strips. The item (strip, first k) kAhead places after (chunk k0, strip g + s) in it.
+struct Item {
+  std::int64_t strip, k0;
+};
+inline Item ahead_of(std::int64_t g, std::int64_t group, std::int64_t strips_n, std::int64_t k, std::int64_t C, std::int64_t k0,
+                     std::int64_t s) {
+  const std::int64_t strips = std::min(group, strips_n - g), items = (k + C - 1) / C * strips;
+  const std::int64_t ahead = k0 / C * strips + s + kAhead;
+  if (ahead < items) return {g + ahead % strips, ahead / strips * C};
+  const std::int64_t next = std::max<std::int64_t>(1, std::min(group, strips_n - g - strips));  // the next group's
+  return {g + strips + (ahead - items) % next, (ahead - items) / next * C};
+}
+
 template <bool F16>
 void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n, bool trans,
          std::uint16_t* out) {
@@ -183,17 +197,8 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
     for (std::int64_t k0 = 0; k0 < k; k0 += C) {
       const std::int64_t kc = std::min(C, k - k0);
       for (std::int64_t s = 0; s < strips; ++s) {
-        // The item kAhead strips later in this order (group, chunk, strip), for the prefetch.
-        std::int64_t ps = 0, pk = 0;
-        const std::int64_t ahead = (k0 / C) * strips + s + kAhead, items = (k + C - 1) / C * strips;
-        if (ahead < items) {
-          ps = g + ahead % strips, pk = ahead / strips * C;
-        } else {  // in the next group
-          const std::int64_t next = std::max<std::int64_t>(1, std::min(group, strips_n - g - strips));
-          ps = g + strips + (ahead - items) % next, pk = (ahead - items) / next * C;
-        }
-        const std::int64_t n0 = (g + s) * kStrip, nc = std::min(kStrip, n - n0);
-        const std::int64_t pn0 = ps * kStrip;
+        const Item p = ahead_of(g, group, strips_n, k, C, k0, s);  // prefetched while this item computes
+        const std::int64_t n0 = (g + s) * kStrip, nc = std::min(kStrip, n - n0), pn0 = p.strip * kStrip, pk = p.k0;
         float* as = acc.data() + s * rows * kStrip;
         if (trans) {
           const std::uint16_t* pf = pn0 + kStrip <= n ? w + pn0 * k + pk : nullptr;
