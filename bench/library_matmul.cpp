@@ -134,7 +134,8 @@ double LibraryMatmul::estimate_bytes(DType dtype, const LibraryShape& s) {
     if (largest <= 0) return 0.0;
     // As add(): a chunk of sources and outputs, the packed weight and the plain weight it is packed from.
     const std::int64_t chunk = chunk_rows(g.k, static_cast<std::int64_t>(elem), largest);
-    return elem * (static_cast<double>(chunk) * static_cast<double>(g.k + g.n) + 2 * static_cast<double>(g.k) * static_cast<double>(g.n));
+    return elem * (static_cast<double>(chunk) * static_cast<double>(g.k + g.n) +
+                   2 * static_cast<double>(g.k) * static_cast<double>(g.n));
   };
   return shape(s.routed) + shape(s.shared);
 }

@@ -20,6 +20,7 @@
 #include "engine/compute_pool.hpp"
 #include "engine/packed_weights.hpp"
 #include "engine/pipeline.hpp"
+#include "engine/schedule.hpp"
 #include "engine/shared_tile.hpp"
 #include "engine/tile_schedule.hpp"
 #include "gemm/tile_matmul.hpp"
@@ -96,127 +97,133 @@ void run_group(const engine::TileGroup& g, const gemm::PreparedWeight& w, const 
 
 }  // namespace
 
-void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const PackedWeights* packed_weights,
-                           const StageHooks* hooks) {
-  if (plan.op() != Op::combine) fail(Errc::internal, "op", "expected a combine plan, got {}", to_string(plan.op()));
-  const detail::PackedWeightsData* packed = packed_weights ? &detail::check_packed(*packed_weights, plan, t) : nullptr;
-  auto& pool = engine::ComputePool::instance();
-  std::function<void()> poll;
-  if (ex.needs_poll()) poll = [&ex] { ex.poll(); };
-  if (hooks && hooks->idle)
-    poll = [&ex, hooks, poll_ex = ex.needs_poll()] {
-      if (poll_ex) ex.poll();
-      hooks->idle();
-    };
-  const ProblemDesc& d = plan.desc();
-  // Tiles that may be computed in parts (run_group): one per thread, where
-  // every tile runs on the chain kernel (D24: a row's bits never depend on its GEMM's other rows).
-  std::atomic<int> early_tiles{gemm::packs_weights(d.dtype) ? 0 : pool.threads()};
+namespace {
 
+// What a combine schedule's tasks refer to: the stages, their tiles and the
+// two weights being prepared (stage s in slot s % 2: the next stage's weight is
+// prepared while the current one computes).
+struct CombineState {
+  const Plan* plan = nullptr;
+  const detail::PackedWeightsData* packed = nullptr;
+  std::vector<std::vector<engine::TileGroup>> routed;  // per local expert
+  std::vector<engine::SharedTile> shared;
   std::vector<Stage> stages;
-  std::vector<std::vector<engine::TileGroup>> routed(static_cast<std::size_t>(d.local_experts));
-  for (int j = 0; j < d.local_experts; ++j) {
-    if (plan.group_rows(j) == 0) continue;
-    auto& groups = routed[static_cast<std::size_t>(j)] = engine::routed_groups(plan, j);
-    stages.push_back(
-        {j, u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight, groups.size(),
-         [&, j](const gemm::PreparedWeight& w, std::size_t i) {
-           run_group(routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), d.h1, d.n1, plan.rank(), ex, early_tiles);
-         },
-         packed ? &packed->expert(j) : nullptr, &groups, engine::max_rows(groups)});
-  }
-  const auto shared = engine::shared_tiles(plan);
-  if (d.shared) {
-    const SharedExpertDesc& s = *d.shared;
-    stages.push_back({-1, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, shared.size(),
-                      [&](const gemm::PreparedWeight& w, std::size_t i) {
-                        const engine::SharedTile& tile = shared[i];
-                        shared_tile(ex, w, u16(t.mm_x->data) + tile.first * s.h2, tile.rows, s.n2,
-                                    static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * s.n2);
-                        ex.progress();
-                      },
-                      packed ? packed->shared.get() : nullptr, nullptr, engine::max_rows(shared)});
-  }
-  // The hooks' points in the stage loop (none for gmmav::run).
-  std::vector<std::function<void()>> front;  // tasks for the front of the next job
-  int issued = 0;                            // experts whose after_expert ran
-  const auto issue_upto = [&](int j_last) {
-    for (; hooks && issued <= j_last; ++issued)
-      if (hooks->after_expert) hooks->after_expert(issued, front);
-  };
-  bool routed_done = false;
-  const auto finish_routed = [&] {
-    if (routed_done || !hooks) return;
-    routed_done = true;
-    issue_upto(d.local_experts - 1);
-    if (hooks->after_routed) hooks->after_routed();
-  };
-  if (stages.empty()) return finish_routed();
-  if (packed && !(hooks && hooks->after_expert)) {
-    // Nothing to prepare: every tile of the call in one job (one hand-off to
-    // the pool and back per call, not one per stage), in the order that gives
-    // the exchange the most time: every expert's remote tiles first, then the
-    // tiles that stay on this rank, then the shared expert's (which fill the
-    // time the last transfers take). With an after_routed hook, the shared
-    // expert's tiles are a second job after it.
-    const bool split = hooks && hooks->after_routed;
-    std::vector<std::pair<std::size_t, std::size_t>> order;  // (stage, tile)
-    for (int pass = 0; pass < 3; ++pass)
-      for (std::size_t s = 0; s < stages.size(); ++s) {
-        const bool is_routed = stages[s].routed != nullptr;
-        for (std::size_t i = 0; i < stages[s].tiles; ++i) {
-          const bool remote = is_routed && (*stages[s].routed)[i].remote(plan.rank());
-          if ((pass == 0 && remote) || (pass == 1 && is_routed && !remote) || (pass == 2 && !is_routed)) order.emplace_back(s, i);
-        }
-      }
-    const std::size_t routed_tiles =
-        static_cast<std::size_t>(std::count_if(order.begin(), order.end(), [&](const std::pair<std::size_t, std::size_t>& o) {
-          return stages[o.first].routed != nullptr;
-        }));
-    const auto run = [&](std::size_t k) { stages[order[k].first].run_tile(*stages[order[k].first].packed, order[k].second); };
-    pool.parallel_for(split ? routed_tiles : order.size(), run, poll);
-    finish_routed();
-    if (split && routed_tiles < order.size())
-      pool.parallel_for(
-          order.size() - routed_tiles, [&](std::size_t k) { run(routed_tiles + k); }, poll);
-    return;
-  }
-  // Stage by stage: the next stage's weight prepared by the first task of the
-  // current stage's job (unless packed), the hooks' tasks at the front.
   gemm::PreparedWeight weights[2];
-  const auto prepare = [&](std::size_t s) {
+  std::atomic<int> early_tiles{0};
+
+  const gemm::PreparedWeight& weight(std::size_t s) const { return packed ? *stages[s].packed : weights[s % 2]; }
+  void prepare(std::size_t s) {
     const Stage& st = stages[s];
     // Pack only what the stage's GEMMs read (nothing where they all take the chain kernel).
-    weights[s % 2].prepare(d.dtype, st.weight, st.k, st.n, st.trans, gemm::packing_for(d.dtype, st.max_rows, st.k, st.n),
+    weights[s % 2].prepare(plan->desc().dtype, st.weight, st.k, st.n, st.trans,
+                           gemm::packing_for(plan->desc().dtype, st.max_rows, st.k, st.n),
                            st.routed ? "gmmWeight" : "mmWeightOptional");
-  };
-  if (!packed)
-    pool.parallel_for(
-        1, [&](std::size_t) { prepare(0); }, poll);
-  for (std::size_t s = 0; s < stages.size(); ++s) {
-    if (stages[s].expert < 0)
-      finish_routed();
-    else
-      issue_upto(stages[s].expert - 1);  // experts without rows before this one
-    const bool next = !packed && s + 1 < stages.size();
-    const gemm::PreparedWeight& w = packed ? *stages[s].packed : weights[s % 2];
-    std::vector<std::function<void()>> tasks;
-    tasks.swap(front);
-    const std::size_t head = (next ? 1 : 0) + tasks.size();
-    pool.parallel_for(
-        head + stages[s].tiles,
-        [&](std::size_t i) {
-          if (next && i == 0) return prepare(s + 1);
-          if (i < head) return tasks[i - (next ? 1 : 0)]();
-          stages[s].run_tile(w, i - head);
-        },
-        poll);
-    if (stages[s].expert >= 0) issue_upto(stages[s].expert);
   }
-  finish_routed();
-  if (!front.empty())
-    pool.parallel_for(
-        front.size(), [&](std::size_t i) { front[i](); }, poll);
+  engine::Task tile(std::size_t s, std::size_t i) {
+    return [this, s, i] { stages[s].run_tile(weight(s), i); };
+  }
+};
+
+// The stages of one call: each routed expert with rows, then the shared expert.
+void make_stages(CombineState& st, const OpTensors& t, comm::Exchange& ex) {
+  const Plan& plan = *st.plan;
+  const ProblemDesc& d = plan.desc();
+  st.routed.resize(static_cast<std::size_t>(d.local_experts));
+  for (int j = 0; j < d.local_experts; ++j) {
+    if (plan.group_rows(j) == 0) continue;
+    auto& groups = st.routed[static_cast<std::size_t>(j)] = engine::routed_groups(plan, j);
+    st.stages.push_back({j, u16(t.gmm_weight.data) + static_cast<std::int64_t>(j) * d.h1 * d.n1, d.h1, d.n1, d.trans_gmm_weight,
+                         groups.size(),
+                         [&st, &ex, t, j](const gemm::PreparedWeight& w, std::size_t i) {
+                           const ProblemDesc& pd = st.plan->desc();
+                           run_group(st.routed[static_cast<std::size_t>(j)][i], w, u16(t.gmm_x.data), pd.h1, pd.n1,
+                                     st.plan->rank(), ex, st.early_tiles);
+                         },
+                         st.packed ? &st.packed->expert(j) : nullptr, &groups, engine::max_rows(groups)});
+  }
+  if (!d.shared) return;
+  st.shared = engine::shared_tiles(plan);
+  const SharedExpertDesc& s = *d.shared;
+  st.stages.push_back({-1, u16(t.mm_weight->data), s.h2, s.n2, s.trans_mm_weight, st.shared.size(),
+                       [&st, &ex, t](const gemm::PreparedWeight& w, std::size_t i) {
+                         const engine::SharedTile& tile = st.shared[i];
+                         const SharedExpertDesc& sd = *st.plan->desc().shared;
+                         engine::shared_tile(ex, w, u16(t.mm_x->data) + tile.first * sd.h2, tile.rows, sd.n2,
+                                             static_cast<std::uint16_t*>(t.mm_y->data) + tile.first * sd.n2);
+                         ex.progress();
+                       },
+                       st.packed ? st.packed->shared.get() : nullptr, nullptr, engine::max_rows(st.shared)});
+}
+
+// Packed weights, nothing to prepare: every tile in as few jobs as asked, in the
+// order that gives the exchange the most time: every expert's remote tiles
+// first, then the tiles that stay on this rank, then the shared expert's (which
+// fill the time the last transfers take).
+void add_tile_jobs(engine::Schedule& sc, CombineState& st, bool shared_apart) {
+  const int me = st.plan->rank();
+  engine::Job routed, shared;
+  routed.routed_done = true;
+  for (int pass = 0; pass < 2; ++pass)
+    for (std::size_t s = 0; s < st.stages.size(); ++s) {
+      if (!st.stages[s].routed) continue;
+      for (std::size_t i = 0; i < st.stages[s].tiles; ++i)
+        if ((*st.stages[s].routed)[i].remote(me) == (pass == 0)) routed.tasks.push_back(st.tile(s, i));
+    }
+  for (std::size_t s = 0; s < st.stages.size(); ++s)
+    if (!st.stages[s].routed)
+      for (std::size_t i = 0; i < st.stages[s].tiles; ++i) (shared_apart ? shared : routed).tasks.push_back(st.tile(s, i));
+  sc.jobs.push_back(std::move(routed));
+  if (shared_apart) sc.jobs.push_back(std::move(shared));
+}
+
+// Stage by stage: a first job prepares stage 0's weight (empty with packed
+// weights); stage s's job prepares stage s+1's first (unless packed), then runs
+// its tiles.
+void add_stage_jobs(engine::Schedule& sc, CombineState& st) {
+  engine::Job first;
+  if (!st.packed && !st.stages.empty()) first.tasks.push_back([&st] { st.prepare(0); });
+  first.lead = first.tasks.size();
+  first.routed_done = st.stages.empty() || !st.stages.front().routed;
+  sc.jobs.push_back(std::move(first));
+  for (std::size_t s = 0; s < st.stages.size(); ++s) {
+    engine::Job job;
+    if (!st.packed && s + 1 < st.stages.size()) job.tasks.push_back([&st, s] { st.prepare(s + 1); });
+    job.lead = job.tasks.size();
+    for (std::size_t i = 0; i < st.stages[s].tiles; ++i) job.tasks.push_back(st.tile(s, i));
+    job.expert = st.stages[s].expert;
+    job.routed_done = s + 1 == st.stages.size() || !st.stages[s + 1].routed;
+    if (!st.stages[s].routed) job.routed_done = true;
+    sc.jobs.push_back(std::move(job));
+  }
+}
+
+}  // namespace
+
+engine::Schedule engine::combine_schedule(const Plan& plan, const OpTensors& t, comm::Exchange& ex,
+                                          const PackedWeights* packed_weights, Grouping grouping) {
+  if (plan.op() != Op::combine) fail(Errc::internal, "op", "expected a combine plan, got {}", to_string(plan.op()));
+  auto st = std::make_shared<CombineState>();
+  st->plan = &plan;
+  st->packed = packed_weights ? &detail::check_packed(*packed_weights, plan, t) : nullptr;
+  if (grouping != Grouping::by_stage && !st->packed)
+    fail(Errc::internal, "packedWeights", "expected packed weights for a schedule of whole-call jobs, got none");
+  // Tiles that may be computed in parts (run_group): one per thread, where
+  // every tile runs on the chain kernel (D24: a row's bits never depend on its GEMM's other rows).
+  st->early_tiles = gemm::packs_weights(plan.desc().dtype) ? 0 : ComputePool::instance().threads();
+  make_stages(*st, t, ex);
+  Schedule sc;
+  if (ex.needs_poll()) sc.idle = [&ex] { ex.poll(); };
+  if (grouping == Grouping::by_stage)
+    add_stage_jobs(sc, *st);
+  else
+    add_tile_jobs(sc, *st, grouping == Grouping::routed_then_shared);
+  sc.state = st;
+  return sc;
+}
+
+void engine::compute_tiles(const Plan& plan, const OpTensors& t, comm::Exchange& ex, const PackedWeights* packed) {
+  Schedule sc = combine_schedule(plan, t, ex, packed, packed ? Grouping::whole_call : Grouping::by_stage);
+  execute(sc);
 }
 
 }  // namespace gmmav
