@@ -186,7 +186,7 @@ class _CombineFunction(torch.autograd.Function):
         x, w, mx, mw, tg, tm, fg, fm = op_layouts(gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm)
         y, mm_y = _combine(g, W, send, recv, x, w, mx, mw, tg, tm)
         ctx.meta = (g, W, send, recv, tg, tm, fg, fm)
-        ctx.save_for_backward(x, w, mx, mw, gmm_x, gmm_weight, mm_x, mm_weight)  # the inputs too, for _once
+        ctx.save_for_backward(x, w, mx, mw, gmm_x, gmm_weight, mm_x, mm_weight)  # the inputs too, for refuse_double_backward
         ctx.set_materialize_grads(False)
         return y, (mm_y if mm_y is not None else torch.empty(0, dtype=gmm_x.dtype))
 
@@ -227,7 +227,7 @@ class _DispatchFunction(torch.autograd.Function):
         gmm_y, mm_y, perm = _dispatch(g, W, send, recv, x, w, mx, mw, tg, tm, keep)
         ctx.meta = (g, W, send, recv, tg, tm, fg, fm, permute_out)
         ctx.h1 = gmm_x.shape[1]
-        # The inputs too, for _once (not gmm_x: its memory would outlive the forward; dW's dependence
+        # The inputs too, for refuse_double_backward (not gmm_x: its memory would outlive the forward; dW's dependence
         # on it goes through perm, an output of this node, differentiable even when internal).
         ctx.save_for_backward(w, mx, mw, perm, gmm_weight, mm_x, mm_weight)
         ctx.set_materialize_grads(False)
