@@ -200,8 +200,10 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
         const Item p = ahead_of(g, group, strips_n, k, C, k0, s);  // prefetched while this item computes
         const std::int64_t n0 = (g + s) * kStrip, nc = std::min(kStrip, n - n0), pn0 = p.strip * kStrip, pk = p.k0;
         float* as = acc.data() + s * rows * kStrip;
+        // A prefetch address is formed only inside W: its kc rows of 96 values at (pk, pn0).
+        const bool pf_inside = trans ? (pn0 + kStrip - 1) * k + pk + kc <= n * k : (pk + kc - 1) * n + pn0 + kStrip <= k * n;
         if (trans) {
-          const std::uint16_t* pf = pn0 + kStrip <= n ? w + pn0 * k + pk : nullptr;
+          const std::uint16_t* pf = pf_inside ? w + pn0 * k + pk : nullptr;
           transpose_slice<F16>(w, k, k0, kc, n0, nc, pf, b.data());
           strip<F16, true>(xf + k0, rows, k, b.data(), kStrip, kc, nullptr, as, k0 == 0, nullptr);
         } else {
@@ -210,7 +212,7 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
             const std::int64_t lanes = std::clamp<std::int64_t>(nc - 16 * v, 0, 16);
             m[v] = static_cast<__mmask16>((1u << lanes) - 1);
           }
-          const std::uint16_t* pf = pn0 < n ? w + pk * n + pn0 : nullptr;
+          const std::uint16_t* pf = pf_inside ? w + pk * n + pn0 : nullptr;
           strip<F16, false>(xf + k0, rows, k, w + k0 * n + n0, n, kc, m, as, k0 == 0, pf);
         }
       }
