@@ -48,14 +48,22 @@ GMMAV_AVX512 inline __m512 widen(__mmask16 m, const std::uint16_t* p) {
     return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, h), 16));
 }
 
+// What a strip's first row block prefetches into L2, spread over its steps of k (a burst of
+// prefetches overflows the miss queue): at step kk < rows, `bytes` from p + kk * stride.
+struct Prefetch {
+  const char* p = nullptr;
+  std::int64_t stride = 0, rows = 0;
+  int bytes = 0;
+};
+
 // R rows x 96 columns of chains over kc steps of k. W is read as stored (16-bit, rows ldw apart,
 // masked to the strip's columns) or, Packed, from the transposed FP32 slice (rows kStrip apart);
-// when pf is set, the same rows' 96 columns at pf (the strip kAhead later) are prefetched.
+// pf (the strip kAhead later) is prefetched.
 // The loops over rows and vectors are unrolled by pragma: GCC 12 kept R = 3's sums on the stack.
 template <bool F16, bool Packed, int R>
 GMMAV_AVX512 __attribute__((always_inline)) inline void block(const float* x, std::int64_t ldx, const void* wv, std::int64_t ldw,
                                                               std::int64_t kc, const __mmask16* m, float* acc, bool first,
-                                                              const std::uint16_t* pf) {
+                                                              const Prefetch& pf) {
   __m512 a[R][kVectors];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
@@ -72,11 +80,17 @@ GMMAV_AVX512 __attribute__((always_inline)) inline void block(const float* x, st
       const std::uint16_t* wk = static_cast<const std::uint16_t*>(wv) + kk * ldw;
 #pragma GCC unroll 8
       for (int v = 0; v < kVectors; ++v) b[v] = widen<F16>(m[v], wk + 16 * v);
-      if (pf) {
-        const char* q = reinterpret_cast<const char*>(pf + kk * ldw);
-        for (int off = 0; off < 2 * kStrip; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
-        _mm_prefetch(q + 2 * kStrip - 1, _MM_HINT_T1);  // the last line when the strip is not line-aligned
+    }
+    if constexpr (Packed) {
+      if (kk < pf.rows) {
+        const char* q = pf.p + kk * pf.stride;
+        for (int off = 0; off < pf.bytes; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
+        _mm_prefetch(q + pf.bytes - 1, _MM_HINT_T1);  // the last line when the row is not line-aligned
       }
+    } else if (pf.p) {  // one row of W per step, 2 kStrip bytes (a constant: the loop unrolls)
+      const char* q = pf.p + kk * pf.stride;
+      for (int off = 0; off < 2 * kStrip; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
+      _mm_prefetch(q + 2 * kStrip - 1, _MM_HINT_T1);
     }
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
@@ -96,9 +110,9 @@ GMMAV_AVX512 __attribute__((always_inline)) inline void block(const float* x, st
 // block carries the prefetch (once per strip).
 template <bool F16, bool Packed>
 GMMAV_AVX512 void strip(const float* xf, std::int64_t rows, std::int64_t k, const void* w, std::int64_t ldw, std::int64_t kc,
-                        const __mmask16* m, float* acc, bool first, const std::uint16_t* pf) {
+                        const __mmask16* m, float* acc, bool first, Prefetch pf) {
   std::int64_t r = 0;
-  for (; r + kRows <= rows; r += kRows, pf = nullptr)
+  for (; r + kRows <= rows; r += kRows, pf = Prefetch{})
     block<F16, Packed, kRows>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
   switch (rows - r) {
     case 3:
@@ -146,10 +160,11 @@ GMMAV_AVX512 inline void transpose16(__m512 r[16]) {
 }
 
 // The transposed weight's slice for one strip: b[kk * kStrip + c] = W^T[n0 + c][k0 + kk] as FP32
-// (W^T is n x k), zero for c >= nc; pf: the strip kAhead later (its rows, the same k), into L2.
+// (W^T is n x k), zero for c >= nc; prefetches pf (a tile of fewer than 4 rows: its FMA loop is
+// too short to spread them over).
 template <bool F16>
 GMMAV_AVX512 void transpose_slice(const std::uint16_t* w, std::int64_t k, std::int64_t k0, std::int64_t kc, std::int64_t n0,
-                                  std::int64_t nc, const std::uint16_t* pf, float* b) {
+                                  std::int64_t nc, const Prefetch& pf, float* b) {
   for (std::int64_t c0 = 0; c0 < kStrip; c0 += 16)
     for (std::int64_t j0 = 0; j0 < kc; j0 += 16) {
       const __mmask16 mk = static_cast<__mmask16>(kc - j0 >= 16 ? 0xFFFF : (1u << (kc - j0)) - 1);
@@ -158,7 +173,7 @@ GMMAV_AVX512 void transpose_slice(const std::uint16_t* w, std::int64_t k, std::i
       for (int i = 0; i < 16; ++i) {
         const std::int64_t c = c0 + i;
         r[i] = c < nc ? widen<F16>(mk, w + (n0 + c) * k + k0 + j0) : _mm512_setzero_ps();
-        if (pf && j0 % 32 == 0) _mm_prefetch(reinterpret_cast<const char*>(pf + c * k + j0), _MM_HINT_T1);
+        if (c < pf.rows && j0 % 32 == 0) _mm_prefetch(pf.p + c * pf.stride + 2 * j0, _MM_HINT_T1);
       }
       transpose16(r);
 #pragma GCC unroll 16
@@ -203,16 +218,20 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
         // A prefetch address is formed only inside W: its kc rows of 96 values at (pk, pn0).
         const bool pf_inside = trans ? (pn0 + kStrip - 1) * k + pk + kc <= n * k : (pk + kc - 1) * n + pn0 + kStrip <= k * n;
         if (trans) {
-          const std::uint16_t* pf = pf_inside ? w + pn0 * k + pk : nullptr;
-          transpose_slice<F16>(w, k, k0, kc, n0, nc, pf, b.data());
-          strip<F16, true>(xf + k0, rows, k, b.data(), kStrip, kc, nullptr, as, k0 == 0, nullptr);
+          Prefetch pf;  // the next slice's 96 rows of W^T, 2 kc bytes each
+          if (pf_inside)
+            pf = {reinterpret_cast<const char*>(w + pn0 * k + pk), 2 * k, std::min(kStrip, kc), static_cast<int>(2 * kc)};
+          const bool spread = rows >= kRows;
+          transpose_slice<F16>(w, k, k0, kc, n0, nc, spread ? Prefetch{} : pf, b.data());
+          strip<F16, true>(xf + k0, rows, k, b.data(), kStrip, kc, nullptr, as, k0 == 0, spread ? pf : Prefetch{});
         } else {
           __mmask16 m[kVectors];
           for (int v = 0; v < kVectors; ++v) {
             const std::int64_t lanes = std::clamp<std::int64_t>(nc - 16 * v, 0, 16);
             m[v] = static_cast<__mmask16>((1u << lanes) - 1);
           }
-          const std::uint16_t* pf = pf_inside ? w + pk * n + pn0 : nullptr;
+          Prefetch pf;  // the next strip's kc rows of W, 2 kStrip bytes each
+          if (pf_inside) pf = {reinterpret_cast<const char*>(w + pk * n + pn0), 2 * n, kc, static_cast<int>(2 * kStrip)};
           strip<F16, false>(xf + k0, rows, k, w + k0 * n + n0, n, kc, m, as, k0 == 0, pf);
         }
       }
