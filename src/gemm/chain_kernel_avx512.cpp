@@ -14,6 +14,7 @@
 //   where that aliasing evicts them before use: measured no faster than no prefetch at all.
 // - A transposed weight takes one strip per group: all of k for 96 rows of W^T, so each of their
 //   pages is walked once (chunk-outer over all n touches n pages per chunk, more than the TLB holds).
+//   The next slice's rows are prefetched one per step of k in the FMA loop, not in a burst.
 #include "gemm/chain_kernel_avx512.hpp"
 
 #include <immintrin.h>
@@ -76,21 +77,20 @@ GMMAV_AVX512 __attribute__((always_inline)) inline void block(const float* x, st
       const float* bk = static_cast<const float*>(wv) + kk * kStrip;
 #pragma GCC unroll 8
       for (int v = 0; v < kVectors; ++v) b[v] = _mm512_loadu_ps(bk + 16 * v);
-    } else {
-      const std::uint16_t* wk = static_cast<const std::uint16_t*>(wv) + kk * ldw;
-#pragma GCC unroll 8
-      for (int v = 0; v < kVectors; ++v) b[v] = widen<F16>(m[v], wk + 16 * v);
-    }
-    if constexpr (Packed) {
-      if (kk < pf.rows) {
+      if (kk < pf.rows) {  // one row of W^T per step, the first pf.rows steps
         const char* q = pf.p + kk * pf.stride;
         for (int off = 0; off < pf.bytes; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
         _mm_prefetch(q + pf.bytes - 1, _MM_HINT_T1);  // the last line when the row is not line-aligned
       }
-    } else if (pf.p) {  // one row of W per step, 2 kStrip bytes (a constant: the loop unrolls)
-      const char* q = pf.p + kk * pf.stride;
-      for (int off = 0; off < 2 * kStrip; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
-      _mm_prefetch(q + 2 * kStrip - 1, _MM_HINT_T1);
+    } else {
+      const std::uint16_t* wk = static_cast<const std::uint16_t*>(wv) + kk * ldw;
+#pragma GCC unroll 8
+      for (int v = 0; v < kVectors; ++v) b[v] = widen<F16>(m[v], wk + 16 * v);
+      if (pf.p) {  // one row of W per step, 2 kStrip bytes (a constant, so this loop unrolls)
+        const char* q = pf.p + kk * pf.stride;
+        for (int off = 0; off < 2 * kStrip; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
+        _mm_prefetch(q + 2 * kStrip - 1, _MM_HINT_T1);
+      }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
