@@ -73,6 +73,8 @@ struct Portable {
   static void convert_full(DType, const std::uint16_t*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, float*) {}
   static void convert_group(DType, const std::uint16_t*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                             float*) {}
+  static void convert_trans(DType, const std::uint16_t*, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                            float*) {}
 };
 
 // ---- AVX2 + FMA + F16C: 24 columns (3 ymm), 4 rows x 3 vectors = 12 chains in registers.
@@ -128,6 +130,31 @@ __attribute__((target("avx2,fma"))) void chunk_avx2(const float* xf, std::int64_
   }
 }
 
+// 8 16-bit values widened to FP32, exactly.
+__attribute__((target("avx2,f16c"), always_inline)) inline __m256 widen8_avx2(DType t, const std::uint16_t* src) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  return t == DType::f16 ? _mm256_cvtph_ps(h) : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// 8 x 8 FP32 transpose in registers: r[i][j] -> r[j][i].
+__attribute__((target("avx2"), always_inline)) inline void transpose8_avx2(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {  // 32-bit interleave of row pairs
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {  // 64-bit: four rows' column j (and j + 4) per register
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {  // 128-bit halves of rows 0-3 and 4-7
+    r[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+    r[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+  }
+}
+
 struct Avx2 {
   static constexpr int kPanel = 24;
   static constexpr std::int64_t kChunk = 256;  // 256 x 24 floats = 24 KiB of converted weight per panel
@@ -150,6 +177,26 @@ struct Avx2 {
     for (std::int64_t kk = 0; kk < kc; ++kk) {
       const std::uint16_t* src = w + (k0 + kk) * n + n0;
       for (std::int64_t p = 0; p < kGroup; ++p) widen_row_avx2(t, src + p * kPanel, b + p * kChunk * kPanel + kk * kPanel);
+    }
+  }
+  // One panel's slice of an n x k weight (convert_slice's result), 8 x 8 blocks transposed in
+  // registers; the k beyond a multiple of 8 one value at a time.
+  __attribute__((target("avx2,f16c"))) static void convert_trans(DType t, const std::uint16_t* w, std::int64_t k, std::int64_t k0,
+                                                                 std::int64_t kc, std::int64_t n0, std::int64_t nc, float* b) {
+    for (std::int64_t c0 = 0; c0 < kPanel; c0 += 8) {
+      std::int64_t j = 0;
+      for (; j + 8 <= kc; j += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = c0 + i < nc ? widen8_avx2(t, w + (n0 + c0 + i) * k + k0 + j) : _mm256_setzero_ps();
+        transpose8_avx2(r);
+        for (int q = 0; q < 8; ++q) _mm256_storeu_ps(b + (j + q) * kPanel + c0, r[q]);
+      }
+      for (; j < kc; ++j)
+        for (std::int64_t c = c0; c < c0 + 8; ++c) {
+          float f = 0.0f;
+          if (c < nc) numeric::to_float(t, w + (n0 + c) * k + k0 + j, &f, 1);
+          b[j * kPanel + c] = f;
+        }
     }
   }
 };
@@ -177,6 +224,8 @@ void run(DType t, const std::uint16_t* x, std::int64_t rows, std::int64_t k, con
         if (!full_group) {
           if (L::kSimd && !trans && nc == P)
             L::convert_full(t, w, n, k0, kc, n0, bp);
+          else if (L::kSimd && trans)
+            L::convert_trans(t, w, k, k0, kc, n0, nc, bp);
           else
             convert_slice<L::kPanel>(t, w, k, n, trans, k0, kc, n0, nc, bp);
         }
