@@ -10,7 +10,7 @@
 #include "aclnnop/aclnn_allto_allv_grouped_mat_mul.h"
 #include "aclnnop/aclnn_grouped_mat_mul_allto_allv.h"
 #include "hccl/hccl.h"
-#include "mpi_group.hpp"
+#include "mpi_rank_group.hpp"
 
 namespace gmmav::bench {
 namespace {
@@ -57,7 +57,7 @@ std::unique_ptr<AclnnCommunicators> AclnnCommunicators::in_process(int world_siz
   return c;
 }
 
-std::unique_ptr<AclnnCommunicators> AclnnCommunicators::over_mpi(MpiRankGroup& group) {
+std::unique_ptr<AclnnCommunicators> AclnnCommunicators::over_mpi(support::MpiRankGroup& group) {
   std::unique_ptr<AclnnCommunicators> c(new AclnnCommunicators);
   c->per_process_ = true;
   HcclRootInfo info{};
@@ -253,7 +253,7 @@ void AclnnRank::call() {
   check(aclrtSynchronizeStream(static_cast<aclrtStream>(stream_)), "aclrtSynchronizeStream");
 }
 
-std::unique_ptr<AclnnRank> setup_aclnn_rank(RankGroup& g, std::unique_ptr<AclnnCommunicators>& comms, const Plan& plan,
+std::unique_ptr<AclnnRank> setup_aclnn_rank(support::RankGroup& g, std::unique_ptr<AclnnCommunicators>& comms, const Plan& plan,
                                             const OpTensors& host, std::string& why) {
   const int r = g.rank();
   std::string mine;
@@ -261,7 +261,7 @@ std::unique_ptr<AclnnRank> setup_aclnn_rank(RankGroup& g, std::unique_ptr<AclnnC
   try {
     if (g.is_mpi()) {
       use_aclnn_device(r);  // HcclCommInitRootInfo binds the communicator to the current device
-      comms = AclnnCommunicators::over_mpi(dynamic_cast<MpiRankGroup&>(g));
+      comms = AclnnCommunicators::over_mpi(dynamic_cast<support::MpiRankGroup&>(g));
     } else if (r == 0) {
       comms = AclnnCommunicators::in_process(plan.world_size());
     }

@@ -15,9 +15,11 @@
 #include "gmmav/gmmav.hpp"
 #include "rank_group.hpp"
 
-namespace gmmav::bench {
-
+namespace gmmav::support {
 class MpiRankGroup;
+}  // namespace gmmav::support
+
+namespace gmmav::bench {
 
 /// The HCCL communicators of one case, made once per case.
 class AclnnCommunicators {
@@ -26,7 +28,7 @@ class AclnnCommunicators {
   static std::unique_ptr<AclnnCommunicators> in_process(int world_size);
   /// MPI: rank 0's HcclGetRootInfo broadcast, HcclCommInitRootInfo on every
   /// process (collective; call on every rank with its device already set).
-  static std::unique_ptr<AclnnCommunicators> over_mpi(MpiRankGroup& group);
+  static std::unique_ptr<AclnnCommunicators> over_mpi(support::MpiRankGroup& group);
   ~AclnnCommunicators();
   AclnnCommunicators(const AclnnCommunicators&) = delete;
   AclnnCommunicators& operator=(const AclnnCommunicators&) = delete;
@@ -93,7 +95,7 @@ class AclnnRank {
 /// aclrtMalloc copies of `host`'s inputs (untimed). Null on every rank when any rank cannot run
 /// it (a rank alone in a collective call would wait for the others); then `why` (rank 0's copy)
 /// names the first rank that cannot and its reason.
-std::unique_ptr<AclnnRank> setup_aclnn_rank(RankGroup& g, std::unique_ptr<AclnnCommunicators>& comms, const Plan& plan,
+std::unique_ptr<AclnnRank> setup_aclnn_rank(support::RankGroup& g, std::unique_ptr<AclnnCommunicators>& comms, const Plan& plan,
                                             const OpTensors& host, std::string& why);
 
 }  // namespace gmmav::bench

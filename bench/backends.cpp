@@ -6,7 +6,7 @@
 #include "case_runner.hpp"
 #include "engine/compute_pool.hpp"
 #include "gmmav/mpi.hpp"
-#include "mpi_group.hpp"
+#include "mpi_rank_group.hpp"
 
 namespace gmmav::bench {
 
@@ -24,16 +24,16 @@ class InProcessBackend final : public Backend {
     if (c.required_world) return c.required_world;
     return override_ > 0 ? override_ : c.world_size;
   }
-  void for_each_rank(int W, const std::function<void(RankGroup&, const Comm&)>& fn) override {
+  void for_each_rank(int W, const std::function<void(support::RankGroup&, const Comm&)>& fn) override {
     auto comms = create_in_process_group(W);
-    auto groups = make_in_process_group(W);
+    auto groups = support::make_in_process_group(W);
     std::vector<std::exception_ptr> errors(static_cast<std::size_t>(W));
     std::vector<std::thread> threads;
     for (int r = 0; r < W; ++r)
       threads.emplace_back([&, r] {
         try {
           fn(*groups[static_cast<std::size_t>(r)], comms[static_cast<std::size_t>(r)]);
-        } catch (const PeerAbandoned&) {  // not this rank's error: a peer's, reported below
+        } catch (const support::PeerAbandoned&) {  // not this rank's error: a peer's, reported below
         } catch (...) {
           errors[static_cast<std::size_t>(r)] = std::current_exception();
           groups[static_cast<std::size_t>(r)]->abandon();  // peers waiting for this rank give up
@@ -50,7 +50,7 @@ class InProcessBackend final : public Backend {
 
 class MpiBackend final : public Backend {
  public:
-  MpiBackend() : comm_(create_mpi_group(MPI_COMM_WORLD)), group_(std::make_unique<MpiRankGroup>(comm_.timeout())) {}
+  MpiBackend() : comm_(create_mpi_group(MPI_COMM_WORLD)), group_(std::make_unique<support::MpiRankGroup>(comm_.timeout())) {}
   std::string name() const override { return "mpi"; }
   bool is_mpi() const override { return true; }
   int process_rank() const override { return group_->rank(); }
@@ -60,14 +60,14 @@ class MpiBackend final : public Backend {
   void process_barrier() override {  // long, rare waits: sleep up to 1 ms between tests
     MPI_Request req;
     MPI_Ibarrier(group_->comm(), &req);
-    polite_wait(&req, 1000);
+    support::polite_wait(&req, 1000);
   }
   double max_over_processes(double v) override { return group_->max(v); }
-  void for_each_rank(int, const std::function<void(RankGroup&, const Comm&)>& fn) override { fn(*group_, comm_); }
+  void for_each_rank(int, const std::function<void(support::RankGroup&, const Comm&)>& fn) override { fn(*group_, comm_); }
 
  private:
   Comm comm_;
-  std::unique_ptr<MpiRankGroup> group_;
+  std::unique_ptr<support::MpiRankGroup> group_;
 };
 
 }  // namespace

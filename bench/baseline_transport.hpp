@@ -12,10 +12,12 @@
 
 #include "gmmav/plan.hpp"
 
-namespace gmmav::bench {
-
+namespace gmmav::support {
 class RankGroup;
 class MpiRankGroup;
+}  // namespace gmmav::support
+
+namespace gmmav::bench {
 
 /// Which output a baseline fills (each has its own y, so outputs can be compared).
 enum class Target : int { a2a = 0, sequential = 1, per_expert = 2 };
@@ -45,8 +47,8 @@ struct InProcessPeers {
   std::array<std::vector<std::byte*>, kTargets> y;  // [target][rank]
 };
 
-std::unique_ptr<BaselineTransport> make_in_process_transport(const InProcessPeers& peers, int rank, RankGroup& group);
-std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, MpiRankGroup& group,
+std::unique_ptr<BaselineTransport> make_in_process_transport(const InProcessPeers& peers, int rank, support::RankGroup& group);
+std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, support::MpiRankGroup& group,
                                                       const std::array<std::byte*, kTargets>& y);
 
 }  // namespace gmmav::bench

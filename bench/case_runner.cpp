@@ -18,7 +18,7 @@
 #include "engine/compute_pool.hpp"
 #include "engine/plan_log.hpp"
 #include "expert_pipeline.hpp"
-#include "mpi_group.hpp"
+#include "mpi_rank_group.hpp"
 #include "reference/reference.hpp"
 #include "reference/synthetic_case.hpp"
 #include "trace.hpp"
@@ -99,7 +99,7 @@ struct CaseState {
 
 class RankRun {
  public:
-  RankRun(CaseState& st, CaseResult& res, const RunSettings& s, RankGroup& g, const Comm& comm, Mode mode)
+  RankRun(CaseState& st, CaseResult& res, const RunSettings& s, support::RankGroup& g, const Comm& comm, Mode mode)
       : st_(st),
         res_(res),
         s_(s),
@@ -229,7 +229,7 @@ class RankRun {
       if (mode_ == Mode::measure) make_library();
     }
     g_.barrier();
-    transport_ = g_.is_mpi() ? make_mpi_transport(plan_, dynamic_cast<MpiRankGroup&>(g_), buf_.y_pointers())
+    transport_ = g_.is_mpi() ? make_mpi_transport(plan_, dynamic_cast<support::MpiRankGroup&>(g_), buf_.y_pointers())
                              : make_in_process_transport(st_.peers, r_, g_);
   }
 
@@ -387,7 +387,7 @@ class RankRun {
   CaseState& st_;
   CaseResult& res_;
   const RunSettings& s_;
-  RankGroup& g_;
+  support::RankGroup& g_;
   const Comm& comm_;
   Mode mode_;
   int r_;
@@ -403,7 +403,7 @@ void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
   const int W = res.shape.world_size;
   for (int r = 0; r < W; ++r) st.plans.push_back(Plan::create(st.kase.desc(r)));
   st.bufs.resize(static_cast<std::size_t>(W));
-  b.for_each_rank(W, [&](RankGroup& g, const Comm& comm) { RankRun(st, res, s, g, comm, mode)(); });
+  b.for_each_rank(W, [&](support::RankGroup& g, const Comm& comm) { RankRun(st, res, s, g, comm, mode)(); });
   if (mode == Mode::measure && s.torch) {
     // The composite needs only the case's inputs and fused's outputs: the variants' buffers,
     // the library's and the engine's cached buffers go first (the memory estimate counts on it).

@@ -97,7 +97,7 @@ class Backend {
   /// The largest `v` over the processes (MPI), so they take the same decision; in-process `v`.
   virtual double max_over_processes(double v) { return v; }
   /// Runs fn(group, comm) on every rank of a W-rank group (in-process: W threads; MPI: this process's rank).
-  virtual void for_each_rank(int W, const std::function<void(RankGroup&, const Comm&)>& fn) = 0;
+  virtual void for_each_rank(int W, const std::function<void(support::RankGroup&, const Comm&)>& fn) = 0;
 };
 
 std::unique_ptr<Backend> make_in_process_backend(int world_size_override);

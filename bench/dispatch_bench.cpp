@@ -17,7 +17,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // One rank's timed calls, their cross-checks and (small cases) the FP64 reference check.
-void run_rank(RankGroup& g, const Comm& comm, reference::Case& kase, const Plan& plan, const RunSettings& s,
+void run_rank(support::RankGroup& g, const Comm& comm, reference::Case& kase, const Plan& plan, const RunSettings& s,
               std::unique_ptr<AclnnCommunicators>& comms, DispatchResult& res) {
   const int r = g.rank();
   const reference::RankData& rd = kase.ranks[static_cast<std::size_t>(r)];
@@ -162,7 +162,7 @@ DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype
     res.remote_bytes += (p.rows_in() - p.rows_to(r)) * p.desc().h1 * 2;
   }
   std::unique_ptr<AclnnCommunicators> comms;  // outlives every rank's AclnnRank
-  b.for_each_rank(W, [&](RankGroup& g, const Comm& comm) {
+  b.for_each_rank(W, [&](support::RankGroup& g, const Comm& comm) {
     run_rank(g, comm, kase, plans[static_cast<std::size_t>(g.rank())], s, comms, res);
   });
   for (int v = 0; v < kDispatchVariants; ++v)

@@ -11,7 +11,7 @@ namespace {
 
 class InProcessTransport final : public BaselineTransport {
  public:
-  InProcessTransport(const InProcessPeers& peers, int rank, RankGroup& group)
+  InProcessTransport(const InProcessPeers& peers, int rank, support::RankGroup& group)
       : peers_(peers),
         rank_(rank),
         group_(group),
@@ -55,14 +55,14 @@ class InProcessTransport final : public BaselineTransport {
   }
   const InProcessPeers& peers_;
   int rank_;
-  RankGroup& group_;
+  support::RankGroup& group_;
   const Plan& plan_;
   std::int64_t row_bytes_;
 };
 
 }  // namespace
 
-std::unique_ptr<BaselineTransport> make_in_process_transport(const InProcessPeers& peers, int rank, RankGroup& group) {
+std::unique_ptr<BaselineTransport> make_in_process_transport(const InProcessPeers& peers, int rank, support::RankGroup& group) {
   return std::make_unique<InProcessTransport>(peers, rank, group);
 }
 

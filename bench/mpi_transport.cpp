@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "baseline_transport.hpp"
-#include "mpi_group.hpp"
+#include "mpi_rank_group.hpp"
 
 namespace gmmav::bench {
 namespace {
@@ -21,7 +21,7 @@ int as_int(std::int64_t v) {
 
 class MpiTransport final : public BaselineTransport {
  public:
-  MpiTransport(const Plan& plan, MpiRankGroup& group, const std::array<std::byte*, kTargets>& y)
+  MpiTransport(const Plan& plan, support::MpiRankGroup& group, const std::array<std::byte*, kTargets>& y)
       : plan_(plan), comm_(group.comm()), y_(y) {
     MPI_Type_contiguous(as_int(plan.desc().n1 * 2), MPI_BYTE, &row_);
     MPI_Type_commit(&row_);
@@ -104,7 +104,7 @@ class MpiTransport final : public BaselineTransport {
 
 }  // namespace
 
-std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, MpiRankGroup& group,
+std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, support::MpiRankGroup& group,
                                                       const std::array<std::byte*, kTargets>& y) {
   return std::make_unique<MpiTransport>(plan, group, y);
 }

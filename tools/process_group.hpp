@@ -5,12 +5,15 @@
 // every process gets the same exit status.
 #pragma once
 
-#include <mpi.h>
-
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "gmmav/comm.hpp"
+
+namespace gmmav::support {
+class MpiRankGroup;
+}  // namespace gmmav::support
 
 namespace gmmav::cli {
 
@@ -19,11 +22,11 @@ class ProcessGroup {
   /// `backend`: "inproc", "mpi", or "auto" (mpi when started by mpirun).
   /// Throws CLI::ValidationError for "mpi" without a launcher.
   explicit ProcessGroup(const std::string& backend);
-  ~ProcessGroup();
+  ~ProcessGroup();  // defined where MpiRankGroup is complete
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
-  bool is_mpi() const { return mpi_; }
+  bool is_mpi() const { return ranks_ != nullptr; }
   int rank() const { return rank_; }  ///< this process's rank (0 in-process)
   int size() const { return size_; }  ///< processes (1 in-process)
   bool root() const { return rank_ == 0; }
@@ -31,7 +34,6 @@ class ProcessGroup {
   const Comm& comm() const { return comm_; }
 
   // Over every process (the value itself in-process).
-  int max(int v) const;
   double max(double v) const;
   double sum(double v) const;
   void barrier() const;
@@ -43,10 +45,9 @@ class ProcessGroup {
   void share_cores() const;
 
  private:
-  bool mpi_ = false;
-  int rank_ = 0, size_ = 1, local_size_ = 1;
-  MPI_Comm world_ = MPI_COMM_NULL;  // our duplicate: never matches the operator's messages
+  int rank_ = 0, size_ = 1;
   Comm comm_;
+  std::unique_ptr<support::MpiRankGroup> ranks_;  // MPI only: the processes' own group
 };
 
 }  // namespace gmmav::cli

@@ -5,7 +5,7 @@
 
 #include "rank_group.hpp"
 
-namespace gmmav::bench {
+namespace gmmav::support {
 namespace {
 
 // A barrier that sleeps at once (mutex + condition variable). std::barrier's
@@ -102,4 +102,4 @@ std::vector<std::unique_ptr<RankGroup>> make_in_process_group(int world_size) {
   return out;
 }
 
-}  // namespace gmmav::bench
+}  // namespace gmmav::support

@@ -1,6 +1,8 @@
-// The bench's own view of its group of ranks: barriers and reductions for
-// timing, independent of the operator's communicator. In-process ranks are
-// threads of this process; MPI ranks are processes.
+// A group of ranks for the programs around the library: barriers, reductions
+// and a gather, independent of the operator's communicator — the bench's
+// timing (bench/), `gmmav run`/`verify` meeting their results on rank 0
+// (tools/process_group.hpp). In-process ranks are threads of this process;
+// MPI ranks are processes (mpi_rank_group.hpp).
 //
 // Every wait is polite (it sleeps instead of spinning): a rank that waits must
 // not take a core from a rank that still computes, or the slowest rank's time
@@ -12,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace gmmav::bench {
+namespace gmmav::support {
 
 /// Thrown by a wait of a rank whose peer gave up (abandon()): the peer's own error is the real one.
 struct PeerAbandoned : std::runtime_error {
@@ -39,4 +41,4 @@ class RankGroup {
 /// W handles for W rank threads of this process (element r is rank r's).
 std::vector<std::unique_ptr<RankGroup>> make_in_process_group(int world_size);
 
-}  // namespace gmmav::bench
+}  // namespace gmmav::support

@@ -1,5 +1,5 @@
 // RankGroup over MPI (one rank per process), on a duplicate of MPI_COMM_WORLD
-// so the bench's own traffic never matches the operator's messages.
+// so the group's own traffic never matches the operator's messages.
 #pragma once
 
 #include <mpi.h>
@@ -8,7 +8,7 @@
 
 #include "rank_group.hpp"
 
-namespace gmmav::bench {
+namespace gmmav::support {
 
 class MpiRankGroup final : public RankGroup {
  public:
@@ -43,7 +43,7 @@ class MpiRankGroup final : public RankGroup {
 
 /// Waits for `req` by testing and sleeping (never spins a core away from a computing rank).
 /// The sleep doubles from 20 us up to `max_sleep_us`: a rank that waits long (the others
-/// while rank 0 runs the library variant) wakes rarely.
+/// while rank 0 runs the bench's library variant) wakes rarely.
 void polite_wait(MPI_Request* req, int max_sleep_us = 50);
 
-}  // namespace gmmav::bench
+}  // namespace gmmav::support

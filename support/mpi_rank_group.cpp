@@ -1,4 +1,4 @@
-#include "mpi_group.hpp"
+#include "mpi_rank_group.hpp"
 
 #include <sched.h>
 
@@ -11,7 +11,7 @@
 
 #include "comm/mpi_machines.hpp"
 
-namespace gmmav::bench {
+namespace gmmav::support {
 
 void polite_wait(MPI_Request* req, int max_sleep_us) {
   int sleep_us = 20;
@@ -103,4 +103,4 @@ std::vector<std::string> MpiRankGroup::gather(const std::string& mine) {
   return out;
 }
 
-}  // namespace gmmav::bench
+}  // namespace gmmav::support
