@@ -26,8 +26,8 @@ install(TARGETS ${_gmmav_libraries} EXPORT gmmavTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS gmmav_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-# `gmmav bench --torch`: the PyTorch composite, found relative to the installed CLI (bench/torch_baseline.cpp).
-install(PROGRAMS ${PROJECT_SOURCE_DIR}/bench/torch/torch_composite.py DESTINATION ${CMAKE_INSTALL_DATADIR}/gmmav)
+# `gmmav bench --torch`: the PyTorch composite, found relative to the installed CLI (bench/baselines/torch_baseline.cpp).
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/bench/baselines/torch/torch_composite.py DESTINATION ${CMAKE_INSTALL_DATADIR}/gmmav)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/gmmav ${PROJECT_SOURCE_DIR}/include/acl ${PROJECT_SOURCE_DIR}/include/hccl
                   ${PROJECT_SOURCE_DIR}/include/aclnn ${PROJECT_SOURCE_DIR}/include/aclnnop
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

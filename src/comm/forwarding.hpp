@@ -2,7 +2,7 @@
 // method to a real one, and an Exchange that forwards every method to the
 // call's real Exchange. Subclasses override only what they observe or inject
 // (the tests' fault injection: tests/support/forwarding_communicator.hpp; the
-// bench's tracer: bench/trace.cpp). One copy, so a method added to the
+// bench's tracer: bench/driver/trace.cpp). One copy, so a method added to the
 // interface is forwarded everywhere (the bench's own copy once missed
 // min_workspace_bytes).
 #pragma once

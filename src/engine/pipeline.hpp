@@ -3,7 +3,7 @@
 // tile and shared-expert tile of one rank's call, on the process-wide pool,
 // written where `ex` says. Called by gmmav::run (src/api/run.cpp) with the
 // backend's Exchange after the meeting; the bench's variants build the schedule
-// with a local Exchange (bench/local_exchange.hpp) and step in between its jobs.
+// with a local Exchange (bench/baselines/local_exchange.hpp) and step in between its jobs.
 #pragma once
 
 #include <cstddef>

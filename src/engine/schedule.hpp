@@ -1,7 +1,7 @@
 // A call's work as the process's pool runs it: jobs in order, each a set of
 // tasks the pool runs in parallel, with the points between jobs where the
 // calling thread waits (an exchange's arrivals, its finish) or steps in (the
-// bench's baselines move data there, bench/expert_pipeline.cpp). One builder
+// bench's baselines move data there, bench/baselines/expert_pipeline.cpp). One builder
 // per op (engine/pipeline.cpp: combine, engine/dispatch_pipeline.cpp:
 // dispatch), one executor. A schedule decides only when work runs, never how a
 // tile is computed: every schedule of a plan gives the same bits.

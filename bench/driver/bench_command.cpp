@@ -310,7 +310,7 @@ void add_bench_command(CLI::App& app) {
                 "Pack the weights in every call of the engine variants (default: packed once per case, outside the "
                 "timing, with gmmav::PackedWeights, as the library variant does)");
   cmd->add_option("--torch", o->torch,
-                  "The PyTorch composite baseline (bench/torch/torch_composite.py, run by /usr/bin/python3; "
+                  "The PyTorch composite baseline (bench/baselines/torch/torch_composite.py, run by /usr/bin/python3; "
                   "$GMMAV_TORCH_COMPOSITE overrides the script): auto = after decode and prefill, and after every case named "
                   "in --cases; off = never")
       ->capture_default_str()

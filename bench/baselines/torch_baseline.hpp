@@ -1,5 +1,5 @@
 // The `torch` baseline (issue 17): what users compare gmmav with — Debian's
-// PyTorch running the composite of bench/torch/torch_composite.py (per-expert
+// PyTorch running the composite of bench/baselines/torch/torch_composite.py (per-expert
 // torch.matmul, torch.cat into destination order, gloo all_to_all_single,
 // shared-expert torch.matmul) in W processes. The bench writes a case's inputs
 // into a temporary directory, runs the script there, reads its timing (JSON on
