@@ -60,6 +60,7 @@
 #include <optional>
 #include <thread>
 
+#include "comm/message_plan.hpp"
 #include "comm/mpi_count_check.hpp"
 #include "comm/mpi_machines.hpp"
 #include "comm/mpi_runtime.hpp"
@@ -78,33 +79,6 @@ bool progress_enabled() {
   static const bool on = config::mpi_progress();
   return on;
 }
-
-// How many rows each MPI message to (and from) a peer holds: a whole tile, or
-// less. The same on every rank (checked when the group is made), so a
-// receiver posts the same messages its peer sends.
-struct MessagePolicy {
-  // Below Open MPI's TCP eager limit (64 KiB, its headers included).
-  static constexpr std::int64_t kOffNodeBytes = 63 * 1024;
-  std::int64_t bytes = 0;        // 0: one message per tile
-  std::vector<char> split_peer;  // [rank]: tiles to/from it are split (empty: every peer)
-  // Every rank's pool workers may call MPI (thread level >= SERIALIZED): a
-  // small call's header may wait for its rows and travel with them (D56).
-  bool carry = false;
-  // Heads carry rows only in groups this small (every rank keeps a head's
-  // room, ~67 KiB, for every peer).
-  static constexpr int kMaxCarryRanks = 64;
-
-  // True when `bytes` of a call's rows to (or from) one peer go as one message.
-  bool one_message(std::int64_t rows_bytes) const { return bytes > 0 && rows_bytes > 0 && rows_bytes <= bytes; }
-
-  // Rows per message to or from `peer` for rows of `row_bytes` (at least a
-  // row; 0 = a whole tile).
-  std::int64_t rows(int peer, std::int64_t row_bytes) const {
-    if (bytes == 0) return 0;
-    if (!split_peer.empty() && !split_peer[static_cast<std::size_t>(peer)]) return 0;
-    return std::max<std::int64_t>(1, bytes / row_bytes);
-  }
-};
 
 struct PendingSend {
   int dest;
