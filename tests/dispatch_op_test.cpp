@@ -10,10 +10,12 @@
 // - a group whose ranks run different ops fails on every rank, nothing written.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -221,5 +223,58 @@ TEST_P(DispatchOp, RankFailingMidSendFailsItsPeers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DispatchOp, gmmav::testing::backends(), gmmav::testing::backend_name);
+
+// In-process, peers write straight into a rank's receive area (its workspace here) and outputs:
+// a rank whose call fails must not return — its caller may then free that memory — while a peer
+// still writes into it. Rank 1 fails at its first tile; rank 0's first write to rank 1 is held
+// for 300 ms: rank 1's error must come after that write ended (ASan saw the workspace freed
+// under a peer's memcpy before the in-process abort waited for the peers).
+TEST(DispatchOpInProcess, FailingRankReturnsOnlyAfterPeersStopWritingIntoIt) {
+  using Clock = std::chrono::steady_clock;
+  struct FailFirst final : gmmav::testing::ForwardingExchange {
+    using ForwardingExchange::ForwardingExchange;
+    void* rows_for(int, int, std::int64_t, std::int64_t) override {
+      throw gmmav::Error(gmmav::Errc::internal, "", "injected failure");
+    }
+  };
+  std::atomic<std::int64_t> slow_write_end{0};
+  struct SlowWriteToRank1 final : gmmav::testing::ForwardingExchange {
+    SlowWriteToRank1(std::unique_ptr<gmmav::comm::Exchange> ex, std::atomic<std::int64_t>& end)
+        : ForwardingExchange(std::move(ex)), end_(&end) {}
+    void rows_done(int d, int j, std::int64_t f, std::int64_t r, void* at) override {
+      if (d == 1 && !held_.exchange(true)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        end_->store(Clock::now().time_since_epoch().count());
+      }
+      ForwardingExchange::rows_done(d, j, f, r, at);
+    }
+    std::atomic<std::int64_t>* end_;
+    std::atomic<bool> held_{false};
+  };
+  CaseSpec spec;
+  spec.op = Op::dispatch;
+  spec.world_size = 2;
+  spec.local_experts = 2;
+  spec.counts = CountPattern::balanced;
+  spec.rows_per_rank = 2 * gmmav::engine::kTileRows;
+  Case c = make_case(spec);
+  std::int64_t failed_at = 0;
+  GMMAV_SPAWN(Backend::in_process, 2, [&](const Rank& me) {
+    const gmmav::Comm comm = gmmav::testing::wrapped(
+        me.comm, [&, r = me.rank](std::unique_ptr<gmmav::comm::Exchange> ex) -> std::unique_ptr<gmmav::comm::Exchange> {
+          if (r == 1) return std::make_unique<FailFirst>(std::move(ex));
+          return std::make_unique<SlowWriteToRank1>(std::move(ex), slow_write_end);
+        });
+    const auto plan = gmmav::Plan::create(c.desc(me.rank));
+    std::vector<std::byte> workspace(gmmav::workspace_size(plan, comm));
+    EXPECT_THROW(gmmav::run(plan, comm, c.tensors(me.rank), workspace), gmmav::Error) << "rank " << me.rank;
+    if (me.rank == 1) failed_at = Clock::now().time_since_epoch().count();
+  });
+  ASSERT_NE(slow_write_end.load(), 0) << "rank 0 wrote no rows to rank 1";
+  EXPECT_GE(failed_at, slow_write_end.load())
+      << "rank 1 returned "
+      << std::chrono::duration<double, std::milli>(Clock::duration(slow_write_end.load() - failed_at)).count()
+      << " ms before rank 0's write into its memory ended";
+}
 
 }  // namespace

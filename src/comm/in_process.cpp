@@ -22,9 +22,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "comm/group_barrier.hpp"
@@ -68,13 +70,27 @@ struct GroupState {
         name(std::move(n)),
         barrier(w, t),
         tables{MeetTable(w), MeetTable(w)},
-        in_call(std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(w))) {}
+        in_call(std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(w))),
+        writing(std::make_unique<std::atomic<bool>[]>(static_cast<std::size_t>(w))) {}
   const int size;
   const std::chrono::milliseconds timeout;
   const std::string name;
   GroupBarrier barrier;
   MeetTable tables[2];                           // [round parity]; written under the barrier's lock
   std::unique_ptr<std::atomic<bool>[]> in_call;  // [rank]: a call is in flight on that rank's communicator
+  // [rank]: that rank's tasks may still write into its peers' memory in the current call (set when
+  // it arrives at the meet, cleared when it leaves the call or aborts it): a rank that aborts waits
+  // for every flag to clear before it returns, so no peer writes into memory its caller may free.
+  std::unique_ptr<std::atomic<bool>[]> writing;
+
+  void wait_until_no_writer() const {
+    for (int sleep_us = 10;; sleep_us = std::min(2 * sleep_us, 1000)) {
+      bool any = false;
+      for (int r = 0; r < size; ++r) any = any || writing[static_cast<std::size_t>(r)].load(std::memory_order_acquire);
+      if (!any) return;
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    }
+  }
 };
 
 // Holds a rank's "call in flight" flag for one call.
@@ -125,6 +141,7 @@ class InProcessExchange final : public Exchange {
         row_bytes_(row_bytes),
         pending_(std::move(mine)),
         dest_pending_(std::move(dests)) {}
+  ~InProcessExchange() override { stop_writing(); }
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t) override {
     const int e = static_cast<int>(dest_rows_.size()) / g_->size;
@@ -145,12 +162,20 @@ class InProcessExchange final : public Exchange {
   }
   void progress() noexcept override { g_->barrier.note_progress(); }
   void finish() override { g_->barrier.arrive_and_wait(rank_, "the end of the call", /*progress_aware=*/true); }
+  // Peers write straight into this rank's outputs and receive area: before the caller gets the
+  // error (and may free them), every peer must have stopped computing for this call. Each peer
+  // gets there: after the group breaks, every wait of theirs throws and their tasks are finite.
   void abort(const std::string& reason) noexcept override {
     g_->barrier.break_group(
         fmt::format("group: rank {} failed during the call: {}; the group is broken, recreate it", rank_, reason));
+    stop_writing();
+    g_->wait_until_no_writer();
   }
 
  private:
+  // This rank's tasks have all returned (the engine returned or threw): it writes no more.
+  void stop_writing() noexcept { g_->writing[static_cast<std::size_t>(rank_)].store(false, std::memory_order_release); }
+
   std::shared_ptr<GroupState> g_;
   int rank_;
   CallClaim claim_;
@@ -189,11 +214,22 @@ class InProcessCommunicator final : public Communicator {
       std::swap(t.recv_offsets[me], offsets);
       t.pending[me] = pending;
       t.rounds[me] = round;
+      // Before the round can complete: a peer that aborts later sees this rank as writing.
+      g_->writing[me].store(true, std::memory_order_release);
     };
     hooks.on_complete = [&](std::uint64_t round) { judge(g_->tables[round % 2], round); };
-    const std::uint64_t round = g_->barrier.arrive_and_wait(rank_, "the start of the call", false, hooks);
+    std::uint64_t round = 0;
+    try {
+      round = g_->barrier.arrive_and_wait(rank_, "the start of the call", false, hooks);
+    } catch (...) {  // the round never completed: no rank computes
+      g_->writing[me].store(false, std::memory_order_release);
+      throw;
+    }
     const MeetTable& table = g_->tables[round % 2];
-    if (table.verdict) throw *table.verdict;  // the same on every rank
+    if (table.verdict) {  // the same on every rank: nobody computes
+      g_->writing[me].store(false, std::memory_order_release);
+      throw *table.verdict;
+    }
     // Where this rank's blocks go in the peers' y, for the blocks that have
     // rows (a peer's table is read only where rows go: W ranks reading every
     // peer's entry would be W² cache misses even for an empty call).
