@@ -45,8 +45,8 @@ run_stage() {  # $1 = address|thread, $2 = build dir, $3 = gtest filter
   # -O1 (the level the sanitizers' docs suggest): the test files compile in ~0.6 of -O2's time.
   cmake -S . -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" \
     -DGMMAV_SANITIZE="$1" >/dev/null
-  cmake --build "$2" -j "$jobs" --target gmmav_tests gmmav_reliability_tests
-  for t in gmmav_tests gmmav_reliability_tests; do
+  cmake --build "$2" -j "$jobs" --target gmmav_tests gmmav_reliability_tests gmmav_comm_tests
+  for t in gmmav_tests gmmav_reliability_tests gmmav_comm_tests; do
     echo "== $1 sanitizer: $t =="
     "$2/bin/$t" --gtest_brief=1 --gtest_filter="$3"
   done
