@@ -29,9 +29,14 @@
 namespace gmmav::gemm::detail {
 namespace {
 
-constexpr int kVectors = 6;  // a strip: 6 zmm = 96 columns; 4 rows x 6 = 24 accumulators
-constexpr std::int64_t kStrip = 16 * kVectors;
-constexpr int kRows = 4;                      // rows per register block
+// A strip is V zmm of columns (16 V), a register block 24 / V rows of it: 24 accumulators. Tiles
+// of 8 rows or more take V = 3 (8 x 48: 3 conversions of W per 24 FMAs, which share the FMAs'
+// pipes on Zen 4; ~3 % faster at 16-32 rows than 4 x 96), smaller tiles V = 6 (4 x 96: a 1-3 row
+// tile reads twice the columns per broadcast of x). The chains are the same either way.
+template <int V>
+constexpr std::int64_t kStrip = 16 * V;
+template <int V>
+constexpr int kRows = 24 / V;
 constexpr std::int64_t kChunk = 128;          // k per pass over a strip: 24 sums stored and reloaded per 3072 FMAs
 constexpr int kAhead = 4;                     // strips between a prefetch and its use
 constexpr std::int64_t kAccFloats = 3 << 16;  // 768 KiB of sums per column group at most (L2: 1 MiB on Zen 4;
@@ -58,25 +63,25 @@ struct Prefetch {
 };
 
 // R rows x 96 columns of chains over kc steps of k. W is read as stored (16-bit, rows ldw apart,
-// masked to the strip's columns) or, Packed, from the transposed FP32 slice (rows kStrip apart);
+// masked to the strip's columns) or, Packed, from the transposed FP32 slice (rows kStrip<V> apart);
 // pf (the strip kAhead later) is prefetched.
 // The loops over rows and vectors are unrolled by pragma: GCC 12 kept R = 3's sums on the stack.
-template <bool F16, bool Packed, int R>
+template <bool F16, bool Packed, int R, int V>
 GMMAV_AVX512 __attribute__((always_inline)) inline void block(const float* x, std::int64_t ldx, const void* wv, std::int64_t ldw,
                                                               std::int64_t kc, const __mmask16* m, float* acc, bool first,
                                                               const Prefetch& pf) {
-  __m512 a[R][kVectors];
+  __m512 a[R][V];
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
 #pragma GCC unroll 8
-    for (int v = 0; v < kVectors; ++v) a[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + i * kStrip + 16 * v);
+    for (int v = 0; v < V; ++v) a[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(acc + i * kStrip<V> + 16 * v);
   }
   for (std::int64_t kk = 0; kk < kc; ++kk) {
-    __m512 b[kVectors];
+    __m512 b[V];
     if constexpr (Packed) {
-      const float* bk = static_cast<const float*>(wv) + kk * kStrip;
+      const float* bk = static_cast<const float*>(wv) + kk * kStrip<V>;
 #pragma GCC unroll 8
-      for (int v = 0; v < kVectors; ++v) b[v] = _mm512_loadu_ps(bk + 16 * v);
+      for (int v = 0; v < V; ++v) b[v] = _mm512_loadu_ps(bk + 16 * v);
       if (kk < pf.rows) {  // one row of W^T per step, the first pf.rows steps
         const char* q = pf.p + kk * pf.stride;
         for (int off = 0; off < pf.bytes; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
@@ -85,45 +90,46 @@ GMMAV_AVX512 __attribute__((always_inline)) inline void block(const float* x, st
     } else {
       const std::uint16_t* wk = static_cast<const std::uint16_t*>(wv) + kk * ldw;
 #pragma GCC unroll 8
-      for (int v = 0; v < kVectors; ++v) b[v] = widen<F16>(m[v], wk + 16 * v);
-      if (pf.p) {  // one row of W per step, 2 kStrip bytes (a constant, so this loop unrolls)
+      for (int v = 0; v < V; ++v) b[v] = widen<F16>(m[v], wk + 16 * v);
+      if (pf.p) {  // one row of W per step, 2 kStrip<V> bytes (a constant, so this loop unrolls)
         const char* q = pf.p + kk * pf.stride;
-        for (int off = 0; off < 2 * kStrip; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
-        _mm_prefetch(q + 2 * kStrip - 1, _MM_HINT_T1);
+        for (int off = 0; off < 2 * kStrip<V>; off += 64) _mm_prefetch(q + off, _MM_HINT_T1);
+        _mm_prefetch(q + 2 * kStrip<V> - 1, _MM_HINT_T1);
       }
     }
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
       const __m512 xv = _mm512_set1_ps(x[i * ldx + kk]);
 #pragma GCC unroll 8
-      for (int v = 0; v < kVectors; ++v) a[i][v] = _mm512_fmadd_ps(xv, b[v], a[i][v]);
+      for (int v = 0; v < V; ++v) a[i][v] = _mm512_fmadd_ps(xv, b[v], a[i][v]);
     }
   }
 #pragma GCC unroll 8
   for (int i = 0; i < R; ++i) {
 #pragma GCC unroll 8
-    for (int v = 0; v < kVectors; ++v) _mm512_storeu_ps(acc + i * kStrip + 16 * v, a[i][v]);
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(acc + i * kStrip<V> + 16 * v, a[i][v]);
   }
 }
 
-// Every row of the tile over one strip's chunk: blocks of 4 rows, then one of 3, 2 or 1. The first
-// block carries the prefetch (once per strip).
-template <bool F16, bool Packed>
+// The last rows % kRows<V> rows of a tile, as one block of that many rows (R counts down to 1).
+template <bool F16, bool Packed, int R, int V>
+GMMAV_AVX512 void tail(std::int64_t rows, const float* x, std::int64_t ldx, const void* w, std::int64_t ldw, std::int64_t kc,
+                       const __mmask16* m, float* acc, bool first, const Prefetch& pf) {
+  if constexpr (R > 0) {
+    if (rows == R) return block<F16, Packed, R, V>(x, ldx, w, ldw, kc, m, acc, first, pf);
+    tail<F16, Packed, R - 1, V>(rows, x, ldx, w, ldw, kc, m, acc, first, pf);
+  }
+}
+
+// Every row of the tile over one strip's chunk: blocks of kRows<V> rows, then one of the rest. The
+// first block carries the prefetch (once per strip).
+template <bool F16, bool Packed, int V>
 GMMAV_AVX512 void strip(const float* xf, std::int64_t rows, std::int64_t k, const void* w, std::int64_t ldw, std::int64_t kc,
                         const __mmask16* m, float* acc, bool first, Prefetch pf) {
   std::int64_t r = 0;
-  for (; r + kRows <= rows; r += kRows, pf = Prefetch{})
-    block<F16, Packed, kRows>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
-  switch (rows - r) {
-    case 3:
-      return block<F16, Packed, 3>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
-    case 2:
-      return block<F16, Packed, 2>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
-    case 1:
-      return block<F16, Packed, 1>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip, first, pf);
-    default:
-      return;
-  }
+  for (; r + kRows<V> <= rows; r += kRows<V>, pf = Prefetch{})
+    block<F16, Packed, kRows<V>, V>(xf + r * k, k, w, ldw, kc, m, acc + r * kStrip<V>, first, pf);
+  tail<F16, Packed, kRows<V> - 1, V>(rows - r, xf + r * k, k, w, ldw, kc, m, acc + r * kStrip<V>, first, pf);
 }
 
 GMMAV_AVX512 inline __m512 lo64(__m512 a, __m512 b) {
@@ -159,13 +165,13 @@ GMMAV_AVX512 inline void transpose16(__m512 r[16]) {
   }
 }
 
-// The transposed weight's slice for one strip: b[kk * kStrip + c] = W^T[n0 + c][k0 + kk] as FP32
+// The transposed weight's slice for one strip: b[kk * kStrip<V> + c] = W^T[n0 + c][k0 + kk] as FP32
 // (W^T is n x k), zero for c >= nc; prefetches pf (a tile of fewer than 4 rows: its FMA loop is
 // too short to spread them over).
-template <bool F16>
+template <bool F16, int V>
 GMMAV_AVX512 void transpose_slice(const std::uint16_t* w, std::int64_t k, std::int64_t k0, std::int64_t kc, std::int64_t n0,
                                   std::int64_t nc, const Prefetch& pf, float* b) {
-  for (std::int64_t c0 = 0; c0 < kStrip; c0 += 16)
+  for (std::int64_t c0 = 0; c0 < kStrip<V>; c0 += 16)
     for (std::int64_t j0 = 0; j0 < kc; j0 += 16) {
       const __mmask16 mk = static_cast<__mmask16>(kc - j0 >= 16 ? 0xFFFF : (1u << (kc - j0)) - 1);
       __m512 r[16];  // (loops unrolled: r stays in registers)
@@ -178,7 +184,7 @@ GMMAV_AVX512 void transpose_slice(const std::uint16_t* w, std::int64_t k, std::i
       transpose16(r);
 #pragma GCC unroll 16
       for (int j = 0; j < 16; ++j)
-        if (j0 + j < kc) _mm512_storeu_ps(b + (j0 + j) * kStrip + c0, r[j]);
+        if (j0 + j < kc) _mm512_storeu_ps(b + (j0 + j) * kStrip<V> + c0, r[j]);
     }
 }
 
@@ -196,16 +202,16 @@ inline Item ahead_of(std::int64_t g, std::int64_t group, std::int64_t strips_n, 
   return {g + strips + (ahead - items) % next, (ahead - items) / next * C};
 }
 
-template <bool F16>
+template <bool F16, int V>
 void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n, bool trans,
          std::uint16_t* out) {
   constexpr std::int64_t C = kChunk;
-  const std::int64_t strips_n = (n + kStrip - 1) / kStrip;
+  const std::int64_t strips_n = (n + kStrip<V> - 1) / kStrip<V>;
   // Strips per group (transposed: one, see the top of the file).
-  const std::int64_t group = trans ? 1 : std::clamp<std::int64_t>(kAccFloats / (rows * kStrip), 1, strips_n);
+  const std::int64_t group = trans ? 1 : std::clamp<std::int64_t>(kAccFloats / (rows * kStrip<V>), 1, strips_n);
   thread_local std::vector<float> acc, b;
-  acc.resize(static_cast<std::size_t>(group * rows * kStrip));  // acc + s * rows * kStrip: strip s's sums
-  if (trans) b.resize(static_cast<std::size_t>(C * kStrip));
+  acc.resize(static_cast<std::size_t>(group * rows * kStrip<V>));  // acc + s * rows * kStrip<V>: strip s's sums
+  if (trans) b.resize(static_cast<std::size_t>(C * kStrip<V>));
   if (k <= 0) std::fill(acc.begin(), acc.end(), 0.0f);  // no chunk runs: every sum is the chain's +0
   for (std::int64_t g = 0; g < strips_n; g += group) {
     const std::int64_t strips = std::min(group, strips_n - g);
@@ -213,33 +219,33 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
       const std::int64_t kc = std::min(C, k - k0);
       for (std::int64_t s = 0; s < strips; ++s) {
         const Item p = ahead_of(g, group, strips_n, k, C, k0, s);  // prefetched while this item computes
-        const std::int64_t n0 = (g + s) * kStrip, nc = std::min(kStrip, n - n0), pn0 = p.strip * kStrip, pk = p.k0;
-        float* as = acc.data() + s * rows * kStrip;
+        const std::int64_t n0 = (g + s) * kStrip<V>, nc = std::min(kStrip<V>, n - n0), pn0 = p.strip * kStrip<V>, pk = p.k0;
+        float* as = acc.data() + s * rows * kStrip<V>;
         // A prefetch address is formed only inside W: its kc rows of 96 values at (pk, pn0).
-        const bool pf_inside = trans ? (pn0 + kStrip - 1) * k + pk + kc <= n * k : (pk + kc - 1) * n + pn0 + kStrip <= k * n;
+        const bool pf_inside = trans ? (pn0 + kStrip<V> - 1) * k + pk + kc <= n * k : (pk + kc - 1) * n + pn0 + kStrip<V> <= k * n;
         if (trans) {
           Prefetch pf;  // the next slice's 96 rows of W^T, 2 kc bytes each
           if (pf_inside)
-            pf = {reinterpret_cast<const char*>(w + pn0 * k + pk), 2 * k, std::min(kStrip, kc), static_cast<int>(2 * kc)};
-          const bool spread = rows >= kRows;
-          transpose_slice<F16>(w, k, k0, kc, n0, nc, spread ? Prefetch{} : pf, b.data());
-          strip<F16, true>(xf + k0, rows, k, b.data(), kStrip, kc, nullptr, as, k0 == 0, spread ? pf : Prefetch{});
+            pf = {reinterpret_cast<const char*>(w + pn0 * k + pk), 2 * k, std::min(kStrip<V>, kc), static_cast<int>(2 * kc)};
+          const bool spread = rows >= kRows<V>;
+          transpose_slice<F16, V>(w, k, k0, kc, n0, nc, spread ? Prefetch{} : pf, b.data());
+          strip<F16, true, V>(xf + k0, rows, k, b.data(), kStrip<V>, kc, nullptr, as, k0 == 0, spread ? pf : Prefetch{});
         } else {
-          __mmask16 m[kVectors];
-          for (int v = 0; v < kVectors; ++v) {
+          __mmask16 m[V];
+          for (int v = 0; v < V; ++v) {
             const std::int64_t lanes = std::clamp<std::int64_t>(nc - 16 * v, 0, 16);
             m[v] = static_cast<__mmask16>((1u << lanes) - 1);
           }
-          Prefetch pf;  // the next strip's kc rows of W, 2 kStrip bytes each
-          if (pf_inside) pf = {reinterpret_cast<const char*>(w + pk * n + pn0), 2 * n, kc, static_cast<int>(2 * kStrip)};
-          strip<F16, false>(xf + k0, rows, k, w + k0 * n + n0, n, kc, m, as, k0 == 0, pf);
+          Prefetch pf;  // the next strip's kc rows of W, 2 kStrip<V> bytes each
+          if (pf_inside) pf = {reinterpret_cast<const char*>(w + pk * n + pn0), 2 * n, kc, static_cast<int>(2 * kStrip<V>)};
+          strip<F16, false, V>(xf + k0, rows, k, w + k0 * n + n0, n, kc, m, as, k0 == 0, pf);
         }
       }
     }
     for (std::int64_t s = 0; s < strips; ++s) {
-      const std::int64_t n0 = (g + s) * kStrip, nc = std::min(kStrip, n - n0);
+      const std::int64_t n0 = (g + s) * kStrip<V>, nc = std::min(kStrip<V>, n - n0);
       for (std::int64_t r = 0; r < rows; ++r)
-        numeric::from_float(t, acc.data() + (s * rows + r) * kStrip, out + r * n + n0, static_cast<std::size_t>(nc));
+        numeric::from_float(t, acc.data() + (s * rows + r) * kStrip<V>, out + r * n + n0, static_cast<std::size_t>(nc));
     }
   }
 }
@@ -248,8 +254,10 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
 
 void chain_matmul_avx512(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
                          bool trans, std::uint16_t* out) {
-  if (t == DType::f16) return run<true>(t, xf, rows, k, w, n, trans, out);
-  run<false>(t, xf, rows, k, w, n, trans, out);
+  const bool tall = rows >= kRows<3>;
+  if (t == DType::f16) return tall ? run<true, 3>(t, xf, rows, k, w, n, trans, out) : run<true, 6>(t, xf, rows, k, w, n, trans, out);
+  if (tall) return run<false, 3>(t, xf, rows, k, w, n, trans, out);
+  run<false, 6>(t, xf, rows, k, w, n, trans, out);
 }
 
 }  // namespace gmmav::gemm::detail
