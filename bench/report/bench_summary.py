@@ -18,7 +18,9 @@ A generated section of a Markdown file is
     ...table...
     <!-- bench-summary:end -->
 with KIND one of TABLES (entry: decode/prefill against the entry points, the library, PyTorch and the roofline;
-medians: json_to_markdown.py --median's columns; per-run: its per-run columns; dispatch: the dispatch op's).
+medians: json_to_markdown.py --median's columns; per-run: its per-run columns; dispatch: the dispatch op's) and each
+LABEL a record's label, a glob, or LABEL=SHOWN to show the record as SHOWN (shell quoting: 'A=before, 1 Gbit/s');
+strip=PREFIX shows labels without PREFIX; cases=A,B keeps only those cases of the records.
 """
 import argparse
 import collections
@@ -27,6 +29,7 @@ import json
 import math
 import os
 import re
+import shlex
 import statistics
 import sys
 
@@ -279,13 +282,26 @@ def add(curated_path, files, label, replace=False, **meta):
 
 
 def select(records, patterns):
-    """The records whose labels match the patterns (globs), in the patterns' order."""
-    chosen = []
+    """The records whose labels match the patterns (globs), in the patterns' order. PATTERN=SHOWN shows its
+    records as SHOWN in the tables (the docs' own row labels); strip=PREFIX shows the labels without PREFIX;
+    cases=A,B keeps only those cases."""
+    options = {k: p.split("=", 1)[1] for p in patterns for k in ("cases", "strip") if p.startswith(k + "=")}
+    cases = options["cases"].split(",") if "cases" in options else None
+    prefix = options.get("strip", "")
+    chosen, seen = [], set()
     for p in patterns:
-        hits = [r for r in records if fnmatch.fnmatchcase(r["label"], p) and r not in chosen]
+        if p.split("=", 1)[0] in ("cases", "strip"):
+            continue
+        pattern, _, shown = p.partition("=")
+        hits = [r for r in records if fnmatch.fnmatchcase(r["label"], pattern) and r["label"] not in seen]
         if not hits:
-            raise KeyError("no record labelled %r" % p)
-        chosen += hits
+            raise KeyError("no record labelled %r" % pattern)
+        seen.update(r["label"] for r in hits)
+        for r in hits:
+            label = shown or (r["label"][len(prefix):] if prefix and r["label"].startswith(prefix) else r["label"])
+            chosen.append(dict(r, label=label) if label != r["label"] else r)
+    if cases:
+        chosen = [dict(r, cases=[c for c in r["cases"] if c["case"] in cases]) for r in chosen]
     return chosen
 
 
@@ -391,7 +407,7 @@ def table(kind, records):
 
 # ---- generated sections of the docs ---------------------------------------------------------------------------
 
-BEGIN = re.compile(r"^<!-- bench-summary:begin (\S+)((?: \S+)+) -->$")
+BEGIN = re.compile(r"^<!-- bench-summary:begin (\S+) (.+) -->$")
 END = "<!-- bench-summary:end -->"
 
 
@@ -413,8 +429,8 @@ def regenerate(text, records, where="docs"):
             raise ValueError("%s:%d: section without '%s'" % (where, i, END))
         try:
             # Blank lines around the table: Markdown ends the comment's HTML block and the table cleanly.
-            out += ["", table(m.group(1), select(records, m.group(2).split())), ""]
-        except KeyError as e:
+            out += ["", table(m.group(1), select(records, shlex.split(m.group(2)))), ""]
+        except (KeyError, ValueError) as e:  # unknown kind or label; unbalanced quotes
             raise ValueError("%s:%d: %s" % (where, i, e.args[0]))
         out.append(END)
         i = end + 1

@@ -2,7 +2,8 @@
 """ctest docs.bench_summary_self_test: bench/report/bench_summary.py on a small fixture (one decode case and one
 case skipped for memory, three samples each): --add makes a record with the run's medians and spreads, --write fills
 a Markdown file's generated sections, --check passes on it and fails once a generated table is edited by hand, and
-malformed sections or unknown labels fail with a clear message.
+malformed sections or unknown labels fail with a clear message; rows can be shown under the docs' own labels and
+restricted to some cases.
 
     bench_summary_test.py [REPO]      (default: the repository this file is in)
 """
@@ -112,6 +113,15 @@ def main():
         expect("2 generated section(s) match" in p.stdout, "check does not count the sections")
         run(["--write"] + files, 0)
         expect(open(doc).read() == text, "--write is not idempotent")
+
+        # Row labels as the docs show them (LABEL=SHOWN, strip=PREFIX) and a subset of the cases (cases=...).
+        p = run(["--curated", curated, "--table", "medians", "fixture-run=before, 1 Gbit/s", "strip=fixture-",
+                 "fixture-two", "cases=decode"], 0)
+        rows = p.stdout.rstrip("\n").split("\n")[2:]
+        expect([r.split(" | ")[0] for r in rows] == ["| before, 1 Gbit/s", "| two"], "shown labels: %s" % rows)
+        expect(all(" | decode | " in r for r in rows), "cases=decode kept another case: %s" % rows)
+        expect(text.count("| fixture-") > 2 and "| prefill | bf16 | skipped:" in text,
+               "without cases=, the medians table lost the skipped case")
 
         # A hand edit of a generated table fails the check, naming the line.
         with open(doc, "w") as f:
