@@ -20,6 +20,7 @@
 #include "memory_limit.hpp"
 #include "omp_spin_limit.hpp"
 #include "option_checks.hpp"
+#include "provenance.hpp"
 #include "report.hpp"
 #include "roofline.hpp"
 #include "torch_baseline.hpp"
@@ -36,7 +37,8 @@ struct Options {
   int repeat = 5;
   int warmup = 1;
   std::string dtype = "auto";
-  std::string json;
+  std::string json;  // empty: bench-results/<time>-<op>.json (default_json_path); "-": stdout
+  bool no_json = false;
   std::string trace;
   double tcp_cpu_ns_per_byte = 0;  // > 0: the exchange's CPU cost per byte on the path used (else loopback's)
   bool peak = false;
@@ -221,17 +223,20 @@ int run(const Options& o) {
   // Every case's roofline against the best peaks of the whole run.
   for (auto& r : results) r.ceilings = roofline_ceilings(machine);
 
-  const nlohmann::json run_info = {{"quick", o.quick},
-                                   {"repeat", o.repeat},
-                                   {"warmup", o.warmup},
-                                   {"backend", backend->name()},
-                                   {"compute_threads_per_rank", compute_threads()},
-                                   {"trace", o.trace},
-                                   {"tcp_cpu_ns_per_byte_given", o.tcp_cpu_ns_per_byte},
-                                   {"weights_packed_once", !o.repack},
-                                   {"torch", o.torch},
-                                   {"torch_composite", torch_script},
-                                   {"library_openmp_spinning", openmp_spin_setting()}};
+  nlohmann::json run_info = {{"quick", o.quick},
+                             {"repeat", o.repeat},
+                             {"warmup", o.warmup},
+                             {"backend", backend->name()},
+                             {"compute_threads_per_rank", compute_threads()},
+                             {"trace", o.trace},
+                             {"tcp_cpu_ns_per_byte_given", o.tcp_cpu_ns_per_byte},
+                             {"weights_packed_once", !o.repack},
+                             {"torch", o.torch},
+                             {"torch_composite", torch_script},
+                             {"library_openmp_spinning", openmp_spin_setting()}};
+  run_info.update(provenance());
+  // Results are outputs (D99): without --json they go to a file outside git, never only to the terminal.
+  const std::string json_path = o.no_json ? std::string() : o.json.empty() ? default_json_path(o.op) : o.json;
   bool ok = true, refused = false;
   for (const auto& r : results) ok = ok && r.verified_ok;
   for (const auto& r : results) refused = refused || r.memory.refused;
@@ -253,9 +258,9 @@ int run(const Options& o) {
       std::printf("%s\n", doc.dump(2).c_str());
     } else {
       std::fputs(dispatch_table(dispatch_results).c_str(), stdout);
-      if (!o.json.empty()) {
-        write_file(o.json, doc.dump(2) + "\n");
-        std::printf("wrote %s\n", o.json.c_str());
+      if (!json_path.empty()) {
+        write_file(json_path, doc.dump(2) + "\n");
+        std::printf("wrote %s\n", json_path.c_str());
       }
     }
     return status();
@@ -266,9 +271,9 @@ int run(const Options& o) {
     std::printf("library variant's OpenMP threads: %s\n", openmp_spin_setting().c_str());
     std::fputs(table(results).c_str(), stdout);
     std::fputs(peak_spread_text(machine).c_str(), stdout);
-    if (!o.json.empty()) {
-      write_file(o.json, document(machine, results, run_info).dump(2) + "\n");
-      std::printf("wrote %s\n", o.json.c_str());
+    if (!json_path.empty()) {
+      write_file(json_path, document(machine, results, run_info).dump(2) + "\n");
+      std::printf("wrote %s\n", json_path.c_str());
     }
     if (!o.trace.empty()) std::printf("wrote %s (one fused call of the first case)\n", o.trace.c_str());
   }
@@ -304,7 +309,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "fp16, bf16, both, or auto (the case's own: seed fp16, the others both)")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "fp16", "bf16", "both"}));
-  cmd->add_option("--json", o->json, "Write the results as JSON to this file ('-': to stdout instead of the table)");
+  cmd->add_option("--json", o->json,
+                  "Write the results as JSON to this file ('-': to stdout instead of the table; default: "
+                  "bench-results/<UTC time>-<op>.json under the current directory)");
+  cmd->add_flag("--no-json", o->no_json, "Write no JSON file (only the table)")->excludes("--json");
   cmd->add_option("--trace", o->trace, "Write a Chrome/Perfetto trace of one fused call of the first case to this file");
   cmd->add_flag("--repack", o->repack,
                 "Pack the weights in every call of the engine variants (default: packed once per case, outside the "
