@@ -38,11 +38,14 @@ def main():
     left, right, top, lane_h, gap = 230, 20, 58, 15, 3
     plot_w = a.width - left - right
     height = top + len(lanes) * (lane_h + gap) + 70
-    x = lambda t: left + (t - t0) / span * plot_w
+
+    def x(t):
+        return left + (t - t0) / span * plot_w
+
     row = {lane: top + i * (lane_h + gap) for i, lane in enumerate(lanes)}
 
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">' % (a.width, height),
-           '<rect width="100%" height="100%" fill="white"/>']
+    svg_open = '<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">'
+    out = [svg_open % (a.width, height), '<rect width="100%" height="100%" fill="white"/>']
     title = "gmmav bench --trace: one fused call, case %s, %s, W=%s, e=%s, %s, H1=%s, N1=%s" % (
         meta.get("case", "?"), meta.get("backend", "?"), meta.get("W", "?"), meta.get("e", "?"), meta.get("dtype", "?"),
         meta.get("h1", "?"), meta.get("n1", "?"))
@@ -65,7 +68,8 @@ def main():
         if prev_pid is not None and lane[0] != prev_pid:
             out.append('<line x1="0" y1="%d" x2="%d" y2="%d" stroke="#888"/>' % (y - 2, a.width, y - 2))
         prev_pid = lane[0]
-        out.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 6, y + lane_h - 3, html.escape(lane_name(lane[0], lane[1], names))))
+        label = html.escape(lane_name(lane[0], lane[1], names))
+        out.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 6, y + lane_h - 3, label))
     # Spans, then instants on top.
     for e in sorted(timed, key=lambda e: e["ph"] != "X"):
         y = row[(e["pid"], e["tid"])]
@@ -80,8 +84,9 @@ def main():
             else:
                 colour = COMM_COLOURS.get(e["name"], "#bbbbbb")
             h = lane_h if e.get("cat") == "tile" else lane_h - 4
-            out.append('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="%s" stroke="white" stroke-width="0.3"><title>%s, %.1f µs</title></rect>' % (
-                x(e["ts"]), y, max(e["dur"] / span * plot_w, 0.6), h, colour, html.escape(tip), e["dur"]))
+            rect = ('<rect x="%.2f" y="%d" width="%.2f" height="%d" fill="%s" stroke="white" stroke-width="0.3">'
+                    '<title>%s, %.1f µs</title></rect>')
+            out.append(rect % (x(e["ts"]), y, max(e["dur"] / span * plot_w, 0.6), h, colour, html.escape(tip), e["dur"]))
         else:
             colour = {"arrival": "#1f4e79", "shared": "#000000", "send": "#d35400"}.get(e.get("cat"), "#555")
             xx = x(e["ts"])
@@ -96,7 +101,8 @@ def main():
             lx, ly, EXPERT_COLOURS[j % len(EXPERT_COLOURS)], lx + 16, ly + 9, j))
         lx += 105
     for name, colour in COMM_COLOURS.items():
-        out.append('<rect x="%d" y="%d" width="12" height="10" fill="%s"/><text x="%d" y="%d">%s</text>' % (lx, ly, colour, lx + 16, ly + 9, name))
+        key = '<rect x="%d" y="%d" width="12" height="10" fill="%s"/><text x="%d" y="%d">%s</text>'
+        out.append(key % (lx, ly, colour, lx + 16, ly + 9, name))
         lx += 150
     ly += 18
     lx = left

@@ -222,7 +222,8 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
         const std::int64_t n0 = (g + s) * kStrip<V>, nc = std::min(kStrip<V>, n - n0), pn0 = p.strip * kStrip<V>, pk = p.k0;
         float* as = acc.data() + s * rows * kStrip<V>;
         // A prefetch address is formed only inside W: its kc rows of 96 values at (pk, pn0).
-        const bool pf_inside = trans ? (pn0 + kStrip<V> - 1) * k + pk + kc <= n * k : (pk + kc - 1) * n + pn0 + kStrip<V> <= k * n;
+        const bool pf_inside =
+            trans ? (pn0 + kStrip<V> - 1) * k + pk + kc <= n * k : (pk + kc - 1) * n + pn0 + kStrip<V> <= k * n;
         if (trans) {
           Prefetch pf;  // the next slice's 96 rows of W^T, 2 kc bytes each
           if (pf_inside)
@@ -255,7 +256,8 @@ void run(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std:
 void chain_matmul_avx512(DType t, const float* xf, std::int64_t rows, std::int64_t k, const std::uint16_t* w, std::int64_t n,
                          bool trans, std::uint16_t* out) {
   const bool tall = rows >= kRows<3>;
-  if (t == DType::f16) return tall ? run<true, 3>(t, xf, rows, k, w, n, trans, out) : run<true, 6>(t, xf, rows, k, w, n, trans, out);
+  if (t == DType::f16)
+    return tall ? run<true, 3>(t, xf, rows, k, w, n, trans, out) : run<true, 6>(t, xf, rows, k, w, n, trans, out);
   if (tall) return run<false, 3>(t, xf, rows, k, w, n, trans, out);
   run<false, 6>(t, xf, rows, k, w, n, trans, out);
 }

@@ -15,10 +15,9 @@ import sys
 
 import numpy as np
 
-GMMAV, MAKE_CASE = sys.argv[1], sys.argv[2]
-
-
 from check_runner import expect, main
+
+GMMAV, MAKE_CASE = sys.argv[1], sys.argv[2]
 
 
 def run(args, expect_rc, timeout=300):

@@ -15,11 +15,10 @@ import sys
 
 import numpy as np
 
+from check_runner import expect, main
+
 MPIEXEC, GMMAV, MAKE_CASE = sys.argv[1], sys.argv[2], sys.argv[3]
 SMALL_RUN = ["run", "--backend", "mpi", "--bs", "16", "--h1", "32", "--n1", "32", "--n2", "16", "--repeat", "1"]
-
-
-from check_runner import expect, main
 
 
 def mpirun(np_, args):

@@ -143,7 +143,7 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per rank process")
     args = p.parse_args()
     try:
-        import torch
+        import torch  # noqa: F401 (the ImportError below names what is missing)
         import torch.distributed as dist
         import torch.multiprocessing as mp
         if not dist.is_available() or not dist.is_gloo_available():
