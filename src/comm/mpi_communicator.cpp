@@ -2,7 +2,7 @@
 //
 // The communicator (this file) owns what outlives a call: the group's two
 // communicators (rows; heads, D56), its message policy (message_plan.hpp),
-// the count check (mpi_count_check.hpp), the staging MPI reads and writes
+// the count check (count_check.hpp over mpi_check_collectives.hpp), the staging MPI reads and writes
 // (D47), and what a failed call left in MPI. meet starts the call's count
 // check and hands out the call's MpiExchange (mpi_exchange.hpp), which moves
 // the call's messages as its MessagePlan cuts them.
@@ -14,7 +14,7 @@
 #include <optional>
 
 #include "comm/message_plan.hpp"
-#include "comm/mpi_count_check.hpp"
+#include "comm/mpi_check_collectives.hpp"
 #include "comm/mpi_exchange.hpp"
 #include "comm/mpi_machines.hpp"
 #include "comm/mpi_runtime.hpp"
@@ -35,7 +35,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     int* ub = nullptr;
     int flag = 0;
     MPI_Comm_get_attr(comm_, MPI_TAG_UB, &ub, &flag);
-    check_ = std::make_unique<MpiCountCheck>(comm_, rank_, size_, flag && ub ? *ub : 32767);
+    check_ = make_mpi_count_check(comm_, rank_, size_, flag && ub ? *ub : 32767);
   }
   // A broken group may have requests left in MPI (a failed call's, or the
   // count check's): their buffers are freed only once they completed, and
@@ -194,7 +194,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
   std::string name_;
   int rank_ = 0, size_ = 1;
   std::atomic<bool> broken_{false};       // written by pool workers during a call (through MpiExchange)
-  std::unique_ptr<MpiCountCheck> check_;  // owned here: a gather that timed out may still write into it
+  std::unique_ptr<CountCheck> check_;       // owned here: a gather that timed out may still write into it
   std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
   MessagePolicy messages_;                // how tiles are cut into MPI messages, per peer
   Staging staging_;                       // the send ring and the receives' landing area (D47)

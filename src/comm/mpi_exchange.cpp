@@ -18,15 +18,15 @@ constexpr std::int64_t kWord = static_cast<std::int64_t>(sizeof(std::int64_t));
 
 // The call as its message plans see it.
 MessageCall message_call(const CallInfo& mine, const MpiExchangeSetup& s) {
-  const bool column = MpiCountCheck::carries_column(mine.local_experts);
+  const bool column = CountCheck::carries_column(mine.local_experts);
   return {.rank = s.rank,
           .size = s.size,
           .experts = mine.local_experts,
           .row_bytes = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype)),
           .tile_rows = mine.tiling.tile_rows,
           .carry = s.carry,
-          .head_prefix_bytes = kWord * (MpiCountCheck::kHeader + 1 + (column ? mine.local_experts : 0)),
-          .head_min_room = kWord * (MpiCountCheck::kHeader + 1 + MpiCountCheck::kMaxCarriedColumn)};
+          .head_prefix_bytes = kWord * (CallHeader::kWords + 1 + (column ? mine.local_experts : 0)),
+          .head_min_room = kWord * (CallHeader::kWords + 1 + CountCheck::kMaxCarriedColumn)};
 }
 
 }  // namespace
@@ -115,10 +115,10 @@ void MpiExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_
     self_ = staging.self(static_cast<std::size_t>(self_bytes_));
   }
   head_rows_.assign(static_cast<std::size_t>(W_), 0);
-  const bool column = MpiCountCheck::carries_column(e_);
+  const bool column = CountCheck::carries_column(e_);
   for (int d = 0; d < W_; ++d) {
     if (d == me_) continue;
-    std::vector<std::int64_t> prefix(check_.header(), check_.header() + MpiCountCheck::kHeader);
+    std::vector<std::int64_t> prefix(check_.header(), check_.header() + CallHeader::kWords);
     prefix.push_back(0);  // rows carried: set when they are
     if (column)
       for (int j = 0; j < e_; ++j) prefix.push_back(mine.send_counts[static_cast<std::size_t>(d * e_ + j)]);

@@ -7,7 +7,7 @@
 // for every incoming message into the landing area, and from there into y.
 //
 // meet (mpi_communicator.cpp) starts the cross-rank count check
-// (mpi_count_check.hpp), which the threads that drive MPI advance while the
+// (count_check.hpp, over MPI collectives), which the threads that drive MPI advance while the
 // engine computes; once it passed, receives are posted and queued sends
 // start. Until then tiles for remote ranks wait in staging and nothing is
 // written to this rank's outputs. Tiles for remote ranks are computed into a
@@ -66,7 +66,7 @@
 
 #include "comm/communicator.hpp"
 #include "comm/message_plan.hpp"
-#include "comm/mpi_count_check.hpp"
+#include "comm/count_check.hpp"
 #include "comm/mpi_requests.hpp"
 #include "comm/mpi_send_ring.hpp"
 
@@ -121,7 +121,7 @@ struct MpiExchangeSetup {
   int rank = 0;
   int size = 1;
   MPI_Datatype row_type = MPI_DATATYPE_NULL;  ///< one row, contiguous
-  MpiCountCheck* check = nullptr;             ///< started by meet
+  CountCheck* check = nullptr;             ///< started by meet
   std::chrono::milliseconds timeout{};
   std::atomic<bool>* broken = nullptr;  ///< the communicator's
   Quarantine* quarantine = nullptr;     ///< takes the requests of a call that did not finish
@@ -211,7 +211,7 @@ class MpiExchange final : public Exchange {
   bool carry_;
   int me_, W_, e_;
   MPI_Datatype row_type_;
-  MpiCountCheck& check_;
+  CountCheck& check_;
   std::chrono::milliseconds timeout_;
   std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
   Quarantine& quarantine_;

@@ -13,12 +13,12 @@ namespace gmmav::comm {
 // Source `src`'s head arrived (caller holds mpi::lock()): its header and
 // counts for this rank go to the check; rows it carries wait for the verdict.
 void MpiExchange::head_in(int src, const std::byte* head) {
-  std::int64_t fixed[MpiCountCheck::kHeader + 1];
+  std::int64_t fixed[CallHeader::kWords + 1];
   std::memcpy(fixed, head, sizeof fixed);
   const std::int64_t e = fixed[0];
-  const bool column = e > 0 && MpiCountCheck::carries_column(e);
-  const std::int64_t prefix = static_cast<std::int64_t>(sizeof(std::int64_t)) * (MpiCountCheck::kHeader + 1 + (column ? e : 0));
-  const std::int64_t rows = fixed[MpiCountCheck::kHeader];
+  const bool column = e > 0 && CountCheck::carries_column(e);
+  const std::int64_t prefix = static_cast<std::int64_t>(sizeof(std::int64_t)) * (CallHeader::kWords + 1 + (column ? e : 0));
+  const std::int64_t rows = fixed[CallHeader::kWords];
   // Its rows are checked against this rank's row width once the shape check passed (on_agreed).
   if (rows < 0 || prefix > receives_.head_room())
     fail(Errc::internal, "group", "rank {} got a malformed head from rank {} ({} rows)", me_, src, rows);
@@ -45,7 +45,7 @@ void MpiExchange::release_heads() {
 // the receiver reads the count). Caller holds queue_mu_.
 void MpiExchange::queue_waiting_head(int d, std::int64_t carried) {
   std::byte* head = area_ + sends_.head_at(d);
-  std::memcpy(head + MpiCountCheck::kHeader * static_cast<std::int64_t>(sizeof(std::int64_t)), &carried, sizeof carried);
+  std::memcpy(head + CallHeader::kWords * static_cast<std::int64_t>(sizeof(std::int64_t)), &carried, sizeof carried);
   head_state_[static_cast<std::size_t>(d)] = HeadState::queued;
   heads_waiting_.fetch_sub(1, std::memory_order_relaxed);
   queue_.push_back({.purpose = Purpose::send_head, .dest = d, .data = head, .bytes = sends_.head_bytes(carried)});

@@ -27,7 +27,7 @@ using gmmav::comm::MessagePolicy;
 using gmmav::comm::PeerRoute;
 using gmmav::comm::RowMessage;
 
-// Head geometry as the MPI exchange uses it (MpiCountCheck: 9 header values,
+// Head geometry as the MPI exchange uses it (CountCheck: CallHeader's 9 words,
 // the carried row count, up to 512 counts).
 constexpr std::int64_t kPrefixFixed = 8 * (9 + 1);
 constexpr std::int64_t kHeadMinRoom = 8 * (9 + 1 + 512);
