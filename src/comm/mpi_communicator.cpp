@@ -2,8 +2,9 @@
 //
 // The communicator (this file) owns what outlives a call: the group's two
 // communicators (rows; heads, D56), its message policy (message_plan.hpp),
-// the count check (count_check.hpp over mpi_check_collectives.hpp), the staging MPI reads and writes
-// (D47), and what a failed call left in MPI. meet starts the call's count
+// MPI as a transport (mpi_transport.hpp: the count check over MPI's
+// collectives, a call's requests), the staging MPI reads and writes (D47),
+// and what a failed call left in MPI. meet starts the call's count
 // check and hands out the call's MpiExchange (mpi_exchange.hpp), which moves
 // the call's messages as its MessagePlan cuts them.
 #include "comm/mpi_communicator.hpp"
@@ -14,10 +15,10 @@
 #include <optional>
 
 #include "comm/message_plan.hpp"
-#include "comm/mpi_check_collectives.hpp"
 #include "comm/mpi_exchange.hpp"
 #include "comm/mpi_machines.hpp"
 #include "comm/mpi_runtime.hpp"
+#include "comm/mpi_transport.hpp"
 #include "common/config.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
@@ -35,7 +36,8 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     int* ub = nullptr;
     int flag = 0;
     MPI_Comm_get_attr(comm_, MPI_TAG_UB, &ub, &flag);
-    check_ = make_mpi_count_check(comm_, rank_, size_, flag && ub ? *ub : 32767);
+    transport_ = std::make_unique<MpiTransport>(comm_, heads_comm_, rank_, size_, flag && ub ? *ub : 32767,
+                                                static_cast<Quarantine&>(*this));
   }
   // A broken group may have requests left in MPI (a failed call's, or the
   // count check's): their buffers are freed only once they completed, and
@@ -46,7 +48,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     MPI_Finalized(&finalized);
     if (!finalized && !broken_.load()) {
       auto lk = mpi::lock();
-      for (auto& [bytes, type] : row_types_) MPI_Type_free(&type);
+      transport_->free_types();
       MPI_Comm_free(&heads_comm_);
       MPI_Comm_free(&comm_);
       return;
@@ -56,13 +58,13 @@ class MpiCommunicator final : public Communicator, private Quarantine {
       auto lk = mpi::lock();
       int done = 0;
       settled =
-          check_->settled() &&
+          transport_->check().settled() &&
           MPI_Testall(static_cast<int>(quarantined_.size()), quarantined_.data(), &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS &&
           done;
     }
     if (!settled) {
       staging_.abandon();
-      (void)check_.release();
+      (void)transport_->check_owner().release();
     }
   }
   int rank() const override { return rank_; }
@@ -115,33 +117,31 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     // for); MPI never gets its bytes, nor y's (D47).
     std::byte* ring = staging_.ring(static_cast<std::size_t>(slots * slot_bytes));
     bool agreed = false;
-    MPI_Datatype row = MPI_DATATYPE_NULL;
+    std::unique_ptr<Transfers> transfers;
+    CountCheck& check = transport_->check();
     // A small call after a small call (the last call's most bytes for one
     // peer, the same on every rank) sends each peer one message: its header,
     // counts and rows together (D56).
-    const bool carry = messages_.carry && size_ > 1 && size_ <= MessagePolicy::kMaxCarryRanks && check_->last_peer_bytes() >= 0 &&
-                       check_->last_peer_bytes() <= messages_.bytes;
+    const bool carry = messages_.carry && size_ > 1 && size_ <= MessagePolicy::kMaxCarryRanks && check.last_peer_bytes() >= 0 &&
+                       check.last_peer_bytes() <= messages_.bytes;
     {
-      auto lk = mpi::lock();
-      row = row_type(row_bytes);
+      auto lk = transport_->lock();
+      transfers = transport_->transfers(row_bytes);
       if (carry)
-        check_->start_carried(mine);
+        check.start_carried(mine);
       else
-        check_->start(mine);
+        check.start(mine);
     }
     if (!mpi::thread_level_at_least_serialized()) {
       wait_for_check();
       agreed = true;
     }
-    return std::make_unique<MpiExchange>(mine, MpiExchangeSetup{.comm = comm_,
-                                                                .heads_comm = heads_comm_,
-                                                                .rank = rank_,
+    return std::make_unique<MpiExchange>(mine, MpiExchangeSetup{.rank = rank_,
                                                                 .size = size_,
-                                                                .row_type = row,
-                                                                .check = check_.get(),
+                                                                .transport = transport_.get(),
+                                                                .transfers = std::move(transfers),
                                                                 .timeout = timeout_,
                                                                 .broken = &broken_,
-                                                                .quarantine = static_cast<Quarantine*>(this),
                                                                 .messages = &messages_,
                                                                 .carry = carry,
                                                                 .agreed = agreed,
@@ -158,12 +158,12 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     for (;;) {
       {
         auto lk = mpi::lock();
-        if (check_->advance()) return;
+        if (transport_->check().advance()) return;
       }
       if (std::chrono::steady_clock::now() > deadline) {
         broken_.store(true);
         fail(Errc::timeout, "group", "timed out after {} ms {}; the group is broken, recreate it", timeout_.count(),
-             check_->waiting_for());
+             transport_->check().waiting_for());
       }
       backoff.pause();
     }
@@ -176,26 +176,14 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     quarantined_.insert(quarantined_.end(), requests.begin(), requests.end());
   }
 
-  // One committed datatype per row width, kept for the group's life (a call
-  // would otherwise create and free one).
-  MPI_Datatype row_type(std::int64_t row_bytes) {
-    for (const auto& [bytes, type] : row_types_)
-      if (bytes == row_bytes) return type;
-    MPI_Datatype type;
-    mpi::check(MPI_Type_contiguous(static_cast<int>(row_bytes), MPI_BYTE, &type), "MPI_Type_contiguous");
-    mpi::check(MPI_Type_commit(&type), "MPI_Type_commit");
-    row_types_.emplace_back(row_bytes, type);
-    return type;
-  }
-
   MPI_Comm comm_;
   MPI_Comm heads_comm_;  // a dup of comm_: small calls' heads (D56)
   std::chrono::milliseconds timeout_;
   std::string name_;
   int rank_ = 0, size_ = 1;
   std::atomic<bool> broken_{false};       // written by pool workers during a call (through MpiExchange)
-  std::unique_ptr<CountCheck> check_;       // owned here: a gather that timed out may still write into it
-  std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
+  std::unique_ptr<MpiTransport> transport_;  // MPI as a transport: the count check (owned: a gather that timed out may
+                                            // still write into it), a call's requests
   MessagePolicy messages_;                // how tiles are cut into MPI messages, per peer
   Staging staging_;                       // the send ring and the receives' landing area (D47)
   std::vector<MPI_Request> quarantined_;  // a failed call's requests still in MPI (they use staging_)

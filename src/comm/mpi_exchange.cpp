@@ -6,7 +6,7 @@
 #include <cstring>
 #include <utility>
 
-#include "comm/mpi_runtime.hpp"
+#include "comm/backoff.hpp"
 #include "common/config.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
@@ -57,18 +57,15 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
   return std::min(remote_tiles, std::max(minimum, quarter));
 }
 
-MpiExchange::MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup)
-    : comm_(setup.comm),
-      heads_comm_(setup.heads_comm),
+MpiExchange::MpiExchange(const CallInfo& mine, MpiExchangeSetup setup)
+    : transport_(*setup.transport),
       carry_(setup.carry),
       me_(setup.rank),
       W_(setup.size),
       e_(mine.local_experts),
-      row_type_(setup.row_type),
-      check_(*setup.check),
+      check_(setup.transport->check()),
       timeout_(setup.timeout),
       broken_(setup.broken),
-      quarantine_(*setup.quarantine),
       row_bytes_(mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype))),
       tile_rows_(mine.tiling.tile_rows),
       sends_(MessagePlan::sends(*setup.messages, message_call(mine, setup), mine.send_counts)),
@@ -77,6 +74,7 @@ MpiExchange::MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup)
       area_(setup.staging->whole(static_cast<std::size_t>(sends_.area_bytes()))),
       landing_(setup.staging->landing(static_cast<std::size_t>(receives_.area_bytes()))),
       recv_offset_(recv_offsets(mine)),
+      transfers_(std::move(setup.transfers)),
       ring_(setup.ring, setup.ring_slots, mine.tiling.tile_rows * row_bytes_) {
   // Peers whose rows go as one message: rows still to be written.
   whole_left_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(W_));
@@ -90,13 +88,13 @@ MpiExchange::MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup)
     pending_rows_ = std::make_unique<std::atomic<std::int64_t>[]>(rows.size());
     for (std::size_t j = 0; j < rows.size(); ++j) pending_rows_[j].store(rows[j], std::memory_order_relaxed);
   }
-  workers_drive_ = mpi::thread_level_at_least_serialized();
+  workers_drive_ = transport_.workers_may_drive();
   const auto now = std::chrono::steady_clock::now();
   check_deadline_ = deadline_after(timeout_, now);
   last_progress_ns_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
   if (carry_) post_head_receives();
   if (setup.agreed) {
-    auto lk = mpi::lock();
+    auto lk = transport_.lock();
     on_agreed();
   }
 }
@@ -136,33 +134,24 @@ void MpiExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_
 
 // Every peer's head, into the communicator's room for it.
 void MpiExchange::post_head_receives() {
-  auto lk = mpi::lock();
+  auto lk = transport_.lock();
   const std::int64_t room = receives_.head_room();
   for (int src = 0; src < W_; ++src) {
     if (src == me_) continue;
-    MPI_Request req;
-    mpi::check(MPI_Irecv(heads_ + src * room, static_cast<int>(room), MPI_BYTE, src, 0, heads_comm_, &req), "MPI_Irecv");
-    requests_.add(req, {.purpose = Purpose::receive_head, .peer = src, .landing_at = src * room});
+    transfers_->receive({.channel = Channel::heads, .peer = src, .tag = 0, .count = room, .unit = Unit::byte}, heads_ + src * room,
+                        {.purpose = Purpose::receive_head, .peer = src, .landing_at = src * room});
   }
 }
 
 // A call that did not finish (it threw, or a worker failed) may leave
-// requests in MPI. Receives not yet matched are cancelled; what is left
-// (sends, receives matched before the failure) goes to the communicator,
-// which keeps the staging they use. Runs after the call's error was thrown,
-// so a receive completing here is not copied into y.
+// transfers in the transport: it cancels what it can and keeps the rest,
+// with the staging they use (the group is broken). Runs after the call's
+// error was thrown, so a receive completing here is not copied into y.
 MpiExchange::~MpiExchange() {
-  if (requests_.empty()) return;
+  if (transfers_->empty()) return;
   if (refused_.load(std::memory_order_acquire) && own_heads_sent()) return;
   broken_->store(true, std::memory_order_relaxed);
-  std::vector<MPI_Request> left;
-  try {
-    auto lk = mpi::lock();
-    left = requests_.cancel_receives_and_release();
-  } catch (...) {  // mpi::lock cannot fail in practice; a destructor must not throw
-    left = requests_.release();
-  }
-  quarantine_.quarantine(std::move(left));
+  transfers_->abandon();
 }
 
 // Called by pool workers: where a tile goes. Rows for this rank go straight
@@ -190,7 +179,7 @@ std::byte* MpiExchange::wait_for_slot(std::unique_lock<std::mutex>& lk, std::int
   if (!may_drive()) {
     slot_freed_.wait(lk, [&] { return !ring_.full() || aborted_; });
   } else {
-    mpi::Backoff backoff;
+    Backoff backoff;
     while (ring_.full() && !aborted_) {
       lk.unlock();
       release_heads();  // nothing may wait on this rank's rows for its header (D56)
@@ -307,7 +296,7 @@ void MpiExchange::progress() noexcept {  // NOLINT(bugprone-exception-escape)
 void MpiExchange::wait_agreed() {
   if (agreed_.load(std::memory_order_acquire)) return;
   release_heads();  // this rank waits: its header may not wait for rows (D56)
-  mpi::Backoff backoff;
+  Backoff backoff;
   for (;;) {
     if (may_drive()) drive(/*wait_turn=*/true);
     if (agreed_.load(std::memory_order_acquire)) return;
@@ -325,7 +314,7 @@ void MpiExchange::wait_agreed() {
 void MpiExchange::wait_received(int j) {
   wait_agreed();
   const auto& left = pending_rows_[static_cast<std::size_t>(j)];
-  mpi::Backoff backoff;
+  Backoff backoff;
   while (left.load(std::memory_order_acquire) != 0) {
     poll();
     {
@@ -341,16 +330,16 @@ void MpiExchange::wait_received(int j) {
 
 void MpiExchange::finish() {
   wait_agreed();
-  mpi::Backoff backoff;
+  Backoff backoff;
   for (;;) {
     poll();
     {
       std::lock_guard lk(queue_mu_);
       if (worker_error_) std::rethrow_exception(worker_error_);
-      if (requests_.empty() && queue_.empty()) return;
+      if (transfers_->empty() && queue_.empty()) return;
     }
     if (exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_))
-      fail_no_progress(fmt::format("{} transfers to finish", requests_.size()));
+      fail_no_progress(fmt::format("{} transfers to finish", transfers_->size()));
     backoff.pause();
   }
 }

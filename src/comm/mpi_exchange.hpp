@@ -50,8 +50,6 @@
 // while the pool computes, as the fallback.
 #pragma once
 
-#include <mpi.h>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -67,8 +65,8 @@
 #include "comm/communicator.hpp"
 #include "comm/message_plan.hpp"
 #include "comm/count_check.hpp"
-#include "comm/mpi_requests.hpp"
 #include "comm/mpi_send_ring.hpp"
+#include "comm/transport.hpp"
 
 namespace gmmav::comm {
 
@@ -100,15 +98,6 @@ class Staging {
   Buffer ring_, landing_, whole_, heads_, self_;
 };
 
-/// Where a failed call's unfinished requests go (the communicator's).
-class Quarantine {
- public:
-  virtual void quarantine(std::vector<MPI_Request> requests) noexcept = 0;
-
- protected:
-  ~Quarantine() = default;
-};
-
 /// Staging slots for a call: enough for every pool worker to hold one while
 /// sends are in flight, at most a quarter of the remote volume (or all of it
 /// when that is smaller than the minimum).
@@ -116,15 +105,12 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
 
 /// What the communicator hands a call's exchange.
 struct MpiExchangeSetup {
-  MPI_Comm comm = MPI_COMM_NULL;        ///< rows
-  MPI_Comm heads_comm = MPI_COMM_NULL;  ///< heads, apart from rows (no tag of a row message can match them)
   int rank = 0;
   int size = 1;
-  MPI_Datatype row_type = MPI_DATATYPE_NULL;  ///< one row, contiguous
-  CountCheck* check = nullptr;             ///< started by meet
+  Transport* transport = nullptr;        ///< the group's; its count check was started by meet
+  std::unique_ptr<Transfers> transfers;  ///< this call's, on that transport
   std::chrono::milliseconds timeout{};
   std::atomic<bool>* broken = nullptr;  ///< the communicator's
-  Quarantine* quarantine = nullptr;     ///< takes the requests of a call that did not finish
   const MessagePolicy* messages = nullptr;
   bool carry = false;   ///< this call's headers travel in heads (D56), the same on every rank
   bool agreed = false;  ///< the count check already passed (FUNNELED: meet waited for it)
@@ -135,7 +121,7 @@ struct MpiExchangeSetup {
 
 class MpiExchange final : public Exchange {
  public:
-  MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup);
+  MpiExchange(const CallInfo& mine, MpiExchangeSetup setup);
   ~MpiExchange() override;
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override;
@@ -206,15 +192,12 @@ class MpiExchange final : public Exchange {
   void queue_waiting_head(int d, std::int64_t carried);
   bool own_heads_sent() noexcept;
 
-  MPI_Comm comm_;
-  MPI_Comm heads_comm_;
+  Transport& transport_;
   bool carry_;
   int me_, W_, e_;
-  MPI_Datatype row_type_;
   CountCheck& check_;
   std::chrono::milliseconds timeout_;
   std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
-  Quarantine& quarantine_;
   std::int64_t row_bytes_;
   std::int64_t tile_rows_;
   const MessagePlan sends_;     // this rank's messages to each peer
@@ -234,7 +217,7 @@ class MpiExchange final : public Exchange {
   std::vector<Landed> self_written_;  // own rows written before the agreement (queue_mu_)
   bool self_flushed_ = false;         // the agreement took self_written_ (queue_mu_)
   std::int64_t tag_stride_ = 1;
-  RequestTable requests_;       // receives and sends in flight (mpi::lock())
+  std::unique_ptr<Transfers> transfers_;  // receives and sends in flight (transport_.lock())
   std::vector<Landed> landed_;  // completed receives not yet copied into y (the driving thread's)
   std::mutex queue_mu_;         // guards queue_, ring_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;

@@ -4,13 +4,13 @@
 #include <cstring>
 
 #include "comm/mpi_exchange.hpp"
-#include "comm/mpi_runtime.hpp"
+#include "comm/backoff.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav::comm {
 
-// Source `src`'s head arrived (caller holds mpi::lock()): its header and
+// Source `src`'s head arrived (caller holds the transport's lock()): its header and
 // counts for this rank go to the check; rows it carries wait for the verdict.
 void MpiExchange::head_in(int src, const std::byte* head) {
   std::int64_t fixed[CallHeader::kWords + 1];
@@ -56,14 +56,14 @@ void MpiExchange::queue_waiting_head(int d, std::int64_t carried) {
 // they did not within the timeout (then the group is broken).
 bool MpiExchange::own_heads_sent() noexcept {
   try {
-    mpi::Backoff backoff;
+    Backoff backoff;
     const auto deadline = deadline_after(timeout_);
     for (;;) {
       {
-        auto lk = mpi::lock();
-        for (const InFlight& f : requests_.purposes())
+        auto lk = transport_.lock();
+        for (const InFlight& f : transfers_->purposes())
           if (f.purpose != Purpose::send_head) return false;  // only sent heads may be left
-        if (requests_.test_all()) return true;
+        if (transfers_->test_all()) return true;
       }
       if (std::chrono::steady_clock::now() > deadline) return false;
       backoff.pause();
