@@ -68,15 +68,10 @@ void check_shapes(std::span<const CallShape> all) {
 }
 
 void CallHeader::to_words(std::int64_t* out) const {
-  const std::int64_t words[kWords] = {shape.experts,
-                                      static_cast<std::int64_t>(shape.dtype),
-                                      shape.row_width,
-                                      shape.send_length,
-                                      static_cast<std::int64_t>(digest.a),
-                                      static_cast<std::int64_t>(digest.b),
-                                      max_tiles,
-                                      static_cast<std::int64_t>(shape.op),
-                                      peer_bytes};
+  const std::int64_t words[kWords] = {
+      shape.experts,     static_cast<std::int64_t>(shape.dtype), shape.row_width,
+      shape.send_length, static_cast<std::int64_t>(digest.a),    static_cast<std::int64_t>(digest.b),
+      max_tiles,         static_cast<std::int64_t>(shape.op),    peer_bytes};
   std::copy(words, words + kWords, out);
 }
 

@@ -118,8 +118,8 @@ class CountCheck {
   int heads_left_ = 0;                     // start_carried: peers whose head is still out
   bool columns_carried_ = false;           // start_carried: column_ filled by the heads
   std::int64_t verdict_[Mismatch::kWords] = {};
-  std::vector<std::int64_t> verdicts_;     // [r*kWords]: every rank's first mismatch
-  std::vector<CountDigest> last_digest_;   // per rank: the digest of the group's last call that passed
+  std::vector<std::int64_t> verdicts_;    // [r*kWords]: every rank's first mismatch
+  std::vector<CountDigest> last_digest_;  // per rank: the digest of the group's last call that passed
   std::int64_t tag_stride_ = 1;
   std::int64_t last_peer_bytes_ = -1;
 };

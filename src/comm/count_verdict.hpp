@@ -20,8 +20,8 @@ namespace gmmav::comm {
 struct Mismatch {
   static constexpr int kWords = 3;  ///< on the wire: key, sent, received
   static constexpr std::int64_t kNone = INT64_MAX;
-  std::int64_t key = kNone;  ///< (s*W + d)*e + j: orders mismatches as (source, destination, expert)
-  std::int64_t sent = 0;     ///< send@s[d*e + j]
+  std::int64_t key = kNone;   ///< (s*W + d)*e + j: orders mismatches as (source, destination, expert)
+  std::int64_t sent = 0;      ///< send@s[d*e + j]
   std::int64_t received = 0;  ///< recv@d[s*e + j]
   bool none() const { return key == kNone; }
   void to_words(std::int64_t* out) const {

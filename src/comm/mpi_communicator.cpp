@@ -181,12 +181,12 @@ class MpiCommunicator final : public Communicator, private Quarantine {
   std::chrono::milliseconds timeout_;
   std::string name_;
   int rank_ = 0, size_ = 1;
-  std::atomic<bool> broken_{false};       // written by pool workers during a call (through MpiExchange)
+  std::atomic<bool> broken_{false};          // written by pool workers during a call (through MpiExchange)
   std::unique_ptr<MpiTransport> transport_;  // MPI as a transport: the count check (owned: a gather that timed out may
-                                            // still write into it), a call's requests
-  MessagePolicy messages_;                // how tiles are cut into MPI messages, per peer
-  Staging staging_;                       // the send ring and the receives' landing area (D47)
-  std::vector<MPI_Request> quarantined_;  // a failed call's requests still in MPI (they use staging_)
+                                             // still write into it), a call's requests
+  MessagePolicy messages_;                   // how tiles are cut into MPI messages, per peer
+  Staging staging_;                          // the send ring and the receives' landing area (D47)
+  std::vector<MPI_Request> quarantined_;     // a failed call's requests still in MPI (they use staging_)
 };
 
 // The group's message policy (collective: every rank of `comm` calls it).

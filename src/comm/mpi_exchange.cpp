@@ -138,8 +138,8 @@ void MpiExchange::post_head_receives() {
   const std::int64_t room = receives_.head_room();
   for (int src = 0; src < W_; ++src) {
     if (src == me_) continue;
-    transfers_->receive({.channel = Channel::heads, .peer = src, .tag = 0, .count = room, .unit = Unit::byte}, heads_ + src * room,
-                        {.purpose = Purpose::receive_head, .peer = src, .landing_at = src * room});
+    transfers_->receive({.channel = Channel::heads, .peer = src, .tag = 0, .count = room, .unit = Unit::byte},
+                        heads_ + src * room, {.purpose = Purpose::receive_head, .peer = src, .landing_at = src * room});
   }
 }
 

@@ -63,8 +63,8 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-#include "comm/message_plan.hpp"
 #include "comm/count_check.hpp"
+#include "comm/message_plan.hpp"
 #include "comm/mpi_send_ring.hpp"
 #include "comm/transport.hpp"
 
@@ -218,8 +218,8 @@ class MpiExchange final : public Exchange {
   bool self_flushed_ = false;         // the agreement took self_written_ (queue_mu_)
   std::int64_t tag_stride_ = 1;
   std::unique_ptr<Transfers> transfers_;  // receives and sends in flight (transport_.lock())
-  std::vector<Landed> landed_;  // completed receives not yet copied into y (the driving thread's)
-  std::mutex queue_mu_;         // guards queue_, ring_, aborted_, stuck_before_agreement_
+  std::vector<Landed> landed_;            // completed receives not yet copied into y (the driving thread's)
+  std::mutex queue_mu_;                   // guards queue_, ring_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;
   SendRing ring_;
   std::condition_variable slot_freed_;

@@ -3,8 +3,8 @@
 // rows for the peer when they are written in time.
 #include <cstring>
 
-#include "comm/mpi_exchange.hpp"
 #include "comm/backoff.hpp"
+#include "comm/mpi_exchange.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
 

@@ -52,10 +52,10 @@ struct InFlight {
 /// A transfer that completed: what it was for and how.
 struct Completed {
   InFlight what;
-  int source = -1;        ///< receives: the sender
-  int tag = 0;            ///< receives: the tag it came with
+  int source = -1;         ///< receives: the sender
+  int tag = 0;             ///< receives: the tag it came with
   std::int64_t bytes = 0;  ///< receives: the bytes that arrived
-  std::string error;      ///< the transport's error; empty when it succeeded
+  std::string error;       ///< the transport's error; empty when it succeeded
 };
 
 /// A message: `count` units of the call's row (Unit::row) or bytes (Unit::byte).

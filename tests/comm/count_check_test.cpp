@@ -132,8 +132,7 @@ Outcome contract_outcome(const std::vector<CallInfo>& all) {
 // A group's checks, kept across calls (the digest of the last good call lives in them).
 struct Checks {
   Checks(int w, unsigned seed) : group(w, seed) {
-    for (int r = 0; r < w; ++r)
-      checks.push_back(std::make_unique<CountCheck>(std::make_unique<SimCollectives>(group, r), r, w));
+    for (int r = 0; r < w; ++r) checks.push_back(std::make_unique<CountCheck>(std::make_unique<SimCollectives>(group, r), r, w));
   }
   SimGroup group;
   std::vector<std::unique_ptr<CountCheck>> checks;
@@ -206,7 +205,8 @@ std::vector<CallInfo> consistent_call(int W, int e, std::mt19937& rng) {
     recv.resize(static_cast<std::size_t>(W * e));
     for (int s = 0; s < W; ++s)
       for (int j = 0; j < e; ++j)
-        recv[static_cast<std::size_t>(s * e + j)] = all[static_cast<std::size_t>(s)].send_counts[static_cast<std::size_t>(d * e + j)];
+        recv[static_cast<std::size_t>(s * e + j)] =
+            all[static_cast<std::size_t>(s)].send_counts[static_cast<std::size_t>(d * e + j)];
   }
   return all;
 }
@@ -238,7 +238,8 @@ void break_call(std::vector<CallInfo>& all, std::mt19937& rng) {
       for (int i = 0; i < n; ++i) {
         CallInfo& x = all[static_cast<std::size_t>(rank(rng))];
         auto& list = std::bernoulli_distribution(0.5)(rng) ? x.send_counts : x.recv_counts;
-        list[std::uniform_int_distribution<std::size_t>(0, list.size() - 1)(rng)] += std::uniform_int_distribution<int>(1, 3)(rng);
+        list[std::uniform_int_distribution<std::size_t>(0, list.size() - 1)(rng)] +=
+            std::uniform_int_distribution<int>(1, 3)(rng);
       }
     }
   }
@@ -325,7 +326,8 @@ TEST(CommCountCheck, AgreedCallReportsTheSameTagStrideAndPeerBytesOnEveryRank) {
   Checks checks(W, 7);
   std::vector<CallInfo> all = consistent_call(W, e, rng);
   all[2].send_counts[1 * e + 2] = 100;  // rank 2's largest block: 100 rows to rank 1 = 13 tiles of 8
-  for (int s = 0; s < W; ++s) all[1].recv_counts[static_cast<std::size_t>(s * e + 2)] = all[static_cast<std::size_t>(s)].send_counts[1 * e + 2];
+  for (int s = 0; s < W; ++s)
+    all[1].recv_counts[static_cast<std::size_t>(s * e + 2)] = all[static_cast<std::size_t>(s)].send_counts[1 * e + 2];
   for (const Outcome& o : checks.run(all, false, rng)) ASSERT_TRUE(o.passed) << o.message;
   std::int64_t peer_bytes = 0;
   for (int s = 0; s < W; ++s)
@@ -366,7 +368,8 @@ TEST(CommCountCheck, TooManyTilesForTheTagSpaceRefusesOnEveryRank) {
       }
     }
   ASSERT_EQ(messages.size(), static_cast<std::size_t>(W));
-  for (const std::string& m : messages) EXPECT_EQ(m, "sendCounts: expected at most 10 row tiles per call for MPI tags, got 2 experts x 6 tiles");
+  for (const std::string& m : messages)
+    EXPECT_EQ(m, "sendCounts: expected at most 10 row tiles per call for MPI tags, got 2 experts x 6 tiles");
 }
 
 TEST(CommCountCheck, HeaderWordsAreTheWireOrder) {
@@ -382,8 +385,8 @@ TEST(CommCountCheck, HeaderWordsAreTheWireOrder) {
   std::int64_t w[CallHeader::kWords];
   h.to_words(w);
   const gmmav::comm::CountDigest d = gmmav::comm::digest_of(c.send_counts, c.recv_counts);
-  const std::int64_t want[CallHeader::kWords] = {2, 1, 7, 4, static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b), 3, 1,
-                                                 3 * 7 * 2};
+  const std::int64_t want[CallHeader::kWords] = {
+      2, 1, 7, 4, static_cast<std::int64_t>(d.a), static_cast<std::int64_t>(d.b), 3, 1, 3 * 7 * 2};
   for (int i = 0; i < CallHeader::kWords; ++i) EXPECT_EQ(w[i], want[i]) << "word " << i;
   const CallHeader back = CallHeader::from_words(w);
   EXPECT_TRUE(back.shape.same_as(h.shape));
