@@ -314,7 +314,7 @@ TEST(MessagePlan, EveryRowLandsOnceInPlaceForRandomGroups) {
 }
 
 // ---------------------------------------------------------------------------
-// The wire format before MessagePlan: a transcription of MpiExchange's code at
+// The wire format before MessagePlan: a transcription of MessageExchange's code at
 // 488e4da (its constructor's layout, start_sends' cutting, on_agreed's
 // receives). The plan must give the same messages, bytes and tags.
 

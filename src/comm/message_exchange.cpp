@@ -1,6 +1,6 @@
-// MpiExchange, the engine's side: where tiles go (rows_for), what happens
+// MessageExchange, the engine's side: where tiles go (rows_for), what happens
 // once they are written (rows_done), and the waits (wait_agreed, finish).
-#include "comm/mpi_exchange.hpp"
+#include "comm/message_exchange.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -17,7 +17,7 @@ namespace {
 constexpr std::int64_t kWord = static_cast<std::int64_t>(sizeof(std::int64_t));
 
 // The call as its message plans see it.
-MessageCall message_call(const CallInfo& mine, const MpiExchangeSetup& s) {
+MessageCall message_call(const CallInfo& mine, const ExchangeSetup& s) {
   const bool column = CountCheck::carries_column(mine.local_experts);
   return {.rank = s.rank,
           .size = s.size,
@@ -57,7 +57,7 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
   return std::min(remote_tiles, std::max(minimum, quarter));
 }
 
-MpiExchange::MpiExchange(const CallInfo& mine, MpiExchangeSetup setup)
+MessageExchange::MessageExchange(const CallInfo& mine, ExchangeSetup setup)
     : transport_(*setup.transport),
       carry_(setup.carry),
       me_(setup.rank),
@@ -102,7 +102,7 @@ MpiExchange::MpiExchange(const CallInfo& mine, MpiExchangeSetup setup)
 // Carrying (D56): every peer's head — this rank's header, its counts for the
 // peer, and its rows when they fit — sits in the send area in front of those
 // rows; heads that carry no rows are queued at once.
-void MpiExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_t message_bytes) {
+void MessageExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_t message_bytes) {
   heads_ = staging.heads(static_cast<std::size_t>(receives_.head_room() * W_));
   // This rank's own rows wait in staging, not for the agreement: a tile
   // for this rank is often in the same GEMM as the peers' tiles whose
@@ -133,7 +133,7 @@ void MpiExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_
 }
 
 // Every peer's head, into the communicator's room for it.
-void MpiExchange::post_head_receives() {
+void MessageExchange::post_head_receives() {
   auto lk = transport_.lock();
   const std::int64_t room = receives_.head_room();
   for (int src = 0; src < W_; ++src) {
@@ -147,7 +147,7 @@ void MpiExchange::post_head_receives() {
 // transfers in the transport: it cancels what it can and keeps the rest,
 // with the staging they use (the group is broken). Runs after the call's
 // error was thrown, so a receive completing here is not copied into y.
-MpiExchange::~MpiExchange() {
+MessageExchange::~MessageExchange() {
   if (transfers_->empty()) return;
   if (refused_.load(std::memory_order_acquire) && own_heads_sent()) return;
   broken_->store(true, std::memory_order_relaxed);
@@ -159,7 +159,7 @@ MpiExchange::~MpiExchange() {
 // ring; when all are in use the worker drives MPI itself until a send
 // completes (or, under FUNNELED, waits for the orchestrating thread's
 // polling to free one).
-void* MpiExchange::rows_for(int dest, int j, std::int64_t first, std::int64_t rows) {
+void* MessageExchange::rows_for(int dest, int j, std::int64_t first, std::int64_t rows) {
   if (dest == me_) {
     if (self_ != nullptr && !agreed_.load(std::memory_order_acquire))  // copied into y once agreed (D56)
       return self_ + (sends_.block_first(me_, j) + first) * row_bytes_;
@@ -174,7 +174,7 @@ void* MpiExchange::rows_for(int dest, int j, std::int64_t first, std::int64_t ro
 }
 
 // A slot of the ring for a tile of `rows` rows (caller holds queue_mu_).
-std::byte* MpiExchange::wait_for_slot(std::unique_lock<std::mutex>& lk, std::int64_t rows) {
+std::byte* MessageExchange::wait_for_slot(std::unique_lock<std::mutex>& lk, std::int64_t rows) {
   ++waiting_for_slot_;
   if (!may_drive()) {
     slot_freed_.wait(lk, [&] { return !ring_.full() || aborted_; });
@@ -213,7 +213,7 @@ std::byte* MpiExchange::wait_for_slot(std::unique_lock<std::mutex>& lk, std::int
 }
 
 // A tile is written: queue its sends and, at this tile boundary, drive MPI.
-void MpiExchange::rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
+void MessageExchange::rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
   if (dest != me_ && sends_.route(dest) == PeerRoute::whole) {
     whole_rows_done(dest, rows);
   } else if (dest != me_) {
@@ -227,7 +227,7 @@ void MpiExchange::rows_done(int dest, int j, std::int64_t first, std::int64_t ro
 }
 
 // Rows of a peer that gets one message: its last ones let the message go.
-void MpiExchange::whole_rows_done(int dest, std::int64_t rows) {
+void MessageExchange::whole_rows_done(int dest, std::int64_t rows) {
   const auto d = static_cast<std::size_t>(dest);
   if (whole_left_[d].fetch_sub(rows, std::memory_order_acq_rel) != rows) return;
   std::lock_guard lk(queue_mu_);
@@ -240,7 +240,7 @@ void MpiExchange::whole_rows_done(int dest, std::int64_t rows) {
 }
 
 // A tile in a ring slot, or its next rows (early_rows): their messages may go.
-void MpiExchange::tile_rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
+void MessageExchange::tile_rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
   thread_local std::vector<RowMessage> messages;
   messages.clear();
   sends_.tile_messages(dest, j, first, rows, messages);
@@ -259,7 +259,7 @@ void MpiExchange::tile_rows_done(int dest, int j, std::int64_t first, std::int64
 }
 
 // Rows of this rank's own, staged until the agreement (D56).
-void MpiExchange::own_rows_done(int j, std::int64_t first, std::int64_t rows, const void* where) {
+void MessageExchange::own_rows_done(int j, std::int64_t first, std::int64_t rows, const void* where) {
   const Landed l{static_cast<const std::byte*>(where),
                  (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_, rows * row_bytes_, j};
   bool now = false;
@@ -275,13 +275,13 @@ void MpiExchange::own_rows_done(int j, std::int64_t first, std::int64_t rows, co
 }
 
 // The dispatch op: expert j's rows counted down as they reach y.
-void MpiExchange::arrived(int j, std::int64_t rows) {
+void MessageExchange::arrived(int j, std::int64_t rows) {
   if (pending_rows_) pending_rows_[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel);
 }
 
 // A shared-expert tile finished: a tile boundary like any other.
 // Only std::mutex::lock in the handler could still throw (a bug: terminating is right).
-void MpiExchange::progress() noexcept {  // NOLINT(bugprone-exception-escape)
+void MessageExchange::progress() noexcept {  // NOLINT(bugprone-exception-escape)
   try {
     if (!may_drive() || !mpi_progress_enabled()) return;
     drive(/*wait_turn=*/false);
@@ -293,7 +293,7 @@ void MpiExchange::progress() noexcept {  // NOLINT(bugprone-exception-escape)
 
 // Drives MPI until the count check is in (throws its error if it failed,
 // a timeout at the check's deadline).
-void MpiExchange::wait_agreed() {
+void MessageExchange::wait_agreed() {
   if (agreed_.load(std::memory_order_acquire)) return;
   release_heads();  // this rank waits: its header may not wait for rows (D56)
   Backoff backoff;
@@ -311,7 +311,7 @@ void MpiExchange::wait_agreed() {
 
 // The dispatch op: each expert's rows counted down as they reach y (a
 // landed tile once copied, a tile of this rank's own once written).
-void MpiExchange::wait_received(int j) {
+void MessageExchange::wait_received(int j) {
   wait_agreed();
   const auto& left = pending_rows_[static_cast<std::size_t>(j)];
   Backoff backoff;
@@ -328,7 +328,7 @@ void MpiExchange::wait_received(int j) {
   }
 }
 
-void MpiExchange::finish() {
+void MessageExchange::finish() {
   wait_agreed();
   Backoff backoff;
   for (;;) {
@@ -344,7 +344,7 @@ void MpiExchange::finish() {
   }
 }
 
-void MpiExchange::abort(const std::string&) noexcept {
+void MessageExchange::abort(const std::string&) noexcept {
   // A refused call sent and posted nothing: the group stays usable.
   // Otherwise peers waiting for this rank's rows will time out; the group
   // cannot be reused.
@@ -356,12 +356,12 @@ void MpiExchange::abort(const std::string&) noexcept {
   slot_freed_.notify_all();
 }
 
-void MpiExchange::fail_check_timeout() const {
+void MessageExchange::fail_check_timeout() const {
   fail(Errc::timeout, "group", "rank {} timed out after {} ms {}; the group is broken, recreate it", me_, timeout_.count(),
        check_.waiting_for());
 }
 
-void MpiExchange::fail_no_progress(const std::string& waiting_for) const {
+void MessageExchange::fail_no_progress(const std::string& waiting_for) const {
   broken_->store(true, std::memory_order_relaxed);
   fail(Errc::timeout, "group",
        "rank {} timed out after {} ms without progress waiting for {} (a peer died or stopped); the group is broken, "
@@ -369,12 +369,12 @@ void MpiExchange::fail_no_progress(const std::string& waiting_for) const {
        me_, timeout_.count(), waiting_for);
 }
 
-std::chrono::steady_clock::time_point MpiExchange::last_progress() const {
+std::chrono::steady_clock::time_point MessageExchange::last_progress() const {
   return std::chrono::steady_clock::time_point(
       std::chrono::steady_clock::duration(last_progress_ns_.load(std::memory_order_relaxed)));
 }
 
-void MpiExchange::made_progress() {
+void MessageExchange::made_progress() {
   last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 

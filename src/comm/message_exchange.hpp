@@ -11,7 +11,7 @@
 // engine computes; once it passed, receives are posted and queued sends
 // start. Until then tiles for remote ranks wait in staging and nothing is
 // written to this rank's outputs. Tiles for remote ranks are computed into a
-// bounded ring of tile-sized staging slots (mpi_send_ring.hpp: as many as the
+// bounded ring of tile-sized staging slots (send_ring.hpp: as many as the
 // caller's workspace size allows, about a quarter of the send volume for
 // large calls) and sent as soon as each is written; a slot is reused once its
 // sends completed. Tiles for this rank go straight into y.
@@ -65,7 +65,7 @@
 #include "comm/communicator.hpp"
 #include "comm/count_check.hpp"
 #include "comm/message_plan.hpp"
-#include "comm/mpi_send_ring.hpp"
+#include "comm/send_ring.hpp"
 #include "comm/transport.hpp"
 
 namespace gmmav::comm {
@@ -104,7 +104,7 @@ class Staging {
 std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, const Tiling& tiling);
 
 /// What the communicator hands a call's exchange.
-struct MpiExchangeSetup {
+struct ExchangeSetup {
   int rank = 0;
   int size = 1;
   Transport* transport = nullptr;        ///< the group's; its count check was started by meet
@@ -119,10 +119,31 @@ struct MpiExchangeSetup {
   std::int64_t ring_slots = 0;
 };
 
-class MpiExchange final : public Exchange {
+/// What a communicator over a transport keeps for its calls.
+struct ExchangeGroup {
+  int rank = 0;
+  int size = 1;
+  Transport* transport = nullptr;
+  std::chrono::milliseconds timeout{};
+  std::atomic<bool>* broken = nullptr;  ///< set by a call that fails or times out
+  const MessagePolicy* messages = nullptr;
+  Staging* staging = nullptr;
+};
+
+/// Workspace a call should get on a transport (the send ring's slots), and the least it runs with (one tile).
+std::size_t exchange_workspace_bytes(const Plan& plan, const Tiling& tiling);
+std::size_t exchange_min_workspace_bytes(const Plan& plan, const Tiling& tiling);
+
+/// meet's part every transport shares (message_exchange_start.cpp): sizes
+/// the send ring from the workspace, starts the count check (carried after a
+/// small call, D56) and hands out the call's exchange. Where workers may not
+/// call the transport, the check completes here first. Throws gmmav::Error.
+std::unique_ptr<Exchange> start_exchange(const CallInfo& mine, std::span<std::byte> workspace, const ExchangeGroup& g);
+
+class MessageExchange final : public Exchange {
  public:
-  MpiExchange(const CallInfo& mine, MpiExchangeSetup setup);
-  ~MpiExchange() override;
+  MessageExchange(const CallInfo& mine, ExchangeSetup setup);
+  ~MessageExchange() override;
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override;
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override;
@@ -159,7 +180,7 @@ class MpiExchange final : public Exchange {
     int expert;
   };
 
-  // mpi_exchange.cpp: the engine's side.
+  // message_exchange.cpp: the engine's side.
   void init_heads(const CallInfo& mine, Staging& staging, std::int64_t message_bytes);
   void post_head_receives();
   std::byte* wait_for_slot(std::unique_lock<std::mutex>& lk, std::int64_t rows);
@@ -173,7 +194,7 @@ class MpiExchange final : public Exchange {
   std::chrono::steady_clock::time_point last_progress() const;
   void made_progress();
 
-  // mpi_exchange_progress.cpp: driving MPI.
+  // message_exchange_progress.cpp: driving MPI.
   void drive(bool wait_turn);
   bool drive_locked();
   bool advance_check();
@@ -186,7 +207,7 @@ class MpiExchange final : public Exchange {
   void land_all_from(int s, const std::byte* from);
   void copy_landed();
 
-  // mpi_exchange_heads.cpp: heads (D56).
+  // message_exchange_heads.cpp: heads (D56).
   void head_in(int src, const std::byte* head);
   void release_heads();
   void queue_waiting_head(int d, std::int64_t carried);

@@ -1,10 +1,10 @@
-// MpiExchange, driving MPI: one non-blocking pass advances the count check,
+// MessageExchange, driving MPI: one non-blocking pass advances the count check,
 // starts the queued sends, tests every request in flight and hands what
 // completed on (a freed ring slot, rows for y, a peer's head for the check).
 #include <algorithm>
 #include <cstring>
 
-#include "comm/mpi_exchange.hpp"
+#include "comm/message_exchange.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
 
@@ -14,7 +14,7 @@ namespace gmmav::comm {
 // every request, free the slots of completed sends. One thread at a time;
 // a worker that finds another one driving goes back to its GEMMs
 // (wait_turn=false).
-void MpiExchange::drive(bool wait_turn) {
+void MessageExchange::drive(bool wait_turn) {
   std::unique_lock one(poll_mu_, std::defer_lock);
   if (wait_turn) {
     one.lock();
@@ -31,7 +31,7 @@ void MpiExchange::drive(bool wait_turn) {
 }
 
 // Completed receives (and own rows staged before the agreement) into y.
-void MpiExchange::copy_landed() {
+void MessageExchange::copy_landed() {
   for (const Landed& l : landed_) {
     std::memcpy(y_ + l.y_at, l.from, static_cast<std::size_t>(l.bytes));
     arrived(l.expert, l.bytes / row_bytes_);
@@ -40,7 +40,7 @@ void MpiExchange::copy_landed() {
 }
 
 // False while the count check is still out (nothing but heads can be sent yet).
-bool MpiExchange::drive_locked() {
+bool MessageExchange::drive_locked() {
   auto lk = transport_.lock();
   if (!agreed_.load(std::memory_order_relaxed) && !advance_check()) return false;
   start_sends(/*agreed=*/true);
@@ -52,7 +52,7 @@ bool MpiExchange::drive_locked() {
 
 // Until the check passed (caller holds the transport's lock()): heads out and in, one
 // step of the check; true once it passed (receives are then posted).
-bool MpiExchange::advance_check() {
+bool MessageExchange::advance_check() {
   if (refused_.load(std::memory_order_relaxed)) return false;
   if (carry_) {  // the check waits for every peer's head
     start_sends(/*agreed=*/false);
@@ -81,7 +81,7 @@ bool MpiExchange::advance_check() {
 // FUNNELED: workers blocked on a staging slot while nothing moves for the
 // timeout means a peer is gone. Wake them with an error (never throw from
 // here: the pool's job is still running on this thread's stack).
-bool MpiExchange::funneled_stuck() {
+bool MessageExchange::funneled_stuck() {
   if (workers_drive_ || !exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) return false;
   {
     std::lock_guard q(queue_mu_);
@@ -95,7 +95,7 @@ bool MpiExchange::funneled_stuck() {
 
 // Starts the queued sends (caller holds the transport's lock()); before the check
 // passed only heads (D56), which land in the peer's room for them, not in y.
-void MpiExchange::start_sends(bool agreed) {
+void MessageExchange::start_sends(bool agreed) {
   std::vector<PendingSend> sends;
   {
     std::lock_guard q(queue_mu_);
@@ -130,7 +130,7 @@ void MpiExchange::start_sends(bool agreed) {
 // One test of the call's transfers (caller holds the transport's lock()):
 // completed sends free their slots, completed receives are queued for the
 // copy into y, a peer's head goes to the count check.
-void MpiExchange::test_requests() {
+void MessageExchange::test_requests() {
   const std::span<const Completed> done = transfers_->test();
   if (done.empty()) return;
   check_received(done);
@@ -166,7 +166,7 @@ void MpiExchange::test_requests() {
 // means the two ranks cut their messages differently, and rows would land
 // in the wrong place. Never silent (issue 29). Completed requests already
 // left the table, so the destructor never sees them.
-void MpiExchange::check_received(std::span<const Completed> done) const {
+void MessageExchange::check_received(std::span<const Completed> done) const {
   for (const Completed& c : done) {
     const InFlight& f = c.what;
     const bool rows = f.purpose == Purpose::receive_tile || f.purpose == Purpose::receive_whole;
@@ -182,7 +182,7 @@ void MpiExchange::check_received(std::span<const Completed> done) const {
 
 // All of source s's rows of the call, one block per expert in order from
 // `from` (one message): queued for the copy into y.
-void MpiExchange::land_all_from(int s, const std::byte* from) {
+void MessageExchange::land_all_from(int s, const std::byte* from) {
   for (int j = 0; j < e_; ++j) {
     const std::int64_t bytes = receives_.block_rows(s, j) * row_bytes_;
     if (bytes > 0) landed_.push_back({from, recv_offset_[static_cast<std::size_t>(s * e_ + j)] * row_bytes_, bytes, j});
@@ -192,7 +192,7 @@ void MpiExchange::land_all_from(int s, const std::byte* from) {
 
 // The check passed (caller holds the transport's lock()): every incoming message gets its
 // receive, into the landing area; queued sends may start.
-void MpiExchange::on_agreed() {
+void MessageExchange::on_agreed() {
   tag_stride_ = check_.tag_stride();
   for (int s = 0; s < W_; ++s) {
     if (s == me_) continue;
@@ -219,7 +219,7 @@ void MpiExchange::on_agreed() {
 
 // The receives of every message from s, as its sends were cut (the sender
 // decided the same from the same counts).
-void MpiExchange::post_receives(int s) {
+void MessageExchange::post_receives(int s) {
   for (const RowMessage& m : receives_.messages(s)) {
     const Message message{.channel = Channel::rows, .peer = s, .tag = m.tag(tag_stride_), .count = m.rows, .unit = Unit::row};
     if (m.expert < 0) {
