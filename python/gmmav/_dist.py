@@ -18,6 +18,11 @@ def _bytes_at(addr, nbytes):
     return torch.frombuffer((ctypes.c_char * nbytes).from_address(addr), dtype=torch.uint8)
 
 
+def _int64_at(addr, count):
+    """An int64 tensor over `count` values at `addr` (no copy)."""
+    return torch.frombuffer((ctypes.c_char * (8 * count)).from_address(addr), dtype=torch.int64)
+
+
 def _global_rank(group, rank):
     get = getattr(dist, "get_global_rank", None) or dist.distributed_c10d._get_global_rank
     return get(group, rank)
@@ -30,12 +35,30 @@ class Transport:
         self.timeout_ms = timeout_ms
         self.globals = [_global_rank(group, r) for r in range(self.size)]
 
-    def allgather(self, values):
-        t = torch.tensor(values, dtype=torch.int64)
-        out = [torch.empty_like(t) for _ in range(self.size)]
-        work = dist.all_gather(out, t, group=self.group, async_op=True)
-        self.wait([work], self.timeout_ms)
-        return [o.tolist() for o in out]
+    # The count check's collectives (src/comm/count_check.hpp): started here, tested with done().
+    # The C++ side owns the memory and keeps it while a collective may write it.
+
+    def all_gather_into(self, addr, count, out_addr):
+        """Starts gathering `count` int64 at `addr` from every rank: rank r's land at out_addr + 8*r*count."""
+        mine = _int64_at(addr, count)
+        out = _int64_at(out_addr, count * self.size)
+        work = dist.all_gather(list(out.chunk(self.size)), mine, group=self.group, async_op=True)
+        return (work, mine, out)
+
+    def all_to_all_into(self, addr, count, out_addr):
+        """Starts an all-to-all of `count` int64 per pair: [d*count] to rank d, rank s's at out_addr + 8*s*count."""
+        mine = _int64_at(addr, count * self.size)
+        out = _int64_at(out_addr, count * self.size)
+        work = dist.all_to_all_single(out, mine, group=self.group, async_op=True)
+        return (work, mine, out)
+
+    def done(self, handle):
+        """True once the collective completed (never blocks); raises its failure."""
+        work = handle[0]
+        if not work.is_completed():
+            return False
+        work.wait()
+        return True
 
     def irecv(self, src, tag, addr, nbytes):
         buf = _bytes_at(addr, nbytes)

@@ -4,66 +4,31 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#include "comm/count_check.hpp"
+#include "torch_check_collectives.hpp"
+#include "torch_transport.hpp"
 
 namespace py = pybind11;
 
 namespace gmmav::python {
 namespace {
 
-// State shared by the communicator and its exchanges: the transport and
-// whether an earlier failure left the group unusable (D2's "broken group").
-struct Shared {
-  py::object transport;  // touched only with the GIL held
-  std::atomic<bool> broken{false};
-  std::string broken_reason;
-  // Transfers still pending when a call failed: kept for the group's lifetime, so gloo never
-  // completes a transfer into a buffer object already destroyed (the memory they write, y, is
-  // kept alive by gmmav/torch.py for a failed call; the staging workspace by the group handle).
-  std::vector<py::object> abandoned;  // GIL
-
-  ~Shared() {
-    if (!Py_IsInitialized()) {  // interpreter gone: leak the references rather than touch them
-      transport.release();
-      for (py::object& h : abandoned) h.release();
-      return;
-    }
-    py::gil_scoped_acquire gil;
-    transport = py::object();
-    abandoned.clear();
-  }
-};
-
-// Calls into the transport with the GIL; a Python exception becomes a gmmav::Error
-// (the group is then broken: a peer may be blocked in a transfer that never matches).
-template <typename F>
-auto with_transport(Shared& s, int rank, const char* what, F&& f) {
-  std::string message;
-  {
-    py::gil_scoped_acquire gil;
-    try {
-      return f(s.transport);
-    } catch (py::error_already_set& e) {
-      message = py::str(e.value()).cast<std::string>();
-    }
-  }
-  s.broken_reason = "rank " + std::to_string(rank) + ": torch.distributed " + what + " failed: " + message;
-  s.broken.store(true, std::memory_order_release);
-  throw Error(Errc::timeout, "group", "group: " + s.broken_reason + "; the group is broken, recreate it");
-}
-
 class TorchDistExchange final : public comm::Exchange {
  public:
-  TorchDistExchange(std::shared_ptr<Shared> shared, int rank, int size, const comm::CallInfo& mine,
+  TorchDistExchange(std::shared_ptr<TorchTransport> shared, int rank, int size, const comm::CallInfo& mine,
                     std::span<std::byte> workspace, std::chrono::milliseconds timeout)
       : shared_(std::move(shared)),
         me_(rank),
         W_(size),
         e_(mine.local_experts),
-        row_bytes_(static_cast<std::size_t>(mine.row_width) * 2),
+        row_bytes_(static_cast<std::size_t>(mine.row_width) * element_size(mine.dtype)),
         y_(static_cast<std::byte*>(mine.y)),
         staging_(workspace.data()),
         timeout_(timeout),
@@ -91,7 +56,7 @@ class TorchDistExchange final : public comm::Exchange {
     for (std::size_t b = 0; b < send_.size(); ++b) done_[b].store(0, std::memory_order_relaxed);
     // One receive per (source, expert) block with rows, straight into its rows of y; the tag is
     // the expert (blocks of one peer may complete in any order; per tag, gloo keeps the order).
-    with_transport(*shared_, me_, "irecv", [&](py::object& t) {
+    shared_->call(me_, "irecv", [&](py::object& t) {
       for (int s = 0; s < W_; ++s) {
         if (s == me_) continue;
         for (int j = 0; j < e_; ++j) {
@@ -133,7 +98,7 @@ class TorchDistExchange final : public comm::Exchange {
 
   void finish() override {
     start_sends(/*all=*/true);
-    with_transport(*shared_, me_, "wait", [&](py::object& t) {
+    shared_->call(me_, "wait", [&](py::object& t) {
       py::list pending;
       for (py::object& h : handles_) pending.append(h);
       t.attr("wait")(pending, static_cast<std::int64_t>(timeout_.count()));
@@ -159,7 +124,7 @@ class TorchDistExchange final : public comm::Exchange {
     return d != me_ && !sent_[b] && send_[b] > 0 && done_[b].load(std::memory_order_acquire) == send_[b];
   }
   void start_sends(bool all) {
-    with_transport(*shared_, me_, "isend", [&](py::object& t) {
+    shared_->call(me_, "isend", [&](py::object& t) {
       for (int d = 0; d < W_; ++d)
         for (int j = 0; j < e_; ++j) {
           const std::size_t b = idx(d, j);
@@ -175,7 +140,7 @@ class TorchDistExchange final : public comm::Exchange {
     });
   }
 
-  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<TorchTransport> shared_;
   const int me_, W_, e_;
   const std::size_t row_bytes_;
   std::byte* const y_;
@@ -195,8 +160,16 @@ class TorchDistExchange final : public comm::Exchange {
 class TorchDistCommunicator final : public comm::Communicator {
  public:
   TorchDistCommunicator(int rank, int size, std::string name, std::chrono::milliseconds timeout, py::object transport)
-      : rank_(rank), size_(size), name_(std::move(name)), timeout_(timeout), shared_(std::make_shared<Shared>()) {
+      : rank_(rank), size_(size), name_(std::move(name)), timeout_(timeout), shared_(std::make_shared<TorchTransport>()) {
     shared_->transport = std::move(transport);
+    auto collectives = std::make_unique<TorchCheckCollectives>(shared_, rank_);
+    collectives_ = collectives.get();
+    check_ = std::make_unique<comm::CountCheck>(std::move(collectives), rank_, size_);
+  }
+  // A check whose collective is still pending in gloo (a timed-out call) may
+  // still be written into: kept (leaked) then.
+  ~TorchDistCommunicator() override {
+    if (!Py_IsInitialized() || !check_->settled()) (void)check_.release();
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -205,51 +178,43 @@ class TorchDistCommunicator final : public comm::Communicator {
 
   // Staging for every row that leaves this rank (sized by rows: the tiling does not matter here).
   std::size_t workspace_bytes(const Plan& plan, const comm::Tiling&) const override {
-    return static_cast<std::size_t>(plan.rows_in() - plan.rows_to(rank_)) * static_cast<std::size_t>(plan.exchange_width()) * 2;
+    return static_cast<std::size_t>(plan.rows_in() - plan.rows_to(rank_)) * static_cast<std::size_t>(plan.exchange_width()) *
+           element_size(plan.desc().dtype);
   }
 
   std::unique_ptr<comm::Exchange> meet(const comm::CallInfo& mine, std::span<std::byte> workspace) override {
     if (shared_->broken.load(std::memory_order_acquire))
       throw Error(Errc::group_broken, "group", "group: " + shared_->broken_reason + "; the group is broken, recreate it");
-    // Round 1: the fixed header; round 2 (only when every rank has lists of the same length): the lists.
-    const std::vector<std::int64_t> header{mine.local_experts, static_cast<std::int64_t>(mine.dtype), mine.row_width,
-                                           static_cast<std::int64_t>(mine.send_counts.size()),
-                                           static_cast<std::int64_t>(mine.op)};
-    using Lists = std::vector<std::vector<std::int64_t>>;
-    const Lists headers =
-        with_transport(*shared_, rank_, "all_gather", [&](py::object& t) { return t.attr("allgather")(header).cast<Lists>(); });
-    std::vector<comm::CallInfo> all(static_cast<std::size_t>(size_));
-    bool same_length = true;
-    for (int s = 0; s < size_; ++s) {
-      const auto& h = headers.at(static_cast<std::size_t>(s));
-      comm::CallInfo& c = all[static_cast<std::size_t>(s)];
-      c.local_experts = static_cast<int>(h.at(0));
-      c.dtype = static_cast<DType>(h.at(1));
-      c.row_width = h.at(2);
-      c.op = static_cast<Op>(h.at(4));
-      same_length &= h.at(3) == header[3];
-    }
-    if (same_length) {
-      std::vector<std::int64_t> lists(mine.send_counts);
-      lists.insert(lists.end(), mine.recv_counts.begin(), mine.recv_counts.end());
-      const Lists got =
-          with_transport(*shared_, rank_, "all_gather", [&](py::object& t) { return t.attr("allgather")(lists).cast<Lists>(); });
-      const std::size_t n = mine.send_counts.size();
-      for (int s = 0; s < size_; ++s) {
-        const auto& l = got.at(static_cast<std::size_t>(s));
-        all[static_cast<std::size_t>(s)].send_counts.assign(l.begin(), l.begin() + static_cast<std::ptrdiff_t>(n));
-        all[static_cast<std::size_t>(s)].recv_counts.assign(l.begin() + static_cast<std::ptrdiff_t>(n), l.end());
-      }
-    }
-    comm::check_contract(std::span<const comm::CallInfo>(all));  // same verdict on every rank; nothing moved yet
+    // The count check every transport without shared memory runs (src/comm/count_check.hpp):
+    // the same verdict and message on every rank, before anything moves.
+    check_->start(mine);
+    wait_for_check();
     return std::make_unique<TorchDistExchange>(shared_, rank_, size_, mine, workspace, timeout_);
   }
 
  private:
+  // Drives the check on this thread until it passed (throws its refusal),
+  // at most the group's timeout (then the collective in flight failed).
+  void wait_for_check() {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (int spins = 0; !check_->advance(); ++spins) {
+      if (std::chrono::steady_clock::now() > deadline)
+        shared_->fail(rank_, collectives_->what(),
+                      "no progress within " + std::to_string(timeout_.count()) + " ms (GMMAV_TIMEOUT_MS)");
+      if (spins < 64) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+  }
+
   const int rank_, size_;
   const std::string name_;
   const std::chrono::milliseconds timeout_;
-  std::shared_ptr<Shared> shared_;
+  std::shared_ptr<TorchTransport> shared_;
+  TorchCheckCollectives* collectives_ = nullptr;  // check_'s
+  std::unique_ptr<comm::CountCheck> check_;
 };
 
 }  // namespace

@@ -1,12 +1,15 @@
 // A gmmav communicator whose transport is a torch.distributed process group.
 //
 // The third backend behind comm::Communicator (after in-process and MPI). The
-// C++ side does what every backend does — one meeting per call that exchanges
-// every rank's CallInfo and runs the shared cross-rank check (docs/spec.md §2), then
+// C++ side does what every backend does — one meeting per call that runs the
+// cross-rank count check MPI runs (src/comm/count_check.hpp, over the
+// transport's collectives: torch_check_collectives.hpp; docs/spec.md §2), then
 // an Exchange that names where each GEMM tile goes — and leaves the bytes to a
 // Python object (gmmav._dist.Transport) calling torch.distributed:
 //
-//   allgather(list[int]) -> list[list[int]]   equal-length lists, one per rank
+//   all_gather_into(addr, count, out_addr) -> handle   the count check's collectives (int64,
+//   all_to_all_into(addr, count, out_addr) -> handle   async, into raw memory)
+//   done(handle) -> bool                      completed? (never blocks; raises its failure)
 //   irecv(src, tag, addr, nbytes) -> handle   post a receive into raw memory
 //   isend(dst, tag, addr, nbytes) -> handle   post a send from raw memory
 //   wait(handles, timeout_ms)                 wait for all; raises on failure/timeout

@@ -1,8 +1,11 @@
-// The cross-rank contract check (docs/spec.md §2) and the receive layout, shared by every backend.
+// The cross-rank contract check over every rank's CallInfo (docs/spec.md §2; the in-process
+// backend, where one rank sees them all) and the receive layout, shared by every backend.
 #include <algorithm>
 #include <vector>
 
+#include "comm/call_header.hpp"
 #include "comm/communicator.hpp"
+#include "comm/count_verdict.hpp"
 #include "common/block_layout.hpp"
 #include "common/fail.hpp"
 
@@ -28,51 +31,31 @@ bool counts_agree(std::span<const CallInfo* const> all, int e) {
   return agree;
 }
 
+// The first mismatch, through the functions every backend's check uses
+// (count_verdict.hpp): each rank's column read from the table, its first
+// mismatch, the group's first, its one message.
+[[noreturn]] void refuse_first_mismatch(std::span<const CallInfo* const> all, std::int64_t e) {
+  const int W = static_cast<int>(all.size());
+  const auto E = static_cast<std::size_t>(e);
+  std::vector<Mismatch> firsts(all.size());
+  std::vector<std::int64_t> column(E * all.size());
+  for (int d = 0; d < W; ++d) {
+    for (std::size_t s = 0; s < all.size(); ++s)
+      std::copy_n(all[s]->send_counts.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(d) * E), E,
+                  column.begin() + static_cast<std::ptrdiff_t>(s * E));
+    firsts[static_cast<std::size_t>(d)] = column_mismatch(column, all[static_cast<std::size_t>(d)]->recv_counts, d, W, e);
+  }
+  refuse(first_mismatch(firsts), W, e);
+}
+
 }  // namespace
 
 void check_contract(std::span<const CallInfo* const> all) {
-  const int W = static_cast<int>(all.size());
-  const CallInfo& r0 = *all[0];
-  for (int s = 1; s < W; ++s) {
-    const CallInfo& c = *all[static_cast<std::size_t>(s)];
-    if (c.op != r0.op)
-      fail(Errc::count_mismatch, "group", "ranks disagree on the operator: rank 0 runs {}, rank {} runs {}", to_string(r0.op), s,
-           to_string(c.op));
-    if (c.local_experts != r0.local_experts)
-      fail(Errc::count_mismatch, "gmmWeight", "ranks disagree on the number of local experts: rank 0 has {}, rank {} has {}",
-           r0.local_experts, s, c.local_experts);
-    if (c.dtype != r0.dtype)
-      fail(Errc::count_mismatch, "gmmX", "ranks disagree on the dtype: rank 0 has {}, rank {} has {}", to_string(r0.dtype), s,
-           to_string(c.dtype));
-    if (c.row_width != r0.row_width) {
-      const bool combine = r0.op == Op::combine;  // the combine op exchanges results (N1 wide), the dispatch op inputs (H1)
-      fail(Errc::count_mismatch, combine ? "y" : "gmmX", "ranks disagree on {}: rank 0 has {}, rank {} has {}",
-           combine ? "N1" : "H1", r0.row_width, s, c.row_width);
-    }
-  }
-  const int e = r0.local_experts;
-  const std::size_t n = static_cast<std::size_t>(e) * static_cast<std::size_t>(W);
-  for (int s = 0; s < W; ++s) {
-    const CallInfo& c = *all[static_cast<std::size_t>(s)];
-    if (c.send_counts.size() != n || c.recv_counts.size() != n)
-      fail(Errc::count_mismatch, "sendCounts", "rank {} has count lists of length {} and {}, expected e * W = {}", s,
-           c.send_counts.size(), c.recv_counts.size(), n);
-  }
-  if (counts_agree(all, e)) return;
-  // Some pair differs: find the first in (source, destination, expert) order, the same on every rank.
-  for (int s = 0; s < W; ++s) {
-    for (int d = 0; d < W; ++d) {
-      for (int j = 0; j < e; ++j) {
-        const std::int64_t sent = all[static_cast<std::size_t>(s)]->send_counts[static_cast<std::size_t>(d * e + j)];
-        const std::int64_t recv = all[static_cast<std::size_t>(d)]->recv_counts[static_cast<std::size_t>(s * e + j)];
-        if (sent != recv)
-          fail(Errc::count_mismatch, "recvCounts",
-               "cross-rank count mismatch at (source {}, destination {}, expert {}): rank {} sendCounts[{}] = {} but rank {} "
-               "recvCounts[{}] = {}",
-               s, d, j, s, d * e + j, sent, d, s * e + j, recv);
-      }
-    }
-  }
+  std::vector<CallShape> shapes(all.size());
+  for (std::size_t r = 0; r < all.size(); ++r) shapes[r] = shape_of(*all[r]);
+  check_shapes(shapes);
+  const int e = all[0]->local_experts;
+  if (!counts_agree(all, e)) refuse_first_mismatch(all, e);  // some pair differs
 }
 
 std::vector<std::int64_t> recv_offsets(const CallInfo& mine) {

@@ -2,9 +2,10 @@
 //
 // The communicator (this file) owns what outlives a call: the group's two
 // communicators (rows; heads, D56), its message policy (message_plan.hpp),
-// the count check (mpi_count_check.hpp), the staging MPI reads and writes
-// (D47), and what a failed call left in MPI. meet starts the call's count
-// check and hands out the call's MpiExchange (mpi_exchange.hpp), which moves
+// MPI as a transport (mpi_transport.hpp: the count check over MPI's
+// collectives, a call's requests), the staging MPI reads and writes (D47),
+// and what a failed call left in MPI. meet starts the call's count
+// check and hands out the call's MessageExchange (message_exchange.hpp), which moves
 // the call's messages as its MessagePlan cuts them.
 #include "comm/mpi_communicator.hpp"
 
@@ -13,13 +14,12 @@
 #include <memory>
 #include <optional>
 
+#include "comm/message_exchange.hpp"
 #include "comm/message_plan.hpp"
-#include "comm/mpi_count_check.hpp"
-#include "comm/mpi_exchange.hpp"
 #include "comm/mpi_machines.hpp"
 #include "comm/mpi_runtime.hpp"
+#include "comm/mpi_transport.hpp"
 #include "common/config.hpp"
-#include "common/deadline.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav::comm {
@@ -35,7 +35,8 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     int* ub = nullptr;
     int flag = 0;
     MPI_Comm_get_attr(comm_, MPI_TAG_UB, &ub, &flag);
-    check_ = std::make_unique<MpiCountCheck>(comm_, rank_, size_, flag && ub ? *ub : 32767);
+    transport_ = std::make_unique<MpiTransport>(comm_, heads_comm_, rank_, size_, flag && ub ? *ub : 32767,
+                                                static_cast<Quarantine&>(*this));
   }
   // A broken group may have requests left in MPI (a failed call's, or the
   // count check's): their buffers are freed only once they completed, and
@@ -46,7 +47,7 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     MPI_Finalized(&finalized);
     if (!finalized && !broken_.load()) {
       auto lk = mpi::lock();
-      for (auto& [bytes, type] : row_types_) MPI_Type_free(&type);
+      transport_->free_types();
       MPI_Comm_free(&heads_comm_);
       MPI_Comm_free(&comm_);
       return;
@@ -56,13 +57,13 @@ class MpiCommunicator final : public Communicator, private Quarantine {
       auto lk = mpi::lock();
       int done = 0;
       settled =
-          check_->settled() &&
+          transport_->check().settled() &&
           MPI_Testall(static_cast<int>(quarantined_.size()), quarantined_.data(), &done, MPI_STATUSES_IGNORE) == MPI_SUCCESS &&
           done;
     }
     if (!settled) {
       staging_.abandon();
-      (void)check_.release();
+      (void)transport_->check_owner().release();
     }
   }
   int rank() const override { return rank_; }
@@ -71,104 +72,35 @@ class MpiCommunicator final : public Communicator, private Quarantine {
   std::chrono::milliseconds timeout() const override { return timeout_; }
 
   std::size_t workspace_bytes(const Plan& plan, const Tiling& tiling) const override {
-    const std::int64_t remote_rows = plan.rows_in() - plan.rows_to(plan.rank());
-    const std::int64_t row_bytes = plan.exchange_width() * static_cast<std::int64_t>(element_size(plan.desc().dtype));
-    return static_cast<std::size_t>(staging_slots(remote_rows, row_bytes, tiling) * tiling.tile_rows * row_bytes);
+    return exchange_workspace_bytes(plan, tiling);
   }
-
   std::size_t min_workspace_bytes(const Plan& plan, const Tiling& tiling) const override {
-    const bool remote = plan.rows_in() > plan.rows_to(plan.rank());
-    return remote ? static_cast<std::size_t>(tiling.tile_rows * plan.exchange_width()) * element_size(plan.desc().dtype) : 0;
+    return exchange_min_workspace_bytes(plan, tiling);
   }
 
   // One rank per process: its thread computes too instead of waiting for the
   // pool (docs/decisions.md D4), so nothing wakes it just to poll.
   bool caller_computes() const override { return true; }
 
-  // Starts the count check and hands out the call's Exchange at once: the
-  // engine computes while the check's messages travel, and the Exchange
-  // sends nothing, and writes nothing to this rank's outputs, before it
-  // passed (D10). Under FUNNELED only this thread may call MPI, so the check
-  // completes here first.
+  // The call's start is every transport's (start_exchange): the count check
+  // travels while the engine computes (D10).
   std::unique_ptr<Exchange> meet(const CallInfo& mine, std::span<std::byte> workspace) override {
     if (broken_.load())
       fail(Errc::group_broken, "group",
            "expected a working MPI group, got one broken by an earlier call that failed or timed out (MPI may still hold {} of "
            "that call's transfers, into memory the group keeps); recreate the group",
            quarantined_.size());
-    std::int64_t remote_rows = 0;
-    for (int d = 0; d < size_; ++d)
-      if (d != rank_)
-        for (int j = 0; j < mine.local_experts; ++j)
-          remote_rows += mine.send_counts[static_cast<std::size_t>(d * mine.local_experts + j)];
-    // Any workspace of at least one slot works; more slots keep more sends in flight.
-    const std::int64_t row_bytes = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype));
-    const std::int64_t tile_rows = mine.tiling.tile_rows;
-    if (tile_rows < 1) fail(Errc::internal, "tiling", "expected the engine's rows per tile (>= 1), got {}", tile_rows);
-    const std::int64_t slot_bytes = tile_rows * row_bytes;
-    const std::int64_t slots = std::min<std::int64_t>(static_cast<std::int64_t>(workspace.size()) / slot_bytes,
-                                                      (remote_rows + tile_rows - 1) / tile_rows);
-    if (remote_rows > 0 && slots < 1)
-      fail(Errc::invalid_argument, "workspaceSize", "expected at least {} bytes of workspace (one tile), got {}", slot_bytes,
-           workspace.size());
-    // The workspace's size sets the ring's slots (what GetWorkspaceSize asks
-    // for); MPI never gets its bytes, nor y's (D47).
-    std::byte* ring = staging_.ring(static_cast<std::size_t>(slots * slot_bytes));
-    bool agreed = false;
-    MPI_Datatype row = MPI_DATATYPE_NULL;
-    // A small call after a small call (the last call's most bytes for one
-    // peer, the same on every rank) sends each peer one message: its header,
-    // counts and rows together (D56).
-    const bool carry = messages_.carry && size_ > 1 && size_ <= MessagePolicy::kMaxCarryRanks && check_->last_peer_bytes() >= 0 &&
-                       check_->last_peer_bytes() <= messages_.bytes;
-    {
-      auto lk = mpi::lock();
-      row = row_type(row_bytes);
-      if (carry)
-        check_->start_carried(mine);
-      else
-        check_->start(mine);
-    }
-    if (!mpi::thread_level_at_least_serialized()) {
-      wait_for_check();
-      agreed = true;
-    }
-    return std::make_unique<MpiExchange>(mine, MpiExchangeSetup{.comm = comm_,
-                                                                .heads_comm = heads_comm_,
-                                                                .rank = rank_,
-                                                                .size = size_,
-                                                                .row_type = row,
-                                                                .check = check_.get(),
-                                                                .timeout = timeout_,
-                                                                .broken = &broken_,
-                                                                .quarantine = static_cast<Quarantine*>(this),
-                                                                .messages = &messages_,
-                                                                .carry = carry,
-                                                                .agreed = agreed,
-                                                                .staging = &staging_,
-                                                                .ring = ring,
-                                                                .ring_slots = slots});
+    return start_exchange(mine, workspace,
+                          {.rank = rank_,
+                           .size = size_,
+                           .transport = transport_.get(),
+                           .timeout = timeout_,
+                           .broken = &broken_,
+                           .messages = &messages_,
+                           .staging = &staging_});
   }
 
  private:
-  // FUNNELED: only this thread may call MPI, so the count check completes in meet.
-  void wait_for_check() {
-    const auto deadline = deadline_after(timeout_);
-    mpi::Backoff backoff;
-    for (;;) {
-      {
-        auto lk = mpi::lock();
-        if (check_->advance()) return;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        broken_.store(true);
-        fail(Errc::timeout, "group", "timed out after {} ms {}; the group is broken, recreate it", timeout_.count(),
-             check_->waiting_for());
-      }
-      backoff.pause();
-    }
-  }
-
   // A call that did not finish hands over what MPI still holds; the group is
   // broken (meet refuses), so the staging those requests use is never reused.
   void quarantine(std::vector<MPI_Request> requests) noexcept override {
@@ -176,29 +108,17 @@ class MpiCommunicator final : public Communicator, private Quarantine {
     quarantined_.insert(quarantined_.end(), requests.begin(), requests.end());
   }
 
-  // One committed datatype per row width, kept for the group's life (a call
-  // would otherwise create and free one).
-  MPI_Datatype row_type(std::int64_t row_bytes) {
-    for (const auto& [bytes, type] : row_types_)
-      if (bytes == row_bytes) return type;
-    MPI_Datatype type;
-    mpi::check(MPI_Type_contiguous(static_cast<int>(row_bytes), MPI_BYTE, &type), "MPI_Type_contiguous");
-    mpi::check(MPI_Type_commit(&type), "MPI_Type_commit");
-    row_types_.emplace_back(row_bytes, type);
-    return type;
-  }
-
   MPI_Comm comm_;
   MPI_Comm heads_comm_;  // a dup of comm_: small calls' heads (D56)
   std::chrono::milliseconds timeout_;
   std::string name_;
   int rank_ = 0, size_ = 1;
-  std::atomic<bool> broken_{false};       // written by pool workers during a call (through MpiExchange)
-  std::unique_ptr<MpiCountCheck> check_;  // owned here: a gather that timed out may still write into it
-  std::vector<std::pair<std::int64_t, MPI_Datatype>> row_types_;
-  MessagePolicy messages_;                // how tiles are cut into MPI messages, per peer
-  Staging staging_;                       // the send ring and the receives' landing area (D47)
-  std::vector<MPI_Request> quarantined_;  // a failed call's requests still in MPI (they use staging_)
+  std::atomic<bool> broken_{false};          // written by pool workers during a call (through MessageExchange)
+  std::unique_ptr<MpiTransport> transport_;  // MPI as a transport: the count check (owned: a gather that timed out may
+                                             // still write into it), a call's requests
+  MessagePolicy messages_;                   // how tiles are cut into MPI messages, per peer
+  Staging staging_;                          // the send ring and the receives' landing area (D47)
+  std::vector<MPI_Request> quarantined_;     // a failed call's requests still in MPI (they use staging_)
 };
 
 // The group's message policy (collective: every rank of `comm` calls it).

@@ -9,7 +9,7 @@ void RequestTable::add(MPI_Request request, const InFlight& what) {
   in_flight_.push_back(what);
 }
 
-std::span<const Completed> RequestTable::test() {
+std::span<const MpiCompleted> RequestTable::test() {
   completed_.clear();
   if (requests_.empty()) return {};
   int done = 0;

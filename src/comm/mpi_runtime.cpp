@@ -81,14 +81,6 @@ void check(int rc, const char* what) {
   fail(Errc::internal, "MPI", "{} failed: {}", what, error_string(rc));
 }
 
-void Backoff::pause() {
-  if (std::chrono::steady_clock::now() - start_ < std::chrono::microseconds(300)) {
-    sched_yield();
-  } else {
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
-}
-
 void wait(MPI_Request* req, std::chrono::milliseconds timeout, const std::string& what) {
   const auto deadline = deadline_after(timeout);
   Backoff backoff;

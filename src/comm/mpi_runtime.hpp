@@ -9,6 +9,8 @@
 #include <mutex>
 #include <string>
 
+#include "comm/backoff.hpp"
+
 namespace gmmav::comm::mpi {
 
 /// Initialises MPI unless the program did (asks for MPI_THREAD_MULTIPLE).
@@ -27,17 +29,8 @@ void check(int rc, const char* what);
 /// MPI's text for an error code.
 std::string error_string(int rc);
 
-/// How a thread waits between MPI tests: it yields the core for the first
-/// few hundred microseconds (a peer's message is usually that close, and a
-/// sleep costs 50-100 us of timer slack per test), then sleeps 50 us per test
-/// (a long wait must not take a core from ranks that still compute).
-class Backoff {
- public:
-  void pause();
-
- private:
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-};
+/// How a thread waits between MPI tests (comm/backoff.hpp).
+using Backoff = comm::Backoff;
 
 /// Tests `req` until it completes or `timeout` passes (then throws
 /// Errc::timeout with `what`). Sleeps briefly between tests.

@@ -27,7 +27,7 @@ using gmmav::comm::MessagePolicy;
 using gmmav::comm::PeerRoute;
 using gmmav::comm::RowMessage;
 
-// Head geometry as the MPI exchange uses it (MpiCountCheck: 9 header values,
+// Head geometry as the MPI exchange uses it (CountCheck: CallHeader's 9 words,
 // the carried row count, up to 512 counts).
 constexpr std::int64_t kPrefixFixed = 8 * (9 + 1);
 constexpr std::int64_t kHeadMinRoom = 8 * (9 + 1 + 512);
@@ -314,7 +314,7 @@ TEST(MessagePlan, EveryRowLandsOnceInPlaceForRandomGroups) {
 }
 
 // ---------------------------------------------------------------------------
-// The wire format before MessagePlan: a transcription of MpiExchange's code at
+// The wire format before MessagePlan: a transcription of MessageExchange's code at
 // 488e4da (its constructor's layout, start_sends' cutting, on_agreed's
 // receives). The plan must give the same messages, bytes and tags.
 

@@ -1,7 +1,7 @@
 // comm::SendRing, the MPI exchange's staging slots: a slot is free again only
 // once all of its tile's rows were reported written and every message queued
 // for them was sent, whatever order parts and sends come in.
-#include "comm/mpi_send_ring.hpp"
+#include "comm/send_ring.hpp"
 
 #include <gtest/gtest.h>
 

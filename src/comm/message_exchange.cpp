@@ -1,12 +1,12 @@
-// MpiExchange, the engine's side: where tiles go (rows_for), what happens
+// MessageExchange, the engine's side: where tiles go (rows_for), what happens
 // once they are written (rows_done), and the waits (wait_agreed, finish).
-#include "comm/mpi_exchange.hpp"
+#include "comm/message_exchange.hpp"
 
 #include <algorithm>
 #include <cstring>
 #include <utility>
 
-#include "comm/mpi_runtime.hpp"
+#include "comm/backoff.hpp"
 #include "common/config.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
@@ -17,16 +17,16 @@ namespace {
 constexpr std::int64_t kWord = static_cast<std::int64_t>(sizeof(std::int64_t));
 
 // The call as its message plans see it.
-MessageCall message_call(const CallInfo& mine, const MpiExchangeSetup& s) {
-  const bool column = MpiCountCheck::carries_column(mine.local_experts);
+MessageCall message_call(const CallInfo& mine, const ExchangeSetup& s) {
+  const bool column = CountCheck::carries_column(mine.local_experts);
   return {.rank = s.rank,
           .size = s.size,
           .experts = mine.local_experts,
           .row_bytes = mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype)),
           .tile_rows = mine.tiling.tile_rows,
           .carry = s.carry,
-          .head_prefix_bytes = kWord * (MpiCountCheck::kHeader + 1 + (column ? mine.local_experts : 0)),
-          .head_min_room = kWord * (MpiCountCheck::kHeader + 1 + MpiCountCheck::kMaxCarriedColumn)};
+          .head_prefix_bytes = kWord * (CallHeader::kWords + 1 + (column ? mine.local_experts : 0)),
+          .head_min_room = kWord * (CallHeader::kWords + 1 + CountCheck::kMaxCarriedColumn)};
 }
 
 }  // namespace
@@ -57,18 +57,15 @@ std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, con
   return std::min(remote_tiles, std::max(minimum, quarter));
 }
 
-MpiExchange::MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup)
-    : comm_(setup.comm),
-      heads_comm_(setup.heads_comm),
+MessageExchange::MessageExchange(const CallInfo& mine, ExchangeSetup setup)
+    : transport_(*setup.transport),
       carry_(setup.carry),
       me_(setup.rank),
       W_(setup.size),
       e_(mine.local_experts),
-      row_type_(setup.row_type),
-      check_(*setup.check),
+      check_(setup.transport->check()),
       timeout_(setup.timeout),
       broken_(setup.broken),
-      quarantine_(*setup.quarantine),
       row_bytes_(mine.row_width * static_cast<std::int64_t>(element_size(mine.dtype))),
       tile_rows_(mine.tiling.tile_rows),
       sends_(MessagePlan::sends(*setup.messages, message_call(mine, setup), mine.send_counts)),
@@ -77,6 +74,7 @@ MpiExchange::MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup)
       area_(setup.staging->whole(static_cast<std::size_t>(sends_.area_bytes()))),
       landing_(setup.staging->landing(static_cast<std::size_t>(receives_.area_bytes()))),
       recv_offset_(recv_offsets(mine)),
+      transfers_(std::move(setup.transfers)),
       ring_(setup.ring, setup.ring_slots, mine.tiling.tile_rows * row_bytes_) {
   // Peers whose rows go as one message: rows still to be written.
   whole_left_ = std::make_unique<std::atomic<std::int64_t>[]>(static_cast<std::size_t>(W_));
@@ -90,13 +88,13 @@ MpiExchange::MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup)
     pending_rows_ = std::make_unique<std::atomic<std::int64_t>[]>(rows.size());
     for (std::size_t j = 0; j < rows.size(); ++j) pending_rows_[j].store(rows[j], std::memory_order_relaxed);
   }
-  workers_drive_ = mpi::thread_level_at_least_serialized();
+  workers_drive_ = transport_.workers_may_drive();
   const auto now = std::chrono::steady_clock::now();
   check_deadline_ = deadline_after(timeout_, now);
   last_progress_ns_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
   if (carry_) post_head_receives();
   if (setup.agreed) {
-    auto lk = mpi::lock();
+    auto lk = transport_.lock();
     on_agreed();
   }
 }
@@ -104,7 +102,7 @@ MpiExchange::MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup)
 // Carrying (D56): every peer's head — this rank's header, its counts for the
 // peer, and its rows when they fit — sits in the send area in front of those
 // rows; heads that carry no rows are queued at once.
-void MpiExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_t message_bytes) {
+void MessageExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_t message_bytes) {
   heads_ = staging.heads(static_cast<std::size_t>(receives_.head_room() * W_));
   // This rank's own rows wait in staging, not for the agreement: a tile
   // for this rank is often in the same GEMM as the peers' tiles whose
@@ -115,10 +113,10 @@ void MpiExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_
     self_ = staging.self(static_cast<std::size_t>(self_bytes_));
   }
   head_rows_.assign(static_cast<std::size_t>(W_), 0);
-  const bool column = MpiCountCheck::carries_column(e_);
+  const bool column = CountCheck::carries_column(e_);
   for (int d = 0; d < W_; ++d) {
     if (d == me_) continue;
-    std::vector<std::int64_t> prefix(check_.header(), check_.header() + MpiCountCheck::kHeader);
+    std::vector<std::int64_t> prefix(check_.header(), check_.header() + CallHeader::kWords);
     prefix.push_back(0);  // rows carried: set when they are
     if (column)
       for (int j = 0; j < e_; ++j) prefix.push_back(mine.send_counts[static_cast<std::size_t>(d * e_ + j)]);
@@ -135,34 +133,25 @@ void MpiExchange::init_heads(const CallInfo& mine, Staging& staging, std::int64_
 }
 
 // Every peer's head, into the communicator's room for it.
-void MpiExchange::post_head_receives() {
-  auto lk = mpi::lock();
+void MessageExchange::post_head_receives() {
+  auto lk = transport_.lock();
   const std::int64_t room = receives_.head_room();
   for (int src = 0; src < W_; ++src) {
     if (src == me_) continue;
-    MPI_Request req;
-    mpi::check(MPI_Irecv(heads_ + src * room, static_cast<int>(room), MPI_BYTE, src, 0, heads_comm_, &req), "MPI_Irecv");
-    requests_.add(req, {.purpose = Purpose::receive_head, .peer = src, .landing_at = src * room});
+    transfers_->receive({.channel = Channel::heads, .peer = src, .tag = 0, .count = room, .unit = Unit::byte},
+                        heads_ + src * room, {.purpose = Purpose::receive_head, .peer = src, .landing_at = src * room});
   }
 }
 
 // A call that did not finish (it threw, or a worker failed) may leave
-// requests in MPI. Receives not yet matched are cancelled; what is left
-// (sends, receives matched before the failure) goes to the communicator,
-// which keeps the staging they use. Runs after the call's error was thrown,
-// so a receive completing here is not copied into y.
-MpiExchange::~MpiExchange() {
-  if (requests_.empty()) return;
+// transfers in the transport: it cancels what it can and keeps the rest,
+// with the staging they use (the group is broken). Runs after the call's
+// error was thrown, so a receive completing here is not copied into y.
+MessageExchange::~MessageExchange() {
+  if (transfers_->empty()) return;
   if (refused_.load(std::memory_order_acquire) && own_heads_sent()) return;
   broken_->store(true, std::memory_order_relaxed);
-  std::vector<MPI_Request> left;
-  try {
-    auto lk = mpi::lock();
-    left = requests_.cancel_receives_and_release();
-  } catch (...) {  // mpi::lock cannot fail in practice; a destructor must not throw
-    left = requests_.release();
-  }
-  quarantine_.quarantine(std::move(left));
+  transfers_->abandon();
 }
 
 // Called by pool workers: where a tile goes. Rows for this rank go straight
@@ -170,7 +159,7 @@ MpiExchange::~MpiExchange() {
 // ring; when all are in use the worker drives MPI itself until a send
 // completes (or, under FUNNELED, waits for the orchestrating thread's
 // polling to free one).
-void* MpiExchange::rows_for(int dest, int j, std::int64_t first, std::int64_t rows) {
+void* MessageExchange::rows_for(int dest, int j, std::int64_t first, std::int64_t rows) {
   if (dest == me_) {
     if (self_ != nullptr && !agreed_.load(std::memory_order_acquire))  // copied into y once agreed (D56)
       return self_ + (sends_.block_first(me_, j) + first) * row_bytes_;
@@ -185,12 +174,12 @@ void* MpiExchange::rows_for(int dest, int j, std::int64_t first, std::int64_t ro
 }
 
 // A slot of the ring for a tile of `rows` rows (caller holds queue_mu_).
-std::byte* MpiExchange::wait_for_slot(std::unique_lock<std::mutex>& lk, std::int64_t rows) {
+std::byte* MessageExchange::wait_for_slot(std::unique_lock<std::mutex>& lk, std::int64_t rows) {
   ++waiting_for_slot_;
   if (!may_drive()) {
     slot_freed_.wait(lk, [&] { return !ring_.full() || aborted_; });
   } else {
-    mpi::Backoff backoff;
+    Backoff backoff;
     while (ring_.full() && !aborted_) {
       lk.unlock();
       release_heads();  // nothing may wait on this rank's rows for its header (D56)
@@ -224,7 +213,7 @@ std::byte* MpiExchange::wait_for_slot(std::unique_lock<std::mutex>& lk, std::int
 }
 
 // A tile is written: queue its sends and, at this tile boundary, drive MPI.
-void MpiExchange::rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
+void MessageExchange::rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
   if (dest != me_ && sends_.route(dest) == PeerRoute::whole) {
     whole_rows_done(dest, rows);
   } else if (dest != me_) {
@@ -238,7 +227,7 @@ void MpiExchange::rows_done(int dest, int j, std::int64_t first, std::int64_t ro
 }
 
 // Rows of a peer that gets one message: its last ones let the message go.
-void MpiExchange::whole_rows_done(int dest, std::int64_t rows) {
+void MessageExchange::whole_rows_done(int dest, std::int64_t rows) {
   const auto d = static_cast<std::size_t>(dest);
   if (whole_left_[d].fetch_sub(rows, std::memory_order_acq_rel) != rows) return;
   std::lock_guard lk(queue_mu_);
@@ -251,7 +240,7 @@ void MpiExchange::whole_rows_done(int dest, std::int64_t rows) {
 }
 
 // A tile in a ring slot, or its next rows (early_rows): their messages may go.
-void MpiExchange::tile_rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
+void MessageExchange::tile_rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) {
   thread_local std::vector<RowMessage> messages;
   messages.clear();
   sends_.tile_messages(dest, j, first, rows, messages);
@@ -270,7 +259,7 @@ void MpiExchange::tile_rows_done(int dest, int j, std::int64_t first, std::int64
 }
 
 // Rows of this rank's own, staged until the agreement (D56).
-void MpiExchange::own_rows_done(int j, std::int64_t first, std::int64_t rows, const void* where) {
+void MessageExchange::own_rows_done(int j, std::int64_t first, std::int64_t rows, const void* where) {
   const Landed l{static_cast<const std::byte*>(where),
                  (recv_offset_[static_cast<std::size_t>(me_ * e_ + j)] + first) * row_bytes_, rows * row_bytes_, j};
   bool now = false;
@@ -286,13 +275,13 @@ void MpiExchange::own_rows_done(int j, std::int64_t first, std::int64_t rows, co
 }
 
 // The dispatch op: expert j's rows counted down as they reach y.
-void MpiExchange::arrived(int j, std::int64_t rows) {
+void MessageExchange::arrived(int j, std::int64_t rows) {
   if (pending_rows_) pending_rows_[static_cast<std::size_t>(j)].fetch_sub(rows, std::memory_order_acq_rel);
 }
 
 // A shared-expert tile finished: a tile boundary like any other.
 // Only std::mutex::lock in the handler could still throw (a bug: terminating is right).
-void MpiExchange::progress() noexcept {  // NOLINT(bugprone-exception-escape)
+void MessageExchange::progress() noexcept {  // NOLINT(bugprone-exception-escape)
   try {
     if (!may_drive() || !mpi_progress_enabled()) return;
     drive(/*wait_turn=*/false);
@@ -304,10 +293,10 @@ void MpiExchange::progress() noexcept {  // NOLINT(bugprone-exception-escape)
 
 // Drives MPI until the count check is in (throws its error if it failed,
 // a timeout at the check's deadline).
-void MpiExchange::wait_agreed() {
+void MessageExchange::wait_agreed() {
   if (agreed_.load(std::memory_order_acquire)) return;
   release_heads();  // this rank waits: its header may not wait for rows (D56)
-  mpi::Backoff backoff;
+  Backoff backoff;
   for (;;) {
     if (may_drive()) drive(/*wait_turn=*/true);
     if (agreed_.load(std::memory_order_acquire)) return;
@@ -322,10 +311,10 @@ void MpiExchange::wait_agreed() {
 
 // The dispatch op: each expert's rows counted down as they reach y (a
 // landed tile once copied, a tile of this rank's own once written).
-void MpiExchange::wait_received(int j) {
+void MessageExchange::wait_received(int j) {
   wait_agreed();
   const auto& left = pending_rows_[static_cast<std::size_t>(j)];
-  mpi::Backoff backoff;
+  Backoff backoff;
   while (left.load(std::memory_order_acquire) != 0) {
     poll();
     {
@@ -339,23 +328,23 @@ void MpiExchange::wait_received(int j) {
   }
 }
 
-void MpiExchange::finish() {
+void MessageExchange::finish() {
   wait_agreed();
-  mpi::Backoff backoff;
+  Backoff backoff;
   for (;;) {
     poll();
     {
       std::lock_guard lk(queue_mu_);
       if (worker_error_) std::rethrow_exception(worker_error_);
-      if (requests_.empty() && queue_.empty()) return;
+      if (transfers_->empty() && queue_.empty()) return;
     }
     if (exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_))
-      fail_no_progress(fmt::format("{} transfers to finish", requests_.size()));
+      fail_no_progress(fmt::format("{} transfers to finish", transfers_->size()));
     backoff.pause();
   }
 }
 
-void MpiExchange::abort(const std::string&) noexcept {
+void MessageExchange::abort(const std::string&) noexcept {
   // A refused call sent and posted nothing: the group stays usable.
   // Otherwise peers waiting for this rank's rows will time out; the group
   // cannot be reused.
@@ -367,12 +356,12 @@ void MpiExchange::abort(const std::string&) noexcept {
   slot_freed_.notify_all();
 }
 
-void MpiExchange::fail_check_timeout() const {
+void MessageExchange::fail_check_timeout() const {
   fail(Errc::timeout, "group", "rank {} timed out after {} ms {}; the group is broken, recreate it", me_, timeout_.count(),
        check_.waiting_for());
 }
 
-void MpiExchange::fail_no_progress(const std::string& waiting_for) const {
+void MessageExchange::fail_no_progress(const std::string& waiting_for) const {
   broken_->store(true, std::memory_order_relaxed);
   fail(Errc::timeout, "group",
        "rank {} timed out after {} ms without progress waiting for {} (a peer died or stopped); the group is broken, "
@@ -380,12 +369,12 @@ void MpiExchange::fail_no_progress(const std::string& waiting_for) const {
        me_, timeout_.count(), waiting_for);
 }
 
-std::chrono::steady_clock::time_point MpiExchange::last_progress() const {
+std::chrono::steady_clock::time_point MessageExchange::last_progress() const {
   return std::chrono::steady_clock::time_point(
       std::chrono::steady_clock::duration(last_progress_ns_.load(std::memory_order_relaxed)));
 }
 
-void MpiExchange::made_progress() {
+void MessageExchange::made_progress() {
   last_progress_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 

@@ -7,11 +7,11 @@
 // for every incoming message into the landing area, and from there into y.
 //
 // meet (mpi_communicator.cpp) starts the cross-rank count check
-// (mpi_count_check.hpp), which the threads that drive MPI advance while the
+// (count_check.hpp, over MPI collectives), which the threads that drive MPI advance while the
 // engine computes; once it passed, receives are posted and queued sends
 // start. Until then tiles for remote ranks wait in staging and nothing is
 // written to this rank's outputs. Tiles for remote ranks are computed into a
-// bounded ring of tile-sized staging slots (mpi_send_ring.hpp: as many as the
+// bounded ring of tile-sized staging slots (send_ring.hpp: as many as the
 // caller's workspace size allows, about a quarter of the send volume for
 // large calls) and sent as soon as each is written; a slot is reused once its
 // sends completed. Tiles for this rank go straight into y.
@@ -50,8 +50,6 @@
 // while the pool computes, as the fallback.
 #pragma once
 
-#include <mpi.h>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -65,10 +63,10 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "comm/count_check.hpp"
 #include "comm/message_plan.hpp"
-#include "comm/mpi_count_check.hpp"
-#include "comm/mpi_requests.hpp"
-#include "comm/mpi_send_ring.hpp"
+#include "comm/send_ring.hpp"
+#include "comm/transport.hpp"
 
 namespace gmmav::comm {
 
@@ -100,31 +98,19 @@ class Staging {
   Buffer ring_, landing_, whole_, heads_, self_;
 };
 
-/// Where a failed call's unfinished requests go (the communicator's).
-class Quarantine {
- public:
-  virtual void quarantine(std::vector<MPI_Request> requests) noexcept = 0;
-
- protected:
-  ~Quarantine() = default;
-};
-
 /// Staging slots for a call: enough for every pool worker to hold one while
 /// sends are in flight, at most a quarter of the remote volume (or all of it
 /// when that is smaller than the minimum).
 std::int64_t staging_slots(std::int64_t remote_rows, std::int64_t row_bytes, const Tiling& tiling);
 
 /// What the communicator hands a call's exchange.
-struct MpiExchangeSetup {
-  MPI_Comm comm = MPI_COMM_NULL;        ///< rows
-  MPI_Comm heads_comm = MPI_COMM_NULL;  ///< heads, apart from rows (no tag of a row message can match them)
+struct ExchangeSetup {
   int rank = 0;
   int size = 1;
-  MPI_Datatype row_type = MPI_DATATYPE_NULL;  ///< one row, contiguous
-  MpiCountCheck* check = nullptr;             ///< started by meet
+  Transport* transport = nullptr;        ///< the group's; its count check was started by meet
+  std::unique_ptr<Transfers> transfers;  ///< this call's, on that transport
   std::chrono::milliseconds timeout{};
   std::atomic<bool>* broken = nullptr;  ///< the communicator's
-  Quarantine* quarantine = nullptr;     ///< takes the requests of a call that did not finish
   const MessagePolicy* messages = nullptr;
   bool carry = false;   ///< this call's headers travel in heads (D56), the same on every rank
   bool agreed = false;  ///< the count check already passed (FUNNELED: meet waited for it)
@@ -133,10 +119,31 @@ struct MpiExchangeSetup {
   std::int64_t ring_slots = 0;
 };
 
-class MpiExchange final : public Exchange {
+/// What a communicator over a transport keeps for its calls.
+struct ExchangeGroup {
+  int rank = 0;
+  int size = 1;
+  Transport* transport = nullptr;
+  std::chrono::milliseconds timeout{};
+  std::atomic<bool>* broken = nullptr;  ///< set by a call that fails or times out
+  const MessagePolicy* messages = nullptr;
+  Staging* staging = nullptr;
+};
+
+/// Workspace a call should get on a transport (the send ring's slots), and the least it runs with (one tile).
+std::size_t exchange_workspace_bytes(const Plan& plan, const Tiling& tiling);
+std::size_t exchange_min_workspace_bytes(const Plan& plan, const Tiling& tiling);
+
+/// meet's part every transport shares (message_exchange_start.cpp): sizes
+/// the send ring from the workspace, starts the count check (carried after a
+/// small call, D56) and hands out the call's exchange. Where workers may not
+/// call the transport, the check completes here first. Throws gmmav::Error.
+std::unique_ptr<Exchange> start_exchange(const CallInfo& mine, std::span<std::byte> workspace, const ExchangeGroup& g);
+
+class MessageExchange final : public Exchange {
  public:
-  MpiExchange(const CallInfo& mine, const MpiExchangeSetup& setup);
-  ~MpiExchange() override;
+  MessageExchange(const CallInfo& mine, ExchangeSetup setup);
+  ~MessageExchange() override;
 
   void* rows_for(int dest, int j, std::int64_t first, std::int64_t rows) override;
   void rows_done(int dest, int j, std::int64_t first, std::int64_t rows, void* where) override;
@@ -173,7 +180,7 @@ class MpiExchange final : public Exchange {
     int expert;
   };
 
-  // mpi_exchange.cpp: the engine's side.
+  // message_exchange.cpp: the engine's side.
   void init_heads(const CallInfo& mine, Staging& staging, std::int64_t message_bytes);
   void post_head_receives();
   std::byte* wait_for_slot(std::unique_lock<std::mutex>& lk, std::int64_t rows);
@@ -187,7 +194,7 @@ class MpiExchange final : public Exchange {
   std::chrono::steady_clock::time_point last_progress() const;
   void made_progress();
 
-  // mpi_exchange_progress.cpp: driving MPI.
+  // message_exchange_progress.cpp: driving MPI.
   void drive(bool wait_turn);
   bool drive_locked();
   bool advance_check();
@@ -200,21 +207,18 @@ class MpiExchange final : public Exchange {
   void land_all_from(int s, const std::byte* from);
   void copy_landed();
 
-  // mpi_exchange_heads.cpp: heads (D56).
+  // message_exchange_heads.cpp: heads (D56).
   void head_in(int src, const std::byte* head);
   void release_heads();
   void queue_waiting_head(int d, std::int64_t carried);
   bool own_heads_sent() noexcept;
 
-  MPI_Comm comm_;
-  MPI_Comm heads_comm_;
+  Transport& transport_;
   bool carry_;
   int me_, W_, e_;
-  MPI_Datatype row_type_;
-  MpiCountCheck& check_;
+  CountCheck& check_;
   std::chrono::milliseconds timeout_;
   std::atomic<bool>* broken_;  // the communicator's: set by pool workers and the rank's thread alike
-  Quarantine& quarantine_;
   std::int64_t row_bytes_;
   std::int64_t tile_rows_;
   const MessagePlan sends_;     // this rank's messages to each peer
@@ -234,9 +238,9 @@ class MpiExchange final : public Exchange {
   std::vector<Landed> self_written_;  // own rows written before the agreement (queue_mu_)
   bool self_flushed_ = false;         // the agreement took self_written_ (queue_mu_)
   std::int64_t tag_stride_ = 1;
-  RequestTable requests_;       // receives and sends in flight (mpi::lock())
-  std::vector<Landed> landed_;  // completed receives not yet copied into y (the driving thread's)
-  std::mutex queue_mu_;         // guards queue_, ring_, aborted_, stuck_before_agreement_
+  std::unique_ptr<Transfers> transfers_;  // receives and sends in flight (transport_.lock())
+  std::vector<Landed> landed_;            // completed receives not yet copied into y (the driving thread's)
+  std::mutex queue_mu_;                   // guards queue_, ring_, aborted_, stuck_before_agreement_
   std::vector<PendingSend> queue_;
   SendRing ring_;
   std::condition_variable slot_freed_;

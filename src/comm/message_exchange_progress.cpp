@@ -1,11 +1,10 @@
-// MpiExchange, driving MPI: one non-blocking pass advances the count check,
+// MessageExchange, driving MPI: one non-blocking pass advances the count check,
 // starts the queued sends, tests every request in flight and hands what
 // completed on (a freed ring slot, rows for y, a peer's head for the check).
 #include <algorithm>
 #include <cstring>
 
-#include "comm/mpi_exchange.hpp"
-#include "comm/mpi_runtime.hpp"
+#include "comm/message_exchange.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
 
@@ -15,7 +14,7 @@ namespace gmmav::comm {
 // every request, free the slots of completed sends. One thread at a time;
 // a worker that finds another one driving goes back to its GEMMs
 // (wait_turn=false).
-void MpiExchange::drive(bool wait_turn) {
+void MessageExchange::drive(bool wait_turn) {
   std::unique_lock one(poll_mu_, std::defer_lock);
   if (wait_turn) {
     one.lock();
@@ -32,7 +31,7 @@ void MpiExchange::drive(bool wait_turn) {
 }
 
 // Completed receives (and own rows staged before the agreement) into y.
-void MpiExchange::copy_landed() {
+void MessageExchange::copy_landed() {
   for (const Landed& l : landed_) {
     std::memcpy(y_ + l.y_at, l.from, static_cast<std::size_t>(l.bytes));
     arrived(l.expert, l.bytes / row_bytes_);
@@ -41,19 +40,19 @@ void MpiExchange::copy_landed() {
 }
 
 // False while the count check is still out (nothing but heads can be sent yet).
-bool MpiExchange::drive_locked() {
-  auto lk = mpi::lock();
+bool MessageExchange::drive_locked() {
+  auto lk = transport_.lock();
   if (!agreed_.load(std::memory_order_relaxed) && !advance_check()) return false;
   start_sends(/*agreed=*/true);
-  if (requests_.empty()) return true;
+  if (transfers_->empty()) return true;
   if (funneled_stuck()) return true;
   test_requests();
   return true;
 }
 
-// Until the check passed (caller holds mpi::lock()): heads out and in, one
+// Until the check passed (caller holds the transport's lock()): heads out and in, one
 // step of the check; true once it passed (receives are then posted).
-bool MpiExchange::advance_check() {
+bool MessageExchange::advance_check() {
   if (refused_.load(std::memory_order_relaxed)) return false;
   if (carry_) {  // the check waits for every peer's head
     start_sends(/*agreed=*/false);
@@ -82,7 +81,7 @@ bool MpiExchange::advance_check() {
 // FUNNELED: workers blocked on a staging slot while nothing moves for the
 // timeout means a peer is gone. Wake them with an error (never throw from
 // here: the pool's job is still running on this thread's stack).
-bool MpiExchange::funneled_stuck() {
+bool MessageExchange::funneled_stuck() {
   if (workers_drive_ || !exceeds(std::chrono::steady_clock::now() - last_progress(), timeout_)) return false;
   {
     std::lock_guard q(queue_mu_);
@@ -94,9 +93,9 @@ bool MpiExchange::funneled_stuck() {
   return true;
 }
 
-// Starts the queued sends (caller holds mpi::lock()); before the check
+// Starts the queued sends (caller holds the transport's lock()); before the check
 // passed only heads (D56), which land in the peer's room for them, not in y.
-void MpiExchange::start_sends(bool agreed) {
+void MessageExchange::start_sends(bool agreed) {
   std::vector<PendingSend> sends;
   {
     std::lock_guard q(queue_mu_);
@@ -110,28 +109,29 @@ void MpiExchange::start_sends(bool agreed) {
     }
   }
   for (const PendingSend& s : sends) {
-    MPI_Request req;
     switch (s.purpose) {
       case Purpose::send_head:
-        mpi::check(MPI_Isend(s.data, static_cast<int>(s.bytes), MPI_BYTE, s.dest, 0, heads_comm_, &req), "MPI_Isend");
+        transfers_->send({.channel = Channel::heads, .peer = s.dest, .tag = 0, .count = s.bytes, .unit = Unit::byte}, s.data,
+                         {.purpose = s.purpose});
         break;
       case Purpose::send_whole:  // tag 0: no other message goes to the peer in this call
-        mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, 0, comm_, &req), "MPI_Isend");
+        transfers_->send({.channel = Channel::rows, .peer = s.dest, .tag = 0, .count = s.rows, .unit = Unit::row}, s.data,
+                         {.purpose = s.purpose});
         break;
       default: {  // a tile's messages, in order: the receiver matches them so
         const int tag = static_cast<int>(s.expert * tag_stride_ + s.tile);
-        mpi::check(MPI_Isend(s.data, static_cast<int>(s.rows), row_type_, s.dest, tag, comm_, &req), "MPI_Isend");
+        transfers_->send({.channel = Channel::rows, .peer = s.dest, .tag = tag, .count = s.rows, .unit = Unit::row}, s.data,
+                         {.purpose = s.purpose, .slot = s.slot});
       }
     }
-    requests_.add(req, {.purpose = s.purpose, .slot = s.slot});
   }
 }
 
-// One MPI_Testsome over the call's requests (caller holds mpi::lock()):
+// One test of the call's transfers (caller holds the transport's lock()):
 // completed sends free their slots, completed receives are queued for the
 // copy into y, a peer's head goes to the count check.
-void MpiExchange::test_requests() {
-  const std::span<const Completed> done = requests_.test();
+void MessageExchange::test_requests() {
+  const std::span<const Completed> done = transfers_->test();
   if (done.empty()) return;
   check_received(done);
   made_progress();
@@ -166,27 +166,23 @@ void MpiExchange::test_requests() {
 // means the two ranks cut their messages differently, and rows would land
 // in the wrong place. Never silent (issue 29). Completed requests already
 // left the table, so the destructor never sees them.
-void MpiExchange::check_received(std::span<const Completed> done) const {
+void MessageExchange::check_received(std::span<const Completed> done) const {
   for (const Completed& c : done) {
     const InFlight& f = c.what;
     const bool rows = f.purpose == Purpose::receive_tile || f.purpose == Purpose::receive_whole;
-    int got = 0;
-    if (rows && c.error == MPI_SUCCESS) MPI_Get_count(&c.status, MPI_BYTE, &got);
-    if (rows && (c.error != MPI_SUCCESS || got != f.bytes))
+    if (rows && (!c.error.empty() || c.bytes != f.bytes))
       fail(Errc::internal, "group",
            "rank {} expected a message of {} bytes from rank {} (tag {}), got {}: the ranks cut the call's rows into "
            "different messages; the group is broken, recreate it",
-           me_, f.bytes, c.status.MPI_SOURCE, c.status.MPI_TAG,
-           c.error == MPI_SUCCESS ? std::to_string(got) : mpi::error_string(c.error));
-    if (c.error != MPI_SUCCESS)
-      fail(Errc::internal, "group", "rank {}: a transfer failed: {}; the group is broken, recreate it", me_,
-           mpi::error_string(c.error));
+           me_, f.bytes, c.source, c.tag, c.error.empty() ? std::to_string(c.bytes) : c.error);
+    if (!c.error.empty())
+      fail(Errc::internal, "group", "rank {}: a transfer failed: {}; the group is broken, recreate it", me_, c.error);
   }
 }
 
 // All of source s's rows of the call, one block per expert in order from
 // `from` (one message): queued for the copy into y.
-void MpiExchange::land_all_from(int s, const std::byte* from) {
+void MessageExchange::land_all_from(int s, const std::byte* from) {
   for (int j = 0; j < e_; ++j) {
     const std::int64_t bytes = receives_.block_rows(s, j) * row_bytes_;
     if (bytes > 0) landed_.push_back({from, recv_offset_[static_cast<std::size_t>(s * e_ + j)] * row_bytes_, bytes, j});
@@ -194,9 +190,9 @@ void MpiExchange::land_all_from(int s, const std::byte* from) {
   }
 }
 
-// The check passed (caller holds mpi::lock()): every incoming message gets its
+// The check passed (caller holds the transport's lock()): every incoming message gets its
 // receive, into the landing area; queued sends may start.
-void MpiExchange::on_agreed() {
+void MessageExchange::on_agreed() {
   tag_stride_ = check_.tag_stride();
   for (int s = 0; s < W_; ++s) {
     if (s == me_) continue;
@@ -223,20 +219,21 @@ void MpiExchange::on_agreed() {
 
 // The receives of every message from s, as its sends were cut (the sender
 // decided the same from the same counts).
-void MpiExchange::post_receives(int s) {
+void MessageExchange::post_receives(int s) {
   for (const RowMessage& m : receives_.messages(s)) {
-    MPI_Request req;
-    mpi::check(MPI_Irecv(landing_ + m.at, static_cast<int>(m.rows), row_type_, s, m.tag(tag_stride_), comm_, &req), "MPI_Irecv");
+    const Message message{.channel = Channel::rows, .peer = s, .tag = m.tag(tag_stride_), .count = m.rows, .unit = Unit::row};
     if (m.expert < 0) {
-      requests_.add(req, {.purpose = Purpose::receive_whole, .peer = s, .landing_at = m.at, .bytes = m.rows * row_bytes_});
+      transfers_->receive(message, landing_ + m.at,
+                          {.purpose = Purpose::receive_whole, .peer = s, .landing_at = m.at, .bytes = m.rows * row_bytes_});
       continue;
     }
-    requests_.add(req, {.purpose = Purpose::receive_tile,
-                        .peer = s,
-                        .landing_at = m.at,
-                        .y_at = (recv_offset_[static_cast<std::size_t>(s * e_ + m.expert)] + m.first) * row_bytes_,
-                        .bytes = m.rows * row_bytes_,
-                        .expert = m.expert});
+    transfers_->receive(message, landing_ + m.at,
+                        {.purpose = Purpose::receive_tile,
+                         .peer = s,
+                         .landing_at = m.at,
+                         .y_at = (recv_offset_[static_cast<std::size_t>(s * e_ + m.expert)] + m.first) * row_bytes_,
+                         .bytes = m.rows * row_bytes_,
+                         .expert = m.expert});
   }
 }
 

@@ -1,24 +1,24 @@
-// MpiExchange, heads (D56): a small call's count check travels in each
+// MessageExchange, heads (D56): a small call's count check travels in each
 // peer's one message — this rank's header, its counts for the peer, and its
 // rows for the peer when they are written in time.
 #include <cstring>
 
-#include "comm/mpi_exchange.hpp"
-#include "comm/mpi_runtime.hpp"
+#include "comm/backoff.hpp"
+#include "comm/message_exchange.hpp"
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
 
 namespace gmmav::comm {
 
-// Source `src`'s head arrived (caller holds mpi::lock()): its header and
+// Source `src`'s head arrived (caller holds the transport's lock()): its header and
 // counts for this rank go to the check; rows it carries wait for the verdict.
-void MpiExchange::head_in(int src, const std::byte* head) {
-  std::int64_t fixed[MpiCountCheck::kHeader + 1];
+void MessageExchange::head_in(int src, const std::byte* head) {
+  std::int64_t fixed[CallHeader::kWords + 1];
   std::memcpy(fixed, head, sizeof fixed);
   const std::int64_t e = fixed[0];
-  const bool column = e > 0 && MpiCountCheck::carries_column(e);
-  const std::int64_t prefix = static_cast<std::int64_t>(sizeof(std::int64_t)) * (MpiCountCheck::kHeader + 1 + (column ? e : 0));
-  const std::int64_t rows = fixed[MpiCountCheck::kHeader];
+  const bool column = e > 0 && CountCheck::carries_column(e);
+  const std::int64_t prefix = static_cast<std::int64_t>(sizeof(std::int64_t)) * (CallHeader::kWords + 1 + (column ? e : 0));
+  const std::int64_t rows = fixed[CallHeader::kWords];
   // Its rows are checked against this rank's row width once the shape check passed (on_agreed).
   if (rows < 0 || prefix > receives_.head_room())
     fail(Errc::internal, "group", "rank {} got a malformed head from rank {} ({} rows)", me_, src, rows);
@@ -34,7 +34,7 @@ void MpiExchange::head_in(int src, const std::byte* head) {
 // Heads still waiting for their rows leave now, without them (the rows
 // follow as the peer's one message once the call is agreed): called before
 // this rank waits for anything, so no rank's header waits on a rank that waits.
-void MpiExchange::release_heads() {
+void MessageExchange::release_heads() {
   if (heads_waiting_.load(std::memory_order_acquire) == 0) return;
   std::lock_guard lk(queue_mu_);
   for (int d = 0; d < W_; ++d)
@@ -43,9 +43,9 @@ void MpiExchange::release_heads() {
 
 // Head d, waiting for its rows, leaves with `carried` of them (all or none;
 // the receiver reads the count). Caller holds queue_mu_.
-void MpiExchange::queue_waiting_head(int d, std::int64_t carried) {
+void MessageExchange::queue_waiting_head(int d, std::int64_t carried) {
   std::byte* head = area_ + sends_.head_at(d);
-  std::memcpy(head + MpiCountCheck::kHeader * static_cast<std::int64_t>(sizeof(std::int64_t)), &carried, sizeof carried);
+  std::memcpy(head + CallHeader::kWords * static_cast<std::int64_t>(sizeof(std::int64_t)), &carried, sizeof carried);
   head_state_[static_cast<std::size_t>(d)] = HeadState::queued;
   heads_waiting_.fetch_sub(1, std::memory_order_relaxed);
   queue_.push_back({.purpose = Purpose::send_head, .dest = d, .data = head, .bytes = sends_.head_bytes(carried)});
@@ -54,16 +54,16 @@ void MpiExchange::queue_waiting_head(int d, std::int64_t carried) {
 // A refused call (every rank refused it, after every head arrived): waits
 // until this rank's heads have left, so the group stays usable. False when
 // they did not within the timeout (then the group is broken).
-bool MpiExchange::own_heads_sent() noexcept {
+bool MessageExchange::own_heads_sent() noexcept {
   try {
-    mpi::Backoff backoff;
+    Backoff backoff;
     const auto deadline = deadline_after(timeout_);
     for (;;) {
       {
-        auto lk = mpi::lock();
-        for (const InFlight& f : requests_.purposes())
+        auto lk = transport_.lock();
+        for (const InFlight& f : transfers_->purposes())
           if (f.purpose != Purpose::send_head) return false;  // only sent heads may be left
-        if (requests_.test_all()) return true;
+        if (transfers_->test_all()) return true;
       }
       if (std::chrono::steady_clock::now() > deadline) return false;
       backoff.pause();

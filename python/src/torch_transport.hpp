@@ -1,0 +1,67 @@
+// The torch.distributed backend's hold on its Python transport object
+// (gmmav._dist.Transport), shared by the communicator, its count check's
+// collectives and its exchanges: the object, whether an earlier failure left
+// the group unusable (D2's "broken group"), and the transfers a failed call
+// left pending. Python is entered only with the GIL, from the rank's
+// orchestrating thread.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <atomic>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gmmav/types.hpp"
+
+namespace gmmav::python {
+
+struct TorchTransport {
+  pybind11::object transport;  // touched only with the GIL held
+  std::atomic<bool> broken{false};
+  std::string broken_reason;
+  // Transfers still pending when a call failed: kept for the group's lifetime, so gloo never
+  // completes a transfer into a buffer object already destroyed (the memory they write, y, is
+  // kept alive by gmmav/torch.py for a failed call; the staging workspace by the group handle).
+  std::vector<pybind11::object> abandoned;  // GIL
+
+  TorchTransport() = default;
+  TorchTransport(const TorchTransport&) = delete;
+  TorchTransport& operator=(const TorchTransport&) = delete;
+  ~TorchTransport() {
+    if (!Py_IsInitialized()) {  // interpreter gone: leak the references rather than touch them
+      transport.release();
+      for (pybind11::object& h : abandoned) h.release();
+      return;
+    }
+    pybind11::gil_scoped_acquire gil;
+    transport = pybind11::object();
+    abandoned.clear();
+  }
+
+  /// Breaks the group: `what` failed on rank `rank` with `message`; throws the group's error.
+  [[noreturn]] void fail(int rank, const char* what, const std::string& message) {
+    broken_reason = "rank " + std::to_string(rank) + ": torch.distributed " + what + " failed: " + message;
+    broken.store(true, std::memory_order_release);
+    throw Error(Errc::timeout, "group", "group: " + broken_reason + "; the group is broken, recreate it");
+  }
+
+  /// Calls f(transport) with the GIL; a Python exception breaks the group
+  /// (a peer may be blocked in a transfer that never matches) and becomes a gmmav::Error.
+  template <typename F>
+  auto call(int rank, const char* what, F&& f) {
+    std::string message;
+    {
+      pybind11::gil_scoped_acquire gil;
+      try {
+        return std::forward<F>(f)(transport);
+      } catch (pybind11::error_already_set& e) {
+        message = pybind11::str(e.value()).cast<std::string>();
+      }
+    }
+    fail(rank, what, message);
+  }
+};
+
+}  // namespace gmmav::python
