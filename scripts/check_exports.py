@@ -8,6 +8,8 @@
 - it does export the native API (gmmav::run, gmmav::Plan::create, ...), with
   gmmav/mpi.hpp's functions; --without-mpi (a build with GMMAV_WITH_MPI=OFF,
   D98): none of them, and neither library refers to an MPI symbol;
+- no public header but gmmav/mpi.hpp includes <mpi.h> or names an MPI_ type
+  (a user of the rest needs no MPI, D98);
 - libgmmav_aclnn.so exports every C function the compat headers declare
   (include/acl, hccl, aclnn, aclnnop: ACL_FUNC_VISIBILITY / ACLNN_API: 55, among them
   both operators' V1 and V2 entry points) and no C++ symbol of gmmav's namespaces.
@@ -26,6 +28,7 @@ PUBLIC_NEEDED = ["gmmav::run(", "gmmav::Plan::create(", "gmmav::create_in_proces
 MPI_API = ["gmmav::create_mpi_group(", "gmmav::create_mpi_group_from_root_info(", "gmmav::launched_by_mpi(",
            "gmmav::finalize_mpi("]
 MPI_SYMBOL = re.compile(r"^(P?MPI_|ompi_|mpich|MPIR_)")
+MPI_IN_HEADER = re.compile(r"#\s*include\s*[<\"]mpi\.h[>\"]|\bMPI_[A-Z][A-Za-z_]*\b")
 # A declaration: a line (not a #define, not a comment) with the export macro, the name before "(".
 DECL = re.compile(r"^(?!\s*(?:#|/\*|\*|//)).*\b(?:ACL_FUNC_VISIBILITY|ACLNN_API)\b[^(;\n]*?\b([A-Za-z_]\w*)\s*\(", re.M)
 
@@ -39,6 +42,20 @@ def defined(nm, lib, demangle):
         if len(parts) == 3:
             syms.append((parts[1], parts[2]))
     return syms
+
+
+def public_headers_naming_mpi(incdir):
+    """The public headers (include/, templates too) that include <mpi.h> or name an MPI_ identifier, but gmmav/mpi.hpp."""
+    found = []
+    for dirpath, _, files in os.walk(incdir):
+        for f in sorted(files):
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, incdir)
+            if rel == os.path.join("gmmav", "mpi.hpp") or not f.endswith((".h", ".hpp", ".in")):
+                continue
+            if MPI_IN_HEADER.search(open(path, encoding="utf-8").read()):
+                found.append(rel)
+    return found
 
 
 def undefined(nm, lib):
@@ -60,6 +77,7 @@ def main():
             continue
         if not any(s.startswith(want) for s in names):
             bad.append(f"libgmmav.so does not export {want}...")
+    bad += [f"{h} includes <mpi.h> or names MPI (only gmmav/mpi.hpp may)" for h in public_headers_naming_mpi(incdir)]
     if without_mpi:
         bad += [f"libgmmav.so exports {s} in a build without MPI" for s in names if any(s.startswith(m) for m in MPI_API)]
         for lib in ("libgmmav.so", "libgmmav_aclnn.so"):
