@@ -1,7 +1,37 @@
 # Debian packages only (scripts/setup.sh installs them).
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
-find_package(MPI REQUIRED COMPONENTS CXX)  # libopenmpi-dev (MPICH works too)
+# MPI (libopenmpi-dev; MPICH works too) is the backend of one process per rank, and optional
+# (GMMAV_WITH_MPI, D98): default ON when MPI is found. OFF: no MPI header or library anywhere in
+# the build; the in-process and torch.distributed backends, the C API's single-process paths and
+# the CLI without mpirun work as before.
+set(_gmmav_mpi_why "GMMAV_WITH_MPI=OFF")
+if(NOT DEFINED GMMAV_WITH_MPI)
+  find_package(MPI QUIET COMPONENTS CXX)
+  set(_gmmav_mpi_default ${MPI_FOUND})
+  if(NOT MPI_FOUND)
+    set(_gmmav_mpi_why "no MPI found, so GMMAV_WITH_MPI defaults to OFF")
+  endif()
+else()
+  set(_gmmav_mpi_default ON)
+endif()
+option(GMMAV_WITH_MPI "Build the MPI backend (gmmav/mpi.hpp, HcclCommInitRootInfo across processes, --backend mpi)"
+       ${_gmmav_mpi_default})
+if(GMMAV_WITH_MPI)
+  find_package(MPI COMPONENTS CXX)
+  if(NOT MPI_FOUND)
+    message(FATAL_ERROR "gmmav: GMMAV_WITH_MPI=ON but no MPI found (C++ bindings). On Debian: scripts/setup.sh "
+                        "installs libopenmpi-dev; or configure with -DGMMAV_WITH_MPI=OFF to build without the MPI backend.")
+  endif()
+  message(STATUS "gmmav: MPI backend ON (GMMAV_WITH_MPI=ON; ${MPIEXEC_EXECUTABLE}, MPI ${MPI_CXX_VERSION})")
+else()
+  message(STATUS "gmmav: MPI backend OFF (${_gmmav_mpi_why}): no groups of one process per rank; "
+                 "install libopenmpi-dev and configure with -DGMMAV_WITH_MPI=ON to build it")
+endif()
+set(GMMAV_WITH_MPI_01 0)
+if(GMMAV_WITH_MPI)
+  set(GMMAV_WITH_MPI_01 1)
+endif()
 # oneDNN (libdnnl-dev), the GEMM library (docs/decisions.md D8), found by its header and library,
 # not by Debian's dnnl-config.cmake: that config demands the OpenCL headers (its GPU runtime), which
 # a CPU-only user does not need and a fresh Debian does not have (D11).

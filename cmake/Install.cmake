@@ -28,9 +28,15 @@ install(TARGETS ${_gmmav_libraries} EXPORT gmmavTargets
 install(TARGETS gmmav_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # `gmmav bench --torch`: the PyTorch composite, found relative to the installed CLI (bench/baselines/torch_baseline.cpp).
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/bench/baselines/torch/torch_composite.py DESTINATION ${CMAKE_INSTALL_DATADIR}/gmmav)
+# gmmav/build_options.hpp is generated (its template stays behind); gmmav/mpi.hpp only with MPI (D98).
+set(_gmmav_header_excludes PATTERN "*.in" EXCLUDE)
+if(NOT GMMAV_WITH_MPI)
+  list(APPEND _gmmav_header_excludes PATTERN "mpi.hpp" EXCLUDE)
+endif()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/gmmav ${PROJECT_SOURCE_DIR}/include/acl ${PROJECT_SOURCE_DIR}/include/hccl
                   ${PROJECT_SOURCE_DIR}/include/aclnn ${PROJECT_SOURCE_DIR}/include/aclnnop
-        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} ${_gmmav_header_excludes})
+install(FILES ${PROJECT_BINARY_DIR}/include/gmmav/build_options.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/gmmav)
 
 # CMake package.
 install(EXPORT gmmavTargets NAMESPACE gmmav:: DESTINATION ${GMMAV_INSTALL_CMAKEDIR} FILE gmmavTargets.cmake)
@@ -42,14 +48,14 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/packaging/gmmavConfigVers
 install(FILES ${PROJECT_BINARY_DIR}/packaging/gmmavConfig.cmake ${PROJECT_BINARY_DIR}/packaging/gmmavConfigVersion.cmake
         DESTINATION ${GMMAV_INSTALL_CMAKEDIR})
 
-# pkg-config. MPI is a public dependency (gmmav/mpi.hpp includes <mpi.h>, and
-# MPI_COMM_WORLD is a symbol of libmpi): required through MPI's own .pc file
-# when there is one, else its flags as FindMPI found them.
+# pkg-config. With MPI (GMMAV_WITH_MPI), MPI is a public dependency (gmmav/mpi.hpp
+# includes <mpi.h>, and MPI_COMM_WORLD is a symbol of libmpi): required through
+# MPI's own .pc file when there is one, else its flags as FindMPI found them.
 set(GMMAV_PC_REQUIRES "")
 set(GMMAV_PC_MPI_CFLAGS "")
 set(GMMAV_PC_MPI_LIBS "")
 find_package(PkgConfig QUIET)
-if(PKG_CONFIG_FOUND)
+if(PKG_CONFIG_FOUND AND GMMAV_WITH_MPI)
   foreach(_module ompi-cxx mpich)
     execute_process(COMMAND ${PKG_CONFIG_EXECUTABLE} --exists ${_module} RESULT_VARIABLE _rc)
     if(_rc EQUAL 0)
@@ -58,7 +64,7 @@ if(PKG_CONFIG_FOUND)
     endif()
   endforeach()
 endif()
-if(NOT GMMAV_PC_REQUIRES)
+if(NOT GMMAV_PC_REQUIRES AND GMMAV_WITH_MPI)
   foreach(_dir IN LISTS MPI_CXX_INCLUDE_DIRS)
     string(APPEND GMMAV_PC_MPI_CFLAGS " -I${_dir}")
   endforeach()

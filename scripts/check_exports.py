@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Checks what the shared libraries export (hidden visibility, docs/decisions.md D31).
 
-  check_exports.py NM LIBDIR INCLUDEDIR
+  check_exports.py NM LIBDIR INCLUDEDIR [--without-mpi]
 
 - libgmmav.so defines no dynamic symbol of the internal namespaces
   (gmmav::engine, gemm, comm, numeric, api, reference, runtime, aclnn);
-- it does export the native API (gmmav::run, gmmav::Plan::create, ...);
+- it does export the native API (gmmav::run, gmmav::Plan::create, ...), with
+  gmmav/mpi.hpp's functions; --without-mpi (a build with GMMAV_WITH_MPI=OFF,
+  D98): none of them, and neither library refers to an MPI symbol;
+- no public header but gmmav/mpi.hpp includes <mpi.h> or names an MPI_ type
+  (a user of the rest needs no MPI, D98);
 - libgmmav_aclnn.so exports every C function the compat headers declare
   (include/acl, hccl, aclnn, aclnnop: ACL_FUNC_VISIBILITY / ACLNN_API: 55, among them
   both operators' V1 and V2 entry points) and no C++ symbol of gmmav's namespaces.
@@ -20,6 +24,11 @@ INTERNAL = re.compile(r"\bgmmav::(engine|gemm|comm|numeric|api|reference|runtime
 PUBLIC_NEEDED = ["gmmav::run(", "gmmav::Plan::create(", "gmmav::create_in_process_group(", "gmmav::workspace_size(",
                  "gmmav::PackedWeights::create(", "gmmav::create_mpi_group(", "gmmav::detail::run_packed(",
                  "gmmav::to_string(gmmav::DType)", "typeinfo for gmmav::Error"]
+# gmmav/mpi.hpp's functions (in a build with MPI only), and the C names of MPI's own symbols.
+MPI_API = ["gmmav::create_mpi_group(", "gmmav::create_mpi_group_from_root_info(", "gmmav::launched_by_mpi(",
+           "gmmav::finalize_mpi("]
+MPI_SYMBOL = re.compile(r"^(P?MPI_|ompi_|mpich|MPIR_)")
+MPI_IN_HEADER = re.compile(r"#\s*include\s*[<\"]mpi\.h[>\"]|\bMPI_[A-Z][A-Za-z_]*\b")
 # A declaration: a line (not a #define, not a comment) with the export macro, the name before "(".
 DECL = re.compile(r"^(?!\s*(?:#|/\*|\*|//)).*\b(?:ACL_FUNC_VISIBILITY|ACLNN_API)\b[^(;\n]*?\b([A-Za-z_]\w*)\s*\(", re.M)
 
@@ -35,16 +44,45 @@ def defined(nm, lib, demangle):
     return syms
 
 
+def public_headers_naming_mpi(incdir):
+    """The public headers (include/, templates too) that include <mpi.h> or name an MPI_ identifier, but gmmav/mpi.hpp."""
+    found = []
+    for dirpath, _, files in os.walk(incdir):
+        for f in sorted(files):
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, incdir)
+            if rel == os.path.join("gmmav", "mpi.hpp") or not f.endswith((".h", ".hpp", ".in")):
+                continue
+            if MPI_IN_HEADER.search(open(path, encoding="utf-8").read()):
+                found.append(rel)
+    return found
+
+
+def undefined(nm, lib):
+    """The dynamic symbols `lib` needs from elsewhere (mangled names)."""
+    out = subprocess.run([nm, "-D", "--undefined-only", lib], check=True, capture_output=True, text=True).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.split()]
+
+
 def main():
     nm, libdir, incdir = sys.argv[1:4]
+    without_mpi = "--without-mpi" in sys.argv[4:]
     bad = []
     core = defined(nm, os.path.join(libdir, "libgmmav.so"), True)
     internal = [s for _, s in core if INTERNAL.search(s)]
     bad += [f"libgmmav.so exports an internal symbol: {s}" for s in internal]
     names = [s for _, s in core]
     for want in PUBLIC_NEEDED:
+        if want in MPI_API and without_mpi:
+            continue
         if not any(s.startswith(want) for s in names):
             bad.append(f"libgmmav.so does not export {want}...")
+    bad += [f"{h} includes <mpi.h> or names MPI (only gmmav/mpi.hpp may)" for h in public_headers_naming_mpi(incdir)]
+    if without_mpi:
+        bad += [f"libgmmav.so exports {s} in a build without MPI" for s in names if any(s.startswith(m) for m in MPI_API)]
+        for lib in ("libgmmav.so", "libgmmav_aclnn.so"):
+            bad += [f"{lib} refers to the MPI symbol {s} in a build without MPI"
+                    for s in undefined(nm, os.path.join(libdir, lib)) if MPI_SYMBOL.match(s)]
     gm = [s for _, s in core if "gmmav::" in s and not s.startswith("std::")]
 
     declared = set()

@@ -52,7 +52,8 @@ def actual(root):
                 for top, rest in INCLUDE.findall(open(path, encoding="utf-8").read()):
                     if os.path.exists(os.path.join(src, top, rest)):
                         dep = top
-                    elif os.path.exists(os.path.join(root, "include", top, rest)):
+                    # (".in": a header CMake generates from that template, gmmav/build_options.hpp)
+                    elif any(os.path.exists(os.path.join(root, "include", top, rest + t)) for t in ("", ".in")):
                         dep = "include/" + top
                     else:
                         dep = "?" + top

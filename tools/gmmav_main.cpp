@@ -5,11 +5,19 @@
 
 #include "bench_command.hpp"
 #include "commands.hpp"
+#include "gmmav/build_options.hpp"
+
+// `gmmav --version`: the version and whether the MPI backend is built in (GMMAV_WITH_MPI, D98).
+#if GMMAV_WITH_MPI
+#define GMMAV_VERSION_TEXT "gmmav " GMMAV_VERSION " (with MPI: GMMAV_WITH_MPI=ON)"
+#else
+#define GMMAV_VERSION_TEXT "gmmav " GMMAV_VERSION " (without MPI: GMMAV_WITH_MPI=OFF)"
+#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"gmmav - GroupedMatMul + AlltoAllv (aclnnGroupedMatMulAlltoAllv) on CPUs"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "gmmav " GMMAV_VERSION);
+  app.set_version_flag("--version", GMMAV_VERSION_TEXT);
   gmmav::cli::add_run_command(app);
   gmmav::cli::add_verify_command(app);
   // `gmmav bench` registers here (bench/).

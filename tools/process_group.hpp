@@ -1,8 +1,9 @@
 // The processes a `gmmav run` or `gmmav verify` runs in: this process alone
 // (the ranks are threads of an in-process group), or one process per rank
-// started by an MPI launcher (--backend mpi, as `gmmav bench`). Every rank
-// checks its own outputs; the results meet on rank 0 through this group, and
-// every process gets the same exit status.
+// started by an MPI launcher (--backend mpi, as `gmmav bench`; only in a gmmav
+// built with MPI, GMMAV_WITH_MPI). Every rank checks its own outputs; the
+// results meet on rank 0 through this group, and every process gets the same
+// exit status.
 #pragma once
 
 #include <memory>
@@ -12,7 +13,7 @@
 #include "gmmav/comm.hpp"
 
 namespace gmmav::support {
-class MpiRankGroup;
+class RankGroup;
 }  // namespace gmmav::support
 
 namespace gmmav::cli {
@@ -20,9 +21,10 @@ namespace gmmav::cli {
 class ProcessGroup {
  public:
   /// `backend`: "inproc", "mpi", or "auto" (mpi when started by mpirun).
-  /// Throws CLI::ValidationError for "mpi" without a launcher.
+  /// Throws CLI::ValidationError for "mpi" without a launcher, and for "mpi"
+  /// (or "auto" under a launcher) in a gmmav built without MPI.
   explicit ProcessGroup(const std::string& backend);
-  ~ProcessGroup();  // defined where MpiRankGroup is complete
+  ~ProcessGroup();  // defined where RankGroup is complete
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
@@ -45,9 +47,9 @@ class ProcessGroup {
   void share_cores() const;
 
  private:
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1;  // local_size_: processes on this machine
   Comm comm_;
-  std::unique_ptr<support::MpiRankGroup> ranks_;  // MPI only: the processes' own group
+  std::unique_ptr<support::RankGroup> ranks_;  // MPI only: the processes' own group
 };
 
 }  // namespace gmmav::cli

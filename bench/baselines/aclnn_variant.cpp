@@ -1,7 +1,6 @@
 #include "aclnn_variant.hpp"
 
 #include <fmt/format.h>
-#include <mpi.h>
 
 #include <mutex>
 #include <stdexcept>
@@ -9,19 +8,20 @@
 #include "acl/acl.h"
 #include "aclnnop/aclnn_allto_allv_grouped_mat_mul.h"
 #include "aclnnop/aclnn_grouped_mat_mul_allto_allv.h"
+#include "gmmav/build_options.hpp"
 #include "hccl/hccl.h"
-#include "mpi_rank_group.hpp"
 
 namespace gmmav::bench {
-namespace {
 
-std::string recent_error() {
+std::string recent_acl_error() {
   const char* m = aclGetRecentErrMsg();
   return m != nullptr && m[0] != '\0' ? std::string(m) : std::string("(no message)");
 }
 
+namespace {
+
 [[noreturn]] void fail(const std::string& what, int code) {
-  throw std::runtime_error(fmt::format("aclnn variant: {} returned {}: {}", what, code, recent_error()));
+  throw std::runtime_error(fmt::format("aclnn variant: {} returned {}: {}", what, code, recent_acl_error()));
 }
 
 void check(int code, const char* what) {
@@ -51,30 +51,9 @@ std::unique_ptr<AclnnCommunicators> AclnnCommunicators::in_process(int world_siz
   c->comms_.assign(static_cast<std::size_t>(world_size), nullptr);
   const HcclResult rc = HcclCommInitAll(static_cast<std::uint32_t>(world_size), devices.data(), c->comms_.data());
   if (rc != HCCL_SUCCESS) {
-    c->error_ = fmt::format("HcclCommInitAll returned {}: {}", static_cast<int>(rc), recent_error());
+    c->error_ = fmt::format("HcclCommInitAll returned {}: {}", static_cast<int>(rc), recent_acl_error());
     c->comms_.clear();
   }
-  return c;
-}
-
-std::unique_ptr<AclnnCommunicators> AclnnCommunicators::over_mpi(support::MpiRankGroup& group) {
-  std::unique_ptr<AclnnCommunicators> c(new AclnnCommunicators);
-  c->per_process_ = true;
-  HcclRootInfo info{};
-  int ok = group.rank() != 0 || HcclGetRootInfo(&info) == HCCL_SUCCESS;
-  MPI_Bcast(&ok, 1, MPI_INT, 0, group.comm());
-  if (!ok) {
-    c->error_ = "HcclGetRootInfo failed on rank 0";
-    return c;
-  }
-  MPI_Bcast(&info, sizeof info, MPI_BYTE, 0, group.comm());
-  HcclComm comm = nullptr;
-  const HcclResult rc =
-      HcclCommInitRootInfo(static_cast<std::uint32_t>(group.size()), &info, static_cast<std::uint32_t>(group.rank()), &comm);
-  if (rc != HCCL_SUCCESS)
-    c->error_ = fmt::format("HcclCommInitRootInfo returned {}: {}", static_cast<int>(rc), recent_error());
-  else
-    c->comms_.push_back(comm);
   return c;
 }
 
@@ -126,7 +105,7 @@ struct AclnnCallArgs {
     recv = aclCreateIntArray(d.recv_counts.data(), d.recv_counts.size());
     if (!gmm_x || !gmm_weight || !y || !send || !recv || (d.shared && (!mm_x || !mm_weight || !mm_y)) ||
         (d.permute_out && !permute_out))
-      throw std::runtime_error("aclnn variant: aclCreateTensor / aclCreateIntArray failed: " + recent_error());
+      throw std::runtime_error("aclnn variant: aclCreateTensor / aclCreateIntArray failed: " + recent_acl_error());
   }
   ~AclnnCallArgs() {
     for (const aclTensor* t : {gmm_x, gmm_weight, y, mm_x, mm_weight, mm_y, permute_out})
@@ -160,7 +139,7 @@ AclnnRank::AclnnRank(int rank, void* hccl_comm, const Plan& plan, const OpTensor
   check(aclrtCreateStream(&stream), "aclrtCreateStream");
   stream_ = stream;
   if (HcclGetCommName(static_cast<HcclComm>(comm_), group_) != HCCL_SUCCESS) {
-    unusable_ = "HcclGetCommName failed: " + recent_error();
+    unusable_ = "HcclGetCommName failed: " + recent_acl_error();
     return;
   }
   gmm_x_ = upload(host.gmm_x.data, host.gmm_x.bytes());
@@ -178,7 +157,7 @@ AclnnRank::AclnnRank(int rank, void* hccl_comm, const Plan& plan, const OpTensor
   std::uint64_t ws = 0;
   aclOpExecutor* ex = nullptr;
   if (const int rc = args.prepare(*this, &ws, &ex); rc != ACLNN_SUCCESS)
-    unusable_ = fmt::format("phase 1 returned {}: {}", rc, recent_error());
+    unusable_ = fmt::format("phase 1 returned {}: {}", rc, recent_acl_error());
   else
     aclDestroyAclOpExecutor(ex);
 }
@@ -261,7 +240,7 @@ std::unique_ptr<AclnnRank> setup_aclnn_rank(support::RankGroup& g, std::unique_p
   try {
     if (g.is_mpi()) {
       use_aclnn_device(r);  // HcclCommInitRootInfo binds the communicator to the current device
-      comms = AclnnCommunicators::over_mpi(dynamic_cast<support::MpiRankGroup&>(g));
+      if constexpr (with_mpi) comms = AclnnCommunicators::over_mpi(g);  // over_mpi exists only then
     } else if (r == 0) {
       comms = AclnnCommunicators::in_process(plan.world_size());
     }

@@ -15,10 +15,6 @@
 #include "gmmav/gmmav.hpp"
 #include "rank_group.hpp"
 
-namespace gmmav::support {
-class MpiRankGroup;
-}  // namespace gmmav::support
-
 namespace gmmav::bench {
 
 /// The HCCL communicators of one case, made once per case.
@@ -28,7 +24,9 @@ class AclnnCommunicators {
   static std::unique_ptr<AclnnCommunicators> in_process(int world_size);
   /// MPI: rank 0's HcclGetRootInfo broadcast, HcclCommInitRootInfo on every
   /// process (collective; call on every rank with its device already set).
-  static std::unique_ptr<AclnnCommunicators> over_mpi(support::MpiRankGroup& group);
+  /// `group` is an MPI rank group (support::MpiRankGroup). Only in a build with
+  /// MPI (GMMAV_WITH_MPI; aclnn_over_mpi.cpp): call it under `if constexpr (with_mpi)`.
+  static std::unique_ptr<AclnnCommunicators> over_mpi(support::RankGroup& group);
   ~AclnnCommunicators();
   AclnnCommunicators(const AclnnCommunicators&) = delete;
   AclnnCommunicators& operator=(const AclnnCommunicators&) = delete;
@@ -44,6 +42,9 @@ class AclnnCommunicators {
   bool per_process_ = false;
   std::string error_;
 };
+
+/// aclGetRecentErrMsg, or "(no message)".
+std::string recent_acl_error();
 
 /// Makes rank `rank`'s device current on the calling thread (aclInit once per
 /// process first). Must precede AclnnCommunicators::over_mpi and AclnnRank.

@@ -14,7 +14,6 @@
 
 namespace gmmav::support {
 class RankGroup;
-class MpiRankGroup;
 }  // namespace gmmav::support
 
 namespace gmmav::bench {
@@ -48,7 +47,9 @@ struct InProcessPeers {
 };
 
 std::unique_ptr<BaselineTransport> make_in_process_transport(const InProcessPeers& peers, int rank, support::RankGroup& group);
-std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, support::MpiRankGroup& group,
+/// `group` is an MPI rank group (support::MpiRankGroup). Only in a build with MPI
+/// (GMMAV_WITH_MPI; mpi_transport.cpp): call it under `if constexpr (with_mpi)`.
+std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, support::RankGroup& group,
                                                       const std::array<std::byte*, kTargets>& y);
 
 }  // namespace gmmav::bench

@@ -104,9 +104,9 @@ class MpiTransport final : public BaselineTransport {
 
 }  // namespace
 
-std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, support::MpiRankGroup& group,
+std::unique_ptr<BaselineTransport> make_mpi_transport(const Plan& plan, support::RankGroup& group,
                                                       const std::array<std::byte*, kTargets>& y) {
-  return std::make_unique<MpiTransport>(plan, group, y);
+  return std::make_unique<MpiTransport>(plan, dynamic_cast<support::MpiRankGroup&>(group), y);
 }
 
 }  // namespace gmmav::bench

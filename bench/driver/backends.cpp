@@ -1,12 +1,10 @@
-// The two ways ranks run: W threads of this process (in-process group), or
-// this process as one rank of an MPI job.
+// The in-process way ranks run: W threads of this process (an in-process
+// group). The other, this process as one rank of an MPI job, is mpi_backend.cpp.
 #include <exception>
 #include <thread>
 
 #include "case_runner.hpp"
 #include "engine/compute_pool.hpp"
-#include "gmmav/mpi.hpp"
-#include "mpi_rank_group.hpp"
 
 namespace gmmav::bench {
 
@@ -48,33 +46,10 @@ class InProcessBackend final : public Backend {
   int override_;
 };
 
-class MpiBackend final : public Backend {
- public:
-  MpiBackend() : comm_(create_mpi_group(MPI_COMM_WORLD)), group_(std::make_unique<support::MpiRankGroup>(comm_.timeout())) {}
-  std::string name() const override { return "mpi"; }
-  bool is_mpi() const override { return true; }
-  int process_rank() const override { return group_->rank(); }
-  int world_size(const CaseShape&) const override { return group_->size(); }
-  int ranks_on_this_machine() const override { return group_->local_size(); }
-  int cores_on_this_machine() const override { return group_->local_cores(); }
-  void process_barrier() override {  // long, rare waits: sleep up to 1 ms between tests
-    MPI_Request req;
-    MPI_Ibarrier(group_->comm(), &req);
-    support::polite_wait(&req, 1000);
-  }
-  double max_over_processes(double v) override { return group_->max(v); }
-  void for_each_rank(int, const std::function<void(support::RankGroup&, const Comm&)>& fn) override { fn(*group_, comm_); }
-
- private:
-  Comm comm_;
-  std::unique_ptr<support::MpiRankGroup> group_;
-};
-
 }  // namespace
 
 std::unique_ptr<Backend> make_in_process_backend(int world_size_override) {
   return std::make_unique<InProcessBackend>(world_size_override);
 }
-std::unique_ptr<Backend> make_mpi_backend() { return std::make_unique<MpiBackend>(); }
 
 }  // namespace gmmav::bench

@@ -13,9 +13,10 @@
 
 #include "case_runner.hpp"
 #include "common/config.hpp"
+#include "common/mpi_launcher.hpp"
 #include "dispatch_bench.hpp"
+#include "gmmav/build_options.hpp"
 #include "gmmav/gmmav.hpp"
-#include "gmmav/mpi.hpp"
 #include "machine_info.hpp"
 #include "memory_limit.hpp"
 #include "omp_spin_limit.hpp"
@@ -100,11 +101,19 @@ int run(const Options& o) {
     if (wanted.empty() ? !(c.heavy && o.quick) : named) selected.push_back(c);
   }
 
-  const bool mpi = o.backend == "mpi" || (o.backend == "auto" && launched_by_mpi());
-  if (mpi && !launched_by_mpi())
+  const bool mpi = o.backend == "mpi" || (o.backend == "auto" && started_by_mpi_launcher());
+  if (mpi && !with_mpi)
+    throw CLI::ValidationError("--backend", std::string(without_mpi_message) +
+                                                ": one process per rank is not available; run the bench without mpirun "
+                                                "(--backend inproc), or rebuild gmmav with -DGMMAV_WITH_MPI=ON");
+  if (mpi && !started_by_mpi_launcher())
     throw CLI::ValidationError("--backend", "mpi needs the bench started by mpirun (one process per rank)");
   limit_openmp_spinning(mpi);  // may re-execute this process (before MPI and OpenMP start)
-  std::unique_ptr<Backend> backend = mpi ? make_mpi_backend() : make_in_process_backend(o.world_size);
+  std::unique_ptr<Backend> backend;
+  if constexpr (with_mpi) {  // make_mpi_backend exists only then
+    if (mpi) backend = make_mpi_backend();
+  }
+  if (!backend) backend = make_in_process_backend(o.world_size);
   const bool root = backend->process_rank() == 0;
   if (o.threads > 0) {
     set_compute_threads(o.threads);

@@ -18,7 +18,7 @@
 #include "engine/compute_pool.hpp"
 #include "engine/plan_log.hpp"
 #include "expert_pipeline.hpp"
-#include "mpi_rank_group.hpp"
+#include "gmmav/build_options.hpp"
 #include "reference/reference.hpp"
 #include "reference/synthetic_case.hpp"
 #include "trace.hpp"
@@ -229,8 +229,11 @@ class RankRun {
       if (mode_ == Mode::measure) make_library();
     }
     g_.barrier();
-    transport_ = g_.is_mpi() ? make_mpi_transport(plan_, dynamic_cast<support::MpiRankGroup&>(g_), buf_.y_pointers())
-                             : make_in_process_transport(st_.peers, r_, g_);
+    transport_ = nullptr;
+    if constexpr (with_mpi) {  // make_mpi_transport exists only then
+      if (g_.is_mpi()) transport_ = make_mpi_transport(plan_, g_, buf_.y_pointers());
+    }
+    if (!transport_) transport_ = make_in_process_transport(st_.peers, r_, g_);
   }
 
   std::unique_ptr<AclnnRank> setup_aclnn() {

@@ -101,6 +101,7 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_in_process_backend(int world_size_override);
+/// Only in a build with MPI (GMMAV_WITH_MPI; mpi_backend.cpp): call it under `if constexpr (with_mpi)`.
 std::unique_ptr<Backend> make_mpi_backend();
 
 CaseResult run_case(Backend& backend, const CaseShape& shape, DType dtype, const RunSettings& s);

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <span>
 
+#include "gmmav/build_options.hpp"
 #include "gmmav/comm.hpp"
 #include "gmmav/export.hpp"
 #include "gmmav/packed_weights.hpp"

@@ -1,8 +1,16 @@
 // gmmav native API: groups whose ranks are MPI processes (one machine or many).
+// Only in a gmmav built with MPI (GMMAV_WITH_MPI, gmmav/build_options.hpp); the
+// only public header that includes <mpi.h>.
 //
 // MPI is initialised by gmmav only if the program has not done it
 // (MPI_Init_thread asking for MPI_THREAD_MULTIPLE; finalised at exit then).
 #pragma once
+
+#include "gmmav/build_options.hpp"
+
+#if !GMMAV_WITH_MPI
+#error "gmmav was built without MPI (GMMAV_WITH_MPI=OFF): gmmav/mpi.hpp is not available; rebuild gmmav with -DGMMAV_WITH_MPI=ON"
+#endif
 
 #include <mpi.h>
 

@@ -2,11 +2,12 @@
 AlltoAllv -> Permute -> GroupedMatMul (dispatch), each with a shared-expert MatMul, on CPUs.
 
 The PyTorch face is ``gmmav.torch`` (torch_npu's ``npu_gmm_alltoallv`` and ``npu_alltoallv_gmm`` on CPU tensors, over
-torch.distributed or MPI); see docs/python.md.
+torch.distributed or MPI); see docs/python.md. ``with_mpi``: whether this gmmav was built with its MPI backend
+(GMMAV_WITH_MPI).
 """
-from ._native import compute_threads, launched_by_mpi  # noqa: F401
+from ._native import compute_threads, launched_by_mpi, with_mpi  # noqa: F401
 
-__all__ = ["compute_threads", "launched_by_mpi", "torch"]
+__all__ = ["compute_threads", "launched_by_mpi", "with_mpi", "torch"]
 
 try:  # gmmav.torch needs PyTorch; the package itself does not.
     from . import torch  # noqa: F401

@@ -17,11 +17,16 @@
 #include <vector>
 
 #include "api/comm_access.hpp"
+#include "common/mpi_launcher.hpp"
 #include "engine/compute_pool.hpp"
 #include "gemm/tile_matmul.hpp"
+#include "gmmav/build_options.hpp"
 #include "gmmav/gmmav.hpp"
-#include "gmmav/mpi.hpp"
 #include "torch_dist_communicator.hpp"
+
+#if GMMAV_WITH_MPI
+#include "gmmav/mpi.hpp"
+#endif
 
 namespace py = pybind11;
 using namespace gmmav;
@@ -142,6 +147,20 @@ double run_call(Group& group, const Call& c, Packed* packed) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// This process's rank of the MPI world (mpirun without torch.distributed). Built without MPI
+// (GMMAV_WITH_MPI=OFF): an error that says so (gmmav.torch raises it as RuntimeError).
+Comm mpi_world_comm(const GroupOptions& options) {
+#if GMMAV_WITH_MPI
+  return create_mpi_group(MPI_COMM_WORLD, options);
+#else
+  (void)options;
+  throw Error(Errc::internal, "hcom",
+              std::string(without_mpi_message) +
+                  ": a group of one process per rank under mpirun needs the MPI backend; initialise torch.distributed "
+                  "(gloo) in those processes instead, or rebuild gmmav with -DGMMAV_WITH_MPI=ON");
+#endif
+}
+
 const char* errc_name(Errc c) {
   switch (c) {
     case Errc::null_argument:
@@ -193,7 +212,8 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("timeout_ms", [](const Group& g) { return static_cast<std::int64_t>(g.comm.timeout().count()); });
 
   m.def("default_timeout_ms", [] { return static_cast<std::int64_t>(default_timeout().count()); });
-  m.def("launched_by_mpi", &launched_by_mpi);
+  m.def("launched_by_mpi", &started_by_mpi_launcher);
+  m.attr("with_mpi") = with_mpi;
   m.def(
       "in_process_group",
       [](int w, std::int64_t timeout_ms, const std::string& name) {
@@ -211,7 +231,7 @@ PYBIND11_MODULE(_native, m) {
         GroupOptions o;
         o.timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
         py::gil_scoped_release nogil;
-        return std::make_unique<Group>(Group{create_mpi_group(MPI_COMM_WORLD, o), {}});
+        return std::make_unique<Group>(Group{mpi_world_comm(o), {}});
       },
       py::arg("timeout_ms") = 0);
   m.def("torch_dist_group", [](int rank, int size, const std::string& name, std::int64_t timeout_ms, py::object transport) {

@@ -1,8 +1,6 @@
 // aclInit / aclFinalize, devices, contexts and the calling thread's current context.
 #include "runtime/device.hpp"
 
-#include "gmmav/mpi.hpp"
-
 #include <sys/stat.h>
 
 #include <array>
@@ -11,6 +9,11 @@
 #include "runtime/api_guard.hpp"
 #include "runtime/status_codes.hpp"
 #include "runtime/stream.hpp"
+
+#include "gmmav/build_options.hpp"
+#if GMMAV_WITH_MPI
+#include "gmmav/mpi.hpp"
+#endif
 
 namespace gmmav::runtime {
 namespace {
@@ -97,7 +100,9 @@ aclError aclFinalize(void) {
     std::lock_guard lk(r.mu);
     if (!r.initialized) raise(ACL_ERROR_REPEAT_FINALIZE, "aclFinalize", "expected a preceding aclInit, got none");
     r.initialized = false;
+#if GMMAV_WITH_MPI
     gmmav::finalize_mpi();  // only if gmmav initialised MPI (HcclCommInitRootInfo); the program's own MPI is left alone
+#endif
     return ACL_SUCCESS;
   });
 }

@@ -1,6 +1,7 @@
 // HcclGetRootInfo / HcclCommInitRootInfo: one rank per process. The group is
-// built by the backend factory registered with set_root_info_factory (the MPI
-// backend); without one only a 1-rank group can be made.
+// built by the backend factory registered with set_root_info_factory (e.g.
+// torch.distributed's), else by the MPI backend; without either (gmmav built
+// without MPI, GMMAV_WITH_MPI=OFF) only a 1-rank group can be made.
 #include <unistd.h>
 
 #include <atomic>
@@ -8,18 +9,43 @@
 #include <cstring>
 #include <random>
 
-#include "gmmav/mpi.hpp"
+#include "gmmav/build_options.hpp"
+#include "gmmav/gmmav.hpp"
 #include "hccl/hccl.h"
 #include "runtime/api_guard.hpp"
 #include "runtime/device.hpp"
 #include "runtime/hccl_comm.hpp"
 #include "runtime/status_codes.hpp"
 
+#if GMMAV_WITH_MPI
+#include "gmmav/mpi.hpp"
+#endif
+
 namespace gmmav::runtime {
 namespace {
 
 std::atomic<RootInfoFactory> g_factory{nullptr};
 std::atomic<std::uint64_t> g_root_counter{0};
+
+// Rank `rank` of an `n_ranks`-rank group of one process per rank, without a registered factory:
+// the MPI backend (which fails with how-to-launch advice without a launcher), when built with it.
+gmmav::Comm process_per_rank_group(std::uint32_t n_ranks, const HcclRootInfo* info, std::uint32_t rank) {
+#if GMMAV_WITH_MPI
+  if (n_ranks == 1 && !gmmav::launched_by_mpi()) return gmmav::create_in_process_group(1).front();
+  const auto* bytes = reinterpret_cast<const std::byte*>(info->internal);
+  return gmmav::create_mpi_group_from_root_info(static_cast<int>(n_ranks), {bytes, sizeof(info->internal)},
+                                                static_cast<int>(rank));
+#else
+  (void)info;
+  (void)rank;
+  if (n_ranks == 1) return gmmav::create_in_process_group(1).front();
+  raise(HCCL_E_NOT_SUPPORT, "nRanks",
+        "expected nRanks == 1 (or a backend registered for HcclCommInitRootInfo), got {}: one process per rank needs the "
+        "MPI backend, and {} (use HcclCommInitAll for ranks that are threads of one process, or rebuild gmmav with "
+        "-DGMMAV_WITH_MPI=ON)",
+        n_ranks, gmmav::without_mpi_message);
+#endif
+}
 
 }  // namespace
 
@@ -53,17 +79,8 @@ HcclResult HcclCommInitRootInfo(uint32_t nRanks, const HcclRootInfo* rootInfo, u
     if (comm == nullptr) raise(HCCL_E_PTR, "comm", "expected a place to store the handle, got null");
     if (nRanks == 0) raise(HCCL_E_PARA, "nRanks", "expected >= 1, got 0");
     if (rank >= nRanks) raise(HCCL_E_PARA, "rank", "expected a rank in [0, {}), got {}", nRanks, rank);
-    gmmav::Comm c;
-    if (RootInfoFactory f = root_info_factory(); f != nullptr) {
-      c = f(nRanks, rootInfo, rank);
-    } else if (nRanks == 1 && !gmmav::launched_by_mpi()) {
-      c = gmmav::create_in_process_group(1).front();
-    } else {
-      // One process per rank: the MPI backend (fails with how-to-launch advice without a launcher).
-      const auto* bytes = reinterpret_cast<const std::byte*>(rootInfo->internal);
-      c = gmmav::create_mpi_group_from_root_info(static_cast<int>(nRanks), {bytes, sizeof(rootInfo->internal)},
-                                                 static_cast<int>(rank));
-    }
+    const RootInfoFactory f = root_info_factory();
+    gmmav::Comm c = f != nullptr ? f(nRanks, rootInfo, rank) : process_per_rank_group(nRanks, rootInfo, rank);
     if (!c || c.size() != static_cast<int>(nRanks) || c.rank() != static_cast<int>(rank))
       raise(HCCL_E_INTERNAL, "rootInfo", "expected the backend to return rank {} of a {}-rank group, got rank {} of {}", rank,
             nRanks, c ? c.rank() : -1, c ? c.size() : 0);

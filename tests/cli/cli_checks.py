@@ -292,12 +292,45 @@ def run_bad_too_large(tmp):
            "the message does not say how much memory the case needs and what the limit is")
 
 
+WITHOUT_MPI = "gmmav was built without MPI (GMMAV_WITH_MPI=OFF)"
+
+
+def built_with_mpi():
+    """What `gmmav --version` says of the MPI backend (GMMAV_WITH_MPI, D98); it must say one or the other."""
+    p = run(["--version"], 0)
+    on, off = "(with MPI: GMMAV_WITH_MPI=ON)" in p.stdout, "(without MPI: GMMAV_WITH_MPI=OFF)" in p.stdout
+    expect(on != off, f"--version does not say whether the MPI backend is built in: {p.stdout!r}")
+    return on
+
+
 def backend_mpi_without_launcher(tmp):
-    """--backend mpi outside mpirun is a usage error that says how to start it, for run and verify."""
+    """--backend mpi outside mpirun is a usage error that says how to start it (or, built without MPI, that
+    gmmav has no MPI), for run and verify."""
     d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    want = "--backend mpi: expected a process started by mpirun/mpiexec" if built_with_mpi() else "--backend mpi: " + WITHOUT_MPI
     for args in (["run", "--backend", "mpi"], ["verify", "--inputs", d, "--backend", "mpi"]):
         p = run(args, 2)
-        expect("--backend mpi: expected a process started by mpirun/mpiexec" in p.stderr, "no clear message")
+        expect(want in p.stderr, "no clear message")
+
+
+def without_mpi_says_so(tmp):
+    """Built without MPI (D98): every command that would need it refuses with the same message — --backend mpi
+    of run, verify and bench, and --backend auto under an MPI launcher (each process would otherwise run the whole
+    group). Built with MPI: --version says so (the other checks cover MPI itself)."""
+    if built_with_mpi():
+        return
+    d = make_case(os.path.join(tmp, "case"), "-W", "2")
+    for args in (["run", "--backend", "mpi"], ["verify", "--inputs", d, "--backend", "mpi"],
+                 ["bench", "--quick", "--backend", "mpi"]):
+        p = run(args, 2)
+        expect(WITHOUT_MPI in p.stderr and "--backend" in p.stderr, f"{args[0]}: no message naming the missing MPI")
+    launcher = dict(os.environ, OMPI_COMM_WORLD_SIZE="2")
+    for args in (["run", "-W", "2", "--bs", "8", "--h1", "16", "--n1", "16", "--n2", "8", "--repeat", "1"],
+                 ["verify", "--inputs", d]):
+        p = subprocess.run([GMMAV] + args, capture_output=True, text=True, timeout=300, env=launcher)
+        print(f"$ OMPI_COMM_WORLD_SIZE=2 gmmav {' '.join(args)}  -> exit {p.returncode}\n[stderr] {p.stderr.rstrip()}")
+        expect(p.returncode == 2 and "--backend auto: started by an MPI launcher" in p.stderr and WITHOUT_MPI in p.stderr,
+               f"{args[0]} under a launcher without MPI: not refused with the reason")
 
 
 # ---- run --json ---------------------------------------------------------------
@@ -512,6 +545,7 @@ CHECKS = {
     "run_bad_seed": run_bad_seed,
     "verify_bad_counts_sum_overflow": verify_bad_counts_sum_overflow,
     "backend_mpi_without_launcher": backend_mpi_without_launcher,
+    "without_mpi_says_so": without_mpi_says_so,
     "run_json_pass": run_json_pass,
     "run_json_fault_y": run_json_fault("y"),
     "run_json_fault_mmY": run_json_fault("mmY"),

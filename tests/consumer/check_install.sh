@@ -13,7 +13,19 @@ step() { echo "== $*"; }
 
 step "cmake --install $build --prefix $prefix"
 cmake --install "$build" --prefix "$prefix" >"$work/install.log"
-for f in bin/gmmav include/gmmav/gmmav.hpp include/gmmav/mpi.hpp include/acl/acl.h include/hccl/hccl.h \
+# gmmav/mpi.hpp only in a build with MPI, as the installed gmmav/build_options.hpp says (D98).
+with_mpi=$(sed -n 's/^#define GMMAV_WITH_MPI \([01]\)$/\1/p' "$prefix/include/gmmav/build_options.hpp" 2>/dev/null || true)
+[ "$with_mpi" = 0 ] || [ "$with_mpi" = 1 ] || { echo "the install has no gmmav/build_options.hpp saying GMMAV_WITH_MPI" >&2; exit 1; }
+if [ "$with_mpi" = 1 ]; then
+  [ -e "$prefix/include/gmmav/mpi.hpp" ] || { echo "missing from the install: include/gmmav/mpi.hpp" >&2; exit 1; }
+else
+  [ ! -e "$prefix/include/gmmav/mpi.hpp" ] || { echo "installed include/gmmav/mpi.hpp in a build without MPI" >&2; exit 1; }
+  if ldd "$prefix/$libdir/libgmmav.so" "$prefix/bin/gmmav" | grep -i 'libmpi' >&2; then
+    echo "a build without MPI links MPI" >&2
+    exit 1
+  fi
+fi
+for f in bin/gmmav include/gmmav/gmmav.hpp include/acl/acl.h include/hccl/hccl.h \
          include/aclnn/aclnn_status.h include/aclnnop/aclnn_grouped_mat_mul_allto_allv.h \
          "$libdir/libgmmav.so" "$libdir/libgmmav_aclnn.so" "$libdir/cmake/gmmav/gmmavConfig.cmake" \
          "$libdir/pkgconfig/gmmav.pc" "$libdir/pkgconfig/gmmav-aclnn.pc"; do

@@ -58,6 +58,21 @@ def test_hcom_without_a_launcher_is_a_clear_error():
         gt.hcom()
 
 
+def test_hcom_under_mpirun_without_mpi_names_the_build(monkeypatch):
+    # Built without MPI (GMMAV_WITH_MPI=OFF, D98): under a launcher, without torch.distributed, hcom()
+    # says that gmmav has no MPI instead of failing later.
+    import gmmav
+    import torch.distributed as dist
+
+    assert gmmav.with_mpi is _native.with_mpi and isinstance(gmmav.with_mpi, bool)
+    if gmmav.with_mpi or dist.is_initialized():
+        pytest.skip("built with MPI (python.mpi.* cover hcom() under mpirun)")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    assert _native.launched_by_mpi()
+    with pytest.raises(RuntimeError, match=r"gmmav was built without MPI \(GMMAV_WITH_MPI=OFF\)"):
+        gt.hcom()
+
+
 # Every validation error: ValueError naming the parameter, before any peer is needed (W = 1 group).
 NAME = None
 
