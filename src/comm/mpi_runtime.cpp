@@ -8,6 +8,7 @@
 
 #include "common/deadline.hpp"
 #include "common/fail.hpp"
+#include "common/mpi_launcher.hpp"
 
 namespace gmmav::comm::mpi {
 namespace {
@@ -33,11 +34,7 @@ const char* level_name(int level) {
 
 }  // namespace
 
-bool launched() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"})
-    if (std::getenv(v) != nullptr) return true;
-  return false;
-}
+bool launched() { return started_by_mpi_launcher(); }  // one list of launcher variables (common/mpi_launcher.hpp)
 
 void ensure_initialized() {
   std::lock_guard lk(g_init_mu);

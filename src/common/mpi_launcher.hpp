@@ -9,8 +9,8 @@
 
 namespace gmmav {
 
-/// True when a launcher's environment variables are present (the same list as
-/// the MPI backend's comm::mpi::launched()).
+/// True when a launcher's environment variables are present (the MPI backend's
+/// comm::mpi::launched() asks this too: one list).
 inline bool started_by_mpi_launcher() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"})
     if (std::getenv(v) != nullptr) return true;
