@@ -3,16 +3,16 @@
 // between chunks, rounded once), blocked for a few rows against a weight far larger than the caches.
 //
 // - No FP32 copy of a k x n weight: each block of rows loads the 16-bit row segments it needs and
-//   widens them in registers (vcvtph2ps, or a 16-bit shift for BF16); on Zen 4 that runs beside the
-//   FMAs (a 4-row x 96-column block: ~95 % of the FMA peak with or without it), where storing
-//   and reloading an FP32 copy cost ~25 % at 8 rows. An n x k (transposed) weight is transposed
-//   16 x 16 in registers into a small FP32 slice first.
-// - Order: column groups (sums of at most kAccFloats), chunks of kChunk k, 96-column strips. The
+//   widens them in registers (vcvtph2ps, or a 16-bit shift for BF16); on Zen 4 vcvtph2ps shares
+//   the FMAs' pipes, so tiles of 8+ rows take 8 x 48 blocks (3 conversions per 24 FMAs), smaller
+//   ones 4 x 96 (kStrip, kRows below); storing and reloading an FP32 copy cost ~25 % at 8 rows. An n x k (transposed) weight is
+//   transposed 16 x 16 in registers into a small FP32 slice first.
+// - Order: column groups (sums of at most kAccFloats), chunks of kChunk k, strips of kStrip<V> columns. The
 //   rows of a strip's chunk are 2·n bytes apart; with a 4 KiB multiple they all map to one L1
 //   set (VIPT), so they are read from L2, and the strip kAhead places later in this order is
 //   prefetched into L2 (_MM_HINT_T1) by the strip's first row block. T0/NTA prefetches go to L1,
 //   where that aliasing evicts them before use: measured no faster than no prefetch at all.
-// - A transposed weight takes one strip per group: all of k for 96 rows of W^T, so each of their
+// - A transposed weight takes one strip per group: all of k for kStrip<V> rows of W^T, so each of their
 //   pages is walked once (chunk-outer over all n touches n pages per chunk, more than the TLB holds).
 //   The next slice's rows are prefetched one per step of k in the FMA loop, not in a burst.
 #include "gemm/chain_kernel_avx512.hpp"
