@@ -1,13 +1,13 @@
-"""The torch.distributed transport of gmmav's third backend (python/src/torch_dist_communicator.cpp).
+"""The torch.distributed transport of gmmav's third backend (python/src/torch_dist_transport.hpp).
 
-The C++ communicator decides what moves where; this object only moves bytes over a
+The C++ exchange algorithm decides what moves where; this object only moves bytes over a
 dedicated gloo process group (created by gmmav.torch.hcom with gmmav's timeout, so
-that gloo's own waits end at that timeout too). Called only from the rank's thread
-that called the operator, with the GIL.
+that gloo's own waits end at that timeout too). Called from the rank's thread that called
+the operator, with the GIL; its own threads wait for the transfers it started.
 """
 import ctypes
-import datetime
-import time
+import queue
+import threading
 
 import torch
 import torch.distributed as dist
@@ -34,6 +34,7 @@ class Transport:
         self.size = dist.get_world_size(group)
         self.timeout_ms = timeout_ms
         self.globals = [_global_rank(group, r) for r in range(self.size)]
+        self._lanes = {}  # 2 * peer (+ 1: receives) -> the queue of its waiting thread
 
     # The count check's collectives (src/comm/count_check.hpp): started here, tested with done().
     # The C++ side owns the memory and keeps it while a collective may write it.
@@ -60,20 +61,49 @@ class Transport:
         work.wait()
         return True
 
-    def irecv(self, src, tag, addr, nbytes):
-        buf = _bytes_at(addr, nbytes)
-        return (dist.irecv(buf, self.globals[src], group=self.group, tag=tag), buf)
+    # The exchange's transfers (python/src/torch_dist_transport.hpp): posted here, then waited for
+    # on a thread per peer and direction, in posting order. torch cannot test a point-to-point
+    # transfer without blocking (D97), so that thread waits (without the GIL) and marks `done`.
 
-    def isend(self, dst, tag, addr, nbytes):
+    def send(self, dst, tag, addr, nbytes, done):
+        """Starts sending `nbytes` at `addr` to group rank `dst`; done.set(...) once it completed."""
         buf = _bytes_at(addr, nbytes)
-        return (dist.isend(buf, self.globals[dst], group=self.group, tag=tag), buf)
+        self._watch(2 * dst, dist.isend(buf, self.globals[dst], group=self.group, tag=tag), buf, done)
 
-    def wait(self, handles, timeout_ms):
-        deadline = time.monotonic() + timeout_ms / 1000.0
-        for h in handles:
-            work = h[0] if isinstance(h, tuple) else h
-            left = max(deadline - time.monotonic(), 0.001)
-            try:
-                work.wait(datetime.timedelta(seconds=left))
-            except RuntimeError as e:
-                raise RuntimeError(f"no progress within {timeout_ms} ms (GMMAV_TIMEOUT_MS): {e}") from None
+    def recv(self, src, tag, addr, nbytes, done):
+        """Starts receiving `nbytes` at `addr` from group rank `src`; done.set(...) once it completed."""
+        buf = _bytes_at(addr, nbytes)
+        self._watch(2 * src + 1, dist.irecv(buf, self.globals[src], group=self.group, tag=tag), buf, done)
+
+    def _watch(self, lane, work, buf, done):
+        queue_ = self._lanes.get(lane)
+        if queue_ is None:
+            queue_ = self._lanes[lane] = queue.SimpleQueue()
+            threading.Thread(target=_wait_in_order, args=(queue_,), name=f"gmmav-transfers-{lane}", daemon=True).start()
+        queue_.put((work, buf, done))
+
+    def close(self):
+        """Ends the waiting threads once they waited for what they hold."""
+        for queue_ in self._lanes.values():
+            queue_.put(None)
+        self._lanes = {}
+
+    def __del__(self):
+        self.close()
+
+
+def _wait_in_order(queue_):
+    """A waiting thread: each transfer in posting order until close(). gloo's wait ends at the
+    group's timeout (gmmav's for the group it creates); the buffer stays alive until then."""
+    while True:
+        item = queue_.get()
+        if item is None:
+            return
+        work, buf, done = item
+        try:
+            work.wait()
+            failure = ""
+        except RuntimeError as e:
+            failure = str(e) or "the transfer failed"
+        del work, buf, item
+        done.set(failure)

@@ -23,6 +23,7 @@
 #include "gmmav/build_options.hpp"
 #include "gmmav/gmmav.hpp"
 #include "torch_dist_communicator.hpp"
+#include "torch_dist_transport.hpp"
 
 #if GMMAV_WITH_MPI
 #include "gmmav/mpi.hpp"
@@ -234,6 +235,7 @@ PYBIND11_MODULE(_native, m) {
         return std::make_unique<Group>(Group{mpi_world_comm(o), {}});
       },
       py::arg("timeout_ms") = 0);
+  python::define_transfer_done(m);
   m.def("torch_dist_group", [](int rank, int size, const std::string& name, std::int64_t timeout_ms, py::object transport) {
     return std::make_unique<Group>(Group{
         detail::CommAccess::wrap(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});

@@ -11,8 +11,12 @@ TorchCheckCollectives::~TorchCheckCollectives() {
     (void)handle_.release();
     return;
   }
-  py::gil_scoped_acquire gil;
-  handle_ = py::object();
+  try {
+    py::gil_scoped_acquire gil;
+    handle_ = py::object();
+  } catch (...) {  // no GIL to be had: leak it
+    (void)handle_.release();
+  }
 }
 
 void TorchCheckCollectives::start(const char* what, const char* method, const std::int64_t* mine, int count, std::int64_t* out) {

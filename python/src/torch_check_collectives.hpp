@@ -9,13 +9,13 @@
 #include <memory>
 
 #include "comm/count_check.hpp"
-#include "torch_transport.hpp"
+#include "python_transport.hpp"
 
 namespace gmmav::python {
 
 class TorchCheckCollectives final : public comm::CheckCollectives {
  public:
-  TorchCheckCollectives(std::shared_ptr<TorchTransport> transport, int rank) : t_(std::move(transport)), rank_(rank) {}
+  TorchCheckCollectives(std::shared_ptr<PythonTransport> transport, int rank) : t_(std::move(transport)), rank_(rank) {}
   ~TorchCheckCollectives() override;
   void start_all_gather(const std::int64_t* mine, int count, std::int64_t* all) override;
   void start_all_to_all(const std::int64_t* mine, int count, std::int64_t* theirs) override;
@@ -27,7 +27,7 @@ class TorchCheckCollectives final : public comm::CheckCollectives {
  private:
   void start(const char* what, const char* method, const std::int64_t* mine, int count, std::int64_t* out);
 
-  std::shared_ptr<TorchTransport> t_;
+  std::shared_ptr<PythonTransport> t_;
   int rank_;
   const char* what_ = "all_gather";
   pybind11::object handle_;  // the collective in flight (GIL), none once it completed

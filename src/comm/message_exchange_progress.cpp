@@ -164,19 +164,25 @@ void MessageExchange::test_requests() {
 
 // A receive must get exactly the bytes it was posted for: anything else
 // means the two ranks cut their messages differently, and rows would land
-// in the wrong place. Never silent (issue 29). Completed requests already
+// in the wrong place. Never silent (issue 29). A transfer that failed (a
+// peer died; MPI's truncation) breaks the group. Completed requests already
 // left the table, so the destructor never sees them.
 void MessageExchange::check_received(std::span<const Completed> done) const {
   for (const Completed& c : done) {
     const InFlight& f = c.what;
     const bool rows = f.purpose == Purpose::receive_tile || f.purpose == Purpose::receive_whole;
-    if (rows && (!c.error.empty() || c.bytes != f.bytes))
+    if (!c.error.empty() && is_receive(f.purpose))
+      fail(Errc::internal, "group",
+           "rank {}: a receive from rank {} (tag {}) failed: {} (a peer died, or the ranks cut the call's rows into "
+           "different messages); the group is broken, recreate it",
+           me_, f.peer, c.tag, c.error);
+    if (!c.error.empty())
+      fail(Errc::internal, "group", "rank {}: a send failed: {}; the group is broken, recreate it", me_, c.error);
+    if (rows && c.bytes != f.bytes)
       fail(Errc::internal, "group",
            "rank {} expected a message of {} bytes from rank {} (tag {}), got {}: the ranks cut the call's rows into "
            "different messages; the group is broken, recreate it",
-           me_, f.bytes, c.source, c.tag, c.error.empty() ? std::to_string(c.bytes) : c.error);
-    if (!c.error.empty())
-      fail(Errc::internal, "group", "rank {}: a transfer failed: {}; the group is broken, recreate it", me_, c.error);
+           me_, f.bytes, c.source, c.tag, c.bytes);
   }
 }
 

@@ -9,6 +9,7 @@
 // a sequence of calls on the same checks, the digest shortcut passes an
 // unchanged call with one collective and never skips a changed list.
 #include "comm/count_check.hpp"
+#include "group_collectives.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -27,7 +28,6 @@ using gmmav::Errc;
 using gmmav::Error;
 using gmmav::comm::CallHeader;
 using gmmav::comm::CallInfo;
-using gmmav::comm::CheckCollectives;
 using gmmav::comm::CountCheck;
 using gmmav::comm::TagSpace;
 
@@ -89,23 +89,7 @@ class SimGroup {
   std::vector<bool> done_;                   // [k]
 };
 
-class SimCollectives final : public CheckCollectives {
- public:
-  SimCollectives(SimGroup& g, int rank) : g_(g), rank_(rank) {}
-  void start_all_gather(const std::int64_t* mine, int count, std::int64_t* all) override {
-    last_ = g_.start(rank_, true, mine, count, all);
-  }
-  void start_all_to_all(const std::int64_t* mine, int count, std::int64_t* theirs) override {
-    last_ = g_.start(rank_, false, mine, count, theirs);
-  }
-  bool test() override { return last_ < 0 || g_.test(last_); }
-  bool settled() noexcept override { return last_ < 0 || g_.done(last_); }
-
- private:
-  SimGroup& g_;
-  int rank_;
-  int last_ = -1;
-};
+using SimCollectives = gmmav::comm::fakes::GroupCollectives<SimGroup>;
 
 // What a rank's check (or check_contract) concluded.
 struct Outcome {

@@ -24,6 +24,7 @@
 #include "comm/count_check.hpp"
 #include "comm/message_exchange.hpp"
 #include "comm/transport.hpp"
+#include "group_collectives.hpp"
 
 namespace {
 
@@ -111,6 +112,7 @@ class Collectives {
     std::lock_guard lk(mu_);
     return done_[static_cast<std::size_t>(k)];
   }
+  bool test(int k) { return done(k); }
 
  private:
   struct Posted {
@@ -125,23 +127,7 @@ class Collectives {
   std::vector<bool> done_;
 };
 
-class RankCollectives final : public CheckCollectives {
- public:
-  RankCollectives(Collectives& c, int rank) : c_(c), rank_(rank) {}
-  void start_all_gather(const std::int64_t* mine, int count, std::int64_t* all) override {
-    last_ = c_.start(rank_, true, mine, count, all);
-  }
-  void start_all_to_all(const std::int64_t* mine, int count, std::int64_t* theirs) override {
-    last_ = c_.start(rank_, false, mine, count, theirs);
-  }
-  bool test() override { return last_ < 0 || c_.done(last_); }
-  bool settled() noexcept override { return last_ < 0 || c_.done(last_); }
-
- private:
-  Collectives& c_;
-  int rank_;
-  int last_ = -1;
-};
+using RankCollectives = gmmav::comm::fakes::GroupCollectives<Collectives>;
 
 class NetTransfers final : public Transfers {
  public:

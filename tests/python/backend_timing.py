@@ -3,8 +3,10 @@
     PYTHONPATH=build/python /usr/bin/python3 tests/python/backend_timing.py            # gloo, 2 spawned ranks
     mpirun -np 2 -x PYTHONPATH /usr/bin/python3 tests/python/backend_timing.py          # MPI
 
-Shape: BS=256, K=2, e=4, W=2, shared expert, fp16, H=1792, N=1024 (the bench's --quick prefill
-widths); --full: H=7168, N=4096. Rank 0 prints the median and minimum of --reps calls."""
+Shape (--shape): quick (default) BS=256, K=2, e=4, W=2, shared expert, fp16, H=1792, N=1024 (the
+bench's --quick prefill widths); full: H=7168, N=4096 (--full); decode: BS=64 at the full widths
+(the bench's decode, A=128); tiny: BS=8 at the quick widths (a peer's rows in one message).
+Rank 0 prints the median and minimum of --reps calls."""
 import argparse
 import os
 import socket
@@ -14,11 +16,15 @@ import time
 import torch
 
 
-def measure(name, W, rank, full, reps):
+SHAPES = {"quick": (1792, 1024, 4, 256, 2), "full": (7168, 4096, 4, 256, 2), "decode": (7168, 4096, 4, 64, 2),
+          "tiny": (1792, 1024, 4, 8, 2)}
+
+
+def measure(name, W, rank, shape, reps):
     import gmmav
     import gmmav.torch as gt
 
-    h, n, e, bs, k = (7168, 4096, 4, 256, 2) if full else (1792, 1024, 4, 256, 2)
+    h, n, e, bs, k = SHAPES[shape]
     per = bs * k // (W * e)
     counts = [per] * (W * e)
     g = torch.Generator().manual_seed(rank)
@@ -38,23 +44,25 @@ def measure(name, W, rank, full, reps):
               f"({reps} calls)", flush=True)
 
 
-def gloo_rank(rank, W, port, full, reps):
+def gloo_rank(rank, W, port, shape, reps):
     import torch.distributed as dist
 
     import gmmav.torch as gt
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=W)
-    measure(gt.hcom(), W, rank, full, reps)
+    measure(gt.hcom(), W, rank, shape, reps)
     dist.barrier()
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--full", action="store_true")
+    p.add_argument("--full", action="store_true", help="--shape full")
+    p.add_argument("--shape", choices=sorted(SHAPES), default="quick")
     p.add_argument("--reps", type=int, default=7)
     a = p.parse_args()
+    shape = "full" if a.full else a.shape
     import gmmav
 
     if gmmav.launched_by_mpi():
@@ -62,7 +70,7 @@ if __name__ == "__main__":
 
         name = gd.hcom()
         grp = gd.native_group(name)
-        measure(name, grp.size, grp.rank, a.full, a.reps)
+        measure(name, grp.size, grp.rank, shape, a.reps)
     else:
         import torch.multiprocessing as mp
 
@@ -70,4 +78,4 @@ if __name__ == "__main__":
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        mp.spawn(gloo_rank, args=(2, port, a.full, a.reps), nprocs=2)
+        mp.spawn(gloo_rank, args=(2, port, shape, a.reps), nprocs=2)

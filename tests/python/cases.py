@@ -22,6 +22,8 @@ class Case:
                         c[s][d][j] = rng.randint(0, 9)
                     elif pattern == "skewed":  # nearly everything to rank 0's... expert 0 of every rank, rest tiny
                         c[s][d][j] = rng.randint(150, 300) if (j == 0 and d == 0) else rng.randint(0, 2)
+                    elif pattern == "heavy":  # as skewed, with more tiles to rank 0 than a send ring's slots
+                        c[s][d][j] = rng.randint(600, 900) if (j == 0 and d == 0) else rng.randint(0, 2)
                     elif pattern == "empty":  # rank W-1 sends nothing, expert 1 empty everywhere
                         c[s][d][j] = 0 if (s == W - 1 or j == 1) else rng.randint(0, 5)
         if pattern == "empty" and all(c[s][d][j] == 0 for s in range(W) for d in range(W) for j in range(e)):
@@ -204,4 +206,9 @@ def matrix(W):
                     h1 = 272 if pattern == "skewed" else 64  # >= 256: merged tiles (D3)
                     out.append(Case(W, 3, h1, 72, dtype, seed, shared, trans_gmm, trans_mm, pattern))
                     seed += 1
+    # Rows to rank 0 over 63 KiB per peer: sent tile by tile, through more tiles than
+    # the send ring has slots (the exchange reuses them), not as one message.
+    for dtype in (torch.bfloat16, torch.float16):
+        out.append(Case(W, 2, 64, 520, dtype, seed, pattern="heavy"))
+        seed += 1
     return out

@@ -36,6 +36,11 @@ def test_gloo_rank_that_never_calls_is_runtime_error_within_the_timeout(monkeypa
     spawn(2, "absent")
 
 
+def test_gloo_rank_that_dies_mid_call_is_runtime_error_within_the_timeout(monkeypatch):
+    monkeypatch.setenv("GMMAV_TIMEOUT_MS", "2000")
+    spawn(2, "killed")
+
+
 def test_gloo_expert_parallel_subgroups_W4():
     spawn(4, "subgroups")
 

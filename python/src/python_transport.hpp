@@ -1,9 +1,8 @@
 // The torch.distributed backend's hold on its Python transport object
-// (gmmav._dist.Transport), shared by the communicator, its count check's
-// collectives and its exchanges: the object, whether an earlier failure left
-// the group unusable (D2's "broken group"), and the transfers a failed call
-// left pending. Python is entered only with the GIL, from the rank's
-// orchestrating thread.
+// (gmmav._dist.Transport), shared by the communicator, its transport's
+// transfers and the count check's collectives: the object, and whether an
+// earlier failure left the group unusable (D2's "broken group"). Python is
+// entered only with the GIL, from the rank's orchestrating thread.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -11,33 +10,30 @@
 #include <atomic>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "gmmav/types.hpp"
 
 namespace gmmav::python {
 
-struct TorchTransport {
+struct PythonTransport {
   pybind11::object transport;  // touched only with the GIL held
   std::atomic<bool> broken{false};
-  std::string broken_reason;
-  // Transfers still pending when a call failed: kept for the group's lifetime, so gloo never
-  // completes a transfer into a buffer object already destroyed (the memory they write, y, is
-  // kept alive by gmmav/torch.py for a failed call; the staging workspace by the group handle).
-  std::vector<pybind11::object> abandoned;  // GIL
+  std::string broken_reason;  // the failure that broke it, when a Python call failed (the rank's thread)
 
-  TorchTransport() = default;
-  TorchTransport(const TorchTransport&) = delete;
-  TorchTransport& operator=(const TorchTransport&) = delete;
-  ~TorchTransport() {
-    if (!Py_IsInitialized()) {  // interpreter gone: leak the references rather than touch them
-      transport.release();
-      for (pybind11::object& h : abandoned) h.release();
+  PythonTransport() = default;
+  PythonTransport(const PythonTransport&) = delete;
+  PythonTransport& operator=(const PythonTransport&) = delete;
+  ~PythonTransport() {
+    if (!Py_IsInitialized()) {  // interpreter gone: leak the reference rather than touch it
+      (void)transport.release();
       return;
     }
-    pybind11::gil_scoped_acquire gil;
-    transport = pybind11::object();
-    abandoned.clear();
+    try {
+      pybind11::gil_scoped_acquire gil;
+      transport = pybind11::object();
+    } catch (...) {  // no GIL to be had: leak it
+      (void)transport.release();
+    }
   }
 
   /// Breaks the group: `what` failed on rank `rank` with `message`; throws the group's error.
