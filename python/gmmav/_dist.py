@@ -63,24 +63,24 @@ class Transport:
 
     # The exchange's transfers (python/src/torch_dist_transport.hpp): posted here, then waited for
     # on a thread per peer and direction, in posting order. torch cannot test a point-to-point
-    # transfer without blocking (D97), so that thread waits (without the GIL) and marks `done`.
+    # transfer without blocking (D97), so that thread waits (without the GIL) and sets its mark.
 
-    def send(self, dst, tag, addr, nbytes, done):
-        """Starts sending `nbytes` at `addr` to group rank `dst`; done.set(...) once it completed."""
+    def send(self, dst, tag, addr, nbytes, mark):
+        """Starts sending `nbytes` at `addr` to group rank `dst`; mark.set(...) once it completed."""
         buf = _bytes_at(addr, nbytes)
-        self._watch(2 * dst, dist.isend(buf, self.globals[dst], group=self.group, tag=tag), buf, done)
+        self._watch(2 * dst, dist.isend(buf, self.globals[dst], group=self.group, tag=tag), buf, mark)
 
-    def recv(self, src, tag, addr, nbytes, done):
-        """Starts receiving `nbytes` at `addr` from group rank `src`; done.set(...) once it completed."""
+    def recv(self, src, tag, addr, nbytes, mark):
+        """Starts receiving `nbytes` at `addr` from group rank `src`; mark.set(...) once it completed."""
         buf = _bytes_at(addr, nbytes)
-        self._watch(2 * src + 1, dist.irecv(buf, self.globals[src], group=self.group, tag=tag), buf, done)
+        self._watch(2 * src + 1, dist.irecv(buf, self.globals[src], group=self.group, tag=tag), buf, mark)
 
-    def _watch(self, lane, work, buf, done):
+    def _watch(self, lane, work, buf, mark):
         queue_ = self._lanes.get(lane)
         if queue_ is None:
             queue_ = self._lanes[lane] = queue.SimpleQueue()
             threading.Thread(target=_wait_in_order, args=(queue_,), name=f"gmmav-transfers-{lane}", daemon=True).start()
-        queue_.put((work, buf, done))
+        queue_.put((work, buf, mark))
 
     def close(self):
         """Ends the waiting threads once they waited for what they hold."""
@@ -99,11 +99,11 @@ def _wait_in_order(queue_):
         item = queue_.get()
         if item is None:
             return
-        work, buf, done = item
+        work, buf, mark = item
         try:
             work.wait()
             failure = ""
         except RuntimeError as e:
             failure = str(e) or "the transfer failed"
         del work, buf, item
-        done.set(failure)
+        mark.set(failure)

@@ -235,7 +235,7 @@ PYBIND11_MODULE(_native, m) {
         return std::make_unique<Group>(Group{mpi_world_comm(o), {}});
       },
       py::arg("timeout_ms") = 0);
-  python::define_transfer_done(m);
+  python::define_transfer_mark(m);
   m.def("torch_dist_group", [](int rank, int size, const std::string& name, std::int64_t timeout_ms, py::object transport) {
     return std::make_unique<Group>(Group{
         detail::CommAccess::wrap(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});

@@ -6,43 +6,30 @@
 // such a transfer without blocking (D97: its work objects complete only inside
 // wait()), so each one is handed, when posted, to a waiting thread of the
 // Python transport — one per peer and direction, in posting order — which
-// waits for it and then marks its TransferDone. test() reads those marks
-// without the GIL. No transfer can be cancelled: a failed call's are left to
-// their threads (they end at the gloo group's timeout), and the memory they
-// use is kept (the group is broken).
+// waits for it and then marks its comm::TransferMark; the call's
+// comm::MarkedTransfers reads those marks without the GIL. No transfer can
+// be cancelled: a failed call's are left to their threads (they end at the
+// gloo group's timeout), and the memory they use is kept (the group is broken).
 // Pool workers never call the transport (Python needs the GIL): the rank's
 // orchestrating thread drives it between tiles, as MPI below SERIALIZED.
 #pragma once
 
 #include <pybind11/pybind11.h>
 
-#include <atomic>
-#include <chrono>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <vector>
 
 #include "comm/count_check.hpp"
+#include "comm/marked_transfers.hpp"
 #include "comm/transport.hpp"
 #include "python_transport.hpp"
 
 namespace gmmav::python {
 
-/// A posted transfer's outcome, marked by the Python transport's waiting
-/// thread (`set`: empty when it succeeded, else the failure); read without the GIL.
-struct TransferDone {
-  std::atomic<bool> complete{false};
-  std::string error;  // written before complete
-
-  void set(std::string failure) {
-    error = std::move(failure);
-    complete.store(true, std::memory_order_release);
-  }
-};
-
-/// Adds TransferDone to the module (the Python transport's waiting threads call its `set`).
-void define_transfer_done(pybind11::module_& m);
+/// Adds comm::TransferMark to the module as TransferMark (the Python
+/// transport's waiting threads call its `set`).
+void define_transfer_mark(pybind11::module_& m);
 
 class TorchDistTransport final : public comm::Transport {
  public:
@@ -58,14 +45,14 @@ class TorchDistTransport final : public comm::Transport {
   /// collective and every transfer a failed call left behind completed.
   bool settled();
   /// Transfers a failed call left behind (their threads still wait for them).
-  void keep(std::vector<std::shared_ptr<TransferDone>> left);
+  void keep(std::vector<std::shared_ptr<comm::TransferMark>> left);
 
  private:
   std::shared_ptr<PythonTransport> python_;
   int rank_;
   std::mutex mu_;
   std::unique_ptr<comm::CountCheck> check_;
-  std::vector<std::shared_ptr<TransferDone>> abandoned_;
+  std::vector<std::shared_ptr<comm::TransferMark>> abandoned_;
 };
 
 }  // namespace gmmav::python

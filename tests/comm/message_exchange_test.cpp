@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "comm/count_check.hpp"
+#include "comm/marked_transfers.hpp"
 #include "comm/message_exchange.hpp"
 #include "comm/transport.hpp"
 #include "group_collectives.hpp"
@@ -30,59 +32,104 @@ namespace {
 
 using namespace gmmav::comm;  // NOLINT(google-build-using-namespace): a test of this namespace
 
-// A transfer as the network sees it.
-struct NetRequest {
-  std::atomic<bool> done{false};
-  std::int64_t bytes = 0;
-  int source = -1, tag = 0;
-  std::string error;
-};
-
+// Matches sends with receives (per channel, source, destination and tag, in
+// posting order) and copies the bytes. Inline: a match completes in the
+// thread that posted its second half. With a wire: a thread of its own
+// completes the matches in order, now and then after a pause, as the torch
+// transport's waiting threads do (D100).
 class Network {
  public:
-  void send(int channel, int src, int dst, int tag, const std::byte* data, std::int64_t bytes,
-            const std::shared_ptr<NetRequest>& req) {
-    std::lock_guard lk(mu_);
-    auto& waiting = recvs_[{channel, src, dst, tag}];
-    if (waiting.empty()) {
-      sends_[{channel, src, dst, tag}].push_back({req, const_cast<std::byte*>(data), bytes});
-      return;
+  explicit Network(bool wire = false) {
+    if (wire) wire_ = std::thread([this] { carry(); });
+  }
+  ~Network() {
+    if (!wire_.joinable()) return;
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
     }
-    match({req, const_cast<std::byte*>(data), bytes}, waiting.front(), src, tag);
-    waiting.pop_front();
+    matched_cv_.notify_one();
+    wire_.join();
+  }
+  Network(const Network&) = delete;
+  Network& operator=(const Network&) = delete;
+
+  void send(int channel, int src, int dst, int tag, const std::byte* data, std::int64_t bytes,
+            const std::shared_ptr<TransferMark>& mark) {
+    post(sends_, recvs_, {channel, src, dst, tag}, {mark, const_cast<std::byte*>(data), bytes}, true);
   }
   void receive(int channel, int src, int dst, int tag, std::byte* data, std::int64_t bytes,
-               const std::shared_ptr<NetRequest>& req) {
-    std::lock_guard lk(mu_);
-    auto& waiting = sends_[{channel, src, dst, tag}];
-    if (waiting.empty()) {
-      recvs_[{channel, src, dst, tag}].push_back({req, data, bytes});
-      return;
-    }
-    match(waiting.front(), {req, data, bytes}, src, tag);
-    waiting.pop_front();
+               const std::shared_ptr<TransferMark>& mark) {
+    post(recvs_, sends_, {channel, src, dst, tag}, {mark, data, bytes}, false);
   }
 
  private:
+  using Key = std::tuple<int, int, int, int>;
   struct Posted {
-    std::shared_ptr<NetRequest> req;
+    std::shared_ptr<TransferMark> mark;
     std::byte* data;
     std::int64_t bytes;
   };
-  static void match(const Posted& s, const Posted& r, int src, int tag) {
+  using Queues = std::map<Key, std::deque<Posted>>;
+
+  void post(Queues& mine, Queues& theirs, const Key& key, const Posted& p, bool is_send) {
+    std::unique_lock lk(mu_);
+    auto& waiting = theirs[key];
+    if (waiting.empty()) {
+      mine[key].push_back(p);
+      return;
+    }
+    const Posted other = waiting.front();
+    waiting.pop_front();
+    const Posted& s = is_send ? p : other;
+    const Posted& r = is_send ? other : p;
+    if (wire_.joinable()) {
+      matched_.push_back({s, r, std::get<1>(key)});
+      lk.unlock();
+      matched_cv_.notify_one();
+      return;
+    }
+    lk.unlock();
+    complete(s, r, std::get<1>(key));
+  }
+  static void complete(const Posted& s, const Posted& r, int src) {
     if (s.bytes > r.bytes) {
-      r.req->error = "message truncated";
+      r.mark->bytes = 0;
+      r.mark->source = src;
+      r.mark->set("message truncated");
     } else {
       std::memcpy(r.data, s.data, static_cast<std::size_t>(s.bytes));
-      r.req->bytes = s.bytes;
+      r.mark->bytes = s.bytes;
+      r.mark->source = src;
+      r.mark->set("");
     }
-    r.req->source = src;
-    r.req->tag = tag;
-    s.req->done.store(true, std::memory_order_release);
-    r.req->done.store(true, std::memory_order_release);
+    s.mark->set("");
   }
+  void carry() {
+    std::mt19937 rng(7);
+    std::unique_lock lk(mu_);
+    for (;;) {
+      matched_cv_.wait(lk, [&] { return stop_ || !matched_.empty(); });
+      if (matched_.empty()) return;
+      const Match m = matched_.front();
+      matched_.pop_front();
+      lk.unlock();
+      if (rng() % 8 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 200));
+      complete(m.s, m.r, m.src);
+      lk.lock();
+    }
+  }
+
+  struct Match {
+    Posted s, r;
+    int src;
+  };
   std::mutex mu_;
-  std::map<std::tuple<int, int, int, int>, std::deque<Posted>> sends_, recvs_;
+  Queues sends_, recvs_;
+  std::deque<Match> matched_;  // the wire's, in order
+  std::condition_variable matched_cv_;
+  bool stop_ = false;
+  std::thread wire_;
 };
 
 // The count check's collectives across the rank threads.
@@ -129,73 +176,30 @@ class Collectives {
 
 using RankCollectives = gmmav::comm::fakes::GroupCollectives<Collectives>;
 
-class NetTransfers final : public Transfers {
- public:
-  NetTransfers(Network& net, int rank, std::int64_t row_bytes) : net_(net), me_(rank), row_bytes_(row_bytes) {}
-  void send(const Message& m, const std::byte* data, const InFlight& what) override {
-    add(what);
-    net_.send(static_cast<int>(m.channel), me_, m.peer, m.tag, data, bytes(m), reqs_.back());
-  }
-  void receive(const Message& m, std::byte* data, const InFlight& what) override {
-    add(what);
-    net_.receive(static_cast<int>(m.channel), m.peer, me_, m.tag, data, bytes(m), reqs_.back());
-  }
-  std::span<const Completed> test() override {
-    done_.clear();
-    std::size_t out = 0;
-    for (std::size_t i = 0; i < reqs_.size(); ++i) {
-      const NetRequest& r = *reqs_[i];
-      if (r.done.load(std::memory_order_acquire)) {
-        done_.push_back({.what = what_[i], .source = r.source, .tag = r.tag, .bytes = r.bytes, .error = r.error});
-        continue;
-      }
-      reqs_[out] = reqs_[i];
-      what_[out++] = what_[i];
-    }
-    reqs_.resize(out);
-    what_.resize(out);
-    return done_;
-  }
-  bool test_all() override {
-    for (const auto& r : reqs_)
-      if (!r->done.load(std::memory_order_acquire)) return false;
-    reqs_.clear();
-    what_.clear();
-    return true;
-  }
-  bool empty() const override { return reqs_.empty(); }
-  std::size_t size() const override { return reqs_.size(); }
-  std::span<const InFlight> purposes() const override { return what_; }
-  void abandon() noexcept override {}  // the network keeps its requests alive
-
- private:
-  std::int64_t bytes(const Message& m) const { return m.count * (m.unit == Unit::row ? row_bytes_ : 1); }
-  void add(const InFlight& what) {
-    reqs_.push_back(std::make_shared<NetRequest>());
-    what_.push_back(what);
-  }
-  Network& net_;
-  int me_;
-  std::int64_t row_bytes_;
-  std::vector<std::shared_ptr<NetRequest>> reqs_;
-  std::vector<InFlight> what_;
-  std::vector<Completed> done_;
-};
-
+// A transport over the network: its transfers are MarkedTransfers (the
+// network marks them); workers may drive it, or only the rank's thread (torch's way).
 class NetTransport final : public Transport {
  public:
-  NetTransport(Network& net, Collectives& c, int rank, int size)
-      : net_(net), rank_(rank), check_(std::make_unique<RankCollectives>(c, rank), rank, size) {}
+  NetTransport(Network& net, Collectives& c, int rank, int size, bool workers_drive = true)
+      : net_(net), rank_(rank), workers_drive_(workers_drive), check_(std::make_unique<RankCollectives>(c, rank), rank, size) {}
   std::unique_lock<std::mutex> lock() override { return std::unique_lock(mu_); }
-  bool workers_may_drive() const override { return true; }
+  bool workers_may_drive() const override { return workers_drive_; }
   CountCheck& check() override { return check_; }
   std::unique_ptr<Transfers> transfers(std::int64_t row_bytes) override {
-    return std::make_unique<NetTransfers>(net_, rank_, row_bytes);
+    auto start = [this](bool send, const Message& m, std::byte* data, std::int64_t bytes,
+                        const std::shared_ptr<TransferMark>& mark) {
+      if (send)
+        net_.send(static_cast<int>(m.channel), rank_, m.peer, m.tag, data, bytes, mark);
+      else
+        net_.receive(static_cast<int>(m.channel), m.peer, rank_, m.tag, data, bytes, mark);
+    };
+    return std::make_unique<MarkedTransfers>(row_bytes, start, [](const std::vector<std::shared_ptr<TransferMark>>&) {});
   }
 
  private:
   Network& net_;
   int rank_;
+  bool workers_drive_;
   std::mutex mu_;
   CountCheck check_;
 };
@@ -306,14 +310,18 @@ Case random_case(std::mt19937& rng) {
   return c;
 }
 
-TEST(CommMessageExchange, EveryRowLandsInPlaceOverANonMpiTransport) {
-  std::mt19937 rng(2024);
+// 150 random groups: every rank's calls, every row checked in y. `wire`:
+// transfers complete on the network's own thread, and only the rank's thread
+// may drive the transport (the torch.distributed transport's shape, D100).
+void every_row_lands_in_place(bool wire) {
+  std::mt19937 rng(wire ? 2025 : 2024);
   for (int trial = 0; trial < 150; ++trial) {
-    const Case c = random_case(rng);
-    Network net;
+    Case c = random_case(rng);
+    if (wire) c.policy.carry = false;  // heads need workers that drive the transport
+    Network net(wire);
     Collectives collectives(c.W);
     std::vector<std::unique_ptr<NetTransport>> transports;
-    for (int r = 0; r < c.W; ++r) transports.push_back(std::make_unique<NetTransport>(net, collectives, r, c.W));
+    for (int r = 0; r < c.W; ++r) transports.push_back(std::make_unique<NetTransport>(net, collectives, r, c.W, !wire));
     std::vector<std::string> errors(static_cast<std::size_t>(c.W));
     std::vector<std::thread> ranks;
     for (int r = 0; r < c.W; ++r)
@@ -331,5 +339,9 @@ TEST(CommMessageExchange, EveryRowLandsInPlaceOverANonMpiTransport) {
           << c.policy.bytes << (c.policy.carry ? ", carry" : "") << ")";
   }
 }
+
+TEST(CommMessageExchange, EveryRowLandsInPlaceOverANonMpiTransport) { every_row_lands_in_place(false); }
+
+TEST(CommMessageExchange, EveryRowLandsInPlaceWhenTransfersCompleteOnAnotherThread) { every_row_lands_in_place(true); }
 
 }  // namespace
