@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # clang-tidy with the project's .clang-tidy (bug patterns, needless copies; warnings are errors)
-# on every library source under src/ and python/src/torch_* (the torch.distributed transport),
-# using build/compile_commands.json. A stage of .ci/run
+# on every library source under src/ and python/src/ (the binding, the torch.distributed
+# transport), using build/compile_commands.json. A stage of .ci/run
 # (~2 min of 2 cores quiet, ~4 min of CPU). Exit 0 clean, 1 with findings, 77 without clang-tidy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ command -v run-clang-tidy >/dev/null && command -v clang-tidy >/dev/null ||
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-run-clang-tidy -quiet -p "$build" -j "$(nproc 2>/dev/null || echo 2)" "$PWD/src/" "$PWD/python/src/torch_" >"$log" 2>&1 || status=$?
+run-clang-tidy -quiet -p "$build" -j "$(nproc 2>/dev/null || echo 2)" "$PWD/src/" "$PWD/python/src/" >"$log" 2>&1 || status=$?
 findings=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '(warning|error): ' | sort -u || true)
 if [ "$status" != 0 ] || [ -n "$findings" ]; then
   echo "tidy: findings (or clang-tidy failed, status $status):"

@@ -39,7 +39,7 @@ template <typename View>
 View to_view(const py::tuple& t) {
   View v;
   using Ptr = decltype(v.data);
-  v.data = reinterpret_cast<Ptr>(t[0].cast<std::uintptr_t>());
+  v.data = reinterpret_cast<Ptr>(t[0].cast<std::uintptr_t>());  // NOLINT(performance-no-int-to-ptr): Python hands addresses
   v.dtype = static_cast<DType>(t[1].cast<int>());
   const auto shape = t[2].cast<std::vector<std::int64_t>>();
   const auto strides = t[3].cast<std::vector<std::int64_t>>();
@@ -186,8 +186,8 @@ const char* errc_name(Errc c) {
 
 #define GMMAV_CALL_ARGS                                                                                                        \
   Group &group, int world_size, std::vector<std::int64_t> send, std::vector<std::int64_t> recv, bool trans_gmm, bool trans_mm, \
-      py::tuple gmm_x, py::tuple gmm_w, py::tuple y, std::optional<py::tuple> mm_x, std::optional<py::tuple> mm_w,             \
-      std::optional<py::tuple> mm_y
+      const py::tuple &gmm_x, const py::tuple &gmm_w, const py::tuple &y, const std::optional<py::tuple>&mm_x,                 \
+      const std::optional<py::tuple>&mm_w, const std::optional<py::tuple>&mm_y
 #define GMMAV_MAKE_CALL \
   make_call(world_size, std::move(send), std::move(recv), trans_gmm, trans_mm, gmm_x, gmm_w, y, mm_x, mm_w, mm_y)
 
@@ -195,16 +195,17 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "gmmav native binding (used by gmmav.torch)";
 
   static py::exception<Error> error_type(m, "Error", PyExc_RuntimeError);
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const Error& e) {
-      py::object err = py::reinterpret_borrow<py::object>(error_type.ptr())(py::str(e.what()));
-      err.attr("code") = std::string(errc_name(e.code()));
-      err.attr("param") = e.param();
-      PyErr_SetObject(error_type.ptr(), err.ptr());
-    }
-  });
+  py::register_exception_translator(
+      [](std::exception_ptr p) {  // NOLINT(performance-unnecessary-value-param): pybind11 wants this signature
+        try {
+          if (p) std::rethrow_exception(p);
+        } catch (const Error& e) {
+          py::object err = py::reinterpret_borrow<py::object>(error_type.ptr())(py::str(e.what()));
+          err.attr("code") = std::string(errc_name(e.code()));
+          err.attr("param") = e.param();
+          PyErr_SetObject(error_type.ptr(), err.ptr());
+        }
+      });
 
   py::class_<Group>(m, "Group")
       .def_property_readonly("rank", [](const Group& g) { return g.comm.rank(); })
@@ -273,7 +274,7 @@ PYBIND11_MODULE(_native, m) {
 
   // out = round(x @ W) (W = w, or w transposed with trans_w) with gmmav's GEMM: the autograd
   // formulas' weight and shared-expert gradients (gmmav.torch), deterministic for any thread count.
-  m.def("matmul", [](py::tuple x, py::tuple w, py::tuple out, bool trans_w) {
+  m.def("matmul", [](const py::tuple& x, const py::tuple& w, const py::tuple& out, bool trans_w) {
     const auto xv = to_view<ConstTensorView>(x);
     const auto wv = to_view<ConstTensorView>(w);
     const auto ov = to_view<TensorView>(out);

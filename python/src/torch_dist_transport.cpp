@@ -31,16 +31,19 @@ TorchDistTransport::~TorchDistTransport() {
 }
 
 // A call's transfers: each posted through the Python transport's `send` or
-// `recv`, which hands it to the thread that waits for that peer's transfers
-// in that direction and sets its mark.
+// `recv` (a drive's worth under one GIL acquisition), which hands it to the
+// thread that waits for that peer's transfers in that direction and sets its mark.
 std::unique_ptr<comm::Transfers> TorchDistTransport::transfers(std::int64_t row_bytes) {
-  auto start = [python = python_, rank = rank_](bool send, const comm::Message& m, std::byte* data, std::int64_t bytes,
-                                                const std::shared_ptr<comm::TransferMark>& mark) {
-    if (m.channel != comm::Channel::rows)  // heads (D56) need workers that drive the transport
-      fail(Errc::internal, "group", "the torch.distributed transport carries no heads (rank {} and {})", rank, m.peer);
-    const char* method = send ? "send" : "recv";
-    python->call(rank, method, [&](py::object& t) {
-      t.attr(method)(m.peer, m.tag, reinterpret_cast<std::uintptr_t>(data), bytes, mark);
+  auto start = [python = python_, rank = rank_](std::span<const comm::TransferStart> batch, std::size_t& started) {
+    for (const comm::TransferStart& t : batch)
+      if (t.message.channel != comm::Channel::rows)  // heads (D56) need workers that drive the transport
+        fail(Errc::internal, "group", "the torch.distributed transport carries no heads (rank {} and {})", rank, t.message.peer);
+    python->call(rank, "send/recv", [&](py::object& t) {  // one GIL acquisition for the batch
+      for (const comm::TransferStart& s : batch) {
+        t.attr(s.send ? "send" : "recv")(s.message.peer, s.message.tag, reinterpret_cast<std::uintptr_t>(s.data), s.bytes,
+                                         s.mark);
+        ++started;
+      }
       return 0;
     });
   };

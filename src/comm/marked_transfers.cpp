@@ -16,13 +16,29 @@ void MarkedTransfers::post(bool send, const Message& m, std::byte* data, const I
   mark->bytes = bytes;
   mark->source = m.peer;
   mark->tag = m.tag;
-  start_(send, m, data, bytes, mark);  // may throw: nothing recorded then
   whats_.push_back(what);
-  marks_.push_back(std::move(mark));
+  marks_.push_back(mark);
+  queued_.push_back({.send = send, .message = m, .data = data, .bytes = bytes, .mark = std::move(mark)});
+}
+
+// Starts what was posted since the last test, in one call. A failure marks
+// what did not start, so nothing waits for it (the call fails; the group is broken).
+void MarkedTransfers::start_queued() {
+  if (queued_.empty()) return;
+  std::vector<TransferStart> batch;
+  batch.swap(queued_);
+  std::size_t started = 0;
+  try {
+    start_(batch, started);
+  } catch (...) {
+    for (std::size_t i = started; i < batch.size(); ++i) batch[i].mark->set("not started");
+    throw;
+  }
 }
 
 // What was marked complete, in posting order; the rest stays.
 std::span<const Completed> MarkedTransfers::test() {
+  start_queued();
   done_.clear();
   std::size_t kept = 0;
   for (std::size_t i = 0; i < marks_.size(); ++i) {
@@ -44,6 +60,7 @@ std::span<const Completed> MarkedTransfers::test() {
 }
 
 bool MarkedTransfers::test_all() {
+  start_queued();
   for (const auto& m : marks_)
     if (!m->complete.load(std::memory_order_acquire)) return false;
   whats_.clear();
@@ -52,6 +69,8 @@ bool MarkedTransfers::test_all() {
 }
 
 void MarkedTransfers::abandon() noexcept {
+  for (const TransferStart& t : queued_) t.mark->set("not started");  // never started: nothing to keep
+  queued_.clear();
   whats_.clear();
   try {
     keep_(std::move(marks_));

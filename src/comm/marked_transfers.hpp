@@ -34,12 +34,24 @@ struct TransferMark {
   }
 };
 
+/// A transfer to start: a send when `send`, of `bytes` at `data`; `mark`
+/// is set when it completed.
+struct TransferStart {
+  bool send = false;
+  Message message;
+  std::byte* data = nullptr;
+  std::int64_t bytes = 0;
+  std::shared_ptr<TransferMark> mark;
+};
+
 class MarkedTransfers final : public Transfers {
  public:
-  /// Starts a transfer (a send when `send`) of `bytes` at `data`; `mark` is
-  /// set when it completed. Runs under the transport's lock(); may throw.
-  using Start = std::function<void(bool send, const Message& m, std::byte* data, std::int64_t bytes,
-                                   const std::shared_ptr<TransferMark>& mark)>;
+  /// Starts transfers, in order, counting them in `started`. Posts are
+  /// batched: what send() and receive() queue starts at the next test() (or
+  /// test_all()), all in one call — a transport whose every entry costs
+  /// something (Python's GIL) pays once per drive. Runs under the
+  /// transport's lock(); may throw (what it did not start is then marked failed).
+  using Start = std::function<void(std::span<const TransferStart> batch, std::size_t& started)>;
   /// Takes the marks of the transfers a failed call left (they cannot be
   /// cancelled): the transport keeps what they use until every one is set.
   using Keep = std::function<void(std::vector<std::shared_ptr<TransferMark>> left)>;
@@ -58,12 +70,14 @@ class MarkedTransfers final : public Transfers {
 
  private:
   void post(bool send, const Message& m, std::byte* data, const InFlight& what);
+  void start_queued();
 
   std::int64_t row_bytes_;
   Start start_;
   Keep keep_;
   std::vector<InFlight> whats_;                       // [i]: what marks_[i]'s transfer is for
   std::vector<std::shared_ptr<TransferMark>> marks_;  // in posting order
+  std::vector<TransferStart> queued_;                 // posted, not started yet
   std::vector<Completed> done_;                       // test()'s answer
 };
 

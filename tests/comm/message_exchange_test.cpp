@@ -186,12 +186,15 @@ class NetTransport final : public Transport {
   bool workers_may_drive() const override { return workers_drive_; }
   CountCheck& check() override { return check_; }
   std::unique_ptr<Transfers> transfers(std::int64_t row_bytes) override {
-    auto start = [this](bool send, const Message& m, std::byte* data, std::int64_t bytes,
-                        const std::shared_ptr<TransferMark>& mark) {
-      if (send)
-        net_.send(static_cast<int>(m.channel), rank_, m.peer, m.tag, data, bytes, mark);
-      else
-        net_.receive(static_cast<int>(m.channel), m.peer, rank_, m.tag, data, bytes, mark);
+    auto start = [this](std::span<const TransferStart> batch, std::size_t& started) {
+      for (const TransferStart& t : batch) {
+        const Message& m = t.message;
+        if (t.send)
+          net_.send(static_cast<int>(m.channel), rank_, m.peer, m.tag, t.data, t.bytes, t.mark);
+        else
+          net_.receive(static_cast<int>(m.channel), m.peer, rank_, m.tag, t.data, t.bytes, t.mark);
+        ++started;
+      }
     };
     return std::make_unique<MarkedTransfers>(row_bytes, start, [](const std::vector<std::shared_ptr<TransferMark>>&) {});
   }

@@ -6,6 +6,7 @@
 Shape (--shape): quick (default) BS=256, K=2, e=4, W=2, shared expert, fp16, H=1792, N=1024 (the
 bench's --quick prefill widths); full: H=7168, N=4096 (--full); decode: BS=64 at the full widths
 (the bench's decode, A=128); tiny: BS=8 at the quick widths (a peer's rows in one message).
+--busy: each rank also runs a Python thread that always wants the GIL.
 Rank 0 prints the median and minimum of --reps calls."""
 import argparse
 import os
@@ -20,10 +21,20 @@ SHAPES = {"quick": (1792, 1024, 4, 256, 2), "full": (7168, 4096, 4, 256, 2), "de
           "tiny": (1792, 1024, 4, 8, 2)}
 
 
-def measure(name, W, rank, shape, reps):
+def _spin():
+    """A Python thread that always wants the GIL (as a training loop's helper threads may)."""
+    while True:
+        sum(range(1000))
+
+
+def measure(name, W, rank, shape, reps, busy=False):
+    import threading
+
     import gmmav
     import gmmav.torch as gt
 
+    if busy:
+        threading.Thread(target=_spin, daemon=True).start()
     h, n, e, bs, k = SHAPES[shape]
     per = bs * k // (W * e)
     counts = [per] * (W * e)
@@ -44,14 +55,14 @@ def measure(name, W, rank, shape, reps):
               f"({reps} calls)", flush=True)
 
 
-def gloo_rank(rank, W, port, shape, reps):
+def gloo_rank(rank, W, port, shape, reps, busy):
     import torch.distributed as dist
 
     import gmmav.torch as gt
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=W)
-    measure(gt.hcom(), W, rank, shape, reps)
+    measure(gt.hcom(), W, rank, shape, reps, busy)
     dist.barrier()
     dist.destroy_process_group()
 
@@ -60,6 +71,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--full", action="store_true", help="--shape full")
     p.add_argument("--shape", choices=sorted(SHAPES), default="quick")
+    p.add_argument("--busy", action="store_true", help="each rank also runs a Python thread that always wants the GIL")
     p.add_argument("--reps", type=int, default=7)
     a = p.parse_args()
     shape = "full" if a.full else a.shape
@@ -70,7 +82,7 @@ if __name__ == "__main__":
 
         name = gd.hcom()
         grp = gd.native_group(name)
-        measure(name, grp.size, grp.rank, shape, a.reps)
+        measure(name, grp.size, grp.rank, shape, a.reps, a.busy)
     else:
         import torch.multiprocessing as mp
 
@@ -78,4 +90,4 @@ if __name__ == "__main__":
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        mp.spawn(gloo_rank, args=(2, port, shape, a.reps), nprocs=2)
+        mp.spawn(gloo_rank, args=(2, port, shape, a.reps, a.busy), nprocs=2)
