@@ -310,15 +310,35 @@ def gloo_worker(rank, W, port, scenario):
         dist.destroy_process_group()
 
 
-if __name__ == "__main__":  # under mpirun: the MPI backend
+def join_gloo_under_mpirun():
+    """gloo between mpirun's processes: they meet through a file named after the job."""
+    import torch.distributed as dist
+
+    job = os.environ.get("OMPI_MCA_ess_base_jobid") or os.environ["PMIX_NAMESPACE"]
+    dist.init_process_group("gloo", init_method=f"file:///tmp/gmmav_ranks_{job}",
+                            rank=int(os.environ["OMPI_COMM_WORLD_RANK"]), world_size=int(os.environ["OMPI_COMM_WORLD_SIZE"]))
+
+
+if __name__ == "__main__":  # under mpirun: the MPI backend; with --gloo first, gloo between the processes
     import gmmav
 
     assert gmmav.launched_by_mpi(), "run me under mpirun"
+    args = sys.argv[1:]
+    gloo = args[0] == "--gloo"
+    if gloo:
+        join_gloo_under_mpirun()
+        args = args[1:]
     name = gt.hcom()
     g = gd.native_group(name)
     try:
-        for scenario in sys.argv[1].split(","):  # e.g. "dispatch,train": one mpirun, several scenarios
+        for scenario in args[0].split(","):  # e.g. "dispatch,train": one mpirun, several scenarios
             SCENARIOS[scenario](g.rank, g.size, name)
+            print(f"rank {g.rank}: {scenario} passed", flush=True)
+        if gloo:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
     except BaseException:
         traceback.print_exc()
         sys.stdout.flush()
