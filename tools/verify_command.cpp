@@ -13,10 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "commands.hpp"
+#include "common/rank_threads.hpp"
 #include "gmmav/gmmav.hpp"
 #include "npy.hpp"
 #include "option_checks.hpp"
@@ -158,10 +158,9 @@ int run_case(const VerifyCase& c, const ProcessGroup& g, std::vector<RankOutputs
     call(0, g.comm());
   } else {
     auto comms = create_in_process_group(c.world_size());
-    std::vector<std::thread> threads;
-    for (std::size_t i = 0; i < mine.size(); ++i)
-      threads.emplace_back([&, i] { call(i, comms[static_cast<std::size_t>(mine[i])]); });
-    for (auto& t : threads) t.join();
+    (void)run_rank_threads(static_cast<int>(mine.size()), [&](int i) {  // call() keeps each rank's failure
+      call(static_cast<std::size_t>(i), comms[static_cast<std::size_t>(mine[static_cast<std::size_t>(i)])]);
+    });
   }
   seconds = g.max(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 

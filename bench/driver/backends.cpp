@@ -1,9 +1,9 @@
 // The in-process way ranks run: W threads of this process (an in-process
 // group). The other, this process as one rank of an MPI job, is mpi_backend.cpp.
 #include <exception>
-#include <thread>
 
 #include "case_runner.hpp"
+#include "common/rank_threads.hpp"
 #include "engine/compute_pool.hpp"
 
 namespace gmmav::bench {
@@ -25,20 +25,16 @@ class InProcessBackend final : public Backend {
   void for_each_rank(int W, const std::function<void(support::RankGroup&, const Comm&)>& fn) override {
     auto comms = create_in_process_group(W);
     auto groups = support::make_in_process_group(W);
-    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(W));
-    std::vector<std::thread> threads;
-    for (int r = 0; r < W; ++r)
-      threads.emplace_back([&, r] {
-        try {
-          fn(*groups[static_cast<std::size_t>(r)], comms[static_cast<std::size_t>(r)]);
-        } catch (const support::PeerAbandoned&) {  // not this rank's error: a peer's, reported below
-        } catch (...) {
-          errors[static_cast<std::size_t>(r)] = std::current_exception();
-          groups[static_cast<std::size_t>(r)]->abandon();  // peers waiting for this rank give up
-        }
-      });
-    for (auto& t : threads) t.join();
-    for (auto& e : errors)
+    const auto errors = run_rank_threads(W, [&](int r) {
+      try {
+        fn(*groups[static_cast<std::size_t>(r)], comms[static_cast<std::size_t>(r)]);
+      } catch (const support::PeerAbandoned&) {  // not this rank's error: a peer's, reported below
+      } catch (...) {
+        groups[static_cast<std::size_t>(r)]->abandon();  // peers waiting for this rank give up
+        throw;
+      }
+    });
+    for (const auto& e : errors)
       if (e) std::rethrow_exception(e);
   }
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
-#include <thread>
 
+#include "common/rank_threads.hpp"
 #include "numeric/half.hpp"
 #include "reference/dispatch_reference.hpp"
 
@@ -171,20 +171,15 @@ std::vector<std::string> run_in_process(Case& c, const GroupOptions& options) {
   const int W = c.spec.world_size;
   auto comms = create_in_process_group(W, options);
   std::vector<std::string> errors(static_cast<std::size_t>(W));
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<std::size_t>(W));
-  for (int r = 0; r < W; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        const Plan plan = Plan::create(c.desc(r));
-        std::vector<std::byte> workspace(workspace_size(plan, comms[static_cast<std::size_t>(r)]));
-        run(plan, comms[static_cast<std::size_t>(r)], c.tensors(r), workspace);
-      } catch (const std::exception& e) {
-        errors[static_cast<std::size_t>(r)] = e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  (void)run_rank_threads(W, [&](int r) {  // each rank's error kept as its message
+    try {
+      const Plan plan = Plan::create(c.desc(r));
+      std::vector<std::byte> workspace(workspace_size(plan, comms[static_cast<std::size_t>(r)]));
+      run(plan, comms[static_cast<std::size_t>(r)], c.tensors(r), workspace);
+    } catch (const std::exception& e) {
+      errors[static_cast<std::size_t>(r)] = e.what();
+    }
+  });
   return errors;
 }
 

@@ -1,8 +1,8 @@
 #include "support/spawn.hpp"
 
 #include <exception>
-#include <thread>
 
+#include "common/rank_threads.hpp"
 #include "gmmav/build_options.hpp"
 #include "gmmav/gmmav.hpp"
 
@@ -17,9 +17,10 @@ namespace {
 
 Backend g_backend = Backend::in_process;
 
-void run_rank(const RankFn& fn, const Rank& me) {
+// A rank's uncaught exception is a failure of the test, named with its rank.
+void report(const std::exception_ptr& error, const Rank& me) {
   try {
-    fn(me);
+    std::rethrow_exception(error);
   } catch (const std::exception& e) {
     ADD_FAILURE() << "rank " << me.rank << " of " << me.size << " (" << to_string(me.backend)
                   << "): uncaught exception: " << e.what();
@@ -27,6 +28,16 @@ void run_rank(const RankFn& fn, const Rank& me) {
     ADD_FAILURE() << "rank " << me.rank << " of " << me.size << " (" << to_string(me.backend) << "): uncaught non-std exception";
   }
 }
+
+#if GMMAV_WITH_MPI
+void run_rank(const RankFn& fn, const Rank& me) {
+  try {
+    fn(me);
+  } catch (...) {
+    report(std::current_exception(), me);
+  }
+}
+#endif
 
 }  // namespace
 
@@ -39,11 +50,10 @@ std::string backend_name(const ::testing::TestParamInfo<Backend>& info) { return
 bool spawn(Backend backend, int W, const RankFn& fn, const GroupOptions& options) {
   if (backend == Backend::in_process) {
     const std::vector<Comm> comms = create_in_process_group(W, options);
-    std::vector<std::thread> threads;
-    threads.reserve(static_cast<std::size_t>(W));
+    const auto rank = [&](int r) { return Rank{r, W, backend, comms[static_cast<std::size_t>(r)]}; };
+    const auto errors = run_rank_threads(W, [&](int r) { fn(rank(r)); });
     for (int r = 0; r < W; ++r)
-      threads.emplace_back([&, r] { run_rank(fn, Rank{r, W, backend, comms[static_cast<std::size_t>(r)]}); });
-    for (auto& t : threads) t.join();
+      if (errors[static_cast<std::size_t>(r)]) report(errors[static_cast<std::size_t>(r)], rank(r));
     return true;
   }
 #if GMMAV_WITH_MPI
