@@ -1,7 +1,8 @@
 // A call's transfers on a transport whose transfers complete where the
 // exchange cannot test them: someone else — a thread waiting for them, the
-// transport's own progress — marks each one's TransferMark when it completed,
-// and test() reads the marks without blocking or calling the transport.
+// transport's own progress — marks each one's TransferMark when it completed.
+// test() starts what was posted since the last test (one batch) and reads the
+// marks without blocking.
 // torch.distributed is such a transport (python/src/torch_dist_transport.hpp,
 // D100: gloo's transfers complete only inside a blocking wait).
 #pragma once
@@ -12,6 +13,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/transport.hpp"
