@@ -7,6 +7,41 @@
 # dispatch: every variant's outputs are checked (the run fails otherwise); fused and
 # fused_per_call are timed, the aclnn variant and the PyTorch composite report either
 # a time or the reason they did not run.
+# Both ops: gmmav's Python path (--python auto, gmmav_python.py) runs where PyTorch and the
+# build tree's package are there, with outputs bit-identical to fused and its calls served by
+# the weight cache; elsewhere it says why not.
+get_filename_component(_bin ${GMMAV} DIRECTORY)
+set(package_built FALSE)
+if(EXISTS ${_bin}/../python/gmmav/torch.py)
+  set(package_built TRUE)
+endif()
+function(check_python i torch_available)  # reads doc from the caller
+  string(JSON attempted GET "${doc}" cases ${i} python attempted)
+  string(JSON available GET "${doc}" cases ${i} python available)
+  if(NOT attempted)
+    message(FATAL_ERROR "cases[${i}]: tiny was named, so --python auto should have run gmmav's Python path")
+  endif()
+  if(NOT available)
+    string(JSON why GET "${doc}" cases ${i} python why)
+    if(torch_available AND package_built)
+      message(FATAL_ERROR "cases[${i}]: PyTorch ran and the package is built, but the Python path did not: ${why}")
+    endif()
+    message(STATUS "cases[${i}]: python absent: ${why}")
+    return()
+  endif()
+  foreach(key t_s samples_s native_t_s native_samples_s over_native weight_cache verification)
+    string(JSON v ERROR_VARIABLE e GET "${doc}" cases ${i} python ${key})
+    if(e)
+      message(FATAL_ERROR "cases[${i}].python.${key} missing: ${e}")
+    endif()
+  endforeach()
+  string(JSON differ GET "${doc}" cases ${i} python differ_from_fused)
+  string(JSON hits GET "${doc}" cases ${i} python weight_cache hits)
+  if(NOT differ EQUAL 0 OR hits LESS 2)
+    message(FATAL_ERROR "cases[${i}]: the Python path: ${differ} elements differ from fused (expected 0), ${hits} cache hits "
+                        "(expected at least the 2 timed calls)")
+  endif()
+endfunction()
 if(NOT OP STREQUAL "combine" AND NOT OP STREQUAL "dispatch")
   message(FATAL_ERROR "OP is '${OP}', expected combine or dispatch")
 endif()
@@ -57,6 +92,7 @@ if(OP STREQUAL "dispatch")  # the dispatch bench reports variants per case, not 
       endif()
     endif()
     string(JSON torch_available GET "${doc}" cases ${i} torch available)
+    check_python(${i} ${torch_available})
     if(NOT torch_available)
       string(JSON why ERROR_VARIABLE e GET "${doc}" cases ${i} torch why)
       if(e)
@@ -106,7 +142,7 @@ foreach(i RANGE ${last})
               overlap_pct fused_over_bound speedup_vs_sequential speedup_vs_per_expert gemm_vs_library workspace_bytes gflops
               weights_packed_once t_weight_prep_s
               t_fused_per_call_s t_aclnn_s torch torch_over_fused torch_over_fused_per_call torch_over_aclnn
-              roofline fused_over_roofline)
+              python python_over_fused roofline fused_over_roofline)
     string(JSON v ERROR_VARIABLE e GET "${doc}" cases ${i} ${key})
     if(e)
       message(FATAL_ERROR "cases[${i}].${key} missing: ${e}")
@@ -145,6 +181,7 @@ foreach(i RANGE ${last})
   # torch: timed and checked, or absent with a reason; never a time without a check.
   string(JSON torch_available GET "${doc}" cases ${i} torch available)
   string(JSON torch_attempted GET "${doc}" cases ${i} torch attempted)
+  check_python(${i} ${torch_available})
   if(NOT torch_attempted)
     message(FATAL_ERROR "cases[${i}]: tiny was named, so --torch auto should have run the composite")
   endif()

@@ -26,8 +26,11 @@ install(TARGETS ${_gmmav_libraries} EXPORT gmmavTargets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS gmmav_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-# `gmmav bench --torch`: the PyTorch composite, found relative to the installed CLI (bench/baselines/torch_baseline.cpp).
-install(PROGRAMS ${PROJECT_SOURCE_DIR}/bench/baselines/torch/torch_composite.py DESTINATION ${CMAKE_INSTALL_DATADIR}/gmmav)
+# `gmmav bench --torch` and `--python`: the Python baselines and the case reader they share, found
+# relative to the installed CLI (bench/baselines/python_baseline.cpp).
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/bench/baselines/torch/torch_composite.py
+                 ${PROJECT_SOURCE_DIR}/bench/baselines/torch/gmmav_python.py DESTINATION ${CMAKE_INSTALL_DATADIR}/gmmav)
+install(FILES ${PROJECT_SOURCE_DIR}/bench/baselines/torch/bench_case.py DESTINATION ${CMAKE_INSTALL_DATADIR}/gmmav)
 # gmmav/build_options.hpp is generated (its template stays behind); gmmav/mpi.hpp only with MPI (D98).
 set(_gmmav_header_excludes PATTERN "*.in" EXCLUDE)
 if(NOT GMMAV_WITH_MPI)

@@ -22,9 +22,9 @@
 #include "omp_spin_limit.hpp"
 #include "option_checks.hpp"
 #include "provenance.hpp"
+#include "python_baseline.hpp"
 #include "report.hpp"
 #include "roofline.hpp"
-#include "torch_baseline.hpp"
 #include "trace.hpp"
 
 namespace gmmav::bench {
@@ -47,6 +47,7 @@ struct Options {
   int threads = 0;
   bool repack = false;
   std::string torch = "auto";
+  std::string python = "auto";
   double memory_limit = 0;  // bytes; 0: 90% of MemAvailable when each case starts
 };
 
@@ -152,6 +153,16 @@ int run(const Options& o) {
     return o.torch != "off" &&
            (c.name == "decode" || c.name == "prefill" || std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
   };
+  // gmmav's Python path (--python auto): the same cases.
+  const PythonBaselineSettings python_script = o.python == "off" ? PythonBaselineSettings{} : find_gmmav_python();
+  const auto python_for = [&](const CaseShape& c) {
+    return o.python != "off" &&
+           (c.name == "decode" || c.name == "prefill" || std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
+  };
+  const auto not_asked = [](const std::string& option, const std::string& value) {
+    return value == "off" ? "--" + option + " off"
+                          : "--" + option + " auto runs it for decode and prefill, and for cases named in --cases";
+  };
   // MPI over loopback TCP only (Open MPI's btl list names tcp and no shared-memory
   // transport, every rank on this machine): the kernel's copies run on the
   // ranks' cores, at the cost --peak measured; the report then shows what that
@@ -187,6 +198,10 @@ int run(const Options& o) {
     s.torch_settings.script = torch_script;
     s.torch_settings.repeat = o.repeat;
     s.torch_settings.warmup = o.warmup;
+    s.python = python_for(jobs[i].shape);
+    s.python_settings = python_script;
+    s.python_settings.repeat = o.repeat;
+    s.python_settings.warmup = o.warmup;
     s.memory_limit = o.memory_limit;
     if (tcp_only) {
       s.exchange_cpu_ns_per_byte = o.tcp_cpu_ns_per_byte > 0 ? o.tcp_cpu_ns_per_byte : machine.tcp.cpu_ns_per_byte;
@@ -194,17 +209,15 @@ int run(const Options& o) {
     }
     if (dispatch) {
       DispatchResult d = run_dispatch_case(*backend, jobs[i].shape, jobs[i].dtype, s);
-      if (!s.torch)
-        d.torch.why =
-            o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
+      if (!s.torch) d.torch.why = not_asked("torch", o.torch);
+      if (!s.python) d.python.why = not_asked("python", o.python);
       dispatch_results.push_back(std::move(d));
       sample_peak_between_cases();
       continue;
     }
     CaseResult r = run_case(*backend, jobs[i].shape, jobs[i].dtype, s);
-    if (!s.torch)
-      r.torch.why =
-          o.torch == "off" ? "--torch off" : "--torch auto runs it for decode and prefill, and for cases named in --cases";
+    if (!s.torch) r.torch.why = not_asked("torch", o.torch);
+    if (!s.python) r.python.why = not_asked("python", o.python);
     if (s.trace && r.skipped.empty()) {
       traced = true;
       if (root) {
@@ -242,6 +255,8 @@ int run(const Options& o) {
                              {"weights_packed_once", !o.repack},
                              {"torch", o.torch},
                              {"torch_composite", torch_script},
+                             {"python", o.python},
+                             {"gmmav_python", python_script.script},
                              {"library_openmp_spinning", openmp_spin_setting()}};
   run_info.update(provenance());
   // Results are outputs (D99): without --json they go to a file outside git, never only to the terminal.
@@ -330,6 +345,13 @@ void add_bench_command(CLI::App& app) {
                   "The PyTorch composite baseline (bench/baselines/torch/torch_composite.py, run by /usr/bin/python3; "
                   "$GMMAV_TORCH_COMPOSITE overrides the script): auto = after decode and prefill, and after every case named "
                   "in --cases; off = never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "off"}));
+  cmd->add_option("--python", o->python,
+                  "gmmav's Python path (bench/baselines/torch/gmmav_python.py: gmmav.torch's op with the weights from its "
+                  "cache, W rank threads of one /usr/bin/python3 process, interleaved with the native call on packed weights; "
+                  "needs PyTorch and the package in build/python or installed): auto = after decode and prefill, and after "
+                  "every case named in --cases; off = never")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "off"}));
   cmd->add_flag("--peak", o->peak, "Only print the machine: FMA peak, memcpy and DRAM read bandwidth");

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "aclnn_variant.hpp"
 #include "api/comm_access.hpp"
@@ -407,14 +408,15 @@ void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
   for (int r = 0; r < W; ++r) st.plans.push_back(Plan::create(st.kase.desc(r)));
   st.bufs.resize(static_cast<std::size_t>(W));
   b.for_each_rank(W, [&](support::RankGroup& g, const Comm& comm) { RankRun(st, res, s, g, comm, mode)(); });
-  if (mode == Mode::measure && s.torch) {
-    // The composite needs only the case's inputs and fused's outputs: the variants' buffers,
+  if (mode == Mode::measure && (s.torch || s.python)) {
+    // The Python baselines need only the case's inputs and fused's outputs: the variants' buffers,
     // the library's and the engine's cached buffers go first (the memory estimate counts on it).
     st.bufs.clear();
     st.bufs.shrink_to_fit();
     st.library.reset();
     release_free_memory();
-    res.torch = run_torch(b, st.kase, res.flops, s);
+    if (s.torch) res.torch = run_torch(b, st.kase, res.flops, s);
+    if (s.python) res.python = run_gmmav_python(b, st.kase, res.flops, s);
   }
 }
 
@@ -429,25 +431,43 @@ std::string shape_on(Backend& b, const CaseShape& shape, CaseShape& as_run) {
   return {};
 }
 
-TorchResult run_torch(Backend& b, const reference::Case& kase, double flops, const RunSettings& s) {
-  TorchResult t;
+namespace {
+
+// A Python baseline's script on the case (rank 0 of an in-process backend; under MPI attempted
+// and refused with the reason), with the progress line showing `what`.
+PythonBaselineResult run_script(Backend& b, const reference::Case& kase, double flops, const RunSettings& s,
+                                PythonBaselineSettings ps, const char* what) {
+  PythonBaselineResult t;
   if (b.process_rank() != 0) return t;
   if (b.is_mpi()) {
     t.attempted = true;
-    t.why = "runs in-process only (the composite starts W processes of its own): run this case without mpirun";
+    t.why = "runs in-process only (the script starts ranks of its own): run this case without mpirun";
     return t;
   }
   if (s.progress) {
-    std::fprintf(stderr, "\r%-40s %-8s", s.progress_label.c_str(), "torch");
+    std::fprintf(stderr, "\r%-40s %-8s", s.progress_label.c_str(), what);
     std::fflush(stderr);
   }
-  // W processes x T threads on the cores the gmmav ranks shared.
-  TorchSettings ts = s.torch_settings;
-  ts.threads_per_rank = std::max(1, engine::available_cores() / kase.spec.world_size);
-  ts.check_reference = flops <= static_cast<double>(s.reference_flops_limit);
-  t = run_torch_baseline(kase, ts);
+  ps.check_reference = flops <= static_cast<double>(s.reference_flops_limit);
+  t = run_python_baseline(kase, ps);
   if (s.progress) std::fprintf(stderr, "\r%-100s\r", "");
   return t;
+}
+
+}  // namespace
+
+PythonBaselineResult run_torch(Backend& b, const reference::Case& kase, double flops, const RunSettings& s) {
+  PythonBaselineSettings ts = s.torch_settings;
+  // W processes x T threads on the cores the gmmav ranks shared.
+  ts.threads_per_rank = std::max(1, engine::available_cores() / kase.spec.world_size);
+  return run_script(b, kase, flops, s, ts, "torch");
+}
+
+PythonBaselineResult run_gmmav_python(Backend& b, const reference::Case& kase, double flops, const RunSettings& s) {
+  PythonBaselineSettings ps = s.python_settings;
+  ps.threads_per_rank = 0;             // W rank threads of one process share gmmav's pool, as the bench's ranks do
+  ps.warmup = std::max(2, ps.warmup);  // the weight cache packs on the second call that sees the weights
+  return run_script(b, kase, flops, s, ps, "python");
 }
 
 namespace {
@@ -455,6 +475,16 @@ namespace {
 std::int64_t round16(double v) { return std::max<std::int64_t>(16, static_cast<std::int64_t>(std::llround(v / 16.0)) * 16); }
 
 }  // namespace
+
+void note_left_out(const RunSettings& asked, const RunSettings& fitted, PythonBaselineResult& torch,
+                   PythonBaselineResult& python) {
+  const std::string why = "left out to fit in memory (" + fitted.memory_note + ")";
+  for (auto [was, is, out] : {std::tuple{asked.torch, fitted.torch, &torch}, std::tuple{asked.python, fitted.python, &python}})
+    if (was && !is) {
+      out->attempted = true;
+      out->why = why;
+    }
+}
 
 CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSettings& settings) {
   CaseResult res;
@@ -493,10 +523,7 @@ CaseResult run_case(Backend& b, const CaseShape& shape, DType dtype, const RunSe
     return res;
   }
   if (!res.memory.left_out.empty()) res.notes.push_back(s.memory_note);
-  if (settings.torch && !s.torch) {
-    res.torch.attempted = true;
-    res.torch.why = "left out to fit in memory (" + s.memory_note + ")";
-  }
+  note_left_out(settings, s, res.torch, res.python);
   run_ranks(b, res, s, Mode::measure);
   for (int v = 0; v < kVariants; ++v) res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);
   return res;

@@ -14,9 +14,9 @@
 #include "cases.hpp"
 #include "gmmav/comm.hpp"
 #include "memory_budget.hpp"
+#include "python_baseline.hpp"
 #include "rank_group.hpp"
 #include "roofline.hpp"
-#include "torch_baseline.hpp"
 #include "variants.hpp"
 
 namespace gmmav::bench {
@@ -33,10 +33,12 @@ struct RunSettings {
   /// the GEMMs use (MPI over loopback TCP on one machine: the kernel's copies,
   /// measured by --peak); 0 when not known or not applicable.
   double exchange_cpu_ns_per_byte = 0;
-  int cores = 0;                 ///< cores of the machine the ranks share (with exchange_cpu_ns_per_byte)
-  RooflineCeilings ceilings;     ///< the machine's as measured so far (rank 0 measured them)
-  bool torch = false;            ///< run the PyTorch composite after the variants (in-process only)
-  TorchSettings torch_settings;  ///< script, interpreter, repeat/warmup (threads and the reference check are per case)
+  int cores = 0;                           ///< cores of the machine the ranks share (with exchange_cpu_ns_per_byte)
+  RooflineCeilings ceilings;               ///< the machine's as measured so far (rank 0 measured them)
+  bool torch = false;                      ///< run the PyTorch composite after the variants (in-process only)
+  PythonBaselineSettings torch_settings;   ///< script, interpreter, repeat/warmup (threads and the reference check are per case)
+  bool python = false;                     ///< run gmmav's Python path after the variants (in-process only)
+  PythonBaselineSettings python_settings;  ///< gmmav_python.py and its --package, repeat/warmup
   /// Variants a case may leave out to fit in memory (memory_budget.hpp); false: not run, and why in memory_note.
   bool aclnn = true, per_call = true, library = true;
   double memory_limit = 0;  ///< bytes all of the bench's processes on this machine may take (0: 90% of MemAvailable)
@@ -70,7 +72,8 @@ struct CaseResult {
   std::vector<RouteShare> routes;        ///< every rank's GEMMs of one call by route: kernel, ISA, the peak that bounds it
   std::string plan;                      ///< what GMMAV_LOG=plan prints for rank 0's fused call
   RooflineCeilings ceilings;             ///< the run's best peaks (bench_command.cpp sets them again after the last case)
-  TorchResult torch;                     ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
+  PythonBaselineResult torch;            ///< the PyTorch composite on the same inputs (torch.attempted: it was asked for)
+  PythonBaselineResult python;           ///< gmmav's Python path (gmmav.torch, weights from its cache) on the same inputs
   MemoryReport memory;                   ///< the estimate, the limit and what was left out to fit
 
   bool ran(Variant v) const { return !samples[static_cast<std::size_t>(v)].empty(); }
@@ -123,6 +126,15 @@ reference::CaseSpec spec_of(const CaseShape& c, DType dtype);
 /// outputs into it: rank 0 of an in-process backend only (empty result elsewhere; under
 /// MPI attempted and refused with the reason). `flops`: one call, all ranks (for the
 /// reference-check limit).
-TorchResult run_torch(Backend& b, const reference::Case& kase, double flops, const RunSettings& s);
+PythonBaselineResult run_torch(Backend& b, const reference::Case& kase, double flops, const RunSettings& s);
+
+/// gmmav's Python path on `kase` (gmmav_python.py: gmmav.torch's ops, weights from their cache,
+/// interleaved with the native call on packed weights), likewise after the variants, on rank 0 of
+/// an in-process backend only.
+PythonBaselineResult run_gmmav_python(Backend& b, const reference::Case& kase, double flops, const RunSettings& s);
+
+/// Marks the baselines `asked` for that fit_memory left out of `fitted` as attempted, with why.
+void note_left_out(const RunSettings& asked, const RunSettings& fitted, PythonBaselineResult& torch,
+                   PythonBaselineResult& python);
 
 }  // namespace gmmav::bench

@@ -145,10 +145,7 @@ DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype
     res.skipped = s.memory_note;
     return res;
   }
-  if (settings.torch && !s.torch) {
-    res.torch.attempted = true;
-    res.torch.why = "left out to fit in memory (" + s.memory_note + ")";
-  }
+  note_left_out(settings, s, res.torch, res.python);
   const int W = res.shape.world_size;
   reference::CaseSpec spec = spec_of(res.shape, dtype);
   spec.op = Op::dispatch;
@@ -167,10 +164,9 @@ DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype
   });
   for (int v = 0; v < kDispatchVariants; ++v)
     res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);
-  if (s.torch) {
-    release_free_memory();  // the composite needs only the case (the memory estimate counts on it)
-    res.torch = run_torch(b, kase, res.flops, s);
-  }
+  if (s.torch || s.python) release_free_memory();  // the scripts need only the case (the memory estimate counts on it)
+  if (s.torch) res.torch = run_torch(b, kase, res.flops, s);
+  if (s.python) res.python = run_gmmav_python(b, kase, res.flops, s);
   return res;
 }
 
@@ -205,14 +201,15 @@ nlohmann::json to_json(const DispatchResult& r) {
   j["verification"] = r.verification;
   j["verified"] = r.verified_ok;
   j["torch"] = to_json(r.torch);
+  j["python"] = to_json(r.python);
   return j;
 }
 
 std::string dispatch_table(const std::vector<DispatchResult>& results) {
   std::string out = fmt::format(
       "dispatch op (AlltoAllv -> Permute -> GroupedMatMul, permuteOut written); times in ms, "
-      "slowest rank, median\n{:<14} {:<5} {:>3} {:>3} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
-      "case", "dtype", "W", "e", "A/rk", "H1", "N1", "fused", "per_call", "aclnn", "torch", "GFLOP/s");
+      "slowest rank, median\n{:<14} {:<5} {:>3} {:>3} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n",
+      "case", "dtype", "W", "e", "A/rk", "H1", "N1", "fused", "per_call", "aclnn", "python", "torch", "GFLOP/s");
   const auto ms = [](bool ran, double t) { return ran ? fmt::format("{:.3f}", t * 1e3) : std::string("-"); };
   for (const DispatchResult& r : results) {
     const char* dt = r.dtype == DType::bf16 ? "bf16" : "fp16";
@@ -221,15 +218,16 @@ std::string dispatch_table(const std::vector<DispatchResult>& results) {
       continue;
     }
     const double t = r.t(DispatchVariant::fused);
-    out += fmt::format("{:<14} {:<5} {:>3} {:>3} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8.1f}\n", r.shape.name, dt,
+    out += fmt::format("{:<14} {:<5} {:>3} {:>3} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8.1f}\n", r.shape.name, dt,
                        r.shape.world_size, r.shape.experts, r.shape.bs * r.shape.topk, r.shape.h1, r.shape.n1,
                        ms(r.ran(DispatchVariant::fused), t),
                        ms(r.ran(DispatchVariant::fused_per_call), r.t(DispatchVariant::fused_per_call)),
-                       ms(r.ran(DispatchVariant::aclnn), r.t(DispatchVariant::aclnn)), ms(r.torch.available, r.torch.median),
-                       t > 0 ? r.flops / t * 1e-9 : 0.0);
+                       ms(r.ran(DispatchVariant::aclnn), r.t(DispatchVariant::aclnn)), ms(r.python.available, r.python.median),
+                       ms(r.torch.available, r.torch.median), t > 0 ? r.flops / t * 1e-9 : 0.0);
     out += fmt::format("  check: {}{}\n", r.verification, r.verified_ok ? "" : "  <-- FAILED");
     if (!r.memory.left_out.empty()) out += fmt::format("  {}\n", memory_text(r.memory));
     if (!r.aclnn_skipped.empty()) out += fmt::format("  aclnn not run: {}\n", r.aclnn_skipped);
+    if (r.python.attempted) out += "  " + python_line(r.python, r.t(DispatchVariant::fused)) + "\n";
     if (r.torch.attempted)
       out += r.torch.available
                  ? fmt::format("  torch {} ({} threads/rank): {}\n", r.torch.version, r.torch.threads_per_rank, r.torch.check)

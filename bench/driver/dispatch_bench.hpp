@@ -33,7 +33,8 @@ struct DispatchResult {
   bool verified_ok = true;
   std::string skipped;        ///< the case did not run, and why
   std::string aclnn_skipped;  ///< the aclnn variant did not run, and why
-  TorchResult torch;
+  PythonBaselineResult torch;
+  PythonBaselineResult python;
   MemoryReport memory;  ///< the estimate, the limit and what was left out to fit
 
   bool ran(DispatchVariant v) const { return !samples[static_cast<std::size_t>(v)].empty(); }

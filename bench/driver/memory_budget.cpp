@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 #include "case_runner.hpp"
 #include "gemm/buffer_cache.hpp"
@@ -31,7 +32,7 @@ void release_free_memory() {
 }
 
 MemoryParts estimate_memory(const Backend& b, const CaseShape& c, DType dtype, Op op, const RunSettings& s, bool torch,
-                            bool calibrating) {
+                            bool python, bool calibrating) {
   const bool dispatch = op == Op::dispatch, mpi = b.is_mpi();
   const double W = c.world_size, e = c.experts, a = static_cast<double>(c.bs * c.topk);  // A: rows per rank (sum over ranks: W*A)
   const double h1 = static_cast<double>(c.h1), n1 = static_cast<double>(c.n1);
@@ -94,22 +95,29 @@ MemoryParts estimate_memory(const Backend& b, const CaseShape& c, DType dtype, O
                            4 * a * n1 + (dispatch ? 4 * a * h1 : 0);
     p.torch = W * process;
   }
+  if (python && !mpi) {
+    // One process (an estimate): Python and PyTorch, every rank's inputs and outputs twice (the
+    // Python call's and the native call's), and the weights packed twice (the ops' weight cache
+    // and the native call's PackedWeights).
+    p.python = 256.0 * (1 << 20) + W * (in + 2 * out + 2 * packed);
+  }
   return p;
 }
 
 namespace {
 
 struct Included {
-  bool per_call = true, aclnn = true, library = true, torch = true;
+  bool per_call = true, aclnn = true, library = true, torch = true, python = true;
 };
 
-// The largest of the two phases: every variant's memory at once, then the composite after the
-// variants freed theirs (the case's data and the aclnn weight cache stay).
+// The largest of the phases: every variant's memory at once, then the Python baselines one after
+// the other once the variants freed theirs (the case's data and the aclnn weight cache stay).
 double peak_of(const MemoryParts& p, const Included& in) {
   const double variants =
       p.data + p.core + (in.per_call ? p.per_call : 0) + (in.aclnn ? p.aclnn : 0) + (in.library ? p.library : 0);
-  const double composite = in.torch ? p.data + p.torch + (in.aclnn ? p.aclnn_cached : 0) : 0;
-  return std::max(variants, composite);
+  const double script = std::max(in.torch ? p.torch : 0, in.python ? p.python : 0);
+  const double scripts = script > 0 ? p.data + script + (in.aclnn ? p.aclnn_cached : 0) : 0;
+  return std::max(variants, scripts);
 }
 
 }  // namespace
@@ -118,7 +126,7 @@ MemoryReport fit_memory(Backend& b, const CaseShape& shape, DType dtype, Op op, 
                         const std::string& label) {
   MemoryReport m;
   m.checked = true;
-  m.parts = estimate_memory(b, shape, dtype, op, s, s.torch, calibrating);
+  m.parts = estimate_memory(b, shape, dtype, op, s, s.torch, s.python, calibrating);
   // The ranks on this machine share its memory: each process may take its share.
   const double here = std::max(1, b.ranks_on_this_machine());
   if (s.memory_limit > 0) {
@@ -133,6 +141,7 @@ MemoryReport fit_memory(Backend& b, const CaseShape& shape, DType dtype, Op op, 
   const auto asked = [&] {  // what the case would run
     Included in;
     in.torch = s.torch && !calibrating;
+    in.python = s.python && !calibrating;
     in.aclnn = s.aclnn && !calibrating;
     in.per_call = s.per_call && !calibrating;
     in.library = s.library && !calibrating && op == Op::combine;
@@ -140,23 +149,26 @@ MemoryReport fit_memory(Backend& b, const CaseShape& shape, DType dtype, Op op, 
   };
   Included in = asked();
   m.peak = peak_of(m.parts, in);
-  // Leave out, in this order, until it fits: level 0 = nothing, 1 = torch, 2 = and aclnn, 3 = and
-  // fused_per_call, 4 = and library, 5 = refused. Every process takes the largest level any of them needs.
-  bool* const order[] = {&in.torch, &in.aclnn, &in.per_call, &in.library};
-  const char* const names[] = {"torch", "aclnn", "fused_per_call", "library"};
+  // Leave out, in this order, until it fits: level 0 = nothing, 1 = python, 2 = and torch, 3 = and
+  // aclnn, 4 = and fused_per_call, 5 = and library, 6 = refused. Every process takes the largest
+  // level any of them needs.
+  bool* const order[] = {&in.python, &in.torch, &in.aclnn, &in.per_call, &in.library};
+  const char* const names[] = {"python", "torch", "aclnn", "fused_per_call", "library"};
+  constexpr int kLevels = static_cast<int>(std::size(order));
   int level = 0;
-  while (level < 4 && peak_of(m.parts, in) > m.limit) *order[level++] = false;
-  if (peak_of(m.parts, in) > m.limit) level = 5;
+  while (level < kLevels && peak_of(m.parts, in) > m.limit) *order[level++] = false;
+  if (peak_of(m.parts, in) > m.limit) level = kLevels + 1;
   level = static_cast<int>(b.max_over_processes(level));
   in = asked();
-  for (int i = 0; i < std::min(level, 4); ++i)
+  for (int i = 0; i < std::min(level, kLevels); ++i)
     if (*order[i]) {
       *order[i] = false;
       m.left_out.push_back(names[i]);
     }
-  m.refused = level == 5;
+  m.refused = level == kLevels + 1;
   m.peak_run = peak_of(m.parts, in);
   if (!calibrating) {
+    s.python = in.python;
     s.torch = in.torch;
     s.aclnn = in.aclnn;
     s.per_call = in.per_call;
@@ -177,10 +189,12 @@ std::string memory_text(const MemoryReport& m) {
   if (p.aclnn > 0) parts += ", aclnn " + t(p.aclnn);
   if (p.library > 0) parts += ", library " + t(p.library);
   if (p.torch > 0) parts += ", torch " + t(p.torch);
+  if (p.python > 0) parts += ", python " + t(p.python);
   std::string s = fmt::format("memory: estimated peak {} ({}), limit {} ({})", t(m.peak), parts, t(m.limit), m.limit_source);
   if (m.refused)
-    return s + fmt::format("; not run: even without torch, aclnn, fused_per_call and library it needs {} (data + core variants)",
-                           t(p.data + p.core));
+    return s + fmt::format(
+                   "; not run: even without python, torch, aclnn, fused_per_call and library it needs {} (data + core variants)",
+                   t(p.data + p.core));
   if (!m.left_out.empty()) {
     std::string names;
     for (const auto& n : m.left_out) names += (names.empty() ? "" : ", ") + n;
@@ -202,7 +216,8 @@ nlohmann::json to_json(const MemoryReport& m) {
             {"fused_per_call", p.per_call},
             {"aclnn", p.aclnn},
             {"library", p.library},
-            {"torch", p.torch}}},
+            {"torch", p.torch},
+            {"python", p.python}}},
           {"left_out", m.left_out},
           {"refused", m.refused}};
 }

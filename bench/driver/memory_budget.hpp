@@ -31,7 +31,8 @@ struct MemoryParts {
   double aclnn = 0;         ///< aclnn: device copies of the inputs and outputs, and its weight cache's packed weights
   double library = 0;       ///< library (process rank 0, combine op): oneDNN's sources, outputs and packed weights
   double torch = 0;         ///< the PyTorch composite's W processes (rank 0, in-process), after the variants
-  double aclnn_cached = 0;  ///< of `aclnn`, what its weight cache still holds while the composite runs
+  double python = 0;        ///< gmmav's Python path (gmmav_python.py: one process, W rank threads), after the composite
+  double aclnn_cached = 0;  ///< of `aclnn`, what its weight cache still holds while the Python baselines run
 };
 
 /// What a case was estimated to need and what was left out for it.
@@ -42,7 +43,7 @@ struct MemoryReport {
   double peak_run = 0;                ///< the estimate with what runs (after leaving variants out)
   double limit = 0;                   ///< bytes the case may take
   std::string limit_source;           ///< "--memory-limit" or "90% of MemAvailable"
-  std::vector<std::string> left_out;  ///< variants not run to fit: "aclnn", "fused_per_call", "library", "torch"
+  std::vector<std::string> left_out;  ///< variants not run to fit: "python", "torch", "aclnn", "fused_per_call", "library"
   bool refused = false;               ///< not even the core variants fit: the case was skipped
 };
 
@@ -51,14 +52,15 @@ struct MemoryReport {
 double packed_bytes_per_element(DType dtype);
 
 /// The parts of `shape` (as run: W of the backend, H1 after calibration) for `op`, this
-/// process (in-process: every rank; MPI: one rank, and the library on rank 0). `torch`:
-/// the composite would run after the variants. `calibrating`: only data and core count.
+/// process (in-process: every rank; MPI: one rank, and the library on rank 0). `torch`,
+/// `python`: the composite, gmmav's Python path would run after the variants. `calibrating`:
+/// only data and core count.
 MemoryParts estimate_memory(const Backend& b, const CaseShape& shape, DType dtype, Op op, const RunSettings& s, bool torch,
-                            bool calibrating);
+                            bool python, bool calibrating);
 
 /// Estimates the case, compares it with the limit (s.memory_limit bytes for all of the bench's
 /// processes on this machine, else 90% of MemAvailable now; shared by the ranks on the machine)
-/// and leaves variants out of `s` (s.aclnn, s.per_call, s.library, s.torch) until it fits;
+/// and leaves variants out of `s` (s.python, s.torch, s.aclnn, s.per_call, s.library) until it fits;
 /// the same decision on every process. Rank 0 says on stderr what it left out or refused.
 /// `label`: the case and dtype, for that line.
 MemoryReport fit_memory(Backend& b, const CaseShape& shape, DType dtype, Op op, RunSettings& s, bool calibrating,

@@ -49,8 +49,10 @@ SAMPLES = {"fused": "fused", "gemm_alone": "gemm_alone", "a2a_alone": "a2a_alone
            "per_expert": "per_expert_overlap", "library": "library_matmul", "fused_per_call": "fused_per_call",
            "aclnn": "aclnn"}
 RATIOS = ["fused_over_bound", "fused_over_cpu_bound", "speedup_vs_sequential", "speedup_vs_per_expert",
-          "gemm_vs_library", "torch_over_fused", "torch_over_fused_per_call", "torch_over_aclnn", "fused_over_roofline"]
+          "gemm_vs_library", "torch_over_fused", "torch_over_fused_per_call", "torch_over_aclnn", "fused_over_roofline",
+          "python_over_fused"]
 OTHER = ["overlap_pct", "max_overlap_pct", "gflops", "contention_pct"]
+EXTRA = ["python_over_native"]  # figures of a baseline's own JSON (not top-level ratios of a case)
 
 
 # ---- reading the bench's JSON ---------------------------------------------------------------------------------
@@ -77,14 +79,21 @@ def case_figures(c):
         if "library" in ms and ms["library"] == 0:
             del ms["library"]  # the bench writes 0 when the library variant did not run
         samples = {v: c.get("samples_s", {}).get(s) or [] for v, s in SAMPLES.items()}
+    fig = {}
     torch = c.get("torch") or {}
     if torch.get("available") and torch.get("t_s") is not None:
         ms["torch"] = torch["t_s"] * 1e3
         samples["torch"] = torch.get("samples_s") or []
+    python = c.get("python") or {}
+    if python.get("available") and python.get("t_s") is not None:
+        ms["python"] = python["t_s"] * 1e3
+        samples["python"] = python.get("samples_s") or []
+        if python.get("over_native") is not None:
+            fig["python_over_native"] = python["over_native"]
     roof = c.get("roofline") or {}
     if roof.get("t_s"):
         ms["roofline"] = roof["t_s"] * 1e3
-    fig = {"ms": ms, "samples": samples}
+    fig.update({"ms": ms, "samples": samples})
     for k in RATIOS + OTHER:
         if c.get(k) is not None:
             fig[k] = c[k]
@@ -94,6 +103,8 @@ def case_figures(c):
                 fig["torch_over_" + v] = ms["torch"] / ms[v]
         if "torch" in ms and ms.get("fused"):
             fig["torch_over_fused"] = ms["torch"] / ms["fused"]
+        if "python" in ms and ms.get("fused"):
+            fig["python_over_fused"] = ms["python"] / ms["fused"]
     fig["verified"] = c.get("verified", True)
     fig["h1"] = h1_of(c)
     if roof.get("bound"):
@@ -148,11 +159,11 @@ def host_ceilings(results):
 # Times are medians in ms (roofline: the least time of a call); *_min_ms/*_max_ms the spread; ratios as the bench's
 # JSON names them (medians over the runs); null where a variant did not run.
 MS = ["fused", "gemm_alone", "a2a_alone", "sequential", "per_expert", "library", "fused_per_call", "aclnn", "torch",
-      "roofline"]
+      "roofline", "python"]
 SPREAD = ["fused", "gemm_alone", "a2a_alone", "torch"]
 RATIOS_KEPT = [k for k in RATIOS if k not in ("torch_over_fused_per_call", "torch_over_aclnn")]  # = ms ratios
 COLUMNS = (["case", "dtype", "W", "e", "h1", "runs", "verified"] + [v + "_ms" for v in MS]
-           + [v + m for v in SPREAD for m in ("_min_ms", "_max_ms")] + RATIOS_KEPT + OTHER + ["skipped"])
+           + [v + m for v in SPREAD for m in ("_min_ms", "_max_ms")] + RATIOS_KEPT + OTHER + ["skipped"] + EXTRA)
 
 
 def significant(x, digits):
@@ -192,6 +203,8 @@ def case_row(key, figs):
     for k in OTHER:
         value = median_of([f.get(k) for f in ran])
         row[k] = None if value is None else round(value)
+    for k in EXTRA:
+        row[k] = significant(median_of([f.get(k) for f in ran]), 7)
     return row
 
 
@@ -320,22 +333,32 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def has_python(records):
+    """Whether any case of the records timed gmmav's Python path (records before session 14 did not)."""
+    return any(c.get("python_ms") is not None for rec in records for c in rec["cases"])
+
+
 def entry_table(records):
-    """Decode/prefill as users call them: the entry points, the library, PyTorch and the roofline (issue 31)."""
-    rows = ["| case | fused ms | per call | aclnn | gemm alone | lib | g/lib | PyTorch | torch/fused | roof ms | f/roof "
-            "| torch/roof |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    """Decode/prefill as users call them: the entry points, the library, PyTorch and the roofline (issue 31);
+    gmmav's Python path (py/fused, and py/native: against the native call interleaved with it) where it ran."""
+    py = has_python(records)
+    rows = ["| case | fused ms | per call | aclnn | " + ("py/fused | py/native | " if py else "")
+            + "gemm alone | lib | g/lib | PyTorch | torch/fused | roof ms | f/roof | torch/roof |",
+            "|---|--:|--:|--:|" + ("--:|--:|" if py else "") + "--:|--:|--:|--:|--:|--:|--:|--:|"]
     many = len(records) > 1
     for rec in records:
         for c in rec["cases"]:
             name = "%s %s" % (c["case"], c["dtype"]) + (" (%s)" % rec["label"] if many else "")
             if c["skipped"]:
-                rows.append("| %s | skipped: %s |||||||||||" % (name, c["skipped"]))
+                rows.append("| %s | skipped: %s |||||||||||" % (name, c["skipped"]) + ("||" if py else ""))
                 continue
-            rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                name, num(c["fused_ms"], "%.1f"), num(c["fused_per_call_ms"], "%.1f"), num(c["aclnn_ms"], "%.1f"),
-                num(c["gemm_alone_ms"], "%.1f"), num(c["library_ms"], "%.1f"), num(c["gemm_vs_library"]),
-                num(c["torch_ms"], "%.1f"), num(c["torch_over_fused"]), num(c["roofline_ms"], "%.1f"),
-                num(c["fused_over_roofline"]), num(ratio(c["torch_ms"], c["roofline_ms"]))))
+            cells = [name, num(c["fused_ms"], "%.1f"), num(c["fused_per_call_ms"], "%.1f"), num(c["aclnn_ms"], "%.1f")]
+            if py:
+                cells += [num(ratio(c.get("python_ms"), c["fused_ms"])), num(c.get("python_over_native"))]
+            cells += [num(c["gemm_alone_ms"], "%.1f"), num(c["library_ms"], "%.1f"), num(c["gemm_vs_library"]),
+                      num(c["torch_ms"], "%.1f"), num(c["torch_over_fused"]), num(c["roofline_ms"], "%.1f"),
+                      num(c["fused_over_roofline"]), num(ratio(c["torch_ms"], c["roofline_ms"]))]
+            rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
@@ -383,16 +406,21 @@ def per_run_table(records):
 
 
 def dispatch_table(records):
-    """The entry points of either op against the PyTorch composite (session 6's table)."""
-    rows = ["| op | case | dtype | fused | per call | aclnn | PyTorch | PyTorch / fused | / per call | / aclnn |",
-            "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+    """The entry points of either op against the PyTorch composite (session 6's table); py/fused and py/native
+    where gmmav's Python path ran."""
+    py = has_python(records)
+    rows = ["| op | case | dtype | fused | per call | aclnn | " + ("py/fused | py/native | " if py else "")
+            + "PyTorch | PyTorch / fused | / per call | / aclnn |",
+            "|---|---|---|--:|--:|--:|" + ("--:|--:|" if py else "") + "--:|--:|--:|--:|"]
     for rec in records:
         for c in rec["cases"]:
-            rows.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                rec["run"]["op"], c["case"], c["dtype"], num(c["fused_ms"], "%.1f"),
-                num(c["fused_per_call_ms"], "%.1f"), num(c["aclnn_ms"], "%.1f"), num(c["torch_ms"], "%.1f"),
-                num(ratio(c["torch_ms"], c["fused_ms"])), num(ratio(c["torch_ms"], c["fused_per_call_ms"])),
-                num(ratio(c["torch_ms"], c["aclnn_ms"]))))
+            cells = [rec["run"]["op"], c["case"], c["dtype"], num(c["fused_ms"], "%.1f"),
+                     num(c["fused_per_call_ms"], "%.1f"), num(c["aclnn_ms"], "%.1f")]
+            if py:
+                cells += [num(ratio(c.get("python_ms"), c["fused_ms"])), num(c.get("python_over_native"))]
+            cells += [num(c["torch_ms"], "%.1f"), num(ratio(c["torch_ms"], c["fused_ms"])),
+                      num(ratio(c["torch_ms"], c["fused_per_call_ms"])), num(ratio(c["torch_ms"], c["aclnn_ms"]))]
+            rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 

@@ -27,6 +27,8 @@ struct Derived {
   double max_overlap_pct = 0;  ///< the overlap % a fused call at cpu_bound would show
   /// Speed-up over the PyTorch composite: t_torch / t_x (0 when torch or x did not run).
   double torch_over_fused = 0, torch_over_fused_per_call = 0, torch_over_aclnn = 0;
+  /// gmmav's Python path (weights from its cache) over fused: t_python / t_fused (0 when it did not run).
+  double python_over_fused = 0;
   Roofline roofline;               ///< the least time of a call on this machine (roofline.hpp)
   double fused_over_roofline = 0;  ///< t_fused / roofline
 };

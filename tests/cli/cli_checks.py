@@ -477,7 +477,7 @@ def bench_memory_refused(tmp):
     """A case estimated above --memory-limit even without the variants it may leave out is skipped with
     its numbers before anything is allocated, exit 2 (issue 29: the seed case died by the OOM killer)."""
     for op in ("combine", "dispatch"):
-        p = run(BENCH_TINY + ["--torch", "off", "--op", op, "--memory-limit", "1MiB"], 2)
+        p = run(BENCH_TINY + ["--torch", "off", "--python", "off", "--op", op, "--memory-limit", "1MiB"], 2)
         c = json.loads(p.stdout)["cases"][0]
         m = c.get("memory") or {}
         expect("skipped" in c and m.get("refused") is True, f"{op}: the case was not refused")
@@ -487,27 +487,29 @@ def bench_memory_refused(tmp):
 
 
 def bench_memory_leaves_out(tmp):
-    """Between the core variants' estimate and the whole case's, variants are left out in order (torch,
-    aclnn, fused_per_call, library) and the rest still runs and is checked."""
-    parts = bench_json(BENCH_TINY + ["--torch", "off", "--memory-limit", "1"], 2)["memory"]["parts_bytes"]
+    """Between the core variants' estimate and the whole case's, variants are left out in order (python,
+    torch, aclnn, fused_per_call, library) and the rest still runs and is checked."""
+    parts = bench_json(BENCH_TINY + ["--torch", "off", "--python", "off", "--memory-limit", "1"], 2)["memory"]["parts_bytes"]
     core = parts["data"] + parts["core"]
     variants = core + parts["fused_per_call"] + parts["aclnn"] + parts["library"]
     # Only the core variants fit.
-    c = bench_json(BENCH_TINY + ["--torch", "off", "--memory-limit", str(int(core) + 1)], 0)
+    c = bench_json(BENCH_TINY + ["--torch", "off", "--python", "off", "--memory-limit", str(int(core) + 1)], 0)
     expect(c["memory"]["left_out"] == ["aclnn", "fused_per_call", "library"], f"left out: {c['memory']['left_out']}")
     expect(c["t_fused_s"] > 0 and c["t_sequential_s"] > 0 and c["verified"] is True, "the core variants did not run")
     expect(c["t_aclnn_s"] is None and "fit in memory" in c.get("aclnn_skipped", ""), "aclnn ran or no reason")
     expect(c["t_fused_per_call_s"] is None and c["t_library_s"] == 0 and "fit in memory" in c["library"],
            "fused_per_call or library ran")
     # One byte short of everything: aclnn goes first.
-    c = bench_json(BENCH_TINY + ["--torch", "off", "--memory-limit", str(int(variants) - 1)], 0)
+    c = bench_json(BENCH_TINY + ["--torch", "off", "--python", "off", "--memory-limit", str(int(variants) - 1)], 0)
     expect(c["memory"]["left_out"] == ["aclnn"], f"left out: {c['memory']['left_out']}")
     expect(c["t_fused_per_call_s"] is not None and c["t_library_s"] > 0, "fused_per_call or library did not run")
-    # The PyTorch composite (named case: --torch auto runs it) goes before any variant.
+    # The Python baselines (named case: --torch auto and --python auto run them) go before any variant,
+    # gmmav's Python path first.
     c = bench_json(BENCH_TINY + ["--memory-limit", str(int(variants) + 1)], 0)
-    expect(c["memory"]["parts_bytes"]["torch"] > 0 and c["memory"]["left_out"] == ["torch"],
-           f"left out: {c['memory']['left_out']}")
+    expect(c["memory"]["parts_bytes"]["torch"] > 0 and c["memory"]["parts_bytes"]["python"] > 0
+           and c["memory"]["left_out"] == ["python", "torch"], f"left out: {c['memory']['left_out']}")
     expect(c["torch"]["attempted"] and "fit in memory" in c["torch"]["why"], "torch: no reason")
+    expect(c["python"]["attempted"] and "fit in memory" in c["python"]["why"], "python: no reason")
     expect(c["t_aclnn_s"] is not None, "aclnn did not run")
 
 

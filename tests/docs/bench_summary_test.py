@@ -98,6 +98,25 @@ def main():
                "two runs: fused_ms is not their median")
         expect(abs(two["fused_max_ms"] - 2 * case["t_fused_s"] * 1e3) < 1e-2, "two runs: spread is not over the runs")
 
+        # gmmav's Python path (bench --python, session 14 on): kept per case; the entry table shows py/fused and
+        # py/native only for records that have it, so older tables stay as they were.
+        with_py = json.loads(json.dumps(fixture))
+        with_py["cases"][0]["python"] = {"available": True, "t_s": case["t_fused_s"] * 1.02,
+                                         "samples_s": [case["t_fused_s"] * 1.02], "over_native": 1.01}
+        py_run = os.path.join(tmp, "run-py.json")
+        with open(py_run, "w") as f:
+            json.dump(with_py, f)
+        run(["--curated", curated, "--add", py_run, "--label", "fixture-py"], 0)
+        with open(curated) as f:
+            data = json.load(f)
+        py_row = dict(zip(data["columns"], data["records"][2]["cases"][0]))
+        expect(abs(py_row["python_ms"] - case["t_fused_s"] * 1.02e3) < 1e-4 and py_row["python_over_native"] == 1.01,
+               "python_ms / python_over_native not kept: %s / %s" % (py_row["python_ms"], py_row["python_over_native"]))
+        p = run(["--curated", curated, "--table", "entry", "fixture-py"], 0)
+        expect("py/fused | py/native" in p.stdout and "| 1.02 | 1.01 |" in p.stdout, "entry table without py/fused:\n" + p.stdout)
+        p = run(["--curated", curated, "--table", "entry", "fixture-run"], 0)
+        expect("py/fused" not in p.stdout, "a record without the Python path grew py columns")
+
         # generate -> check passes; the prose is untouched.
         run(["--check"] + files, 1)  # not generated yet
         run(["--write"] + files, 0)

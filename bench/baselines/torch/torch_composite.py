@@ -11,24 +11,19 @@ W processes (torch.multiprocessing), `--threads` intra-op threads each. FP16 mat
 CPU kernel in PyTorch 1.13: it is upcast to FP32 and the result rounded once, as such a
 user would do.
 
-Input: a case directory written by the bench (case.json + raw little-endian 16-bit arrays).
-Output: y (the dispatch op: gmmY) / mm_y of every rank (raw, beside the inputs) and one JSON object on stdout:
+Input: a case directory written by the bench (bench_case.py: case.json + raw little-endian 16-bit arrays).
+Output: y (the dispatch op: gmmY) / mm_y of every rank (bench_case.write_outputs) and one JSON object on stdout:
 {"available": true, "torch": "1.13.1", "samples_s": [...], "median_s": ...}
 or {"available": false, "why": "..."} when torch cannot be imported (exit 0).
 """
 import argparse
 import json
-import os
 import socket
 import statistics
 import sys
 import time
 
-
-def load(path, shape, dtype, torch):
-    with open(path, "rb") as f:
-        data = bytearray(f.read())
-    return torch.frombuffer(data, dtype=dtype).reshape(shape)
+import bench_case
 
 
 def rank_main(rank, args, case, port, out_queue):
@@ -40,22 +35,12 @@ def rank_main(rank, args, case, port, out_queue):
                             world_size=case["world_size"])
     W, e = case["world_size"], case["local_experts"]
     h1, n1 = case["h1"], case["n1"]
-    dt = torch.bfloat16 if case["dtype"] == "bf16" else torch.float16
+    dt = bench_case.dtype_of(case, torch)
     me = case["ranks"][rank]
     send, recv = me["send_counts"], me["recv_counts"]
-    rows_in, rows_out = sum(send), sum(recv)
-    d = args.dir
-    x = load(os.path.join(d, me["gmm_x"]), (rows_in, h1), dt, torch)
-    w = load(os.path.join(d, me["gmm_weight"]), (e, n1, h1) if case["trans_gmm_weight"] else (e, h1, n1), dt, torch)
-    if case["trans_gmm_weight"]:
-        w = w.transpose(1, 2)
-    shared = case.get("shared")
-    if shared:
-        mx = load(os.path.join(d, me["mm_x"]), (shared["bs"], shared["h2"]), dt, torch)
-        mw = load(os.path.join(d, me["mm_weight"]), (shared["n2"], shared["h2"]) if shared["trans_mm_weight"]
-                  else (shared["h2"], shared["n2"]), dt, torch)
-        if shared["trans_mm_weight"]:
-            mw = mw.t()
+    rows_out = sum(recv)
+    x, w, mx, mw = bench_case.load_rank(args.dir, case, rank, torch)
+    shared = mx is not None
     upcast = dt == torch.float16  # no CPU fp16 matmul: compute in fp32, round once
     if upcast:
         w = w.float()
@@ -124,11 +109,7 @@ def rank_main(rank, args, case, port, out_queue):
             dist.all_reduce(dt_s, op=dist.ReduceOp.MAX)
             if it >= args.warmup:
                 samples.append(float(dt_s[0]))
-    with open(os.path.join(d, f"torch_y_{rank}.bin"), "wb") as f:
-        f.write(y.view(torch.int16).numpy().tobytes())
-    if shared:
-        with open(os.path.join(d, f"torch_mm_y_{rank}.bin"), "wb") as f:
-            f.write(mm_y.contiguous().view(torch.int16).numpy().tobytes())
+    bench_case.write_outputs(args.dir, rank, y, mm_y, torch)
     if rank == 0:
         out_queue.put({"available": True, "torch": torch.__version__, "threads_per_rank": args.threads,
                        "samples_s": samples, "median_s": statistics.median(samples)})
@@ -151,8 +132,7 @@ def main():
     except ImportError as e:
         print(json.dumps({"available": False, "why": f"PyTorch not importable by {sys.executable}: {e}"}))
         return 0
-    with open(os.path.join(args.dir, "case.json")) as f:
-        case = json.load(f)
+    case = bench_case.read_case(args.dir)
     with socket.socket() as s:  # a free port for gloo's rendezvous
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -1,4 +1,4 @@
-#include "torch_baseline.hpp"
+#include "python_baseline.hpp"
 
 #include <fmt/format.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "common/config.hpp"
+#include "common/cpu_isa.hpp"
 #include "reference/dispatch_reference.hpp"
 #include "reference/reference.hpp"
 #include "spec_bound.hpp"
@@ -24,6 +25,12 @@
 #endif
 #ifndef GMMAV_TORCH_COMPOSITE_FROM_BIN
 #define GMMAV_TORCH_COMPOSITE_FROM_BIN "../share/gmmav/torch_composite.py"
+#endif
+#ifndef GMMAV_PYTHON_PACKAGE_BUILD
+#define GMMAV_PYTHON_PACKAGE_BUILD ""
+#endif
+#ifndef GMMAV_PYTHON_PACKAGE_FROM_BIN
+#define GMMAV_PYTHON_PACKAGE_FROM_BIN "../lib/python3/dist-packages"
 #endif
 
 namespace gmmav::bench {
@@ -39,7 +46,7 @@ std::string shell_quote(const std::string& s) {
 void write_raw(const fs::path& p, const std::vector<std::uint16_t>& v) {
   std::ofstream f(p, std::ios::binary);
   f.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 2));  // x86: little-endian
-  if (!f) throw std::runtime_error("torch baseline: cannot write " + p.string());
+  if (!f) throw std::runtime_error("Python baseline: cannot write " + p.string());
 }
 
 std::vector<std::uint16_t> read_raw(const fs::path& p, std::size_t elements) {
@@ -85,6 +92,25 @@ void write_case(const reference::Case& kase, const fs::path& dir) {
   std::ofstream(dir / "case.json") << j.dump() << "\n";
 }
 
+// GMMAV_MAX_CPU_ISA caps gmmav and its oneDNN (D66); the Python baselines then run as on such a
+// host too: PyTorch's oneDNN and ATen's vector kernels capped to the same level (a cap on one side
+// only would simulate no real host). Shell assignments for the command line; empty without a cap.
+std::string isa_cap_for_torch() {
+  const std::optional<CpuIsa> cap = cpu_isa_cap();
+  if (!cap) return {};
+  switch (*cap) {
+    case CpuIsa::portable:
+      return "ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default ";
+    case CpuIsa::avx2:
+      return "ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ";
+    case CpuIsa::avx512:
+      return "ONEDNN_MAX_CPU_ISA=AVX512_CORE ";
+    case CpuIsa::avx512_bf16:
+      return "ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 ";
+  }
+  return {};
+}
+
 // 16-bit floats (fp16 and bf16 alike) are sign-magnitude: this maps them onto
 // integers in value order, so the difference is the distance in ulps.
 std::int64_t ordered(std::uint16_t b) { return (b & 0x8000) ? -static_cast<std::int64_t>(b & 0x7FFF) : b; }
@@ -98,7 +124,7 @@ std::string last_error_line(const fs::path& p) {
   return last.empty() ? "(no message on stderr)" : last.substr(0, 300);
 }
 
-void check_outputs(const reference::Case& kase, const fs::path& dir, const TorchSettings& s, TorchResult& t) {
+void check_outputs(const reference::Case& kase, const fs::path& dir, const PythonBaselineSettings& s, PythonBaselineResult& t) {
   const reference::CaseSpec& spec = kase.spec;
   const bool dispatch = spec.op == Op::dispatch;
   std::vector<reference::RankOutputs> ref;
@@ -120,8 +146,8 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Torch
       const std::vector<std::uint16_t>& fused;
       const reference::Output* ref;
     };
-    std::vector<Pair> outs{{"torch_y", d.y, s.check_reference ? &ref[r].y : nullptr}};
-    if (spec.shared_expert) outs.push_back({"torch_mm_y", d.mm_y, s.check_reference ? &ref[r].mm_y : nullptr});
+    std::vector<Pair> outs{{"y", d.y, s.check_reference ? &ref[r].y : nullptr}};
+    if (spec.shared_expert) outs.push_back({"mm_y", d.mm_y, s.check_reference ? &ref[r].mm_y : nullptr});
     for (const Pair& p : outs) {
       const auto got = read_raw(dir / fmt::format("{}_{}.bin", p.file, r), p.fused.size());
       t.elements += static_cast<std::int64_t>(got.size());
@@ -136,8 +162,8 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Torch
         max_rel = std::max(max_rel, c.max_rel_error);
       }
       if (bound)
-        bound_bad += std::string(p.file) == "torch_y" ? bound->y_violations(static_cast<int>(r), got, p.fused)
-                                                      : bound->mm_y_violations(static_cast<int>(r), got, p.fused);
+        bound_bad += std::string(p.file) == "y" ? bound->y_violations(static_cast<int>(r), got, p.fused)
+                                                : bound->mm_y_violations(static_cast<int>(r), got, p.fused);
     }
   }
   t.check =
@@ -162,27 +188,53 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Torch
 
 }  // namespace
 
-std::string find_torch_composite() {
-  if (const char* env = config::torch_composite()) return fs::exists(env) ? std::string(env) : std::string();
+namespace {
+
+// `from_bin` relative to the running executable's directory when it exists, else `build_tree`
+// when it exists, else empty.
+std::string installed_or_build_tree(const char* from_bin, const std::string& build_tree) {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    const fs::path installed = exe.parent_path() / GMMAV_TORCH_COMPOSITE_FROM_BIN;
+    const fs::path installed = exe.parent_path() / from_bin;
     if (fs::exists(installed, ec)) return fs::weakly_canonical(installed, ec).string();
   }
-  const std::string source = GMMAV_TORCH_COMPOSITE_SOURCE;
-  if (!source.empty() && fs::exists(source, ec)) return source;
+  if (!build_tree.empty() && fs::exists(build_tree, ec)) return build_tree;
   return {};
 }
 
-TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings& s) {
-  TorchResult t;
+}  // namespace
+
+std::string find_torch_composite() {
+  if (const char* env = config::torch_composite()) return fs::exists(env) ? std::string(env) : std::string();
+  return installed_or_build_tree(GMMAV_TORCH_COMPOSITE_FROM_BIN, GMMAV_TORCH_COMPOSITE_SOURCE);
+}
+
+PythonBaselineSettings find_gmmav_python() {
+  PythonBaselineSettings s;
+  const fs::path composite = find_torch_composite();  // its sibling, unless GMMAV_TORCH_COMPOSITE points elsewhere
+  const fs::path beside = composite.empty() ? fs::path() : composite.parent_path() / "gmmav_python.py";
+  std::error_code ec;
+  if (!beside.empty() && fs::exists(beside, ec)) {
+    s.script = beside.string();
+  } else {
+    const std::string source = GMMAV_TORCH_COMPOSITE_SOURCE;
+    const fs::path from_source = source.empty() ? fs::path() : fs::path(source).parent_path() / "gmmav_python.py";
+    if (!from_source.empty() && fs::exists(from_source, ec)) s.script = from_source.string();
+  }
+  const std::string package = installed_or_build_tree(GMMAV_PYTHON_PACKAGE_FROM_BIN, GMMAV_PYTHON_PACKAGE_BUILD);
+  if (!package.empty() && fs::exists(fs::path(package) / "gmmav", ec)) s.args = {"--package", package};
+  return s;
+}
+
+PythonBaselineResult run_python_baseline(const reference::Case& kase, const PythonBaselineSettings& s) {
+  PythonBaselineResult t;
   t.attempted = true;
   if (s.script.empty()) {
     t.why = config::torch_composite() != nullptr
                 ? fmt::format("GMMAV_TORCH_COMPOSITE={}: no such file", config::torch_composite())
-                : "torch_composite.py not found (not in share/gmmav beside the CLI nor in the source tree; set "
-                  "GMMAV_TORCH_COMPOSITE)";
+                : "the script was not found (not in share/gmmav beside the CLI nor in the source tree; set "
+                  "GMMAV_TORCH_COMPOSITE to torch_composite.py, gmmav_python.py is looked for beside it)";
     return t;
   }
   const char* tmp = std::getenv("TMPDIR");
@@ -202,10 +254,13 @@ TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings&
   try {
     write_case(kase, dir);
     // The bench sets GOMP_SPINCOUNT for its library variant (omp_spin_limit.cpp); torch runs as users run it.
-    const std::string env = config::bench_spin_marker() ? "env -u GOMP_SPINCOUNT -u GMMAV_BENCH_SPIN_SET " : "";
-    const std::string cmd = fmt::format("{}{} {} {} --repeat {} --warmup {} --threads {} 2>{}", env, shell_quote(s.python),
-                                        shell_quote(s.script), shell_quote(dir.string()), s.repeat, s.warmup, s.threads_per_rank,
-                                        shell_quote((dir / "stderr.txt").string()));
+    const std::string env = config::bench_spin_marker() ? "env -u GOMP_SPINCOUNT -u GMMAV_BENCH_SPIN_SET " : "env ";
+    std::string options = fmt::format("--repeat {} --warmup {}", s.repeat, s.warmup);
+    if (s.threads_per_rank > 0) options += fmt::format(" --threads {}", s.threads_per_rank);
+    for (const std::string& a : s.args) options += fmt::format(" {}", shell_quote(a));
+    const std::string cmd =
+        fmt::format("{}{}{} {} {} {} 2>{}", env, isa_cap_for_torch(), shell_quote(s.python), shell_quote(s.script),
+                    shell_quote(dir.string()), options, shell_quote((dir / "stderr.txt").string()));
     std::fflush(nullptr);
     FILE* p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) {
@@ -238,20 +293,25 @@ TorchResult run_torch_baseline(const reference::Case& kase, const TorchSettings&
     t.threads_per_rank = j.value("threads_per_rank", s.threads_per_rank);
     t.samples = j.at("samples_s").get<std::vector<double>>();
     t.median = j.at("median_s").get<double>();
+    if (j.contains("native_samples_s")) {
+      t.native_samples = j.at("native_samples_s").get<std::vector<double>>();
+      t.native_median = j.at("native_median_s").get<double>();
+    }
+    if (j.contains("cache")) t.cache = j["cache"];
     t.available = true;
     check_outputs(kase, dir, s, t);
   } catch (const std::exception& e) {
     if (!t.available) {
-      t.why = std::string("torch baseline failed: ") + e.what();
+      t.why = std::string("the script failed: ") + e.what();
     } else {  // timed, but its outputs could not be read: the timing of an unchecked computation is not reported
       t.available = false;
-      t.why = std::string("the composite ran but its outputs could not be checked: ") + e.what();
+      t.why = std::string("the script ran but its outputs could not be checked: ") + e.what();
     }
   }
   return t;
 }
 
-nlohmann::json to_json(const TorchResult& t) {
+nlohmann::json to_json(const PythonBaselineResult& t) {
   nlohmann::json j{{"available", t.available}, {"attempted", t.attempted}};
   if (!t.available) {
     j["why"] = t.why;
@@ -261,6 +321,12 @@ nlohmann::json to_json(const TorchResult& t) {
   j["threads_per_rank"] = t.threads_per_rank;
   j["t_s"] = t.median;
   j["samples_s"] = t.samples;
+  if (!t.native_samples.empty()) {
+    j["native_t_s"] = t.native_median;
+    j["native_samples_s"] = t.native_samples;
+    j["over_native"] = t.native_median > 0 ? t.median / t.native_median : 0.0;
+  }
+  if (!t.cache.is_null()) j["weight_cache"] = t.cache;
   j["differ_from_fused"] = t.differ_from_fused;
   j["max_ulp_from_fused"] = t.max_ulp_from_fused;
   j["elements"] = t.elements;
@@ -268,6 +334,17 @@ nlohmann::json to_json(const TorchResult& t) {
   j["verified"] = t.reference_ok;
   j["verification"] = t.check;
   return j;
+}
+
+std::string python_line(const PythonBaselineResult& p, double fused) {
+  if (!p.available) return "python not run: " + p.why;
+  std::string s = fmt::format("python (gmmav.torch, weights from its cache) {:.3f} ms", p.median * 1e3);
+  if (fused > 0) s += fmt::format(" = {:.3f} x fused", p.median / fused);
+  if (p.native_median > 0)
+    s += fmt::format(", {:.3f} x the native call interleaved with it ({:.3f} ms)", p.median / p.native_median,
+                     p.native_median * 1e3);
+  if (p.cache.is_object()) s += fmt::format("; cache: {} hits, {} packs", p.cache.value("hits", 0), p.cache.value("packs", 0));
+  return s + "; " + p.check;
 }
 
 }  // namespace gmmav::bench
