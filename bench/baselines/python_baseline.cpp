@@ -94,15 +94,18 @@ void write_case(const reference::Case& kase, const fs::path& dir) {
 
 // GMMAV_MAX_CPU_ISA caps gmmav and its oneDNN (D66); the Python baselines then run as on such a
 // host too: PyTorch's oneDNN and ATen's vector kernels capped to the same level (a cap on one side
-// only would simulate no real host). Shell assignments for the command line; empty without a cap.
+// only would simulate no real host). Below AVX-512, PyTorch would still send BF16 matmuls to oneDNN
+// (its check reads CPUID, not the cap), which has no BF16 kernel there and fails; on a real AVX2
+// host it takes ATen's own: GMMAV_BENCH_TORCH_NO_MKLDNN=1 tells torch_composite.py to do the same.
+// Shell assignments for the command line; empty without a cap.
 std::string isa_cap_for_torch() {
   const std::optional<CpuIsa> cap = cpu_isa_cap();
   if (!cap) return {};
   switch (*cap) {
     case CpuIsa::portable:
-      return "ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default ";
+      return "ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default GMMAV_BENCH_TORCH_NO_MKLDNN=1 ";
     case CpuIsa::avx2:
-      return "ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ";
+      return "ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 GMMAV_BENCH_TORCH_NO_MKLDNN=1 ";
     case CpuIsa::avx512:
       return "ONEDNN_MAX_CPU_ISA=AVX512_CORE ";
     case CpuIsa::avx512_bf16:

@@ -9,7 +9,8 @@ received rows permuted into expert-major order (torch.index_select), one torch.m
 local expert, and the shared expert's torch.matmul.
 W processes (torch.multiprocessing), `--threads` intra-op threads each. FP16 matmul has no
 CPU kernel in PyTorch 1.13: it is upcast to FP32 and the result rounded once, as such a
-user would do.
+user would do. With GMMAV_BENCH_TORCH_NO_MKLDNN=1 (set by the bench under GMMAV_MAX_CPU_ISA=avx2 or
+portable) oneDNN is off for PyTorch, as its BF16 matmul is on a real host below AVX-512.
 
 Input: a case directory written by the bench (bench_case.py: case.json + raw little-endian 16-bit arrays).
 Output: y (the dispatch op: gmmY) / mm_y of every rank (bench_case.write_outputs) and one JSON object on stdout:
@@ -18,6 +19,7 @@ or {"available": false, "why": "..."} when torch cannot be imported (exit 0).
 """
 import argparse
 import json
+import os
 import socket
 import statistics
 import sys
@@ -31,6 +33,8 @@ def rank_main(rank, args, case, port, out_queue):
     import torch.distributed as dist
 
     torch.set_num_threads(args.threads)
+    if os.environ.get("GMMAV_BENCH_TORCH_NO_MKLDNN") == "1":  # the bench simulates a host below AVX-512 (D101)
+        torch.backends.mkldnn.enabled = False
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=case["world_size"])
     W, e = case["world_size"], case["local_experts"]
