@@ -467,6 +467,9 @@ PythonBaselineResult run_gmmav_python(Backend& b, const reference::Case& kase, d
   PythonBaselineSettings ps = s.python_settings;
   ps.threads_per_rank = 0;             // W rank threads of one process share gmmav's pool, as the bench's ranks do
   ps.warmup = std::max(2, ps.warmup);  // the weight cache packs on the second call that sees the weights
+  // py/native is a ratio of two medians a few per cent apart on a noisy machine: three times the
+  // bench's repetitions (at least 9) of each, interleaved (D101).
+  ps.repeat = std::max(9, 3 * ps.repeat);
   return run_script(b, kase, flops, s, ps, "python");
 }
 
