@@ -90,7 +90,9 @@ TEST_P(ChainKernel, IsOneFmaChainPerElementOnEveryPath) {
   // tiles of 8 rows or more (blocks of 8 rows x 48 columns): remainders of 4-7 rows, strips of 47-49 columns.
   for (const Shape s :
        {Shape{3, 129, 96}, Shape{6, 300, 95}, Shape{11, 17, 289}, Shape{1, 1000, 97}, Shape{2, 2, 4100}, Shape{24, 130, 193},
-        Shape{130, 40, 1600}, Shape{13, 129, 47}, Shape{12, 300, 49}, Shape{14, 17, 145}, Shape{31, 70, 48}})
+        Shape{130, 40, 1600}, Shape{13, 129, 47}, Shape{12, 300, 49}, Shape{14, 17, 145}, Shape{31, 70, 48},
+        // tiles of one block (at most 8 rows) over full-width strips and a last partial one
+        Shape{8, 129, 100}, Shape{4, 200, 96}, Shape{2, 77, 200}})
     shapes.push_back(s);
   for (const Shape s : shapes) {
     SCOPED_TRACE(testing::Message() << "rows " << s.rows << " k " << s.k << " n " << s.n);
