@@ -147,18 +147,14 @@ int run(const Options& o) {
   }
 
   const bool progress = root && isatty(STDERR_FILENO) && o.json.empty();
-  // The PyTorch composite (--torch auto): for decode and prefill, the cases it was made for, and for any case named.
+  // The Python baselines (--torch auto, --python auto): for decode and prefill, the cases they were
+  // made for, and for any case named. `value` is the option's.
+  const auto baseline_for = [&](const std::string& value, const CaseShape& c) {
+    return value != "off" &&
+           (c.name == "decode" || c.name == "prefill" || std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
+  };
   const std::string torch_script = o.torch == "off" ? std::string() : find_torch_composite();
-  const auto torch_for = [&](const CaseShape& c) {
-    return o.torch != "off" &&
-           (c.name == "decode" || c.name == "prefill" || std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
-  };
-  // gmmav's Python path (--python auto): the same cases.
   const PythonBaselineSettings python_script = o.python == "off" ? PythonBaselineSettings{} : find_gmmav_python();
-  const auto python_for = [&](const CaseShape& c) {
-    return o.python != "off" &&
-           (c.name == "decode" || c.name == "prefill" || std::find(wanted.begin(), wanted.end(), c.name) != wanted.end());
-  };
   const auto not_asked = [](const std::string& option, const std::string& value) {
     return value == "off" ? "--" + option + " off"
                           : "--" + option + " auto runs it for decode and prefill, and for cases named in --cases";
@@ -194,11 +190,11 @@ int run(const Options& o) {
     s.trace = !o.trace.empty() && !traced;
     s.repack = o.repack;
     s.ceilings = roofline_ceilings(machine);
-    s.torch = torch_for(jobs[i].shape);
+    s.torch = baseline_for(o.torch, jobs[i].shape);
     s.torch_settings.script = torch_script;
     s.torch_settings.repeat = o.repeat;
     s.torch_settings.warmup = o.warmup;
-    s.python = python_for(jobs[i].shape);
+    s.python = baseline_for(o.python, jobs[i].shape);
     s.python_settings = python_script;
     s.python_settings.repeat = o.repeat;
     s.python_settings.warmup = o.warmup;
