@@ -152,7 +152,8 @@ void check_outputs(const reference::Case& kase, const fs::path& dir, const Pytho
     std::vector<Pair> outs{{"y", d.y, s.check_reference ? &ref[r].y : nullptr}};
     if (spec.shared_expert) outs.push_back({"mm_y", d.mm_y, s.check_reference ? &ref[r].mm_y : nullptr});
     for (const Pair& p : outs) {
-      const auto got = read_raw(dir / fmt::format("{}_{}.bin", p.file, r), p.fused.size());
+      auto got = read_raw(dir / fmt::format("{}_{}.bin", p.file, r), p.fused.size());
+      if (s.inject_fault && r == 0 && std::string(p.file) == "y" && !got.empty()) got[0] ^= 1;
       t.elements += static_cast<std::int64_t>(got.size());
       for (std::size_t i = 0; i < got.size(); ++i) {
         if (got[i] == p.fused[i]) continue;
@@ -240,20 +241,32 @@ PythonBaselineResult run_python_baseline(const reference::Case& kase, const Pyth
                   "GMMAV_TORCH_COMPOSITE to torch_composite.py, gmmav_python.py is looked for beside it)";
     return t;
   }
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = fmt::format("{}/gmmav-torch-XXXXXX", tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp");
-  if (::mkdtemp(templ.data()) == nullptr) {
-    t.why = "cannot create a temporary directory " + templ;
-    return t;
+  fs::path dir;
+  if (s.keep_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = fmt::format("{}/gmmav-torch-XXXXXX", tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp");
+    if (::mkdtemp(templ.data()) == nullptr) {
+      t.why = "cannot create a temporary directory " + templ;
+      return t;
+    }
+    dir = templ;
+  } else {  // afresh: no output of an earlier run may be read as this one's
+    std::error_code ec;
+    dir = s.keep_dir;
+    fs::remove_all(dir, ec);
+    if (!fs::create_directories(dir, ec) || ec) {
+      t.why = fmt::format("--keep-case-dir: cannot create {}: {}", dir.string(), ec ? ec.message() : "it exists");
+      return t;
+    }
+    t.case_dir = dir.string();
   }
-  const fs::path dir = templ;
   struct RemoveAtExit {
     fs::path p;
     ~RemoveAtExit() {
       std::error_code ec;
-      fs::remove_all(p, ec);
+      if (!p.empty()) fs::remove_all(p, ec);
     }
-  } remove_at_exit{dir};
+  } remove_at_exit{s.keep_dir.empty() ? dir : fs::path()};
   try {
     write_case(kase, dir);
     // The bench sets GOMP_SPINCOUNT for its library variant (omp_spin_limit.cpp); torch runs as users run it.
@@ -261,9 +274,9 @@ PythonBaselineResult run_python_baseline(const reference::Case& kase, const Pyth
     std::string options = fmt::format("--repeat {} --warmup {}", s.repeat, s.warmup);
     if (s.threads_per_rank > 0) options += fmt::format(" --threads {}", s.threads_per_rank);
     for (const std::string& a : s.args) options += fmt::format(" {}", shell_quote(a));
-    const std::string cmd =
-        fmt::format("{}{}{} {} {} {} 2>{}", env, isa_cap_for_torch(), shell_quote(s.python), shell_quote(s.script),
-                    shell_quote(dir.string()), options, shell_quote((dir / "stderr.txt").string()));
+    t.command = fmt::format("{}{}{} {} {} {}", env, isa_cap_for_torch(), shell_quote(s.python), shell_quote(s.script),
+                            shell_quote(dir.string()), options);
+    const std::string cmd = fmt::format("{} 2>{}", t.command, shell_quote((dir / "stderr.txt").string()));
     std::fflush(nullptr);
     FILE* p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) {
@@ -316,6 +329,8 @@ PythonBaselineResult run_python_baseline(const reference::Case& kase, const Pyth
 
 nlohmann::json to_json(const PythonBaselineResult& t) {
   nlohmann::json j{{"available", t.available}, {"attempted", t.attempted}};
+  if (!t.command.empty()) j["command"] = t.command;
+  if (!t.case_dir.empty()) j["case_dir"] = t.case_dir;
   if (!t.available) {
     j["why"] = t.why;
     return j;
@@ -348,6 +363,20 @@ std::string python_line(const PythonBaselineResult& p, double fused) {
                      p.native_median * 1e3);
   if (p.cache.is_object()) s += fmt::format("; cache: {} hits, {} packs", p.cache.value("hits", 0), p.cache.value("packs", 0));
   return s + "; " + p.check;
+}
+
+std::string python_check_failure(const PythonBaselineResult& p) {
+  if (!p.available) return {};
+  if (p.differ_from_fused > 0)
+    return fmt::format("gmmav's Python path: {} of {} elements DIFFER from fused (max {} ulp)", p.differ_from_fused, p.elements,
+                       p.max_ulp_from_fused);
+  if (!p.reference_ok) return "gmmav's Python path: " + p.check;
+  return {};
+}
+
+std::string kept_case_line(const PythonBaselineResult& p) {
+  if (p.case_dir.empty()) return {};
+  return fmt::format("case kept in {}; rerun: {}", p.case_dir, p.command);
 }
 
 }  // namespace gmmav::bench

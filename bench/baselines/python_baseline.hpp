@@ -29,6 +29,11 @@ struct PythonBaselineSettings {
   int warmup = 1;
   int threads_per_rank = 0;      ///< torch_composite.py: intra-op threads of each of the W processes (0: not passed)
   bool check_reference = false;  ///< small enough for the FP64 reference
+  /// Non-empty: the case's directory, made afresh (a directory already there is replaced) and kept
+  /// after the run with the script's outputs and stderr (`gmmav bench --keep-case-dir`); empty:
+  /// a temporary directory, removed.
+  std::string keep_dir;
+  bool inject_fault = false;  ///< flip the last bit of rank 0's first y element as read back (--inject-fault python)
 };
 
 struct PythonBaselineResult {
@@ -52,7 +57,9 @@ struct PythonBaselineResult {
   /// Within docs/spec.md §4: of the FP64 reference when checked, else within the bound of fused
   /// (spec_bound.hpp: two results each within docs/spec.md §4 differ by at most twice its tolerance).
   bool reference_ok = true;
-  std::string check;  ///< one line: what was checked, the verdict
+  std::string check;     ///< one line: what was checked, the verdict
+  std::string command;   ///< the shell command that ran the script (attempted runs)
+  std::string case_dir;  ///< where the case was kept (keep_dir), empty when it was removed
 };
 
 /// Where torch_composite.py is: $GMMAV_TORCH_COMPOSITE, else the installed copy
@@ -76,5 +83,12 @@ nlohmann::json to_json(const PythonBaselineResult& t);
 /// call interleaved with it in its own process, the weight cache's hits, the output check; or
 /// why it did not run.
 std::string python_line(const PythonBaselineResult& p, double fused);
+
+/// Empty when gmmav's Python path ran with outputs bit-identical to `fused` (or did not run);
+/// else what differs. Its outputs are gmmav's: a difference fails the case, as any variant's does.
+std::string python_check_failure(const PythonBaselineResult& p);
+
+/// "case kept in DIR; rerun: COMMAND" when the case's directory was kept, else empty.
+std::string kept_case_line(const PythonBaselineResult& p);
 
 }  // namespace gmmav::bench

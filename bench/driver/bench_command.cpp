@@ -48,7 +48,9 @@ struct Options {
   bool repack = false;
   std::string torch = "auto";
   std::string python = "auto";
-  double memory_limit = 0;  // bytes; 0: 90% of MemAvailable when each case starts
+  double memory_limit = 0;    // bytes; 0: 90% of MemAvailable when each case starts
+  std::string keep_case_dir;  // the Python baselines' case directories go under it and stay
+  std::string inject_fault;   // "python": corrupt the Python path's output as read back (tests the check)
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -198,6 +200,13 @@ int run(const Options& o) {
     s.python_settings = python_script;
     s.python_settings.repeat = o.repeat;
     s.python_settings.warmup = o.warmup;
+    s.python_settings.inject_fault = o.inject_fault == "python";
+    if (!o.keep_case_dir.empty()) {  // one directory per case and script (each replaces its directory's contents)
+      const std::string dir =
+          fmt::format("{}/{}-{}-{}", o.keep_case_dir, o.op, jobs[i].shape.name, jobs[i].dtype == DType::bf16 ? "bf16" : "fp16");
+      s.torch_settings.keep_dir = dir + "/torch";
+      s.python_settings.keep_dir = dir + "/python";
+    }
     s.memory_limit = o.memory_limit;
     if (tcp_only) {
       s.exchange_cpu_ns_per_byte = o.tcp_cpu_ns_per_byte > 0 ? o.tcp_cpu_ns_per_byte : machine.tcp.cpu_ns_per_byte;
@@ -350,6 +359,15 @@ void add_bench_command(CLI::App& app) {
                   "every case named in --cases; off = never")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "off"}));
+  cmd->add_option("--keep-case-dir", o->keep_case_dir,
+                  "Keep the case files the Python baselines run on (inputs, their outputs, stderr) in "
+                  "DIR/<op>-<case>-<dtype>/{torch,python}/ (replaced if there) and print the command that reruns each script on "
+                  "them (default: a temporary "
+                  "directory, removed)");
+  cmd->add_option("--inject-fault", o->inject_fault,
+                  "python: flip one bit of gmmav's Python-path output as the bench reads it back; the case's check must "
+                  "then fail (exit 1) — a test of that check")
+      ->check(CLI::IsMember({"python"}));
   cmd->add_flag("--peak", o->peak, "Only print the machine: FMA peak, memcpy and DRAM read bandwidth");
   cmd->add_option("-W,--world-size", o->world_size, "In-process ranks (default: each case's own)")->check(CLI::Range(1, 1024));
   cmd->add_option("--tcp-cpu-ns-per-byte", o->tcp_cpu_ns_per_byte,
@@ -361,7 +379,7 @@ void add_bench_command(CLI::App& app) {
   cli::add_memory_limit_option(
       cmd, o->memory_limit,
       "Memory the bench's processes on this machine may take per case, e.g. 8GiB (default: 90% of MemAvailable when the "
-      "case starts). A case estimated above it leaves out torch, aclnn, fused_per_call, library (in that order) or is "
+      "case starts). A case estimated above it leaves out python, torch, aclnn, fused_per_call, library (in that order) or is "
       "skipped (exit 2)");
   cmd->callback([o] {
     const int rc = run(*o);

@@ -416,7 +416,10 @@ void run_ranks(Backend& b, CaseResult& res, const RunSettings& s, Mode mode) {
     st.library.reset();
     release_free_memory();
     if (s.torch) res.torch = run_torch(b, st.kase, res.flops, s);
-    if (s.python) res.python = run_gmmav_python(b, st.kase, res.flops, s);
+    if (s.python) {
+      res.python = run_gmmav_python(b, st.kase, res.flops, s);
+      fail_on_python_difference(res.python, res.verified_ok, res.verification);
+    }
   }
 }
 
@@ -461,6 +464,13 @@ PythonBaselineResult run_torch(Backend& b, const reference::Case& kase, double f
   // W processes x T threads on the cores the gmmav ranks shared.
   ts.threads_per_rank = std::max(1, engine::available_cores() / kase.spec.world_size);
   return run_script(b, kase, flops, s, ts, "torch");
+}
+
+void fail_on_python_difference(const PythonBaselineResult& p, bool& verified_ok, std::string& verification) {
+  const std::string why = python_check_failure(p);
+  if (why.empty()) return;
+  verified_ok = false;
+  verification += "; " + why;
 }
 
 PythonBaselineResult run_gmmav_python(Backend& b, const reference::Case& kase, double flops, const RunSettings& s) {

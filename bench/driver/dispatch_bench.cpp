@@ -166,7 +166,10 @@ DispatchResult run_dispatch_case(Backend& b, const CaseShape& shape, DType dtype
     res.median[static_cast<std::size_t>(v)] = median(res.samples[static_cast<std::size_t>(v)]);
   if (s.torch || s.python) release_free_memory();  // the scripts need only the case (the memory estimate counts on it)
   if (s.torch) res.torch = run_torch(b, kase, res.flops, s);
-  if (s.python) res.python = run_gmmav_python(b, kase, res.flops, s);
+  if (s.python) {
+    res.python = run_gmmav_python(b, kase, res.flops, s);
+    fail_on_python_difference(res.python, res.verified_ok, res.verification);
+  }
   return res;
 }
 
@@ -232,6 +235,9 @@ std::string dispatch_table(const std::vector<DispatchResult>& results) {
       out += r.torch.available
                  ? fmt::format("  torch {} ({} threads/rank): {}\n", r.torch.version, r.torch.threads_per_rank, r.torch.check)
                  : fmt::format("  torch not run: {}\n", r.torch.why);
+    for (const PythonBaselineResult* p : {&r.python, &r.torch})
+      if (const std::string kept = kept_case_line(*p); !kept.empty())
+        out += fmt::format("  {} {}\n", p == &r.python ? "python" : "torch", kept);
   }
   return out;
 }

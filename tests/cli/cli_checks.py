@@ -27,7 +27,7 @@ def run(args, expect_rc, timeout=300):
         print(p.stdout.rstrip())
     if p.stderr:
         print("[stderr] " + p.stderr.rstrip())
-    expect(p.returncode == expect_rc, f"expected exit {expect_rc}, got {p.returncode}")
+    expect(expect_rc is None or p.returncode == expect_rc, f"expected exit {expect_rc}, got {p.returncode}")
     return p
 
 
@@ -522,6 +522,48 @@ def bench_memory_limit_bad(tmp):
     expect("more than --memory-limit 1.00 MiB" in p.stderr, "run --memory-limit: no clear refusal")
 
 
+def bench_python_fault(tmp):
+    """gmmav's Python path computes gmmav's outputs: one that differs from fused fails the case (exit 1),
+    as any variant's does (--inject-fault python flips one bit of it as read back)."""
+    args = BENCH_TINY + ["--torch", "off", "--python", "auto", "--inject-fault", "python"]
+    for op in ("combine", "dispatch"):
+        p = run(args + ["--op", op], None)
+        c = json.loads(p.stdout)["cases"][0]
+        if not c["python"]["available"]:  # no PyTorch or no package here: nothing to corrupt
+            expect(p.returncode == 0, f"{op}: the Python path did not run, yet the case failed")
+            print(f"the Python path did not run ({c['python']['why']}): the fault is not exercised")
+            return
+        expect(p.returncode == 1, f"{op}: exit {p.returncode}, expected 1")
+        expect(c["verified"] is False, f"{op}: a differing Python-path output did not fail the case")
+        expect(c["python"]["differ_from_fused"] == 1 and "Python path: 1 of" in c["verification"],
+               f"{op}: the verification does not name the Python path's difference: {c['verification']}")
+
+
+def bench_keep_case_dir(tmp):
+    """--keep-case-dir keeps each Python baseline's case under DIR/<op>-<case>-<dtype>/<script>/ and records
+    the command that reruns the script on it; the command runs as recorded. Without it nothing stays."""
+    keep = os.path.join(tmp, "keep")
+    c = bench_json(BENCH_TINY + ["--keep-case-dir", keep], 0)
+    for kind in ("python", "torch"):
+        b = c[kind]
+        if not b["available"]:
+            print(f"{kind} did not run ({b['why']}): its kept directory is not checked")
+            continue
+        want = os.path.join(keep, "combine-tiny-bf16", kind)
+        expect(b.get("case_dir") == want, f"{kind}: case_dir {b.get('case_dir')}, expected {want}")
+        expect(os.path.isfile(os.path.join(want, "case.json")) and os.path.isfile(os.path.join(want, "y_0.bin")),
+               f"{kind}: the case or its outputs were not kept in {want}")
+        rerun = subprocess.run(b["command"], shell=True, capture_output=True, text=True, timeout=300)
+        lines = [ln for ln in rerun.stdout.splitlines() if ln.startswith("{")]
+        expect(rerun.returncode == 0 and lines and json.loads(lines[-1]).get("available") is True,
+               f"{kind}: the recorded command did not rerun the script: {rerun.stderr[-400:]}")
+    os.environ["TMPDIR"] = tmp  # the default: a temporary directory, removed
+    c = bench_json(BENCH_TINY + ["--torch", "off"], 0)
+    expect("case_dir" not in c["python"], "a case directory was reported kept without --keep-case-dir")
+    left = [n for n in os.listdir(tmp) if n.startswith("gmmav-torch-")]
+    expect(not left, f"temporary case directories left behind: {left}")
+
+
 def make_case_self_test(tmp):
     subprocess.run([sys.executable, MAKE_CASE, "--self-test"], check=True)
 
@@ -561,6 +603,8 @@ CHECKS = {
     "bench_memory_refused": bench_memory_refused,
     "bench_memory_leaves_out": bench_memory_leaves_out,
     "bench_memory_limit_bad": bench_memory_limit_bad,
+    "bench_python_fault": bench_python_fault,
+    "bench_keep_case_dir": bench_keep_case_dir,
     **{name: (lambda flags: lambda tmp: verify_dispatch_pass(tmp, flags))(flags) for name, flags in DISPATCH_PASS.items()},
     "verify_dispatch_fail": verify_dispatch_fail,
     "verify_dispatch_wrong_op": verify_dispatch_wrong_op,
