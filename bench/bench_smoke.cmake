@@ -29,7 +29,7 @@ function(check_python i torch_available)  # reads doc from the caller
     message(STATUS "cases[${i}]: python absent: ${why}")
     return()
   endif()
-  foreach(key t_s samples_s native_t_s native_samples_s over_native weight_cache verification)
+  foreach(key t_s samples_s native_t_s native_samples_s over_native weight_cache entry_us verification)
     string(JSON v ERROR_VARIABLE e GET "${doc}" cases ${i} python ${key})
     if(e)
       message(FATAL_ERROR "cases[${i}].python.${key} missing: ${e}")

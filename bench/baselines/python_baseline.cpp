@@ -314,6 +314,10 @@ PythonBaselineResult run_python_baseline(const reference::Case& kase, const Pyth
       t.native_median = j.at("native_median_s").get<double>();
     }
     if (j.contains("cache")) t.cache = j["cache"];
+    if (j.contains("entry_us")) {
+      t.entry_us_python = j["entry_us"].value("python", 0.0);
+      t.entry_us_native = j["entry_us"].value("native", 0.0);
+    }
     t.available = true;
     check_outputs(kase, dir, s, t);
   } catch (const std::exception& e) {
@@ -345,6 +349,7 @@ nlohmann::json to_json(const PythonBaselineResult& t) {
     j["over_native"] = t.native_median > 0 ? t.median / t.native_median : 0.0;
   }
   if (!t.cache.is_null()) j["weight_cache"] = t.cache;
+  if (t.entry_us_python > 0) j["entry_us"] = {{"python", t.entry_us_python}, {"native", t.entry_us_native}};
   j["differ_from_fused"] = t.differ_from_fused;
   j["max_ulp_from_fused"] = t.max_ulp_from_fused;
   j["elements"] = t.elements;
@@ -361,6 +366,9 @@ std::string python_line(const PythonBaselineResult& p, double fused) {
   if (p.native_median > 0)
     s += fmt::format(", {:.3f} x the native call interleaved with it ({:.3f} ms)", p.median / p.native_median,
                      p.native_median * 1e3);
+  if (p.entry_us_python > 0)
+    s += fmt::format("; the last rank enters C++ {:.0f} us after the first starts (native {:.0f} us)", p.entry_us_python,
+                     p.entry_us_native);
   if (p.cache.is_object()) s += fmt::format("; cache: {} hits, {} packs", p.cache.value("hits", 0), p.cache.value("packs", 0));
   return s + "; " + p.check;
 }

@@ -49,6 +49,9 @@ struct PythonBaselineResult {
   std::vector<double> native_samples;
   double native_median = 0;
   nlohmann::json cache;
+  /// gmmav_python.py: microseconds from the first rank's start of a call to the last rank's entry
+  /// into C++ (median over calls), for the Python call and the native call; 0 when not reported.
+  double entry_us_python = 0, entry_us_native = 0;
   // Output checks (y and mmY of every rank).
   std::int64_t elements = 0;
   std::int64_t differ_from_fused = 0;  ///< elements whose bits differ from gmmav's fused output

@@ -13,7 +13,8 @@ torch.distributed process groups torch_npu's ``get_hccl_comm_name(rank)``.
 
 Weights are packed for gmmav's GEMM once and kept while they are unchanged (torch's ``_version``
 counter): ``set_weight_cache_bytes``, ``clear_weight_cache``, ``weight_cache_info``; docs/python.md,
-"Weight cache".
+"Weight cache". Outputs live in memory kept resident between calls: ``set_output_pool_bytes``,
+``output_pool_info``; docs/python.md, "Outputs".
 
 Errors: ValueError for bad arguments (gmmav's message: parameter, expected, got), RuntimeError for
 cross-rank mismatches, timeouts and broken groups, MemoryError when the call's memory cannot be had.
@@ -31,7 +32,9 @@ from .gemm import matmul
 from .grouped_matmul import npu_grouped_matmul
 from .nn import MoEExperts
 from .ops import npu_alltoallv_gmm, npu_gmm_alltoallv
+from .output_pool import output_pool_info, set_output_pool_bytes
 from .weight_cache import clear_weight_cache, set_weight_cache_bytes, weight_cache_info
 
 __all__ = ["npu_gmm_alltoallv", "npu_alltoallv_gmm", "npu_grouped_matmul", "matmul", "MoEExperts", "hcom", "patch_torch_npu",
-           "in_process_hcoms", "set_weight_cache_bytes", "clear_weight_cache", "weight_cache_info"]
+           "in_process_hcoms", "set_weight_cache_bytes", "clear_weight_cache", "weight_cache_info", "set_output_pool_bytes",
+           "output_pool_info"]

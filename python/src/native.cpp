@@ -22,6 +22,7 @@
 #include "gemm/tile_matmul.hpp"
 #include "gmmav/build_options.hpp"
 #include "gmmav/gmmav.hpp"
+#include "output_pool.hpp"
 #include "torch_dist_communicator.hpp"
 #include "torch_dist_transport.hpp"
 
@@ -237,6 +238,7 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("timeout_ms") = 0);
   python::define_transfer_mark(m);
+  python::define_output_pool(m);
   m.def("torch_dist_group", [](int rank, int size, const std::string& name, std::int64_t timeout_ms, py::object transport) {
     return std::make_unique<Group>(Group{
         detail::CommAccess::wrap(python::create_torch_dist(rank, size, name, timeout_of(timeout_ms), std::move(transport))), {}});

@@ -11,12 +11,19 @@ Each repetition also runs the native C++ call with the weights packed once (gmma
 PackedWeights, what the bench's `fused` variant calls), the two interleaved and their order
 alternated, so the ratio python / native is measured side by side in this process.
 
+Each timed call also records when the last rank entered C++ (gmmav._native's run, wrapped here
+for both calls alike), counted from the first rank's start: `entry_us`, the median over calls. The
+native call's ranks enter within microseconds; the Python call's take their turns on the GIL for
+the op's Python prologue, with a thread wake-up at each hand-over — what W rank threads of one
+interpreter cost, and ranks in processes of their own do not.
+
 Input: a case directory written by the bench (bench_case.py). `--package DIR`: where the gmmav
 package is (the build tree's build/python, or the installed one); without it, `import gmmav` as
 the interpreter finds it.
 Output: every rank's y (gmmY) / mm_y of the Python call (bench_case.write_outputs) and one JSON
 object on stdout: {"available": true, "torch": ..., "samples_s": [...], "median_s": ...,
-"native_samples_s": [...], "native_median_s": ..., "cache": {...}}, or {"available": false,
+"native_samples_s": [...], "native_median_s": ..., "cache": {...}, "entry_us": {"python": ...,
+"native": ...}}, or {"available": false,
 "why": ...} when torch or gmmav cannot be imported (exit 0).
 """
 import argparse
@@ -27,6 +34,16 @@ import threading
 import time
 
 import bench_case
+
+
+def watch_entries(native, entered):
+    """Wraps native.run / native.run_dispatch (the ops look them up at each call) to record in
+    entered[rank] when each rank's last call entered C++."""
+    for fn_name in ("run", "run_dispatch"):
+        def wrapped(g, *a, _fn=getattr(native, fn_name)):
+            entered[g.rank] = time.perf_counter()
+            return _fn(g, *a)
+        setattr(native, fn_name, wrapped)
 
 
 def rank_main(r, name, case, args, barrier, times):
@@ -67,7 +84,7 @@ def rank_main(r, name, case, args, barrier, times):
         barrier.wait()
         t0 = time.perf_counter()
         out = fn()
-        return time.perf_counter() - t0, out
+        return t0, time.perf_counter() - t0, out
 
     with torch.no_grad():  # not inference_mode: inference tensors have no version counter, so no cache
         native_call()  # packs `packed` (not timed)
@@ -76,8 +93,10 @@ def rank_main(r, name, case, args, barrier, times):
         for it in range(args.repeat):
             order = ("python", "native") if it % 2 == 0 else ("native", "python")
             for v in order:
-                t, out = timed(python_call if v == "python" else native_call)
+                t0, t, out = timed(python_call if v == "python" else native_call)
                 times[v][r].append(t)
+                times["starts"][v][r].append(t0)
+                times["entries"][v][r].append(times["entered"][r])
                 if v == "python":
                     got = out
     bench_case.write_outputs(args.dir, r, got[0], got[1], torch)
@@ -106,7 +125,10 @@ def main():
     W = case["world_size"]
     names = gt.in_process_hcoms(W)
     barrier = threading.Barrier(W)
-    times = {"python": [[] for _ in range(W)], "native": [[] for _ in range(W)]}
+    times = {v: [[] for _ in range(W)] for v in ("python", "native")}
+    times.update({k: {v: [[] for _ in range(W)] for v in ("python", "native")} for k in ("starts", "entries")})
+    times["entered"] = [0.0] * W
+    watch_entries(_native, times["entered"])
     errors = []
 
     def body(r):
@@ -125,10 +147,13 @@ def main():
         print(json.dumps({"available": True, "error": errors[0]}))
         return 1
     slowest = {v: [max(rank[i] for rank in times[v]) for i in range(args.repeat)] for v in ("python", "native")}
+    # The last rank's entry into C++ after the first rank's start, per call (one clock: one process).
+    entry_us = {v: statistics.median(max(rank[i] for rank in times["entries"][v]) - min(rank[i] for rank in times["starts"][v])
+                                     for i in range(args.repeat)) * 1e6 for v in ("python", "native")}
     print(json.dumps({"available": True, "torch": torch.__version__, "threads_per_rank": _native.compute_threads(),
                       "samples_s": slowest["python"], "median_s": statistics.median(slowest["python"]),
                       "native_samples_s": slowest["native"], "native_median_s": statistics.median(slowest["native"]),
-                      "cache": times["cache"]}))
+                      "cache": times["cache"], "entry_us": entry_us}))
     return 0
 
 
