@@ -307,6 +307,7 @@ PythonBaselineResult run_python_baseline(const reference::Case& kase, const Pyth
     }
     t.version = j.value("torch", std::string());
     t.threads_per_rank = j.value("threads_per_rank", s.threads_per_rank);
+    t.compute_threads = j.value("compute_threads", 0);
     t.samples = j.at("samples_s").get<std::vector<double>>();
     t.median = j.at("median_s").get<double>();
     if (j.contains("native_samples_s")) {
@@ -340,7 +341,10 @@ nlohmann::json to_json(const PythonBaselineResult& t) {
     return j;
   }
   j["torch"] = t.version;
-  j["threads_per_rank"] = t.threads_per_rank;
+  if (t.compute_threads > 0)
+    j["compute_threads"] = t.compute_threads;  // gmmav_python.py: one pool for its W rank threads
+  else
+    j["threads_per_rank"] = t.threads_per_rank;
   j["t_s"] = t.median;
   j["samples_s"] = t.samples;
   if (!t.native_samples.empty()) {

@@ -41,7 +41,8 @@ struct PythonBaselineResult {
   bool available = false;  ///< the script ran and timed the composite
   std::string why;         ///< not available: why (the script's reason, or what failed)
   std::string version;
-  int threads_per_rank = 0;
+  int threads_per_rank = 0;     ///< torch_composite.py's (its processes' intra-op threads)
+  int compute_threads = 0;      ///< gmmav_python.py's: the compute pool its W rank threads share
   std::vector<double> samples;  ///< seconds, slowest rank per repetition
   double median = 0;
   /// gmmav_python.py: the native call on packed weights, interleaved with the Python call in its

@@ -150,7 +150,7 @@ def main():
     # The last rank's entry into C++ after the first rank's start, per call (one clock: one process).
     entry_us = {v: statistics.median(max(rank[i] for rank in times["entries"][v]) - min(rank[i] for rank in times["starts"][v])
                                      for i in range(args.repeat)) * 1e6 for v in ("python", "native")}
-    print(json.dumps({"available": True, "torch": torch.__version__, "threads_per_rank": _native.compute_threads(),
+    print(json.dumps({"available": True, "torch": torch.__version__, "compute_threads": _native.compute_threads(),
                       "samples_s": slowest["python"], "median_s": statistics.median(slowest["python"]),
                       "native_samples_s": slowest["native"], "native_median_s": statistics.median(slowest["native"]),
                       "cache": times["cache"], "entry_us": entry_us}))
