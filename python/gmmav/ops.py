@@ -28,7 +28,7 @@ def _mm_out(gmm_x, mm_x, mm_weight, trans_mm_weight):
         return None
     bs = mm_x.shape[0] if mm_x.dim() == 2 else 0
     n2 = mm_weight.shape[0 if trans_mm_weight else 1] if mm_weight.dim() == 2 else 0
-    return output_pool.empty((bs, n2), gmm_x.dtype)
+    return output_pool.empty((bs, n2), gmm_x.dtype, "mm_y")
 
 
 def _busy(g):
@@ -68,7 +68,7 @@ def _shared_views(mm_x, mm_weight, mm_y):
 def _combine(g, W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm):
     """The combine op on checked, row-major arguments (op_layouts) -> (y, mm_y or None)."""
     n1 = gmm_weight.shape[1 if trans_gmm else 2] if gmm_weight.dim() == 3 else 0
-    y = output_pool.empty((max(sum(recv), 0), n1), gmm_x.dtype)
+    y = output_pool.empty((max(sum(recv), 0), n1), gmm_x.dtype, "y")
     mm_y = _mm_out(gmm_x, mm_x, mm_weight, trans_mm)
     shared = mm_x is not None
     packed, pending = _weight_cache.lookup(gmm_weight, trans_gmm, mm_weight if shared else None, trans_mm)
@@ -83,8 +83,8 @@ def _dispatch(g, W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, t
     """The dispatch op on checked, row-major arguments -> (gmm_y, mm_y or None, permute_out or None)."""
     n1 = gmm_weight.shape[1 if trans_gmm else 2] if gmm_weight.dim() == 3 else 0
     a = max(sum(recv), 0)
-    gmm_y = output_pool.empty((a, n1), gmm_x.dtype)
-    perm = output_pool.empty((a, gmm_x.shape[1] if gmm_x.dim() == 2 else 0), gmm_x.dtype) if permute_out else None
+    gmm_y = output_pool.empty((a, n1), gmm_x.dtype, "gmm_y")
+    perm = output_pool.empty((a, gmm_x.shape[1] if gmm_x.dim() == 2 else 0), gmm_x.dtype, "permute_out") if permute_out else None
     mm_y = _mm_out(gmm_x, mm_x, mm_weight, trans_mm)
     shared = mm_x is not None
     packed, pending = _weight_cache.lookup(gmm_weight, trans_gmm, mm_weight if shared else None, trans_mm)

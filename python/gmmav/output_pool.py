@@ -17,16 +17,24 @@ _state = {"limit": None}  # the budget as last set (None: _native's default)
 _itemsize = {}
 
 
-def empty(shape, dtype):
-    """An uninitialised output tensor of `shape` and `dtype` on a pooled block (torch.empty for
-    small ones, or when the pool is off)."""
+def empty(shape, dtype, name):
+    """An uninitialised output tensor `name` of `shape` and `dtype` on a pooled block (torch.empty
+    for small ones, or when the pool is off). MemoryError naming the output when its memory cannot
+    be had (the C++ Plan checks the counts it came from only once the outputs exist)."""
     numel = math.prod(shape)
     if dtype not in _itemsize:
         _itemsize[dtype] = torch.empty(0, dtype=dtype).element_size()
     nbytes = numel * _itemsize[dtype]
     if nbytes < _MIN_BYTES or _state["limit"] == 0:
         return torch.empty(shape, dtype=dtype)
-    return torch.frombuffer(_native.output_block(nbytes), dtype=dtype, count=numel).view(shape)
+    why = "got a size no machine has"
+    if nbytes < 1 << 62:
+        try:
+            return torch.frombuffer(_native.output_block(nbytes), dtype=dtype, count=numel).view(shape)
+        except MemoryError:
+            why = "got an allocation failure"
+    raise MemoryError(f"{name}: expected host memory for a {tuple(shape)} {str(dtype).replace('torch.', '')} output "
+                      f"({nbytes} bytes), {why}")
 
 
 def set_output_pool_bytes(n):

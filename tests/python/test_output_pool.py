@@ -137,6 +137,17 @@ def test_a_pooled_output_cannot_grow():
     assert y.shape == (10, N1)
 
 
+@pytest.mark.parametrize("count", [2**40, 2**62, 2**63 - 1])
+def test_an_output_too_large_for_the_machine_is_a_memory_error_naming_it(count):
+    """Counts no gmmX matches (the C++ Plan refuses them once the outputs exist): an output of that
+    many rows cannot be had, and the error says which output and its size."""
+    x, w, _, _ = tensors(9)
+    before = info()
+    with pytest.raises(MemoryError, match=r"^y: expected host memory for a \(\d+, 1024\) bfloat16 output"):
+        gt.npu_gmm_alltoallv(x, w, hcom(), 1, [count, 0], [count, 0])
+    assert info()["bytes"] == before["bytes"]  # nothing kept from the failed call
+
+
 def test_small_outputs_come_from_torch():
     x, w, _, _ = tensors(8)
     before = info()
