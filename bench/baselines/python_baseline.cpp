@@ -377,18 +377,24 @@ std::string python_line(const PythonBaselineResult& p, double fused) {
   return s + "; " + p.check;
 }
 
-std::string python_check_failure(const PythonBaselineResult& p) {
-  if (!p.available) return {};
+void fail_on_python_difference(const PythonBaselineResult& p, bool& verified_ok, std::string& verification) {
+  if (!p.available) return;
+  std::string why;
   if (p.differ_from_fused > 0)
-    return fmt::format("gmmav's Python path: {} of {} elements DIFFER from fused (max {} ulp)", p.differ_from_fused, p.elements,
-                       p.max_ulp_from_fused);
-  if (!p.reference_ok) return "gmmav's Python path: " + p.check;
-  return {};
+    why = fmt::format("gmmav's Python path: {} of {} elements DIFFER from fused (max {} ulp)", p.differ_from_fused, p.elements,
+                      p.max_ulp_from_fused);
+  else if (!p.reference_ok)
+    why = "gmmav's Python path: " + p.check;
+  if (why.empty()) return;
+  verified_ok = false;
+  verification += "; " + why;
 }
 
-std::string kept_case_line(const PythonBaselineResult& p) {
-  if (p.case_dir.empty()) return {};
-  return fmt::format("case kept in {}; rerun: {}", p.case_dir, p.command);
+std::string kept_case_lines(const PythonBaselineResult& python, const PythonBaselineResult& torch, std::string_view indent) {
+  std::string s;
+  for (const auto& [name, p] : {std::pair<const char*, const PythonBaselineResult*>{"python", &python}, {"torch", &torch}})
+    if (!p->case_dir.empty()) s += fmt::format("{}{} case kept in {}; rerun: {}\n", indent, name, p->case_dir, p->command);
+  return s;
 }
 
 }  // namespace gmmav::bench

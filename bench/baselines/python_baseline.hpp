@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reference/synthetic_case.hpp"
@@ -88,11 +89,13 @@ nlohmann::json to_json(const PythonBaselineResult& t);
 /// why it did not run.
 std::string python_line(const PythonBaselineResult& p, double fused);
 
-/// Empty when gmmav's Python path ran with outputs bit-identical to `fused` (or did not run);
-/// else what differs. Its outputs are gmmav's: a difference fails the case, as any variant's does.
-std::string python_check_failure(const PythonBaselineResult& p);
+/// When gmmav's Python path ran and its outputs are not bit-identical to `fused` (or fail the
+/// reference check), clears `verified_ok` and appends what differs to `verification`. Its outputs
+/// are gmmav's: a difference fails the case, as any variant's does.
+void fail_on_python_difference(const PythonBaselineResult& p, bool& verified_ok, std::string& verification);
 
-/// "case kept in DIR; rerun: COMMAND" when the case's directory was kept, else empty.
-std::string kept_case_line(const PythonBaselineResult& p);
+/// "<indent>python case kept in DIR; rerun: COMMAND\n", and the same for torch, for each baseline
+/// whose case directory was kept (--keep-case-dir); empty when none was.
+std::string kept_case_lines(const PythonBaselineResult& python, const PythonBaselineResult& torch, std::string_view indent);
 
 }  // namespace gmmav::bench

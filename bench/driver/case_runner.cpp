@@ -466,13 +466,6 @@ PythonBaselineResult run_torch(Backend& b, const reference::Case& kase, double f
   return run_script(b, kase, flops, s, ts, "torch");
 }
 
-void fail_on_python_difference(const PythonBaselineResult& p, bool& verified_ok, std::string& verification) {
-  const std::string why = python_check_failure(p);
-  if (why.empty()) return;
-  verified_ok = false;
-  verification += "; " + why;
-}
-
 PythonBaselineResult run_gmmav_python(Backend& b, const reference::Case& kase, double flops, const RunSettings& s) {
   PythonBaselineSettings ps = s.python_settings;
   ps.threads_per_rank = 0;             // W rank threads of one process share gmmav's pool, as the bench's ranks do

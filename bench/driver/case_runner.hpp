@@ -133,10 +133,6 @@ PythonBaselineResult run_torch(Backend& b, const reference::Case& kase, double f
 /// an in-process backend only.
 PythonBaselineResult run_gmmav_python(Backend& b, const reference::Case& kase, double flops, const RunSettings& s);
 
-/// The Python path's outputs are gmmav's: one that differs from fused fails the case (its
-/// verdict and text), as a variant's does.
-void fail_on_python_difference(const PythonBaselineResult& p, bool& verified_ok, std::string& verification);
-
 /// Marks the baselines `asked` for that fit_memory left out of `fitted` as attempted, with why.
 void note_left_out(const RunSettings& asked, const RunSettings& fitted, PythonBaselineResult& torch,
                    PythonBaselineResult& python);

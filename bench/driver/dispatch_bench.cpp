@@ -235,9 +235,7 @@ std::string dispatch_table(const std::vector<DispatchResult>& results) {
       out += r.torch.available
                  ? fmt::format("  torch {} ({} threads/rank): {}\n", r.torch.version, r.torch.threads_per_rank, r.torch.check)
                  : fmt::format("  torch not run: {}\n", r.torch.why);
-    for (const PythonBaselineResult* p : {&r.python, &r.torch})
-      if (const std::string kept = kept_case_line(*p); !kept.empty())
-        out += fmt::format("  {} {}\n", p == &r.python ? "python" : "torch", kept);
+    out += kept_case_lines(r.python, r.torch, "  ");
   }
   return out;
 }

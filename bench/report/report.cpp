@@ -226,9 +226,7 @@ std::string table(const std::vector<CaseResult>& cases) {
                        r.torch.threads_per_rank, r.torch.check, r.torch.reference_ok ? "" : "  TORCH OUTPUT OUTSIDE SPEC §4");
     else if (r.torch.attempted)
       s += "    torch: absent: " + r.torch.why + "\n";
-    for (const PythonBaselineResult* p : {&r.python, &r.torch})
-      if (const std::string kept = kept_case_line(*p); !kept.empty())
-        s += fmt::format("    {} {}\n", p == &r.python ? "python" : "torch", kept);
+    s += kept_case_lines(r.python, r.torch, "    ");
     s += "    routes (every rank's GEMMs of one call): " + to_text(r.routes) + "\n";
     if (const Derived d = derive(r); d.roofline.t > 0) {
       s += fmt::format(

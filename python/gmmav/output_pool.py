@@ -13,7 +13,6 @@ import torch
 from . import _native
 
 _MIN_BYTES = 1 << 16  # below this glibc's heap serves torch.empty without fresh pages: no block
-_state = {"limit": None}  # the budget as last set (None: _native's default)
 _itemsize = {}
 
 
@@ -25,7 +24,7 @@ def empty(shape, dtype, name):
     if dtype not in _itemsize:
         _itemsize[dtype] = torch.empty(0, dtype=dtype).element_size()
     nbytes = numel * _itemsize[dtype]
-    if nbytes < _MIN_BYTES or _state["limit"] == 0:
+    if nbytes < _MIN_BYTES or not _native.output_pool_enabled():
         return torch.empty(shape, dtype=dtype)
     why = "got a size no machine has"
     if nbytes < 1 << 62:
@@ -44,7 +43,6 @@ def set_output_pool_bytes(n):
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n: expected an integer >= 0 (bytes; 0 turns the output pool off), got {n!r}")
     _native.set_output_pool_bytes(n)
-    _state["limit"] = n
 
 
 def output_pool_info():

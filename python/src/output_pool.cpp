@@ -85,6 +85,11 @@ class OutputPool {
     for (void* p : drop) std::free(p);
   }
 
+  bool enabled() {
+    std::lock_guard lk(mu_);
+    return limit_ > 0;
+  }
+
   py::dict info() {
     std::lock_guard lk(mu_);
     std::size_t blocks = 0;
@@ -134,6 +139,7 @@ void define_output_pool(py::module_& m) {
   m.def(
       "output_block", [](std::size_t bytes) { return std::make_unique<OutputBlock>(bytes); }, py::arg("bytes"));
   m.def("output_pool_info", [] { return pool().info(); });
+  m.def("output_pool_enabled", [] { return pool().enabled(); });
   m.def(
       "set_output_pool_bytes", [](std::size_t n) { pool().set_limit(n); }, py::arg("n"));
 }
