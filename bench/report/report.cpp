@@ -33,6 +33,7 @@ Derived derive(const CaseResult& r) {
   if (r.python.available && f > 0) d.python_over_fused = r.python.median / f;
   d.roofline = roofline(r.weight_bytes, r.routes, r.ceilings);
   d.fused_over_roofline = d.roofline.t > 0 ? f / d.roofline.t : 0;
+  d.torch_over_roofline = d.roofline.t > 0 && r.torch.available ? r.torch.median / d.roofline.t : 0;
   return d;
 }
 
@@ -84,6 +85,7 @@ nlohmann::json to_json(const CaseResult& r) {
   j["routes"] = to_json(r.routes);
   j["plan"] = r.plan;
   j["fused_over_roofline"] = ratio_or_null(d.fused_over_roofline);
+  j["torch_over_roofline"] = ratio_or_null(d.torch_over_roofline);
   j["overlap_pct"] = d.overlap_pct;
   j["fused_over_bound"] = d.fused_over_bound;
   j["speedup_vs_sequential"] = d.speedup_vs_sequential;
@@ -143,27 +145,28 @@ std::string ratio_or_dash(double x) { return x > 0 ? fmt::format("{:.2f}", x) : 
 // call without, the aclnn C API, the PyTorch composite, and the roofline.
 std::string user_table(const std::vector<CaseResult>& cases) {
   std::string s = "\nentry points vs the PyTorch composite (torch/x: speed-up over it) and the roofline:\n";
-  s += fmt::format("{:<14} {:>2} {:<4} | {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} | {:>7} {:>7} {:>7} | {:>9} {:<7} {:>6}\n", "case",
-                   "W", "type", "fused ms", "call ms", "aclnn ms", "py ms", "py/f", "torch ms", "t/fused", "t/call", "t/aclnn",
-                   "roof ms", "bound", "f/roof");
+  s += fmt::format("{:<14} {:>2} {:<4} | {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} | {:>7} {:>7} {:>7} | {:>9} {:<7} {:>6} {:>6}\n",
+                   "case", "W", "type", "fused ms", "call ms", "aclnn ms", "py ms", "py/f", "torch ms", "t/fused", "t/call",
+                   "t/aclnn", "roof ms", "bound", "f/roof", "t/roof");
   for (const auto& r : cases) {
     if (!r.skipped.empty()) continue;
     const Derived d = derive(r);
-    s += fmt::format("{:<14} {:>2} {:<4} | {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} | {:>7} {:>7} {:>7} | {:>9} {:<7} {:>6}\n",
+    s += fmt::format("{:<14} {:>2} {:<4} | {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} | {:>7} {:>7} {:>7} | {:>9} {:<7} {:>6} {:>6}\n",
                      r.shape.name, r.shape.world_size, r.dtype == DType::bf16 ? "bf16" : "fp16", ms_or_dash(r, Variant::fused),
                      ms_or_dash(r, Variant::fused_per_call), ms_or_dash(r, Variant::aclnn),
                      r.python.available ? fmt::format("{:.3f}", r.python.median * 1e3) : "-", ratio_or_dash(d.python_over_fused),
                      r.torch.available ? fmt::format("{:.3f}", r.torch.median * 1e3) : "-", ratio_or_dash(d.torch_over_fused),
                      ratio_or_dash(d.torch_over_fused_per_call), ratio_or_dash(d.torch_over_aclnn),
                      d.roofline.t > 0 ? fmt::format("{:.3f}", d.roofline.t * 1e3) : "-", d.roofline.bound,
-                     ratio_or_dash(d.fused_over_roofline));
+                     ratio_or_dash(d.fused_over_roofline), ratio_or_dash(d.torch_over_roofline));
   }
   s += "fused = gmmav::run with PackedWeights made once; call = gmmav::run packing the weights in every call (`gmmav run`);\n"
        "aclnn = the two-phase C API on aclrtMalloc memory (its weight cache: packed by the first call); py = gmmav.torch's op\n"
        "(weights from its cache, W rank threads of one Python process; py/f = py / fused); torch = the PyTorch\n"
        "composite (per-expert matmul, cat, gloo all_to_all_single, shared matmul), W processes; roof = max(weight bytes / DRAM\n"
        "read bandwidth, sum over the routes of their FLOPs / their peak) of all ranks, the peaks the best samples of the run;\n"
-       "bound = the larger term; f/roof = fused / roof\n";
+       "bound = the larger term; f/roof = fused / roof; t/roof = torch / roof, the most any implementation can beat\n"
+       "PyTorch by: below 2, 2 x PyTorch is out of reach (D103)\n";
   return s;
 }
 

@@ -31,6 +31,7 @@ struct Derived {
   double python_over_fused = 0;
   Roofline roofline;               ///< the least time of a call on this machine (roofline.hpp)
   double fused_over_roofline = 0;  ///< t_fused / roofline
+  double torch_over_roofline = 0;  ///< t_torch / roofline: the most any implementation can beat PyTorch by (D103)
 };
 
 Derived derive(const CaseResult& r);
