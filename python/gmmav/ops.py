@@ -18,6 +18,10 @@ from .layouts import native_view, op_layouts, readable
 from .weight_cache import cache as _weight_cache
 
 _lock = threading.Lock()
+# The ops' Python work before and after the C++ call, one thread of the process at a time (D104):
+# torch's calls in it release the GIL, and with W rank threads each release handed the GIL to
+# another rank, so every rank's prologue waited for all of them. Never held into the C++ call.
+_python_side = threading.Lock()
 _call_locks = {}  # _native.Group -> Lock held while a thread of this process is in a call on it
 _failed_outputs = []  # outputs of calls that failed after starting (see _native_call)
 
@@ -65,22 +69,44 @@ def _shared_views(mm_x, mm_weight, mm_y):
     return native_view(mm_x), native_view(mm_weight), native_view(mm_y)
 
 
-def _combine(g, W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm):
-    """The combine op on checked, row-major arguments (op_layouts) -> (y, mm_y or None)."""
+class _Call:
+    """One op call prepared by its Python prologue: its outputs, the _native function and its
+    arguments, and the weight cache's pending entry (stored after a successful call)."""
+    __slots__ = ("outputs", "fn", "args", "packed", "pending")
+
+    def __init__(self, outputs, fn, args, packed, pending):
+        self.outputs, self.fn, self.args, self.packed, self.pending = outputs, fn, args, packed, pending
+
+    def run(self, g):
+        """The C++ call (outside _python_side: it waits for the peers), then the cache's store."""
+        _native_call(self.outputs, self.fn, g, *self.args, self.packed)
+        if self.pending is not None:
+            with _python_side:
+                _weight_cache.store(self.pending, self.packed)
+        return self.outputs
+
+
+def _combine_call(W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm):
+    """The combine op's prologue on checked, row-major arguments (op_layouts); under _python_side."""
     n1 = gmm_weight.shape[1 if trans_gmm else 2] if gmm_weight.dim() == 3 else 0
     y = output_pool.empty((max(sum(recv), 0), n1), gmm_x.dtype, "y")
     mm_y = _mm_out(gmm_x, mm_x, mm_weight, trans_mm)
     shared = mm_x is not None
     packed, pending = _weight_cache.lookup(gmm_weight, trans_gmm, mm_weight if shared else None, trans_mm)
-    _native_call((y, mm_y), _native.run, g, W, send, recv, trans_gmm, trans_mm, native_view(gmm_x),
-                 native_view(gmm_weight), native_view(y), *_shared_views(mm_x, mm_weight, mm_y), packed)
-    if pending is not None:
-        _weight_cache.store(pending, packed)
-    return y, mm_y
+    args = (W, send, recv, trans_gmm, trans_mm, native_view(gmm_x), native_view(gmm_weight), native_view(y),
+            *_shared_views(mm_x, mm_weight, mm_y))
+    return _Call((y, mm_y), _native.run, args, packed, pending)
 
 
-def _dispatch(g, W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm, permute_out):
-    """The dispatch op on checked, row-major arguments -> (gmm_y, mm_y or None, permute_out or None)."""
+def _combine(g, W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm):
+    """The combine op on checked, row-major arguments (op_layouts) -> (y, mm_y or None)."""
+    with _python_side:
+        call = _combine_call(W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm)
+    return call.run(g)
+
+
+def _dispatch_call(W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm, permute_out):
+    """The dispatch op's prologue on checked, row-major arguments; under _python_side."""
     n1 = gmm_weight.shape[1 if trans_gmm else 2] if gmm_weight.dim() == 3 else 0
     a = max(sum(recv), 0)
     gmm_y = output_pool.empty((a, n1), gmm_x.dtype, "gmm_y")
@@ -88,12 +114,16 @@ def _dispatch(g, W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, t
     mm_y = _mm_out(gmm_x, mm_x, mm_weight, trans_mm)
     shared = mm_x is not None
     packed, pending = _weight_cache.lookup(gmm_weight, trans_gmm, mm_weight if shared else None, trans_mm)
-    _native_call((gmm_y, mm_y, perm), _native.run_dispatch, g, W, send, recv, trans_gmm, trans_mm, native_view(gmm_x),
-                 native_view(gmm_weight), native_view(gmm_y), *_shared_views(mm_x, mm_weight, mm_y),
-                 native_view(perm) if permute_out else None, packed)
-    if pending is not None:
-        _weight_cache.store(pending, packed)
-    return gmm_y, mm_y, perm
+    args = (W, send, recv, trans_gmm, trans_mm, native_view(gmm_x), native_view(gmm_weight), native_view(gmm_y),
+            *_shared_views(mm_x, mm_weight, mm_y), native_view(perm) if permute_out else None)
+    return _Call((gmm_y, mm_y, perm), _native.run_dispatch, args, packed, pending)
+
+
+def _dispatch(g, W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm, permute_out):
+    """The dispatch op on checked, row-major arguments -> (gmm_y, mm_y or None, permute_out or None)."""
+    with _python_side:
+        call = _dispatch_call(W, send, recv, gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm, trans_mm, permute_out)
+    return call.run(g)
 
 
 def npu_gmm_alltoallv(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_counts, *, send_counts_tensor=None,
@@ -107,13 +137,18 @@ def npu_gmm_alltoallv(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_
     row-major is copied once (docs/python.md, "Views"). Collective: every rank of the group calls
     it. Differentiable when an input requires grad (docs/python.md, "Autograd"): backward is
     collective too."""
-    g, W, send, recv = check_op_arguments(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_counts, send_counts_tensor,
-                                          recv_counts_tensor, mm_x, mm_weight, trans_gmm_weight, trans_mm_weight)
-    if wants_grad(gmm_x, gmm_weight, mm_x, mm_weight):
+    with _python_side:
+        g, W, send, recv = check_op_arguments(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_counts,
+                                              send_counts_tensor, recv_counts_tensor, mm_x, mm_weight, trans_gmm_weight,
+                                              trans_mm_weight)
+        grad = wants_grad(gmm_x, gmm_weight, mm_x, mm_weight)
+        if not grad:
+            x, w, mx, mw, tg, tm, _, _ = op_layouts(gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm_weight, trans_mm_weight)
+            call = _combine_call(W, send, recv, x, w, mx, mw, tg, tm)
+    if grad:
         out = _CombineFunction.apply(gmm_x, gmm_weight, mm_x, mm_weight, (g, W, send, recv, trans_gmm_weight, trans_mm_weight))
         return out[0], (out[1] if mm_x is not None else None)
-    x, w, mx, mw, tg, tm, _, _ = op_layouts(gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm_weight, trans_mm_weight)
-    return _combine(g, W, send, recv, x, w, mx, mw, tg, tm)
+    return call.run(g)
 
 
 def npu_alltoallv_gmm(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_counts, *, send_counts_tensor=None,
@@ -127,15 +162,20 @@ def npu_alltoallv_gmm(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_
     (e, H1, N1), or (e, N1, H1) with trans_gmm_weight; gmm_y (A, N1) and permute_out (A, H1)
     expert-major, source-minor (A = sum(recv_counts)); the shared expert as npu_gmm_alltoallv's.
     Views as npu_gmm_alltoallv's. Collective; differentiable like npu_gmm_alltoallv."""
-    g, W, send, recv = check_op_arguments(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_counts, send_counts_tensor,
-                                          recv_counts_tensor, mm_x, mm_weight, trans_gmm_weight, trans_mm_weight)
-    check_flag("permute_out_flag", permute_out_flag)
-    if wants_grad(gmm_x, gmm_weight, mm_x, mm_weight):
+    with _python_side:
+        g, W, send, recv = check_op_arguments(gmm_x, gmm_weight, hcom, ep_world_size, send_counts, recv_counts,
+                                              send_counts_tensor, recv_counts_tensor, mm_x, mm_weight, trans_gmm_weight,
+                                              trans_mm_weight)
+        check_flag("permute_out_flag", permute_out_flag)
+        grad = wants_grad(gmm_x, gmm_weight, mm_x, mm_weight)
+        if not grad:
+            x, w, mx, mw, tg, tm, _, _ = op_layouts(gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm_weight, trans_mm_weight)
+            call = _dispatch_call(W, send, recv, x, w, mx, mw, tg, tm, permute_out_flag)
+    if grad:
         out = _DispatchFunction.apply(gmm_x, gmm_weight, mm_x, mm_weight,
                                       (g, W, send, recv, trans_gmm_weight, trans_mm_weight, permute_out_flag))
         return out[0], (out[1] if mm_x is not None else None), (out[2] if permute_out_flag else None)
-    x, w, mx, mw, tg, tm, _, _ = op_layouts(gmm_x, gmm_weight, mm_x, mm_weight, trans_gmm_weight, trans_mm_weight)
-    return _dispatch(g, W, send, recv, x, w, mx, mw, tg, tm, permute_out_flag)
+    return call.run(g)
 
 
 # Autograd (docs/python.md, "Autograd"; D45). The two ops are each other's adjoint

@@ -273,6 +273,33 @@ def test_transposed_weight_view_is_read_in_place(monkeypatch):
     assert w.grad.shape == w.shape
 
 
+def test_the_python_side_lock_is_never_held_into_the_native_call(monkeypatch):
+    """The ops' Python prologue runs under ops._python_side (D104), released before gmmav's C++
+    call: a rank held in C++ waiting for its peers must not keep their prologues out. Forward and
+    backward, both ops, with the weight cache packing (second call) and reading (third)."""
+    from gmmav import ops
+    held = []
+    for fn in ("run", "run_dispatch"):
+        real = getattr(_native, fn)
+
+        def spy(*a, real=real):
+            held.append(ops._python_side.locked())
+            return real(*a)
+        monkeypatch.setattr(_native, fn, spy)
+    g = torch.Generator().manual_seed(4)
+    w = torch.randn(2, 4, 5, generator=g).to(F16)
+    x, mx, mw = torch.randn(3, 4, generator=g).to(F16), torch.randn(2, 6, generator=g).to(F16), torch.randn(6, 7).to(F16)
+    with torch.no_grad():
+        for _ in range(3):
+            for op in (gt.npu_gmm_alltoallv, gt.npu_alltoallv_gmm):
+                op(x, w, one_rank(), 1, [1, 2], [1, 2], mm_x=mx, mm_weight=mw)
+    wg = w.clone().requires_grad_()
+    y, _ = gt.npu_gmm_alltoallv(x, wg, one_rank(), 1, [1, 2], [1, 2])
+    y.float().sum().backward()
+    assert len(held) == 8 and not any(held), held
+    assert not ops._python_side.locked()
+
+
 def test_get_hccl_comm_name_and_npu_backend_are_given_to_process_groups(monkeypatch):
     """patch_torch_npu gives torch.distributed.ProcessGroup get_hccl_comm_name(rank); where torch
     has _get_backend (torch >= 2), _get_backend(npu) gives an object with it; other devices go to
